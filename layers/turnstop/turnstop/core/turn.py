@@ -1,0 +1,167 @@
+"""The turn: one unit of cancellable work, its states and the five cancel outcomes.
+
+Stored states are ``queued → running → completed | failed | incomplete | cancelled``.
+"Cancelling" is not a state: it is ``running`` with ``cancel_requested_at`` set. A ``queued``
+turn whose cancel flag is set is cancelled: no worker can claim it (a claim requires the flag
+to be absent), so the cancel request stays one conditional write. ``Turn.status`` reports that
+effective state, and the terminal time and grace expiry follow from the flag.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INCOMPLETE = "incomplete"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (Status.QUEUED, Status.RUNNING)
+
+
+IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+
+
+class CancelOutcome(str, enum.Enum):
+    CANCELLED = "cancelled"  # was queued: cancelled at once, no work will start
+    CANCELLING = "cancelling"  # was running: flag set, the worker stops at its next commit
+    ALREADY_CANCELLING = "already_cancelling"  # running and flagged by an earlier request
+    ALREADY_TERMINAL = "already_terminal"  # finished before this request (any terminal state)
+    NOT_FOUND = "not_found"  # unknown, another tenant's or scope's, or past its grace window
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    reason: str | None = None
+    actor: str | None = None
+    source: str = "api"
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_item(self) -> dict[str, int]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+    @classmethod
+    def from_item(cls, raw: Any) -> Usage:
+        raw = raw or {}
+        return cls(int(raw.get("input_tokens", 0)), int(raw.get("output_tokens", 0)))
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A snapshot of a turn head as read from the store, with the effective state derived."""
+
+    id: str
+    kind: str
+    tenant: str
+    scope: str
+    stored_status: Status
+    created_at: int
+    seq: int = 0
+    grace_ms: int = 120_000
+    end_user: str | None = None
+    account_id: int | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    stored_expires_at: int | None = None
+    cancel_requested_at: int | None = None
+    cancel_reason: str | None = None
+    cancel_actor: str | None = None
+    cancel_source: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    input: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_requested_at is not None
+
+    @property
+    def status(self) -> Status:
+        if self.stored_status is Status.QUEUED and self.cancel_requested:
+            return Status.CANCELLED
+        return self.stored_status
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    @property
+    def completed_at(self) -> int | None:
+        if self.stored_status is Status.QUEUED and self.cancel_requested:
+            return self.cancel_requested_at
+        return self.finished_at
+
+    @property
+    def expires_at(self) -> int | None:
+        if self.stored_expires_at is not None:
+            return self.stored_expires_at
+        done = self.completed_at
+        return None if done is None else done + self.grace_ms
+
+    def expired(self, now_ms: int) -> bool:
+        """Past its grace window. Every read asks this; DynamoDB's TTL is only cleanup."""
+        exp = self.expires_at
+        return exp is not None and exp <= now_ms
+
+    def lease_expired(self, now_ms: int) -> bool:
+        return self.lease_expires_at is not None and self.lease_expires_at <= now_ms
+
+    def visible_to(self, tenant: str, scope: str | None = None, end_user: str | None = None) -> bool:
+        """Whether a caller may see this turn at all; anything else is ``not_found``."""
+        if self.tenant != tenant:
+            return False
+        if scope is not None and self.scope != scope:
+            return False
+        if end_user is not None and self.end_user != end_user:
+            return False
+        return True
+
+
+def outcome_from_conflict(
+    old: Turn | None,
+    now_ms: int,
+    tenant: str,
+    scope: str | None = None,
+    end_user: str | None = None,
+) -> CancelOutcome:
+    """Why a cancel's conditional write failed, from the item it failed against (ALL_OLD).
+
+    Pure, so races are decided the same way everywhere: the old item says who won.
+    """
+    if old is None or not old.visible_to(tenant, scope, end_user) or old.expired(now_ms):
+        return CancelOutcome.NOT_FOUND
+    if old.terminal:
+        return CancelOutcome.ALREADY_TERMINAL
+    if old.cancel_requested:
+        return CancelOutcome.ALREADY_CANCELLING
+    # The condition is exactly "visible, in flight, unflagged": an old item that satisfies
+    # it cannot have failed it.
+    raise AssertionError(f"cancel of {old.id} failed against an item that meets its condition")
+
+
+def outcome_from_success(old_status: Status) -> CancelOutcome:
+    return CancelOutcome.CANCELLED if old_status is Status.QUEUED else CancelOutcome.CANCELLING
+
+
+def final_status_after_lost_worker(turn: Turn) -> Status:
+    """A running turn whose lease expired ends cancelled if a cancel was asked for, else failed."""
+    return Status.CANCELLED if turn.cancel_requested else Status.FAILED

@@ -1,0 +1,41 @@
+"""Wire models of the sessions dialect."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+MAX_PROMPT_CHARS = 200_000
+
+
+class CreateSession(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    persistent: StrictBool = False
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    message: StrictStr = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+
+
+class CreateResponse(BaseModel):
+    """Stateless ``POST /v1/responses``: ``input`` is the prompt (``message`` is accepted too)."""
+
+    model_config = ConfigDict(extra="ignore")
+    input: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    message: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+
+    @property
+    def prompt(self) -> str:
+        return self.input or self.message or ""
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    reason: StrictStr | None = Field(default=None, max_length=1000)
+
+
+class CancelAnswer(BaseModel):
+    response_id: str
+    status: Literal["cancelling", "already_complete"]

@@ -1,0 +1,66 @@
+"""Event vocabulary of the sessions dialect: ``message.*`` for session turns, ``response.*``
+for stateless ones. First ``<p>.created`` (data.id is the response id), then ``<p>.delta``,
+last exactly one of ``<p>.completed`` / ``<p>.cancelled`` / ``<p>.failed``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from turnstop.core.clock import iso
+from turnstop.core.events import PendingEvent
+from turnstop.core.turn import Status, Turn, Usage
+from turnstop.runtime.renderer import Outcome, register
+
+SESSION_KIND = "session"
+STATELESS_KIND = "response"
+PREFIX = {SESSION_KIND: "message", STATELESS_KIND: "response"}
+
+
+def usage_body(u: Usage) -> dict[str, int]:
+    return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "total_tokens": u.total_tokens}
+
+
+def session_id_of(turn: Turn) -> str | None:
+    return turn.scope.split(":", 1)[1] if turn.scope.startswith("session:") else None
+
+
+def created_event(turn: Turn) -> PendingEvent:
+    data: dict[str, Any] = {
+        "id": turn.id,
+        "object": PREFIX[turn.kind],
+        "status": "queued",
+        "created_at": iso(turn.created_at),
+    }
+    sid = session_id_of(turn)
+    if sid:
+        data["session_id"] = sid
+    return PendingEvent(f"{PREFIX[turn.kind]}.created", data)
+
+
+class SessionsRenderer:
+    def __init__(self, kind: str) -> None:
+        self.prefix = PREFIX[kind]
+
+    def on_start(self, turn: Turn) -> list[PendingEvent]:
+        return []
+
+    def on_delta(self, turn: Turn, text: str, kind: str) -> list[PendingEvent]:
+        return [PendingEvent(f"{self.prefix}.delta", {"id": turn.id, "delta": text})]
+
+    def on_end(self, turn: Turn, outcome: Outcome) -> list[PendingEvent]:
+        name = {Status.COMPLETED: "completed", Status.CANCELLED: "cancelled"}.get(outcome.status, "failed")
+        data: dict[str, Any] = {
+            "id": turn.id,
+            "status": name,
+            "usage": usage_body(outcome.usage),
+            "billed": outcome.status is Status.COMPLETED,
+        }
+        if outcome.status is Status.CANCELLED:
+            data["cancel"] = {"reason": turn.cancel_reason, "source": turn.cancel_source}
+        if outcome.error:
+            data["error"] = outcome.error
+        return [PendingEvent(f"{self.prefix}.{name}", data)]
+
+
+register(SESSION_KIND, SessionsRenderer(SESSION_KIND))
+register(STATELESS_KIND, SessionsRenderer(STATELESS_KIND))

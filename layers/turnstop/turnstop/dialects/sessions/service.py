@@ -1,0 +1,161 @@
+"""The sessions dialect's operations on the shared core: sessions, turns, cancel, streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from turnstop.auth import Principal
+from turnstop.core import errors
+from turnstop.core.clock import iso
+from turnstop.core.ids import matches, new_id
+from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
+from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
+from turnstop.http.sse import SSE_HEADERS, StreamingResponse, follow
+from turnstop.settings import Settings
+from turnstop.store.dynamo import IdempotencyClaim, IdempotentReplay, NewTurn, Store
+
+SESSION_PREFIX = "sess_"
+MESSAGE_PREFIX = "msg_"
+RESPONSE_PREFIX = "resp_"
+
+
+def session_scope(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+STATELESS_SCOPE = "stateless"
+
+
+def check_session_id(session_id: str) -> None:
+    if not matches(SESSION_PREFIX, session_id):
+        raise errors.NotFound("Session not found")
+
+
+def check_rid(rid: str, kind: str) -> None:
+    prefix = MESSAGE_PREFIX if kind == SESSION_KIND else RESPONSE_PREFIX
+    if not matches(prefix, rid):
+        raise errors.NotFound("Response not found")
+
+
+def create_session(store: Store, settings: Settings, principal: Principal, persistent: bool) -> dict[str, Any]:
+    lifetime_ms = int(
+        settings.persistent_session_days * 86_400_000 if persistent else settings.ephemeral_session_hours * 3_600_000
+    )
+    s = store.create_session(new_id(SESSION_PREFIX), principal.tenant, persistent, lifetime_ms)
+    return {
+        "id": s.id,
+        "object": "session",
+        "persistent": s.persistent,
+        "created_at": iso(s.created_at),
+        "expires_at": iso(s.expires_at),
+    }
+
+
+def destroy_session(store: Store, principal: Principal, session_id: str) -> dict[str, Any]:
+    check_session_id(session_id)
+    s = store.destroy_session(session_id, principal.tenant)
+    cancelled = None
+    if s.active_turn:
+        outcome, _ = store.request_cancel(
+            s.active_turn,
+            tenant=principal.tenant,
+            scope=session_scope(session_id),
+            req=CancelRequest(reason="session deleted", actor=principal.key_id, source="session_delete"),
+        )
+        if outcome in (CancelOutcome.CANCELLED, CancelOutcome.CANCELLING):
+            cancelled = s.active_turn
+    return {"id": session_id, "object": "session", "deleted": True, "cancelled_response_id": cancelled}
+
+
+def start_turn(
+    store: Store,
+    settings: Settings,
+    principal: Principal,
+    *,
+    prompt: str,
+    session_id: str | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Turn:
+    """Create (or, for a repeated Idempotency-Key, find) the turn and queue it for a worker."""
+    if session_id is not None:
+        check_session_id(session_id)
+    kind = SESSION_KIND if session_id else STATELESS_KIND
+    new = NewTurn(
+        id=new_id(MESSAGE_PREFIX if session_id else RESPONSE_PREFIX),
+        kind=kind,
+        tenant=principal.tenant,
+        scope=session_scope(session_id) if session_id else STATELESS_SCOPE,
+        grace_ms=settings.grace_ms,
+        input={"prompt": prompt},
+        end_user=principal.end_user,
+    )
+    claim = None
+    if idempotency_key:
+        if len(idempotency_key) > 255:
+            raise errors.InvalidRequest("Idempotency-Key must be at most 255 characters")
+        claim = IdempotencyClaim(principal.tenant, idempotency_key, fingerprint)
+    from turnstop.core.turn import Status
+
+    placeholder = Turn(new.id, kind, new.tenant, new.scope, Status.QUEUED, store.now(), grace_ms=new.grace_ms)
+    try:
+        turn = store.start_turn(new, created_event(placeholder), session_id=session_id, idempotency=claim)
+    except IdempotentReplay as replay:
+        existing = store.get_turn(replay.turn_id)
+        if existing is None or not existing.visible_to(principal.tenant) or existing.expired(store.now()):
+            raise errors.NotFound("Response not found") from None
+        return existing
+    store.enqueue(turn.id)
+    return turn
+
+
+def cancel(
+    store: Store, principal: Principal, rid: str, *, session_id: str | None, reason: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """202 cancelling while in flight; 200 already_complete once finished; 404 otherwise."""
+    kind = SESSION_KIND if session_id else STATELESS_KIND
+    if session_id is not None:
+        check_session_id(session_id)
+    check_rid(rid, kind)
+    outcome, _ = store.request_cancel(
+        rid,
+        tenant=principal.tenant,
+        scope=session_scope(session_id) if session_id else STATELESS_SCOPE,
+        req=CancelRequest(reason=reason, actor=principal.key_id, source="api"),
+    )
+    if outcome is CancelOutcome.NOT_FOUND:
+        raise errors.NotFound("Response not found")
+    if outcome in (CancelOutcome.CANCELLED, CancelOutcome.CANCELLING, CancelOutcome.ALREADY_CANCELLING):
+        return 202, {"response_id": rid, "status": "cancelling"}
+    return 200, {"response_id": rid, "status": "already_complete"}
+
+
+def find_turn(store: Store, principal: Principal, rid: str, session_id: str | None) -> Turn:
+    kind = SESSION_KIND if session_id else STATELESS_KIND
+    if session_id is not None:
+        check_session_id(session_id)
+    check_rid(rid, kind)
+    turn = store.get_turn(rid)
+    scope = session_scope(session_id) if session_id else STATELESS_SCOPE
+    if turn is None or not turn.visible_to(principal.tenant, scope) or turn.expired(store.now()):
+        raise errors.NotFound("Response not found")
+    return turn
+
+
+def parse_after(headers: Mapping[str, str], query: Mapping[str, str]) -> int:
+    raw = headers.get("last-event-id") or query.get("after") or "0"
+    try:
+        after = int(raw)
+    except ValueError:
+        raise errors.InvalidRequest("Last-Event-ID / after must be a non-negative integer") from None
+    if after < 0:
+        raise errors.InvalidRequest("Last-Event-ID / after must be a non-negative integer")
+    return after
+
+
+def stream(store: Store, settings: Settings, turn: Turn, after: int, status: int = 200) -> StreamingResponse:
+    body: Iterator[str] = follow(
+        store, turn, after, poll_ms=settings.reader_poll_ms, keepalive_s=settings.keepalive_seconds
+    )
+    return StreamingResponse(status, {**SSE_HEADERS, "X-Response-Id": turn.id}, body)

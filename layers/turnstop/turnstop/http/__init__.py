@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every dialect: principals, request bodies, resolvers, SSE."""

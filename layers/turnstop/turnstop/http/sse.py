@@ -1,0 +1,86 @@
+"""Server-sent events: framing and the reader that replays and follows a turn's buffer.
+
+Readers read the head's committed seq, then the events up to it; so replay from any
+Last-Event-ID works during the turn and within its grace window, ending with the terminal
+event. A queued turn cancelled before any worker touched it has no terminal event yet;
+the reader derives it from the head exactly as the worker will write it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnstop.core.events import Event
+from turnstop.core.turn import Status, Turn
+from turnstop.runtime.renderer import Outcome, renderer_for
+from turnstop.store.dynamo import Store
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+@dataclass
+class StreamingResponse:
+    """What a stream handler returns: status and headers at once, then the body as it comes."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: Any = field(default_factory=list)
+
+
+def frame(ev: Event, data: dict[str, Any] | None = None) -> str:
+    payload = json.dumps(ev.data if data is None else data, separators=(",", ":"))
+    return f"id: {ev.seq}\nevent: {ev.type}\ndata: {payload}\n\n"
+
+
+def keepalive() -> str:
+    return ": keep-alive\n\n"
+
+
+def derived_terminal(turn: Turn) -> list[Event]:
+    """The closing events of a queued turn that was cancelled before a worker saw it."""
+    closing = renderer_for(turn.kind).on_end(turn, Outcome(Status.CANCELLED, turn.usage, ""))
+    return [Event(turn.seq + i + 1, e.type, e.data) for i, e in enumerate(closing)]
+
+
+def follow(
+    store: Store,
+    turn: Turn,
+    after: int,
+    *,
+    poll_ms: int,
+    keepalive_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    render: Callable[[Event], str] = frame,
+) -> Iterator[str]:
+    """Yield frames after ``after`` until the terminal event, then stop."""
+    cursor = after
+    quiet_since = monotonic()
+    head: Turn | None = turn
+    while True:
+        if head is None or head.expired(store.now()):
+            return
+        if head.seq > cursor:
+            for ev in store.read_events(head.id, cursor, head.seq):
+                yield render(ev)
+                cursor = ev.seq
+            quiet_since = monotonic()
+        if head.terminal and cursor >= head.seq:
+            if head.stored_status is Status.QUEUED:  # cancelled before it started
+                for ev in derived_terminal(head):
+                    if ev.seq > cursor:
+                        yield render(ev)
+            return
+        if monotonic() - quiet_since >= keepalive_s:
+            yield keepalive()
+            quiet_since = monotonic()
+        sleep(poll_ms / 1000)
+        head = store.get_turn(turn.id)

@@ -1,0 +1,361 @@
+"""Store and runtime behaviour, run on moto (unit) and on DynamoDB Local (integration)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.cases.fixtures import Env
+from turnstop.core import errors
+from turnstop.core.events import PendingEvent
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
+from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
+from turnstop.http.sse import follow
+from turnstop.runtime.model import Chunk, ScriptedModel
+from turnstop.runtime.runner import LeaseHeld, TurnRunner
+from turnstop.store.dynamo import IdempotencyClaim, IdempotentReplay, NewTurn, Store
+
+TENANT = "t1"
+LEASE_MS = 30_000
+
+
+def start(env: Env, prompt: str = "Write a 10-word note", *, tenant: str = TENANT, session_id: str | None = None,
+          idem: IdempotencyClaim | None = None, turn_id: str | None = None) -> Turn:
+    from turnstop.core.ids import new_id
+
+    kind = SESSION_KIND if session_id else STATELESS_KIND
+    new = NewTurn(
+        id=turn_id or new_id("msg_" if session_id else "resp_"),
+        kind=kind,
+        tenant=tenant,
+        scope=f"session:{session_id}" if session_id else "stateless",
+        grace_ms=120_000,
+        input={"prompt": prompt},
+    )
+    placeholder = Turn(new.id, kind, tenant, new.scope, Status.QUEUED, env.clock.now_ms())
+    return env.store.start_turn(new, created_event(placeholder), session_id=session_id, idempotency=idem)
+
+
+class HookModel:
+    """Scripted words with callbacks at chosen word indexes (deterministic interleavings)."""
+
+    def __init__(self, words: int, hooks: dict[int, Callable[[], None]] | None = None, fail_at: int | None = None):
+        self.words, self.hooks, self.fail_at = words, hooks or {}, fail_at
+        self.closed = False
+
+    def stream(self, prompt: str) -> Iterator[Chunk]:
+        try:
+            for i in range(self.words):
+                if i in self.hooks:
+                    self.hooks[i]()
+                if self.fail_at == i:
+                    raise RuntimeError("model exploded")
+                yield Chunk(f"w{i} ")
+            if self.words in self.hooks:
+                self.hooks[self.words]()
+        finally:
+            self.closed = True
+
+
+def runner(env: Env, model: Any, owner: str = "worker-a") -> TurnRunner:
+    return TurnRunner(env.store, lambda turn: model, lease_ms=LEASE_MS, owner=owner)
+
+
+def cancel(env: Env, turn_id: str, tenant: str = TENANT, scope: str | None = None) -> CancelOutcome:
+    outcome, _ = env.store.request_cancel(turn_id, tenant=tenant, scope=scope, req=CancelRequest(reason="test"))
+    return outcome
+
+
+def events(env: Env, turn_id: str) -> list[Any]:
+    head = env.store.get_turn(turn_id)
+    assert head is not None
+    return env.store.read_events(turn_id, 0, head.seq)
+
+
+def ledger_kinds(env: Env, turn_id: str, tenant: str = TENANT) -> list[str]:
+    return sorted(e["kind"] for e in env.store.ledger(tenant, turn_id))
+
+
+# ---------------------------------------------------------------------------- the happy path
+
+
+def test_a_completed_turn_publishes_every_word_and_bills_once(env: Env) -> None:
+    turn = start(env)
+    assert runner(env, ScriptedModel(0)).handle(turn.id) == "completed"
+    evs = events(env, turn.id)
+    assert [e.type for e in evs] == ["response.created"] + ["response.delta"] * 10 + ["response.completed"]
+    assert [e.seq for e in evs] == list(range(1, 13))
+    assert evs[-1].data["usage"]["output_tokens"] == 10
+    assert ledger_kinds(env, turn.id) == ["debit", "usage"]
+    # a redelivered message for a finished turn changes nothing
+    assert runner(env, ScriptedModel(0), owner="worker-b").handle(turn.id) == "already_final"
+    assert len(events(env, turn.id)) == 12
+
+
+# ---------------------------------------------------------------------------- cancel outcomes
+
+
+def test_cancelling_a_queued_turn_cancels_it_at_once_and_no_work_starts(env: Env) -> None:
+    turn = start(env)
+    assert cancel(env, turn.id) is CancelOutcome.CANCELLED
+    head = env.store.get_turn(turn.id)
+    assert head is not None and head.status is Status.CANCELLED
+    model = HookModel(5)
+    assert runner(env, model).handle(turn.id) == "cancelled"  # the worker records it, runs nothing
+    evs = events(env, turn.id)
+    assert [e.type for e in evs] == ["response.created", "response.cancelled"]
+    assert ledger_kinds(env, turn.id) == ["usage"]
+    assert cancel(env, turn.id) is CancelOutcome.ALREADY_TERMINAL
+
+
+def test_a_reader_sees_the_terminal_event_of_a_queued_cancel_before_any_worker_does(env: Env) -> None:
+    turn = start(env)
+    cancel(env, turn.id)
+    head = env.store.get_turn(turn.id)
+    assert head is not None
+    frames = list(follow(env.store, head, 0, poll_ms=1, keepalive_s=60, sleep=lambda s: None))
+    assert [f.split("\n")[1] for f in frames] == ["event: response.created", "event: response.cancelled"]
+    runner(env, HookModel(5)).handle(turn.id)
+    # what the worker wrote later is the same event, at the same seq, as what the reader derived
+    assert frames[1].startswith("id: 2\n") and events(env, turn.id)[1].seq == 2
+
+
+def test_cancelling_a_running_turn_stops_it_at_the_next_commit_and_bills_nothing(env: Env) -> None:
+    turn = start(env)
+    seen: dict[str, CancelOutcome] = {}
+    model = HookModel(10, hooks={4: lambda: seen.setdefault("first", cancel(env, turn.id))})
+    assert runner(env, model).handle(turn.id) == "cancelled"
+    assert seen["first"] is CancelOutcome.CANCELLING
+    evs = events(env, turn.id)
+    assert [e.type for e in evs][-1] == "response.cancelled"
+    assert sum(e.type == "response.delta" for e in evs) == 4  # words 0-3; word 4's commit was refused
+    assert evs[-1].data["usage"]["output_tokens"] == 4 and evs[-1].data["billed"] is False
+    assert model.closed
+    assert ledger_kinds(env, turn.id) == ["usage"]
+    usage = env.store.ledger(TENANT, turn.id)[0]
+    assert usage["billed"] is False and usage["output_tokens"] == 4
+
+
+def test_a_second_cancel_while_the_first_propagates_is_already_cancelling(env: Env) -> None:
+    turn = start(env)
+    env.store.claim(turn.id, "worker-a", LEASE_MS)
+    assert cancel(env, turn.id) is CancelOutcome.CANCELLING
+    assert cancel(env, turn.id) is CancelOutcome.ALREADY_CANCELLING
+
+
+def test_cancel_after_the_grace_window_is_not_found(env: Env) -> None:
+    turn = start(env)
+    runner(env, ScriptedModel(0)).handle(turn.id)
+    env.clock.advance(seconds=119)
+    assert cancel(env, turn.id) is CancelOutcome.ALREADY_TERMINAL
+    env.clock.advance(seconds=1)
+    assert cancel(env, turn.id) is CancelOutcome.NOT_FOUND
+
+
+def test_another_tenants_or_scopes_turn_is_not_found_and_unchanged(env: Env) -> None:
+    turn = start(env)
+    assert cancel(env, turn.id, tenant="intruder") is CancelOutcome.NOT_FOUND
+    assert cancel(env, turn.id, scope="session:sess_other") is CancelOutcome.NOT_FOUND
+    assert cancel(env, "resp_doesnotexist") is CancelOutcome.NOT_FOUND
+    head = env.store.get_turn(turn.id)
+    assert head is not None and head.status is Status.QUEUED and not head.cancel_requested
+
+
+# ---------------------------------------------------------------------------- cost of the hot paths
+
+
+def test_a_committed_step_costs_one_write_and_no_read_cancel_check_included(env: Env) -> None:
+    turn = env.store.claim(start(env).id, "worker-a", LEASE_MS)
+    env.counter.reset()
+    env.store.commit(turn, "worker-a", [PendingEvent("response.delta", {"delta": "x"})], turn.usage, LEASE_MS)
+    assert env.counter.calls == ["TransactWriteItems"]
+    cancel(env, turn.id)
+    env.counter.reset()
+    from turnstop.store import CommitRejected
+
+    turn2 = env.store.get_turn(turn.id)
+    assert turn2 is not None
+    env.counter.reset()
+    with pytest.raises(CommitRejected) as refused:
+        env.store.commit(turn2, "worker-a", [PendingEvent("response.delta", {"delta": "y"})], turn.usage, LEASE_MS)
+    assert env.counter.calls == ["TransactWriteItems"]  # the refusal says why: no read needed
+    assert refused.value.old is not None and refused.value.old.cancel_requested
+
+
+def test_a_cancel_request_costs_one_write_and_no_read(env: Env) -> None:
+    turn = start(env)
+    env.store.claim(turn.id, "worker-a", LEASE_MS)
+    for expected in (CancelOutcome.CANCELLING, CancelOutcome.ALREADY_CANCELLING):
+        env.counter.reset()
+        assert cancel(env, turn.id) is expected
+        assert env.counter.calls == ["UpdateItem"]
+
+
+def test_a_whole_turn_reads_nothing_while_it_runs(env: Env) -> None:
+    turn = start(env)
+    env.counter.reset()
+    runner(env, ScriptedModel(0)).handle(turn.id)
+    assert env.counter.reads == []
+    # claim + 10 commits + final flush + finalize
+    assert env.counter.calls.count("UpdateItem") == 2 and env.counter.calls.count("TransactWriteItems") == 11
+
+
+# ---------------------------------------------------------------------------- races
+
+
+def test_cancel_landing_after_the_last_word_but_before_completion_wins(env: Env) -> None:
+    turn = start(env)
+    answers: list[CancelOutcome] = []
+    model = HookModel(5, hooks={5: lambda: answers.append(cancel(env, turn.id))})
+    assert runner(env, model).handle(turn.id) == "cancelled"
+    assert answers == [CancelOutcome.CANCELLING]
+    head = env.store.get_turn(turn.id)
+    assert head is not None and head.status is Status.CANCELLED
+    assert ledger_kinds(env, turn.id) == ["usage"]
+
+
+def test_completion_that_lands_first_wins_and_cancel_says_so(env: Env) -> None:
+    turn = start(env)
+    runner(env, ScriptedModel(0)).handle(turn.id)
+    assert cancel(env, turn.id) is CancelOutcome.ALREADY_TERMINAL
+    head = env.store.get_turn(turn.id)
+    assert head is not None and head.status is Status.COMPLETED and not head.cancel_requested
+
+
+def test_cancel_versus_failure_ends_cancelled_when_the_cancel_came_first(env: Env) -> None:
+    turn = start(env)
+    model = HookModel(6, hooks={3: lambda: cancel(env, turn.id)}, fail_at=3)
+    assert runner(env, model).handle(turn.id) == "cancelled"
+    assert events(env, turn.id)[-1].type == "response.cancelled"
+
+
+def test_a_failing_model_fails_the_turn_and_bills_nothing(env: Env) -> None:
+    turn = start(env)
+    assert runner(env, HookModel(6, fail_at=2)).handle(turn.id) == "failed"
+    evs = events(env, turn.id)
+    assert evs[-1].type == "response.failed" and evs[-1].data["error"]["code"] == "model_error"
+    assert ledger_kinds(env, turn.id) == ["usage"]
+    assert cancel(env, turn.id) is CancelOutcome.ALREADY_TERMINAL
+
+
+# ---------------------------------------------------------------------------- worker loss
+
+
+def _die_after_two_words(env: Env, turn: Turn) -> None:
+    """Worker A claims the turn, commits two words, then vanishes without finishing."""
+    claimed = env.store.claim(turn.id, "worker-a", LEASE_MS)
+    seq = env.store.commit(claimed, "worker-a", [PendingEvent("response.delta", {"id": turn.id, "delta": "w0 "}),
+                                                 PendingEvent("response.delta", {"id": turn.id, "delta": "w1 "})],
+                           claimed.usage, LEASE_MS)
+    assert seq == 3
+
+
+def test_a_redelivered_message_while_the_lease_is_alive_comes_back_later(env: Env) -> None:
+    turn = start(env)
+    _die_after_two_words(env, turn)
+    model = HookModel(5)
+    with pytest.raises(LeaseHeld):
+        runner(env, model, owner="worker-b").handle(turn.id)
+
+
+def test_a_lost_worker_is_finalized_failed_by_the_redelivered_message_never_run_twice(env: Env) -> None:
+    turn = start(env)
+    _die_after_two_words(env, turn)
+    env.clock.advance(seconds=31)
+    model = HookModel(5)
+    assert runner(env, model, owner="worker-b").handle(turn.id) == "failed"
+    evs = events(env, turn.id)
+    assert [e.type for e in evs] == ["response.created", "response.delta", "response.delta", "response.failed"]
+    assert evs[-1].data["error"]["code"] == "worker_lost"
+    assert model.closed is False  # the model never ran again
+    assert ledger_kinds(env, turn.id) == ["usage"]
+
+
+def test_a_lost_worker_with_a_cancel_requested_ends_cancelled(env: Env) -> None:
+    turn = start(env)
+    _die_after_two_words(env, turn)
+    assert cancel(env, turn.id) is CancelOutcome.CANCELLING
+    env.clock.advance(seconds=31)
+    assert runner(env, HookModel(5), owner="worker-b").handle(turn.id) == "cancelled"
+    evs = events(env, turn.id)
+    assert evs[-1].type == "response.cancelled" and evs[-1].data["usage"]["output_tokens"] == 0
+
+
+def test_a_zombie_worker_cannot_write_after_its_turn_was_finalized(env: Env) -> None:
+    turn = start(env)
+    claimed = env.store.claim(turn.id, "worker-a", LEASE_MS)
+    env.clock.advance(seconds=31)
+    runner(env, HookModel(5), owner="worker-b").handle(turn.id)
+    from turnstop.store import CommitRejected
+
+    with pytest.raises(CommitRejected):
+        env.store.commit(claimed, "worker-a", [PendingEvent("response.delta", {"delta": "late"})], claimed.usage, LEASE_MS)
+    assert events(env, turn.id)[-1].type == "response.failed"
+
+
+# ---------------------------------------------------------------------------- sessions and idempotency
+
+
+def test_a_session_runs_one_turn_at_a_time(env: Env) -> None:
+    env.store.create_session("sess_a", TENANT, True, 3_600_000)
+    first = start(env, session_id="sess_a")
+    with pytest.raises(errors.Conflict):
+        start(env, session_id="sess_a")
+    runner(env, ScriptedModel(0)).handle(first.id)
+    second = start(env, session_id="sess_a")
+    assert second.id != first.id
+
+
+def test_a_deleted_or_foreign_session_takes_no_new_turns(env: Env) -> None:
+    env.store.create_session("sess_b", TENANT, True, 3_600_000)
+    with pytest.raises(errors.NotFound):
+        start(env, session_id="sess_b", tenant="intruder")
+    env.store.destroy_session("sess_b", TENANT)
+    with pytest.raises(errors.NotFound):
+        start(env, session_id="sess_b")
+    with pytest.raises(errors.NotFound):
+        env.store.destroy_session("sess_b", TENANT)
+
+
+def test_an_idempotency_key_binds_one_turn_and_rejects_another_body(env: Env) -> None:
+    first = start(env, idem=IdempotencyClaim(TENANT, "k-1", "body-a"))
+    with pytest.raises(IdempotentReplay) as replay:
+        start(env, idem=IdempotencyClaim(TENANT, "k-1", "body-a"))
+    assert replay.value.turn_id == first.id
+    with pytest.raises(errors.IdempotencyMismatch):
+        start(env, idem=IdempotencyClaim(TENANT, "k-1", "body-b"))
+    # other tenants have their own key space; after 24 h the key is free again
+    start(env, tenant="t2", idem=IdempotencyClaim("t2", "k-1", "body-b"))
+    env.clock.advance(seconds=24 * 3600)
+    third = start(env, idem=IdempotencyClaim(TENANT, "k-1", "body-b"))
+    assert third.id != first.id
+
+
+def test_a_reader_replays_after_its_cursor_and_stops_at_the_terminal_event(env: Env) -> None:
+    turn = start(env)
+    cancel_after = HookModel(6, hooks={3: lambda: cancel(env, turn.id)})
+    runner(env, cancel_after).handle(turn.id)
+    head = env.store.get_turn(turn.id)
+    assert head is not None
+    frames = list(follow(env.store, head, 2, poll_ms=1, keepalive_s=60, sleep=lambda s: None))
+    ids = [int(f.split("\n")[0][4:]) for f in frames]
+    assert ids == list(range(3, head.seq + 1))
+    assert frames[-1].split("\n")[1] == "event: response.cancelled"
+
+
+def test_a_reader_sends_keepalives_on_long_gaps(env: Env) -> None:
+    turn = start(env)
+    head = env.store.get_turn(turn.id)
+    assert head is not None
+    ticks = iter(range(0, 10_000, 10))
+    store: Store = env.store
+    frames: list[str] = []
+    gen = follow(store, head, 0, poll_ms=1, keepalive_s=25, sleep=lambda s: None, monotonic=lambda: next(ticks))
+    for f in gen:
+        frames.append(f)
+        if f.startswith(":"):
+            break
+    assert frames[0].startswith("id: 1\n") and frames[-1] == ": keep-alive\n\n"

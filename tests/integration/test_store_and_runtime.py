@@ -1,0 +1,41 @@
+"""Store and runtime cases on DynamoDB Local, plus races that need real conditional-write
+atomicity under concurrency (moto does not serialize concurrent writers)."""
+
+import threading
+
+from tests.cases.fixtures import Env
+from tests.cases.store_cases import *  # noqa: F401,F403
+from tests.cases.store_cases import HookModel, cancel, events, ledger_kinds, runner, start
+from turnstop.core.turn import CancelOutcome, Status
+
+
+def test_concurrent_cancels_and_completion_end_in_exactly_one_terminal_state(env: Env) -> None:
+    for _ in range(5):
+        turn = start(env, "Write a 30-word note")
+        answers: list[CancelOutcome] = []
+        go = threading.Event()
+
+        def canceller() -> None:
+            go.wait()
+            answers.append(cancel(env, turn.id))
+
+        threads = [threading.Thread(target=canceller) for _ in range(4)]
+        for t in threads:
+            t.start()
+        model = HookModel(30, hooks={28: go.set})
+        result = runner(env, model).handle(turn.id)
+        for t in threads:
+            t.join()
+        head = env.store.get_turn(turn.id)
+        assert head is not None and head.terminal
+        evs = events(env, turn.id)
+        terminals = [e for e in evs if e.type in ("response.completed", "response.cancelled", "response.failed")]
+        assert len(terminals) == 1 and terminals[0].seq == evs[-1].seq
+        won_by_cancel = any(a in (CancelOutcome.CANCELLING, CancelOutcome.CANCELLED) for a in answers)
+        assert (head.status is Status.CANCELLED) == won_by_cancel
+        assert result == head.status.value
+        assert sum(a in (CancelOutcome.CANCELLING, CancelOutcome.CANCELLED) for a in answers) <= 1
+        expected_ledger = ["usage"] if won_by_cancel else ["debit", "usage"]
+        assert ledger_kinds(env, turn.id) == expected_ledger
+
+

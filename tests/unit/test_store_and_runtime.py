@@ -1,0 +1,3 @@
+"""Store and runtime cases on moto (the same cases run on DynamoDB Local in tests/integration)."""
+
+from tests.cases.store_cases import *  # noqa: F401,F403
