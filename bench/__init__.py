@@ -1,0 +1,1 @@
+"""Benchmarks: cancel latency, commit cost, calls per step, memory of a long turn."""
