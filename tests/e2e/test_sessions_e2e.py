@@ -63,6 +63,7 @@ def test_the_seeds_python_example_cancel_mid_stream_ends_with_message_cancelled(
     # and nothing was billed for the partial turn
     ledger = client.get("/v1/ledger", params={"response_id": rid}).json()["data"]
     assert [e["kind"] for e in ledger] == ["usage"] and ledger[0]["billed"] is False
+    assert ledger[0]["input_tokens"] == 6 and ledger[0]["output_tokens"] == sum(e["event"] == "message.delta" for e in events)
 
 
 def test_after_the_grace_window_cancel_and_resume_answer_404(client: httpx.Client, local_api: LocalApi) -> None:
@@ -97,6 +98,9 @@ def test_a_reader_that_reconnects_after_a_cancel_sees_the_rest_and_message_cance
     with client.stream("GET", f"/v1/sessions/{sid}/responses/{rid}/events", params={"after": 0}) as r:
         full = list(sse_events(r.iter_lines()))
     assert full[0]["event"] == "message.created" and full[-1] == rest[-1]
+    # a cursor past the end of a finished turn is a clear 400, not an empty stream
+    beyond = client.get(f"/v1/sessions/{sid}/responses/{rid}/events", headers={"Last-Event-ID": str(int(rest[-1]["id"]) + 5)})
+    assert beyond.status_code == 400 and beyond.json()["error"]["type"] == "invalid_request"
 
 
 def test_a_session_runs_one_turn_at_a_time_and_the_next_message_works_after_a_cancel(client: httpx.Client) -> None:
@@ -167,7 +171,7 @@ def test_bad_input_gets_a_clear_error_and_starts_nothing(client: httpx.Client) -
         assert r.json()["error"]["message"]
     assert client.post(f"/v1/sessions/{sid}/responses/msg_unknown/cancel").status_code == 404
     assert client.post("/v1/responses/garbage!/cancel").status_code == 404
-    assert client.get(f"/v1/responses/resp_x/events", headers={"Last-Event-ID": "-3"}).status_code in (400, 404)
+    assert client.get("/v1/responses/resp_x/events", headers={"Last-Event-ID": "-3"}).status_code in (400, 404)
     # the session is still idle: a message now starts a turn
     with client.stream("POST", f"/v1/sessions/{sid}/messages", json={"message": "Write a 1-word reply"}) as r:
         assert r.status_code == 200

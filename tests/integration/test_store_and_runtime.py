@@ -15,9 +15,9 @@ def test_concurrent_cancels_and_completion_end_in_exactly_one_terminal_state(env
         answers: list[CancelOutcome] = []
         go = threading.Event()
 
-        def canceller() -> None:
+        def canceller(go: threading.Event = go, answers: list[CancelOutcome] = answers, turn_id: str = turn.id) -> None:
             go.wait()
-            answers.append(cancel(env, turn.id))
+            answers.append(cancel(env, turn_id))
 
         threads = [threading.Thread(target=canceller) for _ in range(4)]
         for t in threads:

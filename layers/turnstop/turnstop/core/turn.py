@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -30,7 +30,7 @@ class Status(str, enum.Enum):
 IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
 
 
-class CancelOutcome(str, enum.Enum):
+class CancelOutcome(enum.StrEnum):
     CANCELLED = "cancelled"  # was queued: cancelled at once, no work will start
     CANCELLING = "cancelling"  # was running: flag set, the worker stops at its next commit
     ALREADY_CANCELLING = "already_cancelling"  # running and flagged by an earlier request

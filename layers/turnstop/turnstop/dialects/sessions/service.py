@@ -9,9 +9,10 @@ from turnstop.auth import Principal
 from turnstop.core import errors
 from turnstop.core.clock import iso
 from turnstop.core.ids import matches, new_id
-from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.http.sse import SSE_HEADERS, StreamingResponse, follow
+from turnstop.runtime.model import count_tokens
 from turnstop.settings import Settings
 from turnstop.store.dynamo import IdempotencyClaim, IdempotentReplay, NewTurn, Store
 
@@ -90,14 +91,13 @@ def start_turn(
         grace_ms=settings.grace_ms,
         input={"prompt": prompt},
         end_user=principal.end_user,
+        input_tokens=count_tokens(prompt),
     )
     claim = None
     if idempotency_key:
         if len(idempotency_key) > 255:
             raise errors.InvalidRequest("Idempotency-Key must be at most 255 characters")
         claim = IdempotencyClaim(principal.tenant, idempotency_key, fingerprint)
-    from turnstop.core.turn import Status
-
     placeholder = Turn(new.id, kind, new.tenant, new.scope, Status.QUEUED, store.now(), grace_ms=new.grace_ms)
     try:
         turn = store.start_turn(new, created_event(placeholder), session_id=session_id, idempotency=claim)
@@ -155,6 +155,10 @@ def parse_after(headers: Mapping[str, str], query: Mapping[str, str]) -> int:
 
 
 def stream(store: Store, settings: Settings, turn: Turn, after: int, status: int = 200) -> StreamingResponse:
+    # a queued turn cancelled before any worker ran ends with one derived event after its seq
+    last = turn.seq + (1 if turn.stored_status is Status.QUEUED and turn.terminal else 0)
+    if after > last and turn.terminal:
+        raise errors.InvalidRequest(f"Last-Event-ID / after is beyond the last event ({last})")
     body: Iterator[str] = follow(
         store, turn, after, poll_ms=settings.reader_poll_ms, keepalive_s=settings.keepalive_seconds
     )
