@@ -20,6 +20,9 @@ class Settings(BaseModel):
     keepalive_seconds: float = Field(default=15, gt=0)
     persistent_session_days: float = Field(default=30, gt=0)
     ephemeral_session_hours: float = Field(default=1, gt=0)
+    omni_response_retention_seconds: float = Field(default=86_400, gt=0)
+    omni_thread_retention_days: float = Field(default=30, gt=0)
+    llm_retention_seconds: float = Field(default=86_400, gt=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -34,6 +37,9 @@ class Settings(BaseModel):
             "max_body_bytes": "TURNSTOP_MAX_BODY_BYTES",
             "reader_poll_ms": "TURNSTOP_READER_POLL_MS",
             "keepalive_seconds": "TURNSTOP_KEEPALIVE_SECONDS",
+            "omni_response_retention_seconds": "TURNSTOP_OMNI_RESPONSE_RETENTION_SECONDS",
+            "omni_thread_retention_days": "TURNSTOP_OMNI_THREAD_RETENTION_DAYS",
+            "llm_retention_seconds": "TURNSTOP_LLM_RETENTION_SECONDS",
         }
         raw = {field: env[var] for field, var in names.items() if env.get(var) not in (None, "")}
         return cls.model_validate(raw)

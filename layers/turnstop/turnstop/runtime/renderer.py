@@ -5,7 +5,7 @@ registers a renderer so the worker writes the right vocabulary (``message.cancel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, Usage
@@ -30,6 +30,13 @@ class Renderer(Protocol):
     def on_end(self, turn: Turn, outcome: Outcome) -> list[PendingEvent]:
         """The closing events; the last one is the terminal event."""
         ...
+
+
+def closing_items(renderer: Renderer, turn: Turn, outcome: Outcome) -> list[dict[str, Any]]:
+    """Items a dialect writes once, with the terminal state, in the same transaction (a
+    renderer opts in by defining ``closing_items``; plain dicts, put if absent)."""
+    hook = getattr(renderer, "closing_items", None)
+    return list(hook(turn, outcome)) if hook else []
 
 
 _REGISTRY: dict[str, Renderer] = {}

@@ -18,7 +18,7 @@ from turnstop.core.clock import SYSTEM_CLOCK, Clock
 from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, Usage, final_status_after_lost_worker
 from turnstop.runtime.model import Model, count_tokens
-from turnstop.runtime.renderer import Outcome, Renderer, renderer_for
+from turnstop.runtime.renderer import Outcome, Renderer, closing_items, renderer_for
 from turnstop.store.dynamo import MAX_EVENTS_PER_COMMIT, CommitRejected, LedgerEntry, Store
 
 log = logging.getLogger(__name__)
@@ -166,17 +166,18 @@ class TurnRunner:
         thinking: str = "",
     ) -> str:
         renderer = self.renderer_lookup(turn.kind)
-        events = renderer.on_end(turn, Outcome(status, usage, text, thinking, error))
+        outcome = Outcome(status, usage, text, thinking, error)
         try:
             self.store.finalize(
                 turn,
                 status,
-                events,
+                renderer.on_end(turn, outcome),
                 usage=usage,
                 owner=owner,
                 lost_lease_expires_at=lost_lease,
                 error=error,
                 ledger=ledger_for(status, usage),
+                extra_items=closing_items(renderer, turn, outcome),
             )
         except CommitRejected:
             return "lost_race"
@@ -220,6 +221,7 @@ class TurnRunner:
                 owner=self.owner,
                 error=error,
                 ledger=ledger_for(status, active.usage),
+                extra_items=closing_items(renderer, active.turn, outcome),
             )
             return status.value
         except CommitRejected as e:

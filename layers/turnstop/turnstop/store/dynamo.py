@@ -71,6 +71,7 @@ class NewTurn:
     input: dict[str, Any] = field(default_factory=dict)
     end_user: str | None = None
     account_id: int | None = None
+    input_tokens: int = 0  # known when the turn is created (the prompt); output tokens come from the worker
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,15 @@ class IdempotentReplay(Exception):
     def __init__(self, turn_id: str) -> None:
         super().__init__(turn_id)
         self.turn_id = turn_id
+
+
+class ExtraItemsRejected(Exception):
+    """A caller-supplied item of ``start_turn`` failed its condition; nothing was written.
+    ``reasons`` holds each extra item's ``{"code", "item"}`` (old item, raw), in order."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        super().__init__("extra item condition failed")
+        self.reasons = reasons
 
 
 class CommitRejected(Exception):
@@ -226,9 +236,14 @@ class Store:
         *,
         session_id: str | None = None,
         idempotency: IdempotencyClaim | None = None,
+        extra_items: list[dict[str, Any]] | None = None,
     ) -> Turn:
         """Create the head and its first event in one transaction, with the session's
-        one-turn-at-a-time guard and the Idempotency-Key binding when given."""
+        one-turn-at-a-time guard and the Idempotency-Key binding when given.
+
+        ``extra_items`` are raw TransactItems (Put/Update/ConditionCheck) a dialect needs in
+        the same transaction (e.g. a thread's counter and its user message); a failed
+        condition among them raises ``ExtraItemsRejected``."""
         now = self.now()
         cleanup = self._ttl(now, MAX_TURN_LIFE_S)
         head = {
@@ -245,7 +260,7 @@ class Store:
             "seq": 1,
             "grace_ms": new.grace_ms,
             "input": json.dumps(new.input, separators=(",", ":")),
-            "usage": Usage().to_item(),
+            "usage": Usage(new.input_tokens, 0).to_item(),
             "ttl": cleanup,
             "gsi1pk": f"SCOPE#{new.scope}",
             "gsi1sk": f"{now:015d}#{new.id}",
@@ -296,9 +311,11 @@ class Store:
             }
         )
         items.append({"Put": {"TableName": self.table, "Item": codec.event_item(new.id, 1, created.type, created.data, cleanup)}})
+        extra = list(extra_items or [])
+        items.extend(extra)
         failed = self._transact(items)
         if failed is not None:
-            self._explain_start_failure(failed, idempotency, session_id, new.tenant, now)
+            self._explain_start_failure(failed, idempotency, session_id, new.tenant, now, len(extra))
         turn = codec.turn_from_item(head)
         assert turn is not None
         return turn
@@ -310,6 +327,7 @@ class Store:
         session_id: str | None,
         tenant: str,
         now: int,
+        extra_count: int = 0,
     ) -> None:
         i = 0
         if idempotency is not None:
@@ -330,6 +348,8 @@ class Store:
             raise errors.Conflict(
                 "A turn is already running in this session", active_turn=session.active_turn
             )
+        if extra_count and any(f["code"] == "ConditionalCheckFailed" for f in failed[-extra_count:]):
+            raise ExtraItemsRejected(failed[-extra_count:])
         raise errors.Retryable("turn id collision")
 
     def get_turn(self, turn_id: str) -> Turn | None:
@@ -346,9 +366,12 @@ class Store:
         req: CancelRequest,
         scope: str | None = None,
         end_user: str | None = None,
+        with_old: bool = False,
     ) -> tuple[CancelOutcome, Turn | None]:
         """One conditional UpdateItem, never a read first. Returns the outcome and the head
-        after the write (success) or the head the write failed against."""
+        after the write (success) or the head the write failed against. ``not_found`` comes
+        with no head unless ``with_old`` (a dialect that explains why, e.g. a scope that is
+        not cancellable; it must not leak another caller's turn)."""
         now = self.now()
         cond = [
             "tenant = :tenant",
@@ -390,7 +413,7 @@ class Store:
             return outcome_from_success(turn.stored_status), turn
         old_turn = codec.turn_from_item(old)
         outcome = outcome_from_conflict(old_turn, now, tenant, scope, end_user)
-        return outcome, (old_turn if outcome is not CancelOutcome.NOT_FOUND else None)
+        return outcome, (old_turn if with_old or outcome is not CancelOutcome.NOT_FOUND else None)
 
     def claim(self, turn_id: str, owner: str, lease_ms: int) -> Turn:
         """queued → running with a lease. Raises CommitRejected with the head otherwise."""
@@ -469,6 +492,7 @@ class Store:
         lost_lease_expires_at: int | None = None,
         error: dict[str, Any] | None = None,
         ledger: list[LedgerEntry] | None = None,
+        extra_items: list[dict[str, Any]] | None = None,
         release_session: bool = True,
     ) -> Turn:
         """Write the closing events (the last is the terminal one) and the terminal state
@@ -548,6 +572,11 @@ class Store:
                     }
                 }
             )
+        for extra in extra_items or []:
+            # Dialect records that exist once per turn (e.g. the thread's final assistant message).
+            items.append(
+                {"Put": {"TableName": self.table, "Item": dump(extra), "ConditionExpression": "attribute_not_exists(pk)"}}
+            )
         session_index = None
         if release_session and turn.scope.startswith("session:"):
             session_index = len(items)
@@ -571,7 +600,7 @@ class Store:
                 return self.finalize(
                     turn, status, events, usage=usage, owner=owner,
                     lost_lease_expires_at=lost_lease_expires_at, error=error, ledger=ledger,
-                    release_session=False,
+                    extra_items=extra_items, release_session=False,
                 )
             raise CommitRejected(codec.turn_from_item(failed[head_index]["item"]))
         return Turn(

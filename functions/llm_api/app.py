@@ -1,0 +1,26 @@
+"""llm dialect: POST /api/v1/llm/responses and GET /api/v1/llm/responses/{response_id}.
+
+Both answer JSON or SSE depending on the request (``stream``), so this streaming function owns
+both paths. ``stream_handler`` is what the local runtime calls; ``wsgi`` is what the Lambda Web
+Adapter serves behind the Function URL in AWS (``run.sh``). Same code on both paths.
+"""
+
+from aws_lambda_powertools import Logger
+
+from turnstop.dialects.llm.handlers import api_router
+from turnstop.http.streaming import wsgi_app
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+settings = Settings.from_env()
+store = Store(settings.table, queue_url=settings.turn_queue_url)
+stream_handler = api_router(store, settings)
+wsgi = wsgi_app(stream_handler)
+
+if __name__ == "__main__":
+    import os
+
+    from turnstop.http.streaming import serve_wsgi
+
+    serve_wsgi(wsgi, int(os.environ.get("PORT", "8080")))

@@ -1,0 +1,28 @@
+"""Omni dialect cancel: DELETE /v1/omni-ai/responses/{response_id}?account_id=N.
+
+Its own function so it has its own reserved concurrency: a flood of new turns never starves
+the stop button. One conditional write, no read; 403 is decided from the caller's key first.
+"""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from turnstop.dialects.omni.handlers import add_cancel_route, resolver
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+store = Store(settings.table)
+app = resolver()
+add_cancel_route(app, store, settings)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict, context: object) -> dict:
+    response = app.resolve(event, context)
+    metrics.add_metric(name=f"OmniCancelStatus{response['statusCode']}", unit=MetricUnit.Count, value=1)
+    return response

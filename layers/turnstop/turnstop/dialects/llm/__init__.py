@@ -1,0 +1,1 @@
+"""The llm dialect: an OpenAI-compatible Responses API (create, retrieve, stream/resume, cancel)."""

@@ -1,0 +1,158 @@
+"""Event vocabulary of the llm dialect: OpenAI's Responses streaming events.
+
+A turn of kind ``llm`` writes ``response.created`` (at create, status ``queued``), then when a
+worker starts it ``response.in_progress``, ``response.output_item.added``,
+``response.content_part.added``, one ``response.output_text.delta`` per model chunk, and last
+exactly one terminal event: ``response.completed`` (after ``output_text.done``,
+``content_part.done`` and ``output_item.done``), ``response.cancelled``, ``response.failed`` or
+``response.incomplete``, each carrying the full response object.
+
+Stored event data carries neither ``type`` nor ``sequence_number``: readers add both when they
+frame an event (``sequence_number`` is the event's seq in the turn's buffer, starting at 1).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from turnstop.core.events import PendingEvent
+from turnstop.core.turn import Status, Turn, Usage
+from turnstop.runtime.renderer import Outcome, register
+
+KIND = "llm"
+DELTA = "response.output_text.delta"
+TERMINAL = {
+    Status.COMPLETED: "response.completed",
+    Status.CANCELLED: "response.cancelled",
+    Status.FAILED: "response.failed",
+    Status.INCOMPLETE: "response.incomplete",
+}
+TERMINAL_TYPES = frozenset(TERMINAL.values())
+WIRE_STATUS = {
+    Status.QUEUED: "queued",
+    Status.RUNNING: "in_progress",
+    Status.COMPLETED: "completed",
+    Status.FAILED: "failed",
+    Status.INCOMPLETE: "incomplete",
+    Status.CANCELLED: "cancelled",
+}
+
+
+def message_id(turn: Turn) -> str:
+    """The output message's id, derived from the response id so every event agrees on it."""
+    return "msg_" + turn.id[5:]
+
+
+def usage_body(u: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": u.input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": u.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": u.total_tokens,
+    }
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def message(turn: Turn, status: str, text: str | None) -> dict[str, Any]:
+    """The assistant message; its status is in_progress, completed or incomplete."""
+    content = [] if text is None else [text_part(text)]
+    return {"id": message_id(turn), "type": "message", "role": "assistant", "status": status, "content": content}
+
+
+def response_object(
+    turn: Turn,
+    status: str,
+    *,
+    text: str = "",
+    usage: Usage | None = None,
+    error: dict[str, Any] | None = None,
+    completed_at: int | None = None,
+) -> dict[str, Any]:
+    """The full response object (every key present, as both SDKs require)."""
+    i = turn.input
+    output: list[dict[str, Any]] = []
+    if status == "completed":
+        output = [message(turn, "completed", text)]
+    elif text:
+        output = [message(turn, "in_progress" if status == "in_progress" else "incomplete", text)]
+    return {
+        "id": turn.id,
+        "object": "response",
+        "created_at": turn.created_at // 1000,
+        "status": status,
+        "background": bool(i.get("background", False)),
+        "completed_at": completed_at,
+        "error": error,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "instructions": i.get("instructions"),
+        "max_output_tokens": i.get("max_output_tokens"),
+        "max_tool_calls": i.get("max_tool_calls"),
+        "metadata": i.get("metadata") or {},
+        "model": i.get("model", ""),
+        "output": output,
+        "output_text": text,
+        "parallel_tool_calls": i.get("parallel_tool_calls", True),
+        "previous_response_id": i.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": i.get("service_tier") or "default",
+        "store": i.get("store", True),
+        "temperature": float(i["temperature"]) if i.get("temperature") is not None else 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": i.get("tool_choice") or "auto",
+        "tools": [],
+        "top_p": float(i["top_p"]) if i.get("top_p") is not None else 1.0,
+        "truncation": i.get("truncation") or "disabled",
+        "usage": usage_body(usage if usage is not None else turn.usage),
+        "user": i.get("user"),
+    }
+
+
+def wire_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A runtime error as the response's ``error`` (code from OpenAI's vocabulary)."""
+    if not error:
+        return None
+    return {"code": "server_error", "message": str(error.get("message") or "The response failed")}
+
+
+def created_event(turn: Turn) -> PendingEvent:
+    return PendingEvent("response.created", {"response": response_object(turn, "queued")})
+
+
+class LlmRenderer:
+    def on_start(self, turn: Turn) -> list[PendingEvent]:
+        ref = {"item_id": message_id(turn), "output_index": 0, "content_index": 0}
+        return [
+            PendingEvent("response.in_progress", {"response": response_object(turn, "in_progress")}),
+            PendingEvent("response.output_item.added", {"output_index": 0, "item": message(turn, "in_progress", None)}),
+            PendingEvent("response.content_part.added", {**ref, "part": text_part("")}),
+        ]
+
+    def on_delta(self, turn: Turn, text: str, kind: str) -> list[PendingEvent]:
+        if kind != "text" or not text:
+            return []
+        ref = {"item_id": message_id(turn), "output_index": 0, "content_index": 0}
+        return [PendingEvent(DELTA, {**ref, "delta": text, "logprobs": []})]
+
+    def on_end(self, turn: Turn, outcome: Outcome) -> list[PendingEvent]:
+        status = WIRE_STATUS[outcome.status]
+        done_at = int(time.time()) if outcome.status is Status.COMPLETED else None
+        final = response_object(
+            turn, status, text=outcome.text, usage=outcome.usage, error=wire_error(outcome.error), completed_at=done_at
+        )
+        closing: list[PendingEvent] = []
+        if outcome.status is Status.COMPLETED:
+            ref = {"item_id": message_id(turn), "output_index": 0, "content_index": 0}
+            closing = [
+                PendingEvent("response.output_text.done", {**ref, "text": outcome.text, "logprobs": []}),
+                PendingEvent("response.content_part.done", {**ref, "part": text_part(outcome.text)}),
+                PendingEvent("response.output_item.done", {"output_index": 0, "item": final["output"][0]}),
+            ]
+        return [*closing, PendingEvent(TERMINAL.get(outcome.status, "response.failed"), {"response": final})]
+
+
+register(KIND, LlmRenderer())

@@ -1,0 +1,293 @@
+"""The llm dialect's operations on the shared core: create, retrieve, stream/resume, cancel.
+
+Background-ness is part of the turn's scope (``llm:bg`` / ``llm:fg``), so "only background
+responses can be cancelled" is part of the cancel's one conditional write: a foreground
+response fails the condition and the old item (ALL_OLD) says why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from turnstop.auth import Principal
+from turnstop.core import errors
+from turnstop.core.events import Event
+from turnstop.core.ids import new_id
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, Usage
+from turnstop.dialects.llm import models
+from turnstop.dialects.llm.renderer import (
+    DELTA,
+    KIND,
+    TERMINAL_TYPES,
+    WIRE_STATUS,
+    created_event,
+    response_object,
+)
+from turnstop.http.api import raw_body
+from turnstop.http.sse import SSE_HEADERS, StreamingResponse, follow
+from turnstop.runtime.model import count_tokens
+from turnstop.settings import Settings
+from turnstop.store.dynamo import NewTurn, Store
+
+BG_SCOPE = "llm:bg"
+FG_SCOPE = "llm:fg"
+ID_PREFIX = "resp_"
+# How long a foreground (background=false, stream=false) create waits for its response.
+FOREGROUND_WAIT_S = 840.0
+
+
+# ---------------------------------------------------------------------------------- input
+
+
+def check_id(rid: str) -> None:
+    if len(rid) > models.MAX_ID_CHARS or not models.RESPONSE_ID.fullmatch(rid):
+        raise errors.InvalidRequest(
+            f"Invalid 'response_id': '{rid[:80]}'. Expected an ID that begins with 'resp_' or 'resp-' "
+            "followed by letters and digits.",
+            param="response_id",
+            code="invalid_value",
+        )
+
+
+def parse_create(event: Mapping[str, Any], max_bytes: int) -> models.CreateResponse:
+    data = raw_body(event)
+    if len(data) > max_bytes:
+        raise errors.PayloadTooLarge(f"Request body is too large: the limit is {max_bytes} bytes.")
+    if not data.strip():
+        raise errors.InvalidRequest("Request body is required: a JSON object with 'model' and 'input'.")
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise errors.InvalidRequest(
+            "We could not parse the JSON body of your request. Send a valid JSON object.", code="invalid_json"
+        ) from None
+    if not isinstance(obj, dict):
+        raise errors.InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    try:
+        body = models.CreateResponse.model_validate(obj)
+    except ValidationError as e:
+        raise _validation_error(e) from None
+    if not body.prompt.strip():
+        raise errors.InvalidRequest("'input' must contain some text.", param="input", code="empty_input")
+    return body
+
+
+_FIELD_HINTS = {
+    "input": "expected a string or a list of message items ({'role': ..., 'content': <text or input_text parts>})",
+    "tools": "tools are not supported by this deployment; send an empty list or omit it",
+    "metadata": "expected an object of string keys to string values",
+}
+
+
+def _validation_error(e: ValidationError) -> errors.InvalidRequest:
+    first = e.errors()[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    param = loc[0] if loc else None
+    if first.get("type") == "missing" and len(loc) == 1:
+        return errors.InvalidRequest(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    hint = _FIELD_HINTS.get(param or "") or first.get("msg", "invalid value")
+    if param == "metadata" and "at most" in str(first.get("msg", "")):
+        hint = str(first.get("msg")).removeprefix("Value error, ")
+    return errors.InvalidRequest(f"Invalid value for '{param}': {hint}.", param=param, code="invalid_value")
+
+
+def parse_starting_after(query: Mapping[str, str]) -> int:
+    raw = query.get("starting_after")
+    if raw is None or raw == "":
+        return 0
+    try:
+        after = int(raw)
+    except ValueError:
+        raise errors.InvalidRequest(
+            "Invalid 'starting_after': expected a non-negative integer.", param="starting_after", code="invalid_value"
+        ) from None
+    if after < 0:
+        raise errors.InvalidRequest(
+            f"Invalid 'starting_after': {after} is negative; expected a non-negative integer.",
+            param="starting_after",
+            code="invalid_value",
+        )
+    return after
+
+
+def parse_stream_flag(query: Mapping[str, str]) -> bool:
+    raw = (query.get("stream") or "false").lower()
+    if raw not in ("true", "false"):
+        raise errors.InvalidRequest("Invalid 'stream': expected true or false.", param="stream", code="invalid_value")
+    return raw == "true"
+
+
+# ---------------------------------------------------------------------------------- create
+
+
+def create(store: Store, settings: Settings, principal: Principal, body: models.CreateResponse) -> Turn:
+    """Validate against state (model, previous response), write the turn, queue it."""
+    if body.model not in models.MODELS:
+        raise errors.InvalidRequest(
+            f"The requested model '{body.model[:120]}' does not exist.", param="model", code="model_not_found"
+        )
+    if body.background and not body.store:
+        raise errors.InvalidRequest(
+            "Background responses must be stored: send store=true (the default) with background=true.",
+            param="store",
+            code="invalid_value",
+        )
+    if body.previous_response_id is not None:
+        prev = body.previous_response_id
+        if (
+            len(prev) > models.MAX_ID_CHARS
+            or not models.RESPONSE_ID.fullmatch(prev)
+            or _visible(store, principal, prev) is None
+        ):
+            raise errors.InvalidRequest(
+                f"Previous response with id '{prev[:80]}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+    inp = body.to_turn_input()
+    new = NewTurn(
+        id=new_id(ID_PREFIX),
+        kind=KIND,
+        tenant=principal.tenant,
+        scope=BG_SCOPE if body.background else FG_SCOPE,
+        grace_ms=int(settings.llm_retention_seconds * 1000),
+        input=inp,
+        end_user=principal.end_user,
+        input_tokens=count_tokens((body.instructions or "") + " " + body.prompt),
+    )
+    placeholder = Turn(
+        new.id, KIND, new.tenant, new.scope, Status.QUEUED, store.now(), grace_ms=new.grace_ms,
+        end_user=new.end_user, input=inp, usage=Usage(new.input_tokens, 0),
+    )  # fmt: skip
+    turn = store.start_turn(new, created_event(placeholder))
+    store.enqueue(turn.id)
+    return turn
+
+
+def wait_for_end(
+    store: Store, turn: Turn, *, poll_ms: int, timeout_s: float = FOREGROUND_WAIT_S,
+    sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+) -> Turn:  # fmt: skip
+    """A foreground JSON create answers with the finished response: poll the head until terminal."""
+    deadline = monotonic() + timeout_s
+    head: Turn | None = turn
+    while head is not None and not head.terminal and monotonic() < deadline:
+        sleep(poll_ms / 1000)
+        head = store.get_turn(turn.id)
+    return head or turn
+
+
+# ---------------------------------------------------------------------------------- read
+
+
+def _visible(store: Store, principal: Principal, rid: str) -> Turn | None:
+    turn = store.get_turn(rid)
+    if (
+        turn is None
+        or turn.kind != KIND
+        or not turn.visible_to(principal.tenant, None, principal.end_user)
+        or turn.expired(store.now())
+        or not turn.input.get("store", True)
+    ):
+        return None
+    return turn
+
+
+def find(store: Store, principal: Principal, rid: str) -> Turn:
+    check_id(rid)
+    turn = _visible(store, principal, rid)
+    if turn is None:
+        raise errors.NotFound(f"Response with id '{rid}' not found.")
+    return turn
+
+
+def committed_text(store: Store, turn: Turn) -> str:
+    if turn.stored_status is Status.QUEUED or turn.seq <= 1:
+        return ""
+    return "".join(str(e.data.get("delta", "")) for e in store.read_events(turn.id, 1, turn.seq) if e.type == DELTA)
+
+
+def response_json(store: Store, turn: Turn) -> dict[str, Any]:
+    """The response object as of the head: the terminal event's object once finished, else
+    rendered from the head and the committed output."""
+    if turn.terminal and turn.stored_status is not Status.QUEUED:
+        last = store.read_events(turn.id, turn.seq - 1, turn.seq)
+        if last and last[-1].type in TERMINAL_TYPES and "response" in last[-1].data:
+            obj = dict(last[-1].data["response"])
+            if turn.stored_status is Status.COMPLETED and turn.finished_at is not None:
+                obj["completed_at"] = turn.finished_at // 1000
+            return obj
+    status = WIRE_STATUS[turn.status]
+    return response_object(turn, status, text=committed_text(store, turn), usage=turn.usage)
+
+
+# ---------------------------------------------------------------------------------- cancel
+
+
+def cancel(store: Store, principal: Principal, rid: str) -> dict[str, Any]:
+    """One conditional write decides; the response object is read after it to render the output."""
+    check_id(rid)
+    outcome, turn = store.request_cancel(
+        rid,
+        tenant=principal.tenant,
+        scope=BG_SCOPE,
+        end_user=principal.end_user,
+        req=CancelRequest(actor=principal.key_id or None, source="api"),
+        with_old=True,
+    )
+    if outcome is CancelOutcome.NOT_FOUND or turn is None:
+        if (
+            turn is not None
+            and turn.kind == KIND
+            and turn.scope == FG_SCOPE
+            and turn.visible_to(principal.tenant, None, principal.end_user)
+            and not turn.expired(store.now())
+        ):
+            raise errors.InvalidRequest(
+                f"Response '{rid}' cannot be cancelled: only responses created with background=true can be cancelled.",
+                param="response_id",
+                code="response_not_cancellable",
+            )
+        raise errors.NotFound(f"Response with id '{rid}' not found.")
+    if outcome is CancelOutcome.ALREADY_TERMINAL:
+        return response_json(store, turn)
+    # cancelled (was queued), cancelling or already cancelling: it ends cancelled (a cancel
+    # accepted always wins), with exactly the output committed so far.
+    return response_object(turn, "cancelled", text=committed_text(store, turn), usage=turn.usage)
+
+
+# ---------------------------------------------------------------------------------- streams
+
+
+def frame(ev: Event) -> str:
+    """One SSE event: ``event:`` and a one-line ``data:`` with type and sequence_number; no ``id:``
+    lines (openai's parser turns later keep-alive comments into empty events after one)."""
+    data = {"type": ev.type, **ev.data, "sequence_number": ev.seq}
+    return f"event: {ev.type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def last_seq(turn: Turn) -> int:
+    """The sequence number of the last event a reader can get now (the terminal event of a
+    queued response cancelled before a worker saw it is derived, one past the head's seq)."""
+    return turn.seq + (1 if turn.stored_status is Status.QUEUED and turn.cancel_requested else 0)
+
+
+def stream(store: Store, settings: Settings, turn: Turn, after: int) -> StreamingResponse:
+    end = last_seq(turn)
+    if after > end:
+        raise errors.InvalidRequest(
+            f"Invalid 'starting_after': {after} is beyond the last event of this response ({end}).",
+            param="starting_after",
+            code="invalid_value",
+        )
+    body: Iterator[str] = follow(
+        store, turn, after, poll_ms=settings.reader_poll_ms, keepalive_s=settings.keepalive_seconds, render=frame
+    )
+    return StreamingResponse(200, {**SSE_HEADERS, "X-Response-Id": turn.id}, body)

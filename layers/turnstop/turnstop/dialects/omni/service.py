@@ -1,0 +1,382 @@
+"""The omni dialect's operations on the shared core: threads, turns, polling, cancel, history.
+
+Authorization order on every call: the key (401), ``account_id`` present and numeric (400),
+the key may act for that account (403, decided from the principal, before any read or
+write), then the resource must be linked to that account and tenant and within retention
+(else 404, indistinguishable from unknown).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnstop.auth import Principal
+from turnstop.core import errors
+from turnstop.core.clock import iso
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
+from turnstop.dialects.omni import models
+from turnstop.dialects.omni.errors import FORBIDDEN, QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
+from turnstop.dialects.omni.renderer import (
+    OMNI_KIND,
+    TEXT_DELTA,
+    THOUGHT,
+    WIRE_STATUS,
+    assistant_message,
+    created_event,
+    text_parts,
+    wire_error,
+)
+from turnstop.settings import Settings
+from turnstop.store.dynamo import IdempotencyClaim, IdempotentReplay, NewTurn, Store
+from turnstop.store.threads import Message, Thread, ThreadStore
+
+TITLE_CHARS = 80
+
+
+def scope(account_id: int) -> str:
+    """The turn scope of an account: the cancel's one write matches it, so another account's
+    response is ``not_found`` in that same write."""
+    return f"omni:{account_id}"
+
+
+def authorize(principal: Principal, account_id: int) -> None:
+    if not principal.may_act_for(account_id):
+        raise errors.Forbidden(FORBIDDEN)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def title_of(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+# ---------------------------------------------------------------------------- wire bodies
+
+
+def thread_body(t: Thread) -> dict[str, Any]:
+    return {"id": t.id, "created_at": iso(t.created_at), "title": t.title, "updated_at": iso(t.updated_at)}
+
+
+def message_body(m: Message) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": m.id,
+        "content": {"parts": [p for p in m.parts if p.get("type") != "thinking"]},
+        "created_at": iso(m.created_at),
+        "outcome": m.outcome,
+        "role": m.role,
+        "seq": m.seq,
+        "thread_id": m.thread_id,
+    }
+    if m.context is not None:
+        body["context"] = m.context
+    if m.error is not None:
+        body["error"] = m.error
+    return body
+
+
+def response_body(store: Store, turn: Turn) -> dict[str, Any]:
+    """The pollable response: parts from the committed events only (partial while running)."""
+    thoughts: list[str] = []
+    text: list[str] = []
+    for ev in store.read_events(turn.id, 0, turn.seq):
+        if ev.type == THOUGHT:
+            thoughts.append(str(ev.data.get("thought", "")))
+        elif ev.type == TEXT_DELTA:
+            text.append(str(ev.data.get("delta", "")))
+    parts: list[dict[str, Any]] = []
+    if thoughts:
+        parts.append({"type": "thinking", "thoughts": ["".join(thoughts)]})
+    parts.extend(text_parts("".join(text)))
+    body: dict[str, Any] = {
+        "id": turn.id,
+        "status": WIRE_STATUS[turn.status],
+        "thread_id": turn.input["thread_id"],
+        "user_message_id": turn.input["user_message_id"],
+        "content": {"parts": parts},
+    }
+    if turn.terminal:
+        body["output_message_id"] = turn.input["assistant_message_id"]
+    if turn.status in (Status.FAILED, Status.INCOMPLETE):
+        body["error"] = wire_error(turn.error) or {"code": "error", "message": "The response failed"}
+    return body
+
+
+# ---------------------------------------------------------------------------- the service
+
+
+@dataclass
+class Omni:
+    store: Store
+    settings: Settings
+    enqueue: Callable[[str], None]
+    threads: ThreadStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.threads = ThreadStore(self.store)
+
+    @property
+    def response_retention_ms(self) -> int:
+        return int(self.settings.omni_response_retention_seconds * 1000)
+
+    @property
+    def thread_retention_ms(self) -> int:
+        return int(self.settings.omni_thread_retention_days * 86_400_000)
+
+    # -- creating turns
+
+    def _new_turn(
+        self, principal: Principal, account_id: int, thread_id: str, user_seq: int, prompt: str, thread_expires_at: int,
+        capabilities: list[str], type_: str,
+    ) -> NewTurn:
+        return NewTurn(
+            id=new_uuid(),
+            kind=OMNI_KIND,
+            tenant=principal.tenant,
+            scope=scope(account_id),
+            grace_ms=self.response_retention_ms,
+            input={
+                "prompt": prompt,
+                "type": type_,
+                "capabilities": capabilities,
+                "thread_id": thread_id,
+                "user_message_id": new_uuid(),
+                "assistant_message_id": new_uuid(),
+                "user_seq": user_seq,
+                "thread_expires_at": thread_expires_at,
+            },
+            end_user=principal.end_user,
+            account_id=account_id,
+        )
+
+    def _user_message(self, new: NewTurn, text: str, context: models.TurnContext | None, now: int) -> Message:
+        return Message(
+            id=new.input["user_message_id"],
+            thread_id=new.input["thread_id"],
+            seq=new.input["user_seq"],
+            role="USER",
+            parts=text_parts(text),
+            outcome="completed",
+            created_at=now,
+            response_id=new.id,
+            context=None if context is None else context.model_dump(mode="json", exclude_none=True),
+        )
+
+    @staticmethod
+    def _accepted(turn: Turn) -> dict[str, Any]:
+        return {
+            "response_id": turn.id,
+            "thread_id": turn.input["thread_id"],
+            "user_message_id": turn.input["user_message_id"],
+        }
+
+    def _replay(self, principal: Principal, turn_id: str) -> dict[str, Any]:
+        turn = self.store.get_turn(turn_id)
+        if turn is None or turn.kind != OMNI_KIND or not turn.visible_to(principal.tenant):
+            raise errors.IdempotencyMismatch("Idempotency-Key was already used with a different request")
+        if turn.stored_status is Status.QUEUED and not turn.cancel_requested:
+            self.enqueue(turn.id)  # the first attempt may have stopped before queueing it
+        return self._accepted(turn)
+
+    def _claim(self, principal: Principal, key: str | None, fingerprint: str) -> IdempotencyClaim | None:
+        if not key:
+            return None
+        if len(key) > 255:
+            raise errors.InvalidRequest("Idempotency-Key must be at most 255 characters")
+        return IdempotencyClaim(principal.tenant, key, fingerprint)
+
+    def create_thread(
+        self, principal: Principal, body: models.CreateThread, idempotency_key: str | None = None, fingerprint: str = ""
+    ) -> dict[str, Any]:
+        authorize(principal, body.account_id)
+        now = self.store.now()
+        thread_id = new_uuid()
+        expires = now + self.thread_retention_ms
+        new = self._new_turn(
+            principal, body.account_id, thread_id, 1, body.prompt, expires, list(body.capabilities), body.type
+        )
+        thread = Thread(
+            id=thread_id,
+            tenant=principal.tenant,
+            account_id=body.account_id,
+            title=title_of(body.visible_text),
+            created_at=now,
+            updated_at=now,
+            next_seq=3,
+            expires_at=expires,
+            last_response=new.id,
+        )
+        user = self._user_message(new, body.visible_text, body.context, now)
+        placeholder = Turn(new.id, OMNI_KIND, new.tenant, new.scope, Status.QUEUED, now, input=new.input)
+        try:
+            turn = self.threads.create_thread(
+                thread, user, new, created_event(placeholder), self._claim(principal, idempotency_key, fingerprint)
+            )
+        except IdempotentReplay as replay:
+            return self._replay(principal, replay.turn_id)
+        self.enqueue(turn.id)
+        return self._accepted(turn)
+
+    def create_message(
+        self,
+        principal: Principal,
+        thread_id: str,
+        body: models.CreateMessage,
+        idempotency_key: str | None = None,
+        fingerprint: str = "",
+    ) -> dict[str, Any]:
+        authorize(principal, body.account_id)
+        thread = self._thread(principal, thread_id, body.account_id)
+        now = self.store.now()
+        new = self._new_turn(
+            principal, body.account_id, thread.id, thread.next_seq, body.text, thread.expires_at,
+            list(body.capabilities), "instant",
+        )
+        user = self._user_message(new, body.text, body.context, now)
+        placeholder = Turn(new.id, OMNI_KIND, new.tenant, new.scope, Status.QUEUED, now, input=new.input)
+        try:
+            turn = self.threads.add_message(
+                thread, user, new, created_event(placeholder), self._claim(principal, idempotency_key, fingerprint)
+            )
+        except IdempotentReplay as replay:
+            return self._replay(principal, replay.turn_id)
+        self.enqueue(turn.id)
+        return self._accepted(turn)
+
+    # -- responses
+
+    def _response(self, principal: Principal, response_id: str, account_id: int) -> Turn:
+        authorize(principal, account_id)
+        if not models.is_id(response_id):
+            raise errors.NotFound(RESPONSE_NOT_FOUND)
+        turn = self.store.get_turn(response_id)
+        if (
+            turn is None
+            or turn.kind != OMNI_KIND
+            or not turn.visible_to(principal.tenant, scope(account_id))
+            or turn.expired(self.store.now())
+        ):
+            raise errors.NotFound(RESPONSE_NOT_FOUND)
+        return turn
+
+    def get_response(self, principal: Principal, response_id: str, account_id: int) -> dict[str, Any]:
+        return response_body(self.store, self._response(principal, response_id, account_id))
+
+    def cancel(self, principal: Principal, response_id: str, account_id: int) -> bool:
+        """One conditional write, no read. ``canceled`` is true when the response ends (or will
+        end) canceled, false when it had already finished otherwise: repeated calls agree."""
+        authorize(principal, account_id)
+        if not models.is_id(response_id):
+            raise errors.NotFound(RESPONSE_NOT_FOUND)
+        outcome, turn = self.store.request_cancel(
+            response_id,
+            tenant=principal.tenant,
+            scope=scope(account_id),
+            req=CancelRequest(actor=principal.key_id or None, source="api"),
+        )
+        if outcome is CancelOutcome.NOT_FOUND:
+            raise errors.NotFound(RESPONSE_NOT_FOUND)
+        if outcome is CancelOutcome.ALREADY_TERMINAL:
+            return turn is not None and turn.status is Status.CANCELLED
+        return True  # cancelled, cancelling, already_cancelling: it ends canceled
+
+    # -- threads
+
+    def _thread(self, principal: Principal, thread_id: str, account_id: int) -> Thread:
+        authorize(principal, account_id)
+        if not models.is_id(thread_id):
+            raise errors.NotFound(THREAD_NOT_FOUND)
+        thread = self.threads.get_thread(thread_id)
+        if thread is None or not thread.visible_to(principal.tenant, account_id, self.store.now()):
+            raise errors.NotFound(THREAD_NOT_FOUND)
+        return thread
+
+    def get_thread(self, principal: Principal, thread_id: str, account_id: int) -> dict[str, Any]:
+        return thread_body(self._thread(principal, thread_id, account_id))
+
+    def get_thread_response(self, principal: Principal, thread_id: str, account_id: int) -> dict[str, Any] | None:
+        """The active (queued or running) response of a thread, or None when idle."""
+        thread = self._thread(principal, thread_id, account_id)
+        if not thread.last_response:
+            return None
+        turn = self.store.get_turn(thread.last_response)
+        if turn is None or turn.terminal or not turn.visible_to(principal.tenant, scope(account_id)):
+            return None
+        return response_body(self.store, turn)
+
+    def list_threads(
+        self, principal: Principal, account_id: int, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        authorize(principal, account_id)
+        after = None
+        if page_token:
+            tok = models.decode_token(page_token, ("a", "k", "id"))
+            if tok["a"] != account_id or not isinstance(tok["k"], str) or not isinstance(tok["id"], str):
+                raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
+            after = (tok["k"], tok["id"])
+        threads, cursor = self.threads.list_threads(principal.tenant, account_id, page_size, after)
+        now = self.store.now()
+        data = [thread_body(t) for t in threads if t.visible_to(principal.tenant, account_id, now)]
+        meta: dict[str, Any] = {}
+        if cursor is not None:
+            meta["next_page_token"] = models.encode_token({"a": account_id, "k": cursor[0], "id": cursor[1]})
+        return data, meta
+
+    def get_messages(
+        self, principal: Principal, thread_id: str, account_id: int, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """A page of the history by seq: the latest by default, chronological within the page.
+        ``next_page_token`` goes to older messages, ``previous_page_token`` to newer ones."""
+        thread = self._thread(principal, thread_id, account_id)
+        last = thread.last_seq
+        size = page_size
+        if page_token:
+            tok = models.decode_token(page_token, ("t", "n"))
+            bound = tok.get("hi", tok.get("lo"))
+            if (
+                tok["t"] != thread.id
+                or not isinstance(tok["n"], int)
+                or not 1 <= tok["n"] <= models.MAX_PAGE_SIZE
+                or not isinstance(bound, int)
+                or bound < 0
+            ):
+                raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
+            size = tok["n"]
+            if "hi" in tok:
+                hi = min(bound, last)
+                lo = max(0, hi - size)
+            else:
+                lo = min(bound, last)
+                hi = min(last, lo + size)
+        else:
+            hi = last
+            lo = max(0, hi - size)
+        stored = {m.seq: m for m in self.threads.messages(thread.id, lo, hi)}
+        for seq in range(lo + 1, hi + 1):
+            if seq % 2 == 0 and seq not in stored:
+                derived = self._derived_assistant(thread.id, seq, stored.get(seq - 1))
+                if derived is not None:
+                    stored[seq] = derived
+        data = [message_body(stored[s]) for s in sorted(stored)]
+        meta: dict[str, Any] = {}
+        if lo > 0:
+            meta["next_page_token"] = models.encode_token({"t": thread.id, "hi": lo, "n": size})
+        if hi < last:
+            meta["previous_page_token"] = models.encode_token({"t": thread.id, "lo": hi, "n": size})
+        return data, meta
+
+    def _derived_assistant(self, thread_id: str, seq: int, user: Message | None) -> Message | None:
+        """The ASSISTANT message of a turn cancelled while queued, before its worker wrote it
+        (exactly what the worker will write). In-flight turns have no message yet."""
+        user = user or self.threads.get_message(thread_id, seq - 1)
+        if user is None:
+            return None
+        turn = self.store.get_turn(user.response_id)
+        if turn is None or not (turn.terminal and turn.stored_status is Status.QUEUED):
+            return None
+        return assistant_message(turn, Status.CANCELLED, "", None)

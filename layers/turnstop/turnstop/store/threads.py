@@ -1,0 +1,319 @@
+"""Threads and their immutable messages (the omni dialect's conversation history).
+
+Items live next to the turns in the one table:
+
+- thread head ``THREAD#<id>`` / ``META``: owner (tenant, linked account), title, times, the
+  message counter ``next_seq`` and ``last_response`` (the turn of the latest message);
+  listed per owner through ``gsi1`` (``OMNI#<tenant>#<account>``, newest activity last).
+- message ``THREAD#<id>`` / ``MSG#<seq>``: one item per message, written once, never changed.
+
+A turn reserves two seqs when it is accepted: its USER message (``n``, written with the turn)
+and its ASSISTANT message (``n + 1``, written in the turn's terminal transaction). Every
+state change is one transaction built on ``Store``; nothing here reads before it writes
+except ``add_message``, whose write is conditioned on exactly what it read (the counter).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from turnstop.core import errors
+from turnstop.core.events import PendingEvent
+from turnstop.core.turn import Status, Turn
+from turnstop.store import codec
+from turnstop.store.codec import META_SK, TURN_SK, dump, key, turn_pk, values
+from turnstop.store.dynamo import TTL_SLACK_S, ExtraItemsRejected, IdempotencyClaim, NewTurn, Store
+
+MSG_WIDTH = 12
+THREAD_KIND = "omni_thread"
+MESSAGE_KIND = "omni_message"
+TERMINAL_STORED = (Status.COMPLETED, Status.FAILED, Status.INCOMPLETE, Status.CANCELLED)
+
+
+def thread_pk(thread_id: str) -> str:
+    return f"THREAD#{thread_id}"
+
+
+def msg_sk(seq: int) -> str:
+    return f"MSG#{seq:0{MSG_WIDTH}d}"
+
+
+def owner_key(tenant: str, account_id: int) -> str:
+    return f"OMNI#{tenant}#{account_id}"
+
+
+@dataclass(frozen=True)
+class Thread:
+    id: str
+    tenant: str
+    account_id: int
+    title: str
+    created_at: int
+    updated_at: int
+    next_seq: int
+    expires_at: int
+    last_response: str | None = None
+
+    def visible_to(self, tenant: str, account_id: int, now_ms: int) -> bool:
+        return self.tenant == tenant and self.account_id == account_id and self.expires_at > now_ms
+
+    @property
+    def last_seq(self) -> int:
+        return self.next_seq - 1
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    thread_id: str
+    seq: int
+    role: str  # USER | ASSISTANT
+    parts: list[dict[str, Any]]
+    outcome: str  # completed | errored | canceled
+    created_at: int
+    response_id: str
+    context: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def message_item(msg: Message, *, tenant: str, account_id: int, expires_at: int) -> dict[str, Any]:
+    """The plain item of a message (``codec.dump`` turns it into DynamoDB's form)."""
+    return {
+        "pk": thread_pk(msg.thread_id),
+        "sk": msg_sk(msg.seq),
+        "kind": MESSAGE_KIND,
+        "id": msg.id,
+        "thread_id": msg.thread_id,
+        "seq": msg.seq,
+        "role": msg.role,
+        "content": json.dumps({"parts": msg.parts}, separators=(",", ":")),
+        "outcome": msg.outcome,
+        "created_at": msg.created_at,
+        "response_id": msg.response_id,
+        "context": None if msg.context is None else json.dumps(msg.context, separators=(",", ":")),
+        "error": None if msg.error is None else json.dumps(msg.error, separators=(",", ":")),
+        "tenant": tenant,
+        "account_id": account_id,
+        "ttl": expires_at // 1000 + TTL_SLACK_S,
+    }
+
+
+def message_from_item(raw: dict[str, Any] | None) -> Message | None:
+    if not raw or raw.get("kind") != MESSAGE_KIND:
+        return None
+    return Message(
+        id=raw["id"],
+        thread_id=raw["thread_id"],
+        seq=int(raw["seq"]),
+        role=raw["role"],
+        parts=json.loads(raw["content"])["parts"],
+        outcome=raw["outcome"],
+        created_at=int(raw["created_at"]),
+        response_id=raw["response_id"],
+        context=json.loads(raw["context"]) if raw.get("context") else None,
+        error=json.loads(raw["error"]) if raw.get("error") else None,
+    )
+
+
+def thread_from_item(raw: dict[str, Any] | None) -> Thread | None:
+    if not raw or raw.get("kind") != THREAD_KIND:
+        return None
+    return Thread(
+        id=raw["id"],
+        tenant=raw["tenant"],
+        account_id=int(raw["account_id"]),
+        title=raw.get("title", ""),
+        created_at=int(raw["created_at"]),
+        updated_at=int(raw["updated_at"]),
+        next_seq=int(raw["next_seq"]),
+        expires_at=int(raw["expires_at"]),
+        last_response=raw.get("last_response"),
+    )
+
+
+class ThreadStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def table(self) -> str:
+        return self.store.table
+
+    # ------------------------------------------------------------------ writes
+
+    def create_thread(
+        self,
+        thread: Thread,
+        user: Message,
+        new: NewTurn,
+        created: PendingEvent,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> Turn:
+        """Thread, its first USER message, the turn head and its first event: one transaction."""
+        item = {
+            "pk": thread_pk(thread.id),
+            "sk": META_SK,
+            "kind": THREAD_KIND,
+            "id": thread.id,
+            "tenant": thread.tenant,
+            "account_id": thread.account_id,
+            "title": thread.title,
+            "created_at": thread.created_at,
+            "updated_at": thread.updated_at,
+            "next_seq": thread.next_seq,
+            "last_response": thread.last_response,
+            "expires_at": thread.expires_at,
+            "ttl": thread.expires_at // 1000 + TTL_SLACK_S,
+            "gsi1pk": owner_key(thread.tenant, thread.account_id),
+            "gsi1sk": f"{thread.updated_at:015d}#{thread.id}",
+        }
+        extra = [
+            {"Put": {"TableName": self.table, "Item": dump(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+            self._put_message(user, thread),
+        ]
+        try:
+            return self.store.start_turn(new, created, idempotency=idempotency, extra_items=extra)
+        except ExtraItemsRejected:
+            raise errors.Retryable("thread id collision") from None
+
+    def add_message(
+        self,
+        thread: Thread,
+        user: Message,
+        new: NewTurn,
+        created: PendingEvent,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> Turn:
+        """A USER message and its turn, if the thread is still the one read (same counter, same
+        owner, not expired) and its previous turn has ended: one transaction.
+
+        Raises NotFound when the thread is gone, Conflict when another turn is active (or
+        another message was accepted in between)."""
+        now = self.store.now()
+        nxt = thread.next_seq + 2
+        update = {
+            "Update": {
+                "TableName": self.table,
+                "Key": key(thread_pk(thread.id), META_SK),
+                "UpdateExpression": (
+                    "SET next_seq = :nxt, last_response = :rid, updated_at = :now, gsi1sk = :sk"
+                ),
+                "ConditionExpression": (
+                    "attribute_exists(pk) AND tenant = :tenant AND account_id = :account"
+                    " AND next_seq = :seq AND expires_at > :now"
+                ),
+                "ExpressionAttributeValues": values(
+                    nxt=nxt,
+                    rid=new.id,
+                    now=now,
+                    sk=f"{now:015d}#{thread.id}",
+                    tenant=thread.tenant,
+                    account=thread.account_id,
+                    seq=thread.next_seq,
+                ),
+            }
+        }
+        extra: list[dict[str, Any]] = [update, self._put_message(user, thread)]
+        if thread.last_response:
+            extra.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self.table,
+                        "Key": key(turn_pk(thread.last_response), TURN_SK),
+                        # Ended (or cancelled while queued, which no worker may start).
+                        "ConditionExpression": (
+                            "attribute_not_exists(pk) OR status IN (:s1, :s2, :s3, :s4)"
+                            " OR (status = :queued AND attribute_exists(cancel_requested_at))"
+                        ),
+                        "ExpressionAttributeValues": values(
+                            s1=TERMINAL_STORED[0].value,
+                            s2=TERMINAL_STORED[1].value,
+                            s3=TERMINAL_STORED[2].value,
+                            s4=TERMINAL_STORED[3].value,
+                            queued=Status.QUEUED.value,
+                        ),
+                    }
+                }
+            )
+        try:
+            return self.store.start_turn(new, created, idempotency=idempotency, extra_items=extra)
+        except ExtraItemsRejected as rejected:
+            head_reason = rejected.reasons[0]
+            if head_reason["code"] == "ConditionalCheckFailed":
+                old = thread_from_item(codec.load(head_reason.get("item")))
+                if old is None or not old.visible_to(thread.tenant, thread.account_id, now):
+                    raise errors.NotFound("Thread not found") from None
+                raise errors.Conflict(
+                    "Another message was accepted for this thread; wait for its response to finish"
+                ) from None
+            raise errors.Conflict(
+                "This thread already has an active response; wait for it to reach a terminal status",
+                active_response=thread.last_response,
+            ) from None
+
+    def _put_message(self, msg: Message, thread: Thread) -> dict[str, Any]:
+        item = message_item(msg, tenant=thread.tenant, account_id=thread.account_id, expires_at=thread.expires_at)
+        return {"Put": {"TableName": self.table, "Item": dump(item), "ConditionExpression": "attribute_not_exists(pk)"}}
+
+    # ------------------------------------------------------------------ reads
+
+    def get_thread(self, thread_id: str) -> Thread | None:
+        out = self.store._call(
+            "get_item", TableName=self.table, Key=key(thread_pk(thread_id), META_SK), ConsistentRead=True
+        )
+        return thread_from_item(codec.load(out.get("Item")))
+
+    def list_threads(
+        self, tenant: str, account_id: int, limit: int, after: tuple[str, str] | None = None
+    ) -> tuple[list[Thread], tuple[str, str] | None]:
+        """Threads of an owner, most recently active first. ``after`` / the returned cursor is
+        (gsi1sk, thread id) of the last thread of the previous page."""
+        kw: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": values(pk=owner_key(tenant, account_id)),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:
+            kw["ExclusiveStartKey"] = {
+                "gsi1pk": {"S": owner_key(tenant, account_id)},
+                "gsi1sk": {"S": after[0]},
+                "pk": {"S": thread_pk(after[1])},
+                "sk": {"S": META_SK},
+            }
+        page = self.store._call("query", **kw)
+        items = [codec.load(i) or {} for i in page.get("Items", [])]
+        threads = [t for t in (thread_from_item(i) for i in items) if t is not None]
+        cursor = None
+        if "LastEvaluatedKey" in page and items:
+            last = items[-1]
+            cursor = (str(last["gsi1sk"]), str(last["id"]))
+        return threads, cursor
+
+    def messages(self, thread_id: str, after: int, upto: int) -> list[Message]:
+        """Stored messages with after < seq <= upto, in order."""
+        if upto <= after:
+            return []
+        out: list[Message] = []
+        kw: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": values(pk=thread_pk(thread_id), lo=msg_sk(after + 1), hi=msg_sk(upto)),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.store._call("query", **kw)
+            out.extend(m for m in (message_from_item(codec.load(i)) for i in page.get("Items", [])) if m is not None)
+            if "LastEvaluatedKey" not in page:
+                return out
+            kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get_message(self, thread_id: str, seq: int) -> Message | None:
+        out = self.store._call(
+            "get_item", TableName=self.table, Key=key(thread_pk(thread_id), msg_sk(seq)), ConsistentRead=True
+        )
+        return message_from_item(codec.load(out.get("Item")))

@@ -1,0 +1,56 @@
+"""The omni functions (functions/omni_api, functions/omni_cancel and the shared worker), loaded
+by path and driven with the sample events in events/ — the events `invoke` uses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.unit.functions_harness import Aws, Context, aws, load_event  # noqa: F401
+
+
+def body(resp: dict[str, Any]) -> Any:
+    return json.loads(resp["body"])
+
+
+def with_ids(name: str, response_id: str | None = None, thread_id: str | None = None) -> dict[str, Any]:
+    """A sample event retargeted at real ids (path, rawPath and pathParameters together)."""
+    raw = json.dumps(load_event(name))
+    raw = raw.replace("0df65765-0f6c-4c3a-9a7e-3f2b8d1c4e5a", response_id or "0df65765-0f6c-4c3a-9a7e-3f2b8d1c4e5a")
+    raw = raw.replace("21eda4e1-5b7a-4c1e-8f0d-6a9b3c2d1e0f", thread_id or "21eda4e1-5b7a-4c1e-8f0d-6a9b3c2d1e0f")
+    return json.loads(raw)
+
+
+def test_the_sample_events_drive_create_poll_cancel_and_history(aws: Aws) -> None:
+    api, cancel, worker = aws.function("omni_api"), aws.function("omni_cancel"), aws.function("worker")
+    created = api.lambda_handler(load_event("omni_api"), Context())
+    assert created["statusCode"] == 201
+    ids = body(created)["data"]
+    polled = body(api.lambda_handler(with_ids("omni_api_get_response", ids["response_id"]), Context()))
+    assert polled["data"]["status"] == "queued"
+    out = cancel.lambda_handler(with_ids("omni_cancel", ids["response_id"]), Context())
+    assert out["statusCode"] == 200 and body(out) == {
+        "data": {"canceled": True},
+        "metadata": {"request_id": "c0ffee00-0000-4000-8000-000000000305"},
+    }
+    records = aws.drain_queue()
+    assert [json.loads(r["body"])["turn_id"] for r in records] == [ids["response_id"]]
+    assert worker.lambda_handler({"Records": records}, Context()) == {"batchItemFailures": []}
+    history = body(api.lambda_handler(with_ids("omni_api_messages", thread_id=ids["thread_id"]), Context()))["data"]
+    assert [(m["role"], m["outcome"]) for m in history] == [("USER", "completed"), ("ASSISTANT", "canceled")]
+
+
+def test_a_finished_turn_then_a_follow_up_message_through_the_functions(aws: Aws) -> None:
+    api, worker = aws.function("omni_api"), aws.function("worker")
+    ids = body(api.lambda_handler(load_event("omni_api"), Context()))["data"]
+    worker.lambda_handler({"Records": aws.drain_queue()}, Context())
+    final = body(api.lambda_handler(with_ids("omni_api_get_response", ids["response_id"]), Context()))["data"]
+    assert final["status"] == "succeeded" and len(final["content"]["parts"][0]["text"].split()) == 40
+    follow = api.lambda_handler(with_ids("omni_api_create_message", thread_id=ids["thread_id"]), Context())
+    assert follow["statusCode"] == 201
+
+
+def test_the_cancel_sample_event_for_an_unknown_response_is_the_seeds_404(aws: Aws) -> None:
+    out = aws.function("omni_cancel").lambda_handler(load_event("omni_cancel"), Context())
+    assert out["statusCode"] == 404
+    assert body(out)["error"] == {"code": 404, "message": "Response not found"}
