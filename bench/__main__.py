@@ -27,7 +27,7 @@ import boto3  # noqa: E402
 
 from tests.conftest import CallCounter  # noqa: E402
 from turnstop.core.events import PendingEvent  # noqa: E402
-from turnstop.core.turn import CancelRequest, Status, Turn  # noqa: E402
+from turnstop.core.turn import CancelRequest, Turn  # noqa: E402
 from turnstop.dialects.sessions.renderer import STATELESS_KIND, created_event  # noqa: E402
 from turnstop.runtime.model import ScriptedModel  # noqa: E402
 from turnstop.runtime.runner import TurnRunner  # noqa: E402
@@ -51,8 +51,7 @@ def new_turn(store: Store, prompt: str) -> Turn:
 
     t = NewTurn(id=new_id("resp_"), kind=STATELESS_KIND, tenant="bench", scope="stateless", grace_ms=120_000,
                 input={"prompt": prompt})
-    placeholder = Turn(t.id, t.kind, t.tenant, t.scope, Status.QUEUED, store.now())
-    return store.start_turn(t, created_event(placeholder))
+    return store.start_turn(t, created_event)
 
 
 def main() -> None:

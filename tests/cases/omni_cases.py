@@ -79,7 +79,7 @@ class Omni:
             max_body_bytes=256 * 1024,
         )
         self.api = resolver()
-        self.service = add_api_routes(self.api, self.env.store, settings, enqueue=self.queued.append)
+        self.service = add_api_routes(self.api, self.env.store, settings, enqueue=lambda turn: self.queued.append(turn.id))
         self.cancel_app = resolver()
         add_cancel_route(self.cancel_app, self.env.store, settings)
 

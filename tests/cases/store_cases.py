@@ -34,8 +34,7 @@ def start(env: Env, prompt: str = "Write a 10-word note", *, tenant: str = TENAN
         grace_ms=120_000,
         input={"prompt": prompt},
     )
-    placeholder = Turn(new.id, kind, tenant, new.scope, Status.QUEUED, env.clock.now_ms())
-    return env.store.start_turn(new, created_event(placeholder), session_id=session_id, idempotency=idem)
+    return env.store.start_turn(new, created_event, session_id=session_id, idempotency=idem)
 
 
 class HookModel:
@@ -281,6 +280,26 @@ def test_a_lost_worker_with_a_cancel_requested_ends_cancelled(env: Env) -> None:
     assert runner(env, HookModel(5), owner="worker-b").handle(turn.id) == "cancelled"
     evs = events(env, turn.id)
     assert evs[-1].type == "response.cancelled" and evs[-1].data["usage"]["output_tokens"] == 0
+
+
+def test_a_cancel_landing_while_a_lost_worker_is_being_finalized_wins(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    turn = start(env)
+    _die_after_two_words(env, turn)
+    env.clock.advance(seconds=31)
+    answers: list[CancelOutcome] = []
+    claim = env.store.claim
+
+    def claim_then_cancel(*args: Any, **kwargs: Any) -> Turn:
+        try:
+            return claim(*args, **kwargs)
+        finally:  # the redelivered message saw "lease expired, no flag"; now the cancel lands
+            answers.append(cancel(env, turn.id))
+
+    monkeypatch.setattr(env.store, "claim", claim_then_cancel)
+    assert runner(env, HookModel(5), owner="worker-b").handle(turn.id) == "cancelled"
+    assert answers == [CancelOutcome.CANCELLING]
+    assert events(env, turn.id)[-1].type == "response.cancelled"
+    assert ledger_kinds(env, turn.id) == ["usage"]
 
 
 def test_a_zombie_worker_cannot_write_after_its_turn_was_finalized(env: Env) -> None:

@@ -3,7 +3,6 @@ except for the base URL, against the local runtime over real HTTP with the worke
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,21 +13,11 @@ from mka1 import SDK
 from mka1.errors import SDKError
 from mka1.utils.retries import RetryConfig
 
-from tests.e2e.conftest import LocalApi
+from tests.e2e.conftest import LocalApi, wait_for
 
 MODEL = "meetkai:functionary-urdu-mini-pak"
 ESSAY = "Write a 5000-word essay"
 
-
-def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded; no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

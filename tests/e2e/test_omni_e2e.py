@@ -6,15 +6,13 @@ the SDK's own models, not only parse."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import clearstreet
 import pytest
 from clearstreet import ClearStreet
 
-from tests.e2e.conftest import LocalApi
+from tests.e2e.conftest import LocalApi, wait_for
 
 ACCOUNT = 1
 LONG = "Write a 3000-word essay on the history of US equity markets."
@@ -24,16 +22,6 @@ LONG = "Write a 3000-word essay on the history of US equity markets."
 def sdk(local_api: LocalApi) -> ClearStreet:
     return ClearStreet(api_key=local_api.key, base_url=local_api.url, max_retries=0, _strict_response_validation=True)
 
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded; no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def poll_until(sdk: ClearStreet, response_id: str, statuses: set[str]) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import LocalApi, sse_events
+from tests.e2e.conftest import LocalApi, sse_events, wait_for
 
 
 @pytest.fixture
@@ -18,16 +18,6 @@ def client(local_api: LocalApi) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=local_api.url, headers={"Authorization": f"Bearer {local_api.key}"}, timeout=60) as c:
         yield c
 
-
-def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded; no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_seeds_python_example_cancel_mid_stream_ends_with_message_cancelled(client: httpx.Client) -> None:

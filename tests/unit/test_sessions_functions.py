@@ -179,3 +179,47 @@ def test_the_ledger_shows_one_debit_for_a_completed_turn(aws: Aws) -> None:
     ev["queryStringParameters"] = {"response_id": rid}
     out = body(aws.function("sessions_api").lambda_handler(ev, Context()))
     assert sorted(e["kind"] for e in out["data"]) == ["debit", "usage"]
+
+
+def test_a_turn_started_for_an_end_user_is_hidden_from_other_end_users(aws: Aws) -> None:
+    _, resp = start_stateless(aws, headers={"x-on-behalf-of": "alice"})
+    rid = resp.headers["X-Response-Id"]
+    cancel_fn = aws.function("response_cancel")
+
+    def cancel_as(end_user: str | None) -> dict[str, Any]:
+        ev = load_event("response_cancel")
+        ev["rawPath"] = f"/v1/responses/{rid}/cancel"
+        ev["pathParameters"] = {"rid": rid}
+        if end_user:
+            ev["headers"]["x-on-behalf-of"] = end_user
+        return cancel_fn.lambda_handler(ev, Context())
+
+    assert cancel_as("bob")["statusCode"] == 404
+    assert not aws.store.get_turn(rid).cancel_requested  # type: ignore[union-attr]
+    assert cancel_as("alice")["statusCode"] == 202
+    assert cancel_as(None)["statusCode"] == 200  # the tenant's service-level call sees it (already cancelled)
+
+
+def test_a_turn_the_queue_refuses_is_cancelled_and_frees_its_session(aws: Aws) -> None:
+    api = aws.function("sessions_api")
+    sid = body(api.lambda_handler(load_event("sessions_api"), Context()))["id"]
+    stream = aws.function("sessions_stream")
+    ev = load_event("sessions_stream")
+    ev["rawPath"] = f"/v1/sessions/{sid}/messages"
+    ev["requestContext"]["http"]["path"] = ev["rawPath"]
+    ev["body"] = json.dumps({"message": "Write a 5-word note"})
+    from botocore.exceptions import ClientError
+
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
+
+    real = stream.store.sqs
+    stream.store._sqs = type("RefusingSqs", (), {"send_message": staticmethod(refuse)})()
+    failed = stream.stream_handler(ev)
+    assert failed.status_code == 503 and json.loads("".join(failed.body))["error"]["type"] == "unavailable"
+    stream.store._sqs = real
+    ok = stream.stream_handler(ev)  # the session is not stuck behind the refused turn
+    assert ok.status_code == 200
+    scan = aws.store.ddb.scan(TableName=aws.table)["Items"]
+    heads = [aws.store.get_turn(i["id"]["S"]) for i in scan if i["sk"]["S"] == "TURN"]
+    assert sorted(h.status.value for h in heads if h) == ["cancelled", "queued"]

@@ -20,6 +20,7 @@ class Outcome:
     text: str
     thinking: str = ""
     error: dict[str, str] | None = None
+    finished_at: int | None = None  # epoch ms the store records as the terminal time
 
 
 class Renderer(Protocol):

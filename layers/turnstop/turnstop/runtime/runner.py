@@ -166,7 +166,8 @@ class TurnRunner:
         thinking: str = "",
     ) -> str:
         renderer = self.renderer_lookup(turn.kind)
-        outcome = Outcome(status, usage, text, thinking, error)
+        at = self.store.now()
+        outcome = Outcome(status, usage, text, thinking, error, finished_at=at)
         try:
             self.store.finalize(
                 turn,
@@ -178,8 +179,14 @@ class TurnRunner:
                 error=error,
                 ledger=ledger_for(status, usage),
                 extra_items=closing_items(renderer, turn, outcome),
+                at=at,
             )
-        except CommitRejected:
+        except CommitRejected as e:
+            old = e.old
+            if lost_lease is not None and status is not Status.CANCELLED and old and old.cancel_requested:
+                # A cancel landed between our look at the dead worker's turn and this write:
+                # it was accepted, so the turn ends cancelled.
+                return self._settle_unclaimable(old)
             return "lost_race"
         return status.value
 
@@ -211,7 +218,8 @@ class TurnRunner:
 
     def _end(self, active: ActiveTurn, status: Status, error: dict[str, str] | None) -> str:
         renderer = self.renderer_lookup(active.turn.kind)
-        outcome = Outcome(status, active.usage, active.text, active.thinking, error)
+        at = self.store.now()
+        outcome = Outcome(status, active.usage, active.text, active.thinking, error, finished_at=at)
         try:
             self.store.finalize(
                 active.turn,
@@ -222,6 +230,7 @@ class TurnRunner:
                 error=error,
                 ledger=ledger_for(status, active.usage),
                 extra_items=closing_items(renderer, active.turn, outcome),
+                at=at,
             )
             return status.value
         except CommitRejected as e:

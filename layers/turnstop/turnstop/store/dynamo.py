@@ -11,6 +11,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,14 +233,15 @@ class Store:
     def start_turn(
         self,
         new: NewTurn,
-        created: PendingEvent,
+        created: Callable[[Turn], PendingEvent],
         *,
         session_id: str | None = None,
         idempotency: IdempotencyClaim | None = None,
         extra_items: list[dict[str, Any]] | None = None,
     ) -> Turn:
         """Create the head and its first event in one transaction, with the session's
-        one-turn-at-a-time guard and the Idempotency-Key binding when given.
+        one-turn-at-a-time guard and the Idempotency-Key binding when given. ``created``
+        renders the first event from the head being written, so both carry the same times.
 
         ``extra_items`` are raw TransactItems (Put/Update/ConditionCheck) a dialect needs in
         the same transaction (e.g. a thread's counter and its user message); a failed
@@ -310,14 +312,15 @@ class Store:
                 }
             }
         )
-        items.append({"Put": {"TableName": self.table, "Item": codec.event_item(new.id, 1, created.type, created.data, cleanup)}})
+        turn = codec.turn_from_item(head)
+        assert turn is not None
+        first = created(turn)
+        items.append({"Put": {"TableName": self.table, "Item": codec.event_item(new.id, 1, first.type, first.data, cleanup)}})
         extra = list(extra_items or [])
         items.extend(extra)
         failed = self._transact(items)
         if failed is not None:
             self._explain_start_failure(failed, idempotency, session_id, new.tenant, now, len(extra))
-        turn = codec.turn_from_item(head)
-        assert turn is not None
         return turn
 
     def _explain_start_failure(
@@ -370,8 +373,8 @@ class Store:
     ) -> tuple[CancelOutcome, Turn | None]:
         """One conditional UpdateItem, never a read first. Returns the outcome and the head
         after the write (success) or the head the write failed against. ``not_found`` comes
-        with no head unless ``with_old`` (a dialect that explains why, e.g. a scope that is
-        not cancellable; it must not leak another caller's turn)."""
+        with no head unless ``with_old`` and the head is the caller's own live turn in another
+        scope (a dialect that explains why, e.g. a scope that is not cancellable)."""
         now = self.now()
         cond = [
             "tenant = :tenant",
@@ -413,7 +416,12 @@ class Store:
             return outcome_from_success(turn.stored_status), turn
         old_turn = codec.turn_from_item(old)
         outcome = outcome_from_conflict(old_turn, now, tenant, scope, end_user)
-        return outcome, (old_turn if with_old or outcome is not CancelOutcome.NOT_FOUND else None)
+        if outcome is CancelOutcome.NOT_FOUND:
+            # Only a scope mismatch on the caller's own live turn is explained; anything
+            # else (another tenant's or end user's, expired, unknown) stays bare not_found.
+            mine = old_turn is not None and old_turn.visible_to(tenant, None, end_user) and not old_turn.expired(now)
+            return outcome, (old_turn if with_old and mine else None)
+        return outcome, old_turn
 
     def claim(self, turn_id: str, owner: str, lease_ms: int) -> Turn:
         """queued → running with a lease. Raises CommitRejected with the head otherwise."""
@@ -494,6 +502,7 @@ class Store:
         ledger: list[LedgerEntry] | None = None,
         extra_items: list[dict[str, Any]] | None = None,
         release_session: bool = True,
+        at: int | None = None,
     ) -> Turn:
         """Write the closing events (the last is the terminal one) and the terminal state
         together, with ledger entries.
@@ -504,7 +513,7 @@ class Store:
         Completion also requires the cancel flag to be absent, so a cancel accepted with
         202 always ends as ``cancelled``.
         """
-        now = self.now()
+        now = self.now() if at is None else at
         done_at = turn.completed_at if turn.status is Status.CANCELLED and turn.stored_status is Status.QUEUED else now
         assert done_at is not None
         expires = done_at + turn.grace_ms
@@ -530,6 +539,8 @@ class Store:
         elif lost_lease_expires_at is not None:
             vals.update(running=Status.RUNNING.value, lease=lost_lease_expires_at, now=now)
             cond = "status = :running AND lease_expires_at = :lease AND lease_expires_at <= :now AND seq = :base"
+            if status is not Status.CANCELLED:
+                cond += " AND attribute_not_exists(cancel_requested_at)"
         else:
             vals.update(queued=Status.QUEUED.value)
             cond = "status = :queued AND attribute_exists(cancel_requested_at) AND seq = :base"
@@ -600,7 +611,7 @@ class Store:
                 return self.finalize(
                     turn, status, events, usage=usage, owner=owner,
                     lost_lease_expires_at=lost_lease_expires_at, error=error, ledger=ledger,
-                    extra_items=extra_items, release_session=False,
+                    extra_items=extra_items, release_session=False, at=at,
                 )
             raise CommitRejected(codec.turn_from_item(failed[head_index]["item"]))
         return Turn(
@@ -649,10 +660,46 @@ class Store:
 
     # ------------------------------------------------------------------ queue
 
-    def enqueue(self, turn_id: str) -> None:
+    def enqueue(self, turn: Turn) -> None:
+        """Hand the turn to a worker. If the queue refuses, cancel the still-queued turn (and
+        free its session) in one transaction, so nothing waits forever for a message that
+        was never sent, then raise Retryable."""
         if not self.queue_url:
             raise RuntimeError("no turn queue configured")
-        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"turn_id": turn_id}))
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"turn_id": turn.id}))
+        except (BotoCoreError, ClientError) as e:
+            self._abandon_queued(turn)
+            raise errors.Retryable("The turn could not be queued; nothing was started") from e
+
+    def _abandon_queued(self, turn: Turn) -> None:
+        now = self.now()
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": key(turn_pk(turn.id), TURN_SK),
+                    "UpdateExpression": "SET cancel_requested_at = :now, cancel_source = :source",
+                    "ConditionExpression": "status = :queued AND attribute_not_exists(cancel_requested_at)",
+                    "ExpressionAttributeValues": values(now=now, source="enqueue_failed", queued=Status.QUEUED.value),
+                }
+            }
+        ]
+        if turn.scope.startswith("session:"):
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": key(f"SESSION#{turn.scope.split(':', 1)[1]}", codec.META_SK),
+                        "UpdateExpression": "REMOVE active_turn",
+                        "ConditionExpression": "active_turn = :tid",
+                        "ExpressionAttributeValues": values(tid=turn.id),
+                    }
+                }
+            )
+        self._transact(items)
 
     # ------------------------------------------------------------------ sessions
 

@@ -16,6 +16,7 @@ except ``add_message``, whose write is conditioned on exactly what it read (the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +149,7 @@ class ThreadStore:
         thread: Thread,
         user: Message,
         new: NewTurn,
-        created: PendingEvent,
+        created: Callable[[Turn], PendingEvent],
         idempotency: IdempotencyClaim | None = None,
     ) -> Turn:
         """Thread, its first USER message, the turn head and its first event: one transaction."""
@@ -183,7 +184,7 @@ class ThreadStore:
         thread: Thread,
         user: Message,
         new: NewTurn,
-        created: PendingEvent,
+        created: Callable[[Turn], PendingEvent],
         idempotency: IdempotencyClaim | None = None,
     ) -> Turn:
         """A USER message and its turn, if the thread is still the one read (same counter, same

@@ -13,7 +13,6 @@ frame an event (``sequence_number`` is the event's seq in the turn's buffer, sta
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from turnstop.core.events import PendingEvent
@@ -140,7 +139,7 @@ class LlmRenderer:
 
     def on_end(self, turn: Turn, outcome: Outcome) -> list[PendingEvent]:
         status = WIRE_STATUS[outcome.status]
-        done_at = int(time.time()) if outcome.status is Status.COMPLETED else None
+        done_at = outcome.finished_at // 1000 if outcome.status is Status.COMPLETED and outcome.finished_at else None
         final = response_object(
             turn, status, text=outcome.text, usage=outcome.usage, error=wire_error(outcome.error), completed_at=done_at
         )

@@ -18,7 +18,7 @@ from turnstop.auth import Principal
 from turnstop.core import errors
 from turnstop.core.events import Event
 from turnstop.core.ids import new_id
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, Usage
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.llm import models
 from turnstop.dialects.llm.renderer import (
     DELTA,
@@ -37,8 +37,10 @@ from turnstop.store.dynamo import NewTurn, Store
 BG_SCOPE = "llm:bg"
 FG_SCOPE = "llm:fg"
 ID_PREFIX = "resp_"
-# How long a foreground (background=false, stream=false) create waits for its response.
-FOREGROUND_WAIT_S = 840.0
+# How long a foreground (background=false, stream=false) create waits for its response before
+# answering with the object as it stands (in_progress). Under CloudFront's 60 s origin read
+# timeout: a silent wait any longer would be cut off with a 504 and retried by SDKs.
+FOREGROUND_WAIT_S = 50.0
 
 
 # ---------------------------------------------------------------------------------- input
@@ -162,12 +164,8 @@ def create(store: Store, settings: Settings, principal: Principal, body: models.
         end_user=principal.end_user,
         input_tokens=count_tokens((body.instructions or "") + " " + body.prompt),
     )
-    placeholder = Turn(
-        new.id, KIND, new.tenant, new.scope, Status.QUEUED, store.now(), grace_ms=new.grace_ms,
-        end_user=new.end_user, input=inp, usage=Usage(new.input_tokens, 0),
-    )  # fmt: skip
-    turn = store.start_turn(new, created_event(placeholder))
-    store.enqueue(turn.id)
+    turn = store.start_turn(new, created_event)
+    store.enqueue(turn)
     return turn
 
 

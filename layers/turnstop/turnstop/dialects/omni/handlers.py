@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
+from turnstop.core.turn import Turn
 from turnstop.dialects.omni import models
 from turnstop.dialects.omni.errors import error_body, extra_headers
 from turnstop.dialects.omni.service import Omni
@@ -48,7 +49,7 @@ def _idempotency_key(event: dict[str, Any]) -> str | None:
 
 
 def add_api_routes(
-    app: APIGatewayHttpResolver, store: Store, settings: Settings, enqueue: Callable[[str], None] | None = None
+    app: APIGatewayHttpResolver, store: Store, settings: Settings, enqueue: Callable[[Turn], None] | None = None
 ) -> Omni:
     omni = Omni(store, settings, enqueue or store.enqueue)
 

@@ -114,7 +114,7 @@ def response_body(store: Store, turn: Turn) -> dict[str, Any]:
 class Omni:
     store: Store
     settings: Settings
-    enqueue: Callable[[str], None]
+    enqueue: Callable[[Turn], None]
     threads: ThreadStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -180,7 +180,7 @@ class Omni:
         if turn is None or turn.kind != OMNI_KIND or not turn.visible_to(principal.tenant):
             raise errors.IdempotencyMismatch("Idempotency-Key was already used with a different request")
         if turn.stored_status is Status.QUEUED and not turn.cancel_requested:
-            self.enqueue(turn.id)  # the first attempt may have stopped before queueing it
+            self.enqueue(turn)  # the first attempt may have stopped before queueing it
         return self._accepted(turn)
 
     def _claim(self, principal: Principal, key: str | None, fingerprint: str) -> IdempotencyClaim | None:
@@ -212,14 +212,13 @@ class Omni:
             last_response=new.id,
         )
         user = self._user_message(new, body.visible_text, body.context, now)
-        placeholder = Turn(new.id, OMNI_KIND, new.tenant, new.scope, Status.QUEUED, now, input=new.input)
         try:
             turn = self.threads.create_thread(
-                thread, user, new, created_event(placeholder), self._claim(principal, idempotency_key, fingerprint)
+                thread, user, new, created_event, self._claim(principal, idempotency_key, fingerprint)
             )
         except IdempotentReplay as replay:
             return self._replay(principal, replay.turn_id)
-        self.enqueue(turn.id)
+        self.enqueue(turn)
         return self._accepted(turn)
 
     def create_message(
@@ -238,14 +237,13 @@ class Omni:
             list(body.capabilities), "instant",
         )
         user = self._user_message(new, body.text, body.context, now)
-        placeholder = Turn(new.id, OMNI_KIND, new.tenant, new.scope, Status.QUEUED, now, input=new.input)
         try:
             turn = self.threads.add_message(
-                thread, user, new, created_event(placeholder), self._claim(principal, idempotency_key, fingerprint)
+                thread, user, new, created_event, self._claim(principal, idempotency_key, fingerprint)
             )
         except IdempotentReplay as replay:
             return self._replay(principal, replay.turn_id)
-        self.enqueue(turn.id)
+        self.enqueue(turn)
         return self._accepted(turn)
 
     # -- responses

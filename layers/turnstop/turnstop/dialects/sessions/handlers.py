@@ -78,7 +78,9 @@ def stream_router(store: Store, settings: Settings) -> StreamRouter:
         else:
             prompt = parse_body(event, models.SendMessage, settings.max_body_bytes).message
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-        fingerprint = IdempotencyClaim.fingerprint_of(event.get("routeKey", ""), event.get("rawPath", ""), _canonical(raw_body(event)))
+        fingerprint = IdempotencyClaim.fingerprint_of(
+            event.get("routeKey", ""), event.get("rawPath", ""), principal.end_user or "", _canonical(raw_body(event))
+        )
         turn = service.start_turn(
             store,
             settings,

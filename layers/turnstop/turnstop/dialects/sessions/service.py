@@ -54,19 +54,33 @@ def create_session(store: Store, settings: Settings, principal: Principal, persi
 
 
 def destroy_session(store: Store, principal: Principal, session_id: str) -> dict[str, Any]:
+    """Cancel the session's in-flight turn, then mark the session deleted.
+
+    Two entities, two conditional writes, ordered so that a crash between them leaves a
+    cancelled turn in a live session (a retried DELETE finishes the job), never a deleted
+    session whose turn keeps running. A turn that started in between is cancelled too.
+    """
     check_session_id(session_id)
-    s = store.destroy_session(session_id, principal.tenant)
-    cancelled = None
-    if s.active_turn:
-        outcome, _ = store.request_cancel(
-            s.active_turn,
-            tenant=principal.tenant,
-            scope=session_scope(session_id),
-            req=CancelRequest(reason="session deleted", actor=principal.key_id, source="session_delete"),
-        )
-        if outcome in (CancelOutcome.CANCELLED, CancelOutcome.CANCELLING):
-            cancelled = s.active_turn
+    session = store.get_session(session_id)
+    if session is None or not session.live(principal.tenant, store.now()):
+        raise errors.NotFound("Session not found")
+    cancelled = _cancel_for_delete(store, principal, session_id, session.active_turn)
+    before = store.destroy_session(session_id, principal.tenant)
+    if before.active_turn and before.active_turn != session.active_turn:
+        cancelled = _cancel_for_delete(store, principal, session_id, before.active_turn) or cancelled
     return {"id": session_id, "object": "session", "deleted": True, "cancelled_response_id": cancelled}
+
+
+def _cancel_for_delete(store: Store, principal: Principal, session_id: str, turn_id: str | None) -> str | None:
+    if not turn_id:
+        return None
+    outcome, _ = store.request_cancel(
+        turn_id,
+        tenant=principal.tenant,
+        scope=session_scope(session_id),
+        req=CancelRequest(reason="session deleted", actor=principal.key_id, source="session_delete"),
+    )
+    return turn_id if outcome in (CancelOutcome.CANCELLED, CancelOutcome.CANCELLING) else None
 
 
 def start_turn(
@@ -98,15 +112,14 @@ def start_turn(
         if len(idempotency_key) > 255:
             raise errors.InvalidRequest("Idempotency-Key must be at most 255 characters")
         claim = IdempotencyClaim(principal.tenant, idempotency_key, fingerprint)
-    placeholder = Turn(new.id, kind, new.tenant, new.scope, Status.QUEUED, store.now(), grace_ms=new.grace_ms)
     try:
-        turn = store.start_turn(new, created_event(placeholder), session_id=session_id, idempotency=claim)
+        turn = store.start_turn(new, created_event, session_id=session_id, idempotency=claim)
     except IdempotentReplay as replay:
         existing = store.get_turn(replay.turn_id)
-        if existing is None or not existing.visible_to(principal.tenant) or existing.expired(store.now()):
+        if existing is None or not existing.visible_to(principal.tenant, None, principal.end_user) or existing.expired(store.now()):
             raise errors.NotFound("Response not found") from None
         return existing
-    store.enqueue(turn.id)
+    store.enqueue(turn)
     return turn
 
 
@@ -122,6 +135,7 @@ def cancel(
         rid,
         tenant=principal.tenant,
         scope=session_scope(session_id) if session_id else STATELESS_SCOPE,
+        end_user=principal.end_user,
         req=CancelRequest(reason=reason, actor=principal.key_id, source="api"),
     )
     if outcome is CancelOutcome.NOT_FOUND:
@@ -138,7 +152,7 @@ def find_turn(store: Store, principal: Principal, rid: str, session_id: str | No
     check_rid(rid, kind)
     turn = store.get_turn(rid)
     scope = session_scope(session_id) if session_id else STATELESS_SCOPE
-    if turn is None or not turn.visible_to(principal.tenant, scope) or turn.expired(store.now()):
+    if turn is None or not turn.visible_to(principal.tenant, scope, principal.end_user) or turn.expired(store.now()):
         raise errors.NotFound("Response not found")
     return turn
 
