@@ -24,5 +24,5 @@ add_cancel_route(app, store, settings)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: object) -> dict:
     response = app.resolve(event, context)
-    metrics.add_metric(name=f"OmniCancelStatus{response['statusCode']}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=f"CancelStatus{response['statusCode']}", unit=MetricUnit.Count, value=1)
     return response

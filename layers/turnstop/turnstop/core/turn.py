@@ -117,6 +117,12 @@ class Turn:
         done = self.completed_at
         return None if done is None else done + self.grace_ms
 
+    @property
+    def last_readable_seq(self) -> int:
+        """The seq of the last event a reader can get now: a queued turn cancelled before any
+        worker saw it ends with one event derived from the head, one past its seq."""
+        return self.seq + (1 if self.stored_status is Status.QUEUED and self.cancel_requested else 0)
+
     def expired(self, now_ms: int) -> bool:
         """Past its grace window. Every read asks this; DynamoDB's TTL is only cleanup."""
         exp = self.expires_at

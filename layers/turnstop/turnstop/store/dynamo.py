@@ -187,6 +187,16 @@ class Store:
                 raise errors.Retryable(f"DynamoDB {op} throttled: {code}") from e
             raise
 
+    def query_all(self, **kw: Any) -> list[dict[str, Any]]:
+        """Every item of a Query, following LastEvaluatedKey."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._call("query", **kw)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kw = {**kw, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
     def _conditional(self, op: str, **kw: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """Run a conditional write. Returns (attributes, None) or (None, old item) on a failed condition."""
         from botocore.exceptions import ClientError
@@ -632,19 +642,13 @@ class Store:
         """Committed events with after < seq <= upto, in order."""
         if upto <= after:
             return []
-        out: list[Event] = []
-        kw: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": values(pk=turn_pk(turn_id), lo=ev_sk(after + 1), hi=ev_sk(upto)),
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._call("query", **kw)
-            out.extend(codec.event_from_item(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return out
-            kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = self.query_all(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues=values(pk=turn_pk(turn_id), lo=ev_sk(after + 1), hi=ev_sk(upto)),
+            ConsistentRead=True,
+        )
+        return [codec.event_from_item(i) for i in items]
 
     def list_scope(self, scope: str, limit: int = 100) -> list[Turn]:
         """Turns in a scope (thread, session, account), newest last."""
@@ -790,21 +794,12 @@ class Store:
             cond += " AND begins_with(sk, :prefix)"
             vals["prefix"] = f"{turn_id}#"
         out: list[dict[str, Any]] = []
-        kw: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": cond,
-            "ExpressionAttributeValues": values(**vals),
-        }
-        while True:
-            page = self._call("query", **kw)
-            for item in page.get("Items", []):
-                raw = codec.load(item) or {}
-                raw.pop("pk", None)
-                raw.pop("sk", None)
-                out.append(raw)
-            if "LastEvaluatedKey" not in page:
-                return out
-            kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in self.query_all(TableName=self.table, KeyConditionExpression=cond, ExpressionAttributeValues=values(**vals)):
+            raw = codec.load(item) or {}
+            raw.pop("pk", None)
+            raw.pop("sk", None)
+            out.append(raw)
+        return out
 
 
 def hash_secret(secret: str) -> str:

@@ -299,19 +299,13 @@ class ThreadStore:
         """Stored messages with after < seq <= upto, in order."""
         if upto <= after:
             return []
-        out: list[Message] = []
-        kw: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": values(pk=thread_pk(thread_id), lo=msg_sk(after + 1), hi=msg_sk(upto)),
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.store._call("query", **kw)
-            out.extend(m for m in (message_from_item(codec.load(i)) for i in page.get("Items", [])) if m is not None)
-            if "LastEvaluatedKey" not in page:
-                return out
-            kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = self.store.query_all(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues=values(pk=thread_pk(thread_id), lo=msg_sk(after + 1), hi=msg_sk(upto)),
+            ConsistentRead=True,
+        )
+        return [m for m in (message_from_item(codec.load(i)) for i in items) if m is not None]
 
     def get_message(self, thread_id: str, seq: int) -> Message | None:
         out = self.store._call(

@@ -271,14 +271,8 @@ def frame(ev: Event) -> str:
     return f"event: {ev.type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def last_seq(turn: Turn) -> int:
-    """The sequence number of the last event a reader can get now (the terminal event of a
-    queued response cancelled before a worker saw it is derived, one past the head's seq)."""
-    return turn.seq + (1 if turn.stored_status is Status.QUEUED and turn.cancel_requested else 0)
-
-
 def stream(store: Store, settings: Settings, turn: Turn, after: int) -> StreamingResponse:
-    end = last_seq(turn)
+    end = turn.last_readable_seq
     if after > end:
         raise errors.InvalidRequest(
             f"Invalid 'starting_after': {after} is beyond the last event of this response ({end}).",

@@ -9,7 +9,7 @@ from turnstop.auth import Principal
 from turnstop.core import errors
 from turnstop.core.clock import iso
 from turnstop.core.ids import matches, new_id
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
+from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.http.sse import SSE_HEADERS, StreamingResponse, follow
 from turnstop.runtime.model import count_tokens
@@ -169,8 +169,7 @@ def parse_after(headers: Mapping[str, str], query: Mapping[str, str]) -> int:
 
 
 def stream(store: Store, settings: Settings, turn: Turn, after: int, status: int = 200) -> StreamingResponse:
-    # a queued turn cancelled before any worker ran ends with one derived event after its seq
-    last = turn.seq + (1 if turn.stored_status is Status.QUEUED and turn.terminal else 0)
+    last = turn.last_readable_seq
     if after > last and turn.terminal:
         raise errors.InvalidRequest(f"Last-Event-ID / after is beyond the last event ({last})")
     body: Iterator[str] = follow(
