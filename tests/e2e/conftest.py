@@ -48,9 +48,17 @@ class LocalApi:
         return out.stdout.strip().splitlines()[-1].strip()
 
 
-@pytest.fixture(scope="session")
-def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
-    state_dir = tmp_path_factory.mktemp("turnstop-state")
+def _store_kinds() -> list[str]:
+    """Both embedded stores where DynamoDB Local can run (CI), else moto's server alone."""
+    from turnstop_local.store import choose_store_kind
+
+    return ["dynamodb-local", "moto"] if choose_store_kind(ROOT) == "dynamodb-local" else ["moto"]
+
+
+@pytest.fixture(scope="session", params=_store_kinds())
+def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    store_kind: str = request.param
+    state_dir = tmp_path_factory.mktemp(f"turnstop-state-{store_kind}")
     log_path = state_dir / "server.log"
     env = {
         **os.environ,
@@ -63,7 +71,7 @@ def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     }
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "turnstop_local", "serve", "--port", "0"],
+            [sys.executable, "-m", "turnstop_local", "serve", "--port", "0", "--store", store_kind],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
