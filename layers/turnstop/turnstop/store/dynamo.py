@@ -599,19 +599,10 @@ class Store:
                 {"Put": {"TableName": self.table, "Item": dump(extra), "ConditionExpression": "attribute_not_exists(pk)"}}
             )
         session_index = None
-        if release_session and turn.scope.startswith("session:"):
+        release = self._session_release(turn) if release_session else None
+        if release is not None:
             session_index = len(items)
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": key(f"SESSION#{turn.scope.split(':', 1)[1]}", codec.META_SK),
-                        "UpdateExpression": "REMOVE active_turn",
-                        "ConditionExpression": "active_turn = :tid",
-                        "ExpressionAttributeValues": values(tid=turn.id),
-                    }
-                }
-            )
+            items.append(release)
         failed = self._transact(items)
         if failed is not None:
             if session_index is not None and all(
@@ -691,19 +682,24 @@ class Store:
                 }
             }
         ]
-        if turn.scope.startswith("session:"):
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": key(f"SESSION#{turn.scope.split(':', 1)[1]}", codec.META_SK),
-                        "UpdateExpression": "REMOVE active_turn",
-                        "ConditionExpression": "active_turn = :tid",
-                        "ExpressionAttributeValues": values(tid=turn.id),
-                    }
-                }
-            )
+        release = self._session_release(turn)
+        if release is not None:
+            items.append(release)
         self._transact(items)
+
+    def _session_release(self, turn: Turn) -> dict[str, Any] | None:
+        """The transaction item that frees a session turn's session for its next turn."""
+        if not turn.scope.startswith("session:"):
+            return None
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": key(f"SESSION#{turn.scope.split(':', 1)[1]}", codec.META_SK),
+                "UpdateExpression": "REMOVE active_turn",
+                "ConditionExpression": "active_turn = :tid",
+                "ExpressionAttributeValues": values(tid=turn.id),
+            }
+        }
 
     # ------------------------------------------------------------------ sessions
 
