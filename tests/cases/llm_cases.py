@@ -36,11 +36,12 @@ EVENTS = ROOT / "events"
 TENANT = "dev"
 MODEL = "meetkai:functionary-urdu-mini-pak"
 LEASE_MS = 30_000
+# The seed's response object's keys, plus completed_at (the mka1 SDK requires it).
 RESPONSE_KEYS = {
     "id", "object", "created_at", "status", "background", "completed_at", "error", "incomplete_details",
     "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model", "output", "output_text",
-    "parallel_tool_calls", "previous_response_id", "reasoning", "service_tier", "store", "temperature",
-    "text", "tool_choice", "tools", "top_p", "truncation", "usage", "user",
+    "parallel_tool_calls", "previous_response_id", "reasoning", "service_tier", "store",
+    "text", "tool_choice", "tools", "truncation", "usage", "user",
 }  # fmt: skip
 
 
@@ -199,6 +200,8 @@ def test_given_background_create_when_answered_then_queued_object_with_every_fie
     assert obj["status"] == "queued" and obj["background"] is True and obj["output"] == []
     assert obj["metadata"] == {"k": "v"} and obj["model"] == MODEL
     assert obj["usage"]["input_tokens"] == 4 and obj["usage"]["output_tokens"] == 0
+    # defaults as the seed's object shows them
+    assert (obj["max_tool_calls"], obj["service_tier"], obj["truncation"], obj["tool_choice"]) == (30, "auto", "auto", "auto")
     assert llm.sqs.sent == [obj["id"]]
 
 

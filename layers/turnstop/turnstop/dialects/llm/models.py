@@ -61,7 +61,7 @@ class CreateResponse(BaseModel):
     top_p: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=1)
     parallel_tool_calls: StrictBool = True
     max_tool_calls: StrictInt | None = Field(default=None, ge=1)
-    truncation: Literal["auto", "disabled"] = "disabled"
+    truncation: Literal["auto", "disabled"] = "auto"
     service_tier: Literal["auto", "default", "flex", "priority"] | None = None
     user: StrictStr | None = None
     tool_choice: Literal["none", "auto", "required"] = "auto"

@@ -63,6 +63,10 @@ def message(turn: Turn, status: str, text: str | None) -> dict[str, Any]:
     return {"id": message_id(turn), "type": "message", "role": "assistant", "status": status, "content": content}
 
 
+# Defaults as the seed's response object shows them.
+DEFAULT_MAX_TOOL_CALLS = 30
+
+
 def response_object(
     turn: Turn,
     status: str,
@@ -79,7 +83,7 @@ def response_object(
         output = [message(turn, "completed", text)]
     elif text:
         output = [message(turn, "in_progress" if status == "in_progress" else "incomplete", text)]
-    return {
+    body: dict[str, Any] = {
         "id": turn.id,
         "object": "response",
         "created_at": turn.created_at // 1000,
@@ -90,7 +94,7 @@ def response_object(
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "instructions": i.get("instructions"),
         "max_output_tokens": i.get("max_output_tokens"),
-        "max_tool_calls": i.get("max_tool_calls"),
+        "max_tool_calls": i.get("max_tool_calls") or DEFAULT_MAX_TOOL_CALLS,
         "metadata": i.get("metadata") or {},
         "model": i.get("model", ""),
         "output": output,
@@ -98,17 +102,20 @@ def response_object(
         "parallel_tool_calls": i.get("parallel_tool_calls", True),
         "previous_response_id": i.get("previous_response_id"),
         "reasoning": {"effort": None, "summary": None},
-        "service_tier": i.get("service_tier") or "default",
+        "service_tier": i.get("service_tier") or "auto",
         "store": i.get("store", True),
-        "temperature": float(i["temperature"]) if i.get("temperature") is not None else 1.0,
         "text": {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": i.get("tool_choice") or "auto",
         "tools": [],
-        "top_p": float(i["top_p"]) if i.get("top_p") is not None else 1.0,
-        "truncation": i.get("truncation") or "disabled",
+        "truncation": i.get("truncation") or "auto",
         "usage": usage_body(usage if usage is not None else turn.usage),
         "user": i.get("user"),
     }
+    # Sampling settings are echoed only when the request set them (the seed's object has none).
+    for name in ("temperature", "top_p"):
+        if i.get(name) is not None:
+            body[name] = float(i[name])
+    return body
 
 
 def wire_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
