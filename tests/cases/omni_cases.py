@@ -16,11 +16,14 @@ from tests.cases.fixtures import Env
 from turnstop.core.turn import Status
 from turnstop.dialects.omni.errors import FORBIDDEN, MISSING_ACCOUNT
 from turnstop.dialects.omni.handlers import add_api_routes, add_cancel_route, resolver
+from turnstop.http.api import request_id
 from turnstop.runtime.model import Chunk, ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 
 LEASE_MS = 30_000
+# what every body carries for the test events' API Gateway request id "req-test"
+REQUEST_ID = request_id({"requestContext": {"requestId": "req-test"}})
 RESPONSE_RETENTION_S = 3600
 THREAD_RETENTION_DAYS = 2
 
@@ -156,7 +159,7 @@ def assistant(history: Reply) -> list[dict[str, Any]]:
 def test_creating_a_thread_stores_the_user_message_and_queues_one_response(omni: Omni) -> None:
     r = omni.create_thread("Write a 10-word note")
     assert r.status == 201 and set(r.data) == {"response_id", "thread_id", "user_message_id"}
-    assert r.body["metadata"]["request_id"] == "req-test"
+    assert r.body["metadata"]["request_id"] == REQUEST_ID
     assert omni.queued == [r.data["response_id"]]
     polled = omni.response(r.data["response_id"])
     assert polled.status == 200
@@ -204,7 +207,7 @@ def test_the_thread_response_endpoint_returns_the_active_response_and_null_when_
     assert active.status == 200 and active.data["id"] == r["response_id"] and active.data["status"] == "queued"
     omni.run()
     idle = omni.call("GET", f"/v1/omni-ai/threads/{r['thread_id']}/response", {"account_id": 1})
-    assert idle.status == 200 and idle.body == {"data": None, "metadata": {"request_id": "req-test"}}
+    assert idle.status == 200 and idle.body == {"data": None, "metadata": {"request_id": REQUEST_ID}}
 
 
 def test_a_second_message_while_a_response_is_active_is_409_without_retry_and_changes_nothing(omni: Omni) -> None:
@@ -212,7 +215,7 @@ def test_a_second_message_while_a_response_is_active_is_409_without_retry_and_ch
     before = omni.snapshot()
     busy = omni.send(r["thread_id"])
     assert busy.status == 409 and busy.headers["x-should-retry"] == "false"
-    assert busy.body["error"]["code"] == 409 and busy.body["metadata"]["request_id"] == "req-test"
+    assert busy.body["error"]["code"] == 409 and busy.body["metadata"]["request_id"] == REQUEST_ID
     assert omni.snapshot() == before and omni.queued == [r["response_id"]]
 
 
@@ -275,7 +278,7 @@ def test_cancelling_a_running_response_ends_canceled_with_the_partial_text_in_hi
     r = omni.create_thread("Write a 10-word note").data
     answers: list[Reply] = []
     omni.run(HookModel(10, hooks={4: lambda: answers.append(omni.cancel(r["response_id"]))}))
-    assert answers[0].status == 200 and answers[0].body == {"data": {"canceled": True}, "metadata": {"request_id": "req-test"}}
+    assert answers[0].status == 200 and answers[0].body == {"data": {"canceled": True}, "metadata": {"request_id": REQUEST_ID}}
     final = omni.response(r["response_id"]).data
     assert final["status"] == "canceled" and final["content"]["parts"] == [{"type": "text", "text": "w0 w1 w2 w3 "}]
     msg = assistant(omni.history(r["thread_id"]))
@@ -367,7 +370,7 @@ def test_a_missing_account_id_is_the_seeds_400(omni: Omni, method: str, route: s
     before = omni.snapshot()
     out = omni.call(method, path)
     assert out.status == 400
-    assert out.body == {"error": {"code": 400, "message": MISSING_ACCOUNT}, "metadata": {"request_id": "req-test"}}
+    assert out.body == {"error": {"code": 400, "message": MISSING_ACCOUNT}, "metadata": {"request_id": REQUEST_ID}}
     for bad, why in (("abc", "invalid digit"), ("", "empty string"), ("-1", "invalid digit"), ("1.5", "invalid digit"),
                      ("99999999999999999999", "too large")):
         out = omni.call(method, path, {"account_id": bad})
@@ -382,7 +385,7 @@ def test_an_account_the_key_may_not_act_for_is_the_seeds_403(omni: Omni, method:
     before = omni.snapshot()
     out = omni.call(method, route.format(rid=r["response_id"], tid=r["thread_id"]), {"account_id": 7})
     assert out.status == 403
-    assert out.body == {"error": {"code": 403, "message": FORBIDDEN}, "metadata": {"request_id": "req-test"}}
+    assert out.body == {"error": {"code": 403, "message": FORBIDDEN}, "metadata": {"request_id": REQUEST_ID}}
     assert omni.snapshot() == before
 
 
@@ -401,7 +404,7 @@ def test_unknown_malformed_foreign_account_and_foreign_tenant_responses_are_404_
         for out in (omni.cancel(rid, account, tenant=tenant, accounts=accounts),
                     omni.response(rid, account, tenant=tenant, accounts=accounts)):
             assert out.status == 404, (rid, account, tenant)
-            assert out.body == {"error": {"code": 404, "message": "Response not found"}, "metadata": {"request_id": "req-test"}}
+            assert out.body == {"error": {"code": 404, "message": "Response not found"}, "metadata": {"request_id": REQUEST_ID}}
     assert omni.snapshot() == before
     assert omni.response(r["response_id"]).data["status"] == "queued"
 
@@ -466,7 +469,7 @@ def test_bad_create_bodies_are_a_clear_400_and_write_nothing(omni: Omni, name: s
     assert out.status == 400, out.body
     assert out.body["error"]["code"] == 400 and hint in out.body["error"]["message"]
     assert out.body["error"]["message"].startswith("Failed to deserialize the JSON body")
-    assert out.body["metadata"]["request_id"] == "req-test"
+    assert out.body["metadata"]["request_id"] == REQUEST_ID
     assert omni.snapshot() == before and omni.queued == []
 
 

@@ -65,3 +65,17 @@ def test_the_stream_router_renders_domain_errors_in_the_dialects_shape() -> None
     assert resp.status_code == 409 and "".join(resp.body) == '{"error":{"type":"conflict","message":"busy"}}'
     missing = router({"rawPath": "/nope", "requestContext": {"http": {"method": "GET"}}})
     assert missing.status_code == 404
+
+
+def test_request_ids_are_uuids_as_the_documents_show_and_stable_per_request() -> None:
+    import uuid
+
+    from turnstop.http.api import request_id
+
+    gateway = {"requestContext": {"requestId": "JKJaXmPLvHcESHA="}}
+    rid = request_id(gateway)
+    assert str(uuid.UUID(rid)) == rid and request_id(gateway) == rid
+    assert request_id({"requestContext": {"requestId": "fa26a786-f5d3-48b0-80eb-778e17af4964"}}) == (
+        "fa26a786-f5d3-48b0-80eb-778e17af4964"
+    )
+    assert request_id({"headers": {"X-Request-Id": "client-123"}, **gateway}) == "client-123"

@@ -46,10 +46,22 @@ def status_for(exc: errors.TurnstopError, table: Mapping[type[errors.TurnstopErr
     return 500, "internal_error"
 
 
+_REQUEST_ID_NS = uuid.UUID("6f1c2a8e-3b0d-4f7a-9a51-2c7e5d9b8f40")
+
+
 def request_id(event: Mapping[str, Any]) -> str:
+    """The caller's X-Request-Id if sent, else a UUID (the form the documents show) derived
+    from API Gateway's request id, so it is stable for the request and correlates with its logs."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    rid = headers.get("x-request-id") or (event.get("requestContext") or {}).get("requestId")
-    return str(rid or uuid.uuid4())
+    if headers.get("x-request-id"):
+        return str(headers["x-request-id"])[:200]
+    gateway_id = (event.get("requestContext") or {}).get("requestId")
+    if not gateway_id:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(gateway_id))
+    except ValueError:
+        return str(uuid.uuid5(_REQUEST_ID_NS, gateway_id))
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
