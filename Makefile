@@ -32,6 +32,7 @@ node_modules/.installed: package.json
 
 lint: install
 	$(BIN)/ruff check layers functions turnstop_local tests bench
+	$(BIN)/mypy -p turnstop -p turnstop_local
 	$(BIN)/cfn-lint template.yaml
 
 test-unit: install

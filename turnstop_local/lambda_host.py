@@ -193,7 +193,7 @@ class LambdaFunction:
         target = getattr(self._module(module_path), attribute, None)
         if not callable(target):
             raise HandlerError(f"{self.name}: {module_path}.py has no callable {attribute!r}")
-        return target  # type: ignore[no-any-return]
+        return target
 
     def _module_file(self, module_path: str) -> Path:
         return self.spec.code_dir.joinpath(*module_path.split(".")).with_suffix(".py")
@@ -331,7 +331,7 @@ class StreamInvocation:
             raise item
         if item is _END:
             raise HandlerError("stream handler ended without a response")
-        return item  # type: ignore[no-any-return]
+        return item
 
     def chunks(self) -> Iterator[bytes]:
         """The body chunks as the handler yields them; raises what the body iterator raised."""

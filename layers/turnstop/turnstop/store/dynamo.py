@@ -354,8 +354,7 @@ class Store:
                 )
             i += 1
         if session_id is not None and failed[i]["code"] == "ConditionalCheckFailed":
-            old = codec.load(failed[i]["item"])
-            session = _session_from(old)
+            session = _session_from(codec.load(failed[i]["item"]))
             if session is None or not session.live(tenant, now):
                 raise errors.NotFound("Session not found")
             raise errors.Conflict(
