@@ -370,6 +370,28 @@ class Store:
         )
         return codec.turn_from_item(out.get("Item"))
 
+    def get_visible_turn(
+        self,
+        turn_id: str,
+        *,
+        tenant: str,
+        kinds: tuple[str, ...] | None = None,
+        scope: str | None = None,
+        end_user: str | None = None,
+    ) -> Turn | None:
+        """The turn if this caller may see it now: its kind, tenant, scope and end user match
+        and it is inside its grace window. Anything else is None, so callers answer not found
+        without telling unknown, foreign and expired ids apart."""
+        turn = self.get_turn(turn_id)
+        if (
+            turn is None
+            or (kinds is not None and turn.kind not in kinds)
+            or not turn.visible_to(tenant, scope, end_user)
+            or turn.expired(self.now())
+        ):
+            return None
+        return turn
+
     def request_cancel(
         self,
         turn_id: str,

@@ -186,14 +186,8 @@ def wait_for_end(
 
 
 def _visible(store: Store, principal: Principal, rid: str) -> Turn | None:
-    turn = store.get_turn(rid)
-    if (
-        turn is None
-        or turn.kind != KIND
-        or not turn.visible_to(principal.tenant, None, principal.end_user)
-        or turn.expired(store.now())
-        or not turn.input.get("store", True)
-    ):
+    turn = store.get_visible_turn(rid, tenant=principal.tenant, kinds=(KIND,), end_user=principal.end_user)
+    if turn is None or not turn.input.get("store", True):
         return None
     return turn
 
@@ -245,8 +239,7 @@ def cancel(store: Store, principal: Principal, rid: str) -> dict[str, Any]:
             turn is not None
             and turn.kind == KIND
             and turn.scope == FG_SCOPE
-            and turn.visible_to(principal.tenant, None, principal.end_user)
-            and not turn.expired(store.now())
+            and turn.input.get("store", True)  # an unstored response is unknown to every read
         ):
             raise errors.InvalidRequest(
                 f"Response '{rid}' cannot be cancelled: only responses created with background=true can be cancelled.",

@@ -252,13 +252,8 @@ class Omni:
         authorize(principal, account_id)
         if not models.is_id(response_id):
             raise errors.NotFound(RESPONSE_NOT_FOUND)
-        turn = self.store.get_turn(response_id)
-        if (
-            turn is None
-            or turn.kind != OMNI_KIND
-            or not turn.visible_to(principal.tenant, scope(account_id))
-            or turn.expired(self.store.now())
-        ):
+        turn = self.store.get_visible_turn(response_id, tenant=principal.tenant, kinds=(OMNI_KIND,), scope=scope(account_id))
+        if turn is None:
             raise errors.NotFound(RESPONSE_NOT_FOUND)
         return turn
 

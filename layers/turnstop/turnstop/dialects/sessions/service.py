@@ -115,8 +115,8 @@ def start_turn(
     try:
         turn = store.start_turn(new, created_event, session_id=session_id, idempotency=claim)
     except IdempotentReplay as replay:
-        existing = store.get_turn(replay.turn_id)
-        if existing is None or not existing.visible_to(principal.tenant, None, principal.end_user) or existing.expired(store.now()):
+        existing = store.get_visible_turn(replay.turn_id, tenant=principal.tenant, end_user=principal.end_user)
+        if existing is None:
             raise errors.NotFound("Response not found") from None
         return existing
     store.enqueue(turn)
@@ -150,9 +150,9 @@ def find_turn(store: Store, principal: Principal, rid: str, session_id: str | No
     if session_id is not None:
         check_session_id(session_id)
     check_rid(rid, kind)
-    turn = store.get_turn(rid)
     scope = session_scope(session_id) if session_id else STATELESS_SCOPE
-    if turn is None or not turn.visible_to(principal.tenant, scope, principal.end_user) or turn.expired(store.now()):
+    turn = store.get_visible_turn(rid, tenant=principal.tenant, kinds=(kind,), scope=scope, end_user=principal.end_user)
+    if turn is None:
         raise errors.NotFound("Response not found")
     return turn
 
