@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from turnstop.auth import Principal, principal_from_event
 from turnstop.core import errors
-from turnstop.store.dynamo import Store
+from turnstop.store.dynamo import IdempotencyClaim, Store
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -108,6 +108,29 @@ def require_principal(event: Mapping[str, Any], store: Store) -> Principal:
     if principal is None:
         raise errors.Unauthenticated("Missing or invalid API key")
     return principal
+
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_claim(event: Mapping[str, Any], principal: Principal) -> IdempotencyClaim | None:
+    """The request's Idempotency-Key bound to what it asks for: route, path, end user and the
+    body as parsed JSON (so whitespace and key order do not change a match)."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    key = headers.get("idempotency-key") or None
+    if key is None:
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise errors.InvalidRequest(f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters")
+    body = raw_body(event)
+    try:
+        body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    fingerprint = IdempotencyClaim.fingerprint_of(
+        str(event.get("routeKey", "")), str(event.get("rawPath", "")), principal.end_user or "", body
+    )
+    return IdempotencyClaim(principal.tenant, key, fingerprint)
 
 
 def raw_body(event: Mapping[str, Any]) -> bytes:

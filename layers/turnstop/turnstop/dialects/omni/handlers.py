@@ -6,7 +6,6 @@ Every body is the SDK's envelope: ``{"data": ..., "metadata": {"request_id": ...
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,9 +15,9 @@ from turnstop.core.turn import Turn
 from turnstop.dialects.omni import models
 from turnstop.dialects.omni.errors import error_body, extra_headers
 from turnstop.dialects.omni.service import Omni
-from turnstop.http.api import json_response, make_resolver, raw_body, request_id, require_principal
+from turnstop.http.api import idempotency_claim, json_response, make_resolver, raw_body, request_id, require_principal
 from turnstop.settings import Settings
-from turnstop.store.dynamo import IdempotencyClaim, Store
+from turnstop.store.dynamo import Store
 
 
 def resolver() -> APIGatewayHttpResolver:
@@ -34,20 +33,6 @@ def _query(app: APIGatewayHttpResolver) -> dict[str, str]:
     return dict(app.current_event.query_string_parameters or {})
 
 
-def _fingerprint(event: dict[str, Any]) -> str:
-    body = raw_body(event)
-    try:
-        body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        pass
-    return IdempotencyClaim.fingerprint_of(event.get("routeKey", ""), event.get("rawPath", ""), body)
-
-
-def _idempotency_key(event: dict[str, Any]) -> str | None:
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    return headers.get("idempotency-key") or None
-
-
 def add_api_routes(
     app: APIGatewayHttpResolver, store: Store, settings: Settings, enqueue: Callable[[Turn], None] | None = None
 ) -> Omni:
@@ -58,7 +43,7 @@ def add_api_routes(
         event = app.current_event.raw_event
         principal = require_principal(event, store)
         body = models.parse_turn_body(raw_body(event), models.CreateThread, settings.max_body_bytes)
-        return _ok(app, omni.create_thread(principal, body, _idempotency_key(event), _fingerprint(event)), 201)
+        return _ok(app, omni.create_thread(principal, body, idempotency_claim(event, principal)), 201)
 
     @app.get("/v1/omni-ai/threads")
     def get_threads() -> Response:
@@ -78,7 +63,7 @@ def add_api_routes(
         event = app.current_event.raw_event
         principal = require_principal(event, store)
         body = models.parse_turn_body(raw_body(event), models.CreateMessage, settings.max_body_bytes)
-        data = omni.create_message(principal, thread_id, body, _idempotency_key(event), _fingerprint(event))
+        data = omni.create_message(principal, thread_id, body, idempotency_claim(event, principal))
         return _ok(app, data, 201)
 
     @app.get("/v1/omni-ai/threads/<thread_id>/messages")

@@ -183,15 +183,8 @@ class Omni:
             self.enqueue(turn)  # the first attempt may have stopped before queueing it
         return self._accepted(turn)
 
-    def _claim(self, principal: Principal, key: str | None, fingerprint: str) -> IdempotencyClaim | None:
-        if not key:
-            return None
-        if len(key) > 255:
-            raise errors.InvalidRequest("Idempotency-Key must be at most 255 characters")
-        return IdempotencyClaim(principal.tenant, key, fingerprint)
-
     def create_thread(
-        self, principal: Principal, body: models.CreateThread, idempotency_key: str | None = None, fingerprint: str = ""
+        self, principal: Principal, body: models.CreateThread, idempotency: IdempotencyClaim | None = None
     ) -> dict[str, Any]:
         authorize(principal, body.account_id)
         now = self.store.now()
@@ -214,7 +207,7 @@ class Omni:
         user = self._user_message(new, body.visible_text, body.context, now)
         try:
             turn = self.threads.create_thread(
-                thread, user, new, created_event, self._claim(principal, idempotency_key, fingerprint)
+                thread, user, new, created_event, idempotency
             )
         except IdempotentReplay as replay:
             return self._replay(principal, replay.turn_id)
@@ -226,8 +219,7 @@ class Omni:
         principal: Principal,
         thread_id: str,
         body: models.CreateMessage,
-        idempotency_key: str | None = None,
-        fingerprint: str = "",
+        idempotency: IdempotencyClaim | None = None,
     ) -> dict[str, Any]:
         authorize(principal, body.account_id)
         thread = self._thread(principal, thread_id, body.account_id)
@@ -239,7 +231,7 @@ class Omni:
         user = self._user_message(new, body.text, body.context, now)
         try:
             turn = self.threads.add_message(
-                thread, user, new, created_event, self._claim(principal, idempotency_key, fingerprint)
+                thread, user, new, created_event, idempotency
             )
         except IdempotentReplay as replay:
             return self._replay(principal, replay.turn_id)

@@ -6,7 +6,6 @@ function; the streaming routes are served by ``stream_router`` (Function URL in 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -14,11 +13,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from turnstop.core import errors
 from turnstop.dialects.sessions import models, service
 from turnstop.dialects.sessions.errors import error_body
-from turnstop.http.api import json_response, make_resolver, parse_body, raw_body, request_id, require_principal
+from turnstop.http.api import idempotency_claim, json_response, make_resolver, parse_body, request_id, require_principal
 from turnstop.http.sse import StreamingResponse
 from turnstop.http.streaming import StreamRouter
 from turnstop.settings import Settings
-from turnstop.store.dynamo import IdempotencyClaim, Store
+from turnstop.store.dynamo import Store
 
 
 def resolver() -> APIGatewayHttpResolver:
@@ -77,18 +76,8 @@ def stream_router(store: Store, settings: Settings) -> StreamRouter:
                 raise errors.InvalidRequest("Invalid field 'input': Field required")
         else:
             prompt = parse_body(event, models.SendMessage, settings.max_body_bytes).message
-        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-        fingerprint = IdempotencyClaim.fingerprint_of(
-            event.get("routeKey", ""), event.get("rawPath", ""), principal.end_user or "", _canonical(raw_body(event))
-        )
         turn = service.start_turn(
-            store,
-            settings,
-            principal,
-            prompt=prompt,
-            session_id=session_id,
-            idempotency_key=headers.get("idempotency-key"),
-            fingerprint=fingerprint,
+            store, settings, principal, prompt=prompt, session_id=session_id, idempotency=idempotency_claim(event, principal)
         )
         return service.stream(store, settings, turn, 0)
 
@@ -109,11 +98,3 @@ def stream_router(store: Store, settings: Settings) -> StreamRouter:
     router.add("GET", "/v1/sessions/{id}/responses/{rid}/events", lambda ev, p: resume(ev, p["rid"], p["id"]))
     router.add("GET", "/v1/responses/{rid}/events", lambda ev, p: resume(ev, p["rid"], None))
     return router
-
-
-def _canonical(body: bytes) -> bytes:
-    """The body as parsed JSON, so whitespace and key order do not change an idempotency match."""
-    try:
-        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return body

@@ -90,8 +90,7 @@ def start_turn(
     *,
     prompt: str,
     session_id: str | None,
-    idempotency_key: str | None,
-    fingerprint: str,
+    idempotency: IdempotencyClaim | None,
 ) -> Turn:
     """Create (or, for a repeated Idempotency-Key, find) the turn and queue it for a worker."""
     if session_id is not None:
@@ -107,13 +106,8 @@ def start_turn(
         end_user=principal.end_user,
         input_tokens=count_tokens(prompt),
     )
-    claim = None
-    if idempotency_key:
-        if len(idempotency_key) > 255:
-            raise errors.InvalidRequest("Idempotency-Key must be at most 255 characters")
-        claim = IdempotencyClaim(principal.tenant, idempotency_key, fingerprint)
     try:
-        turn = store.start_turn(new, created_event, session_id=session_id, idempotency=claim)
+        turn = store.start_turn(new, created_event, session_id=session_id, idempotency=idempotency)
     except IdempotentReplay as replay:
         existing = store.get_visible_turn(replay.turn_id, tenant=principal.tenant, end_user=principal.end_user)
         if existing is None:
