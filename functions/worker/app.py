@@ -10,6 +10,7 @@ import json
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
@@ -29,9 +30,10 @@ runner = TurnRunner(
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     turn_id = json.loads(record.body)["turn_id"]
-    result = runner.handle(turn_id)
+    # End the turn cleanly (max_duration) before Lambda's timeout would kill it mid-step.
+    result = runner.handle(turn_id, remaining_ms=lambda_context.get_remaining_time_in_millis)
     logger.info("turn settled", extra={"turn_id": turn_id, "result": result})
     return result
 

@@ -522,3 +522,15 @@ def test_given_failed_model_when_retrieved_then_failed_with_server_error(llm: Ll
     assert evs[-1]["type"] == "response.failed"
     assert llm.cancel(rid).json["status"] == "failed"
     assert Status.FAILED is llm.head(rid).status
+
+
+def test_given_max_output_tokens_when_reached_then_incomplete_with_that_reason_and_billed(llm: Llm) -> None:
+    obj = llm.create({"model": MODEL, "input": "Write a 40-word note", "background": True, "max_output_tokens": 6}).json
+    assert llm.run(obj["id"]) == "incomplete"
+    final = llm.retrieve(obj["id"]).json
+    assert_sdk_response(final)
+    assert final["status"] == "incomplete" and final["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert final["usage"]["output_tokens"] == 6 and len(final["output_text"].split()) == 6
+    events = llm.retrieve(obj["id"], {"stream": "true"}).events
+    assert events[-1]["type"] == "response.incomplete"
+    assert sorted(e["kind"] for e in llm.store.ledger(TENANT, obj["id"])) == ["debit", "usage"]

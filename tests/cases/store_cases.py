@@ -377,3 +377,33 @@ def test_a_reader_sends_keepalives_on_long_gaps(env: Env) -> None:
         if f.startswith(":"):
             break
     assert frames[0].startswith("id: 1\n") and frames[-1] == ": keep-alive\n\n"
+
+
+# ---------------------------------------------------------------------------- limits
+
+
+def test_max_output_tokens_ends_the_turn_incomplete_and_bills_what_was_produced(env: Env) -> None:
+    turn = start(env, "Write a 50-word note")
+    # the dialects store the request's max_output_tokens with the prompt
+    env.client.update_item(
+        TableName=env.store.table,
+        Key={"pk": {"S": f"TURN#{turn.id}"}, "sk": {"S": "TURN"}},
+        UpdateExpression="SET #i = :i",
+        ExpressionAttributeNames={"#i": "input"},
+        ExpressionAttributeValues={":i": {"S": '{"prompt": "Write a 50-word note", "max_output_tokens": 7}'}},
+    )
+    model = HookModel(50)
+    assert runner(env, model).handle(turn.id) == "incomplete"
+    evs = events(env, turn.id)
+    assert sum(e.type == "response.delta" for e in evs) == 7 and model.closed
+    assert ledger_kinds(env, turn.id) == ["debit", "usage"]
+
+
+def test_a_turn_near_the_hosts_deadline_ends_failed_with_its_terminal_event(env: Env) -> None:
+    turn = start(env, "Write a 50-word note")
+    budget = iter([60_000] * 5 + [9_000] * 100)  # milliseconds left in the invocation, per check
+    assert runner(env, HookModel(50)).handle(turn.id, remaining_ms=lambda: next(budget)) == "failed"
+    evs = events(env, turn.id)
+    assert sum(e.type == "response.delta" for e in evs) == 6
+    assert evs[-1].type == "response.failed" and evs[-1].data["error"]["code"] == "max_duration"
+    assert ledger_kinds(env, turn.id) == ["usage"]

@@ -63,6 +63,11 @@ class ActiveTurn:
     def usage(self) -> Usage:
         return Usage(self.turn.usage.input_tokens, self.output_tokens)
 
+    @property
+    def produced_tokens(self) -> int:
+        """Output tokens emitted so far, committed or still buffered."""
+        return self.output_tokens + count_tokens("".join(t for k, t in self._pending_text if k == "text"))
+
     def emit(self, events: list[PendingEvent], text: str = "", kind: str = "text") -> None:
         self._pending.extend(events)
         if text:
@@ -95,8 +100,9 @@ def _replace(turn: Turn, **kw: object) -> Turn:
 
 
 def ledger_for(status: Status, usage: Usage) -> list[LedgerEntry]:
-    """Completed turns are billed once; cancelled and failed ones record usage, debit nothing."""
-    billed = status is Status.COMPLETED
+    """Completed turns (and incomplete ones, cut at the caller's own max_output_tokens) are
+    billed once; cancelled and failed ones record usage and debit nothing."""
+    billed = status in (Status.COMPLETED, Status.INCOMPLETE)
     entries = [LedgerEntry("usage", {**usage.to_item(), "status": status.value, "billed": billed})]
     if billed:
         credits = (CREDITS_PER_TOKEN * usage.total_tokens).quantize(Decimal("0.000001"))
@@ -114,6 +120,7 @@ class TurnRunner:
         flush_ms: int = 0,
         renderer_lookup: Callable[[str], Renderer] = renderer_for,
         owner: str | None = None,
+        stop_margin_ms: int = 10_000,
     ) -> None:
         self.store = store
         self.model_factory = model_factory
@@ -121,16 +128,17 @@ class TurnRunner:
         self.flush_ms = flush_ms
         self.renderer_lookup = renderer_lookup
         self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
+        self.stop_margin_ms = stop_margin_ms
 
     # -- entry point for one queue message
 
-    def handle(self, turn_id: str) -> str:
+    def handle(self, turn_id: str, remaining_ms: Callable[[], int] | None = None) -> str:
         """Run or settle the turn. Returns what happened; raises LeaseHeld to be retried."""
         try:
             turn = self.store.claim(turn_id, self.owner, self.lease_ms)
         except CommitRejected as e:
             return self._settle_unclaimable(e.old)
-        return self.run(turn)
+        return self.run(turn, remaining_ms)
 
     def _settle_unclaimable(self, old: Turn | None) -> str:
         if old is None:
@@ -192,17 +200,28 @@ class TurnRunner:
 
     # -- running a claimed turn
 
-    def run(self, turn: Turn) -> str:
+    def run(self, turn: Turn, remaining_ms: Callable[[], int] | None = None) -> str:
+        """Stream the model into the turn. Ends ``incomplete`` at the request's
+        ``max_output_tokens``, and ``failed`` (``max_duration``) shortly before the host's
+        deadline (``remaining_ms``), so a turn always gets its terminal event and state."""
         renderer = self.renderer_lookup(turn.kind)
         active = ActiveTurn(self.store, turn, self.owner, self.lease_ms, self.flush_ms, self.store.clock)
         model = self.model_factory(turn)
         stream = model.stream(str(turn.input.get("prompt", "")))
+        limit = turn.input.get("max_output_tokens")
+        stop: tuple[Status, dict[str, str] | None] = (Status.COMPLETED, None)
         try:
             start = renderer.on_start(active.turn)
             if start:
                 active.emit(start)
             for chunk in stream:
                 active.emit(renderer.on_delta(active.turn, chunk.text, chunk.kind), chunk.text, chunk.kind)
+                if isinstance(limit, int) and active.produced_tokens >= limit:
+                    stop = (Status.INCOMPLETE, {"code": "max_output_tokens", "message": "Reached max_output_tokens"})
+                    break
+                if remaining_ms is not None and remaining_ms() < self.stop_margin_ms:
+                    stop = (Status.FAILED, {"code": "max_duration", "message": "The turn ran out of time"})
+                    break
             active.checkpoint()
         except TurnStopped as stopped:
             return self._stopped(active, stopped.old)
@@ -214,7 +233,7 @@ class TurnRunner:
             close = getattr(stream, "close", None)
             if close:
                 close()  # best-effort stop of the in-flight model call
-        return self._end(active, Status.COMPLETED, None)
+        return self._end(active, *stop)
 
     def _end(self, active: ActiveTurn, status: Status, error: dict[str, str] | None) -> str:
         renderer = self.renderer_lookup(active.turn.kind)
