@@ -525,3 +525,14 @@ def test_the_status_vocabulary_maps_every_internal_state() -> None:
         Status.FAILED: "failed", Status.INCOMPLETE: "failed", Status.CANCELLED: "canceled",
     }
     assert set(MESSAGE_OUTCOME.values()) == {"completed", "errored", "canceled"}
+
+
+def test_a_forged_thread_page_token_is_a_400_not_a_backend_error(omni: Omni) -> None:
+    import base64
+    import json as _json
+
+    omni.create_thread()
+    for forged in ({"a": 1, "k": "", "id": ""}, {"a": 1, "k": "x", "id": "not-an-id"}, {"a": 1, "k": 5, "id": []}):
+        token = base64.urlsafe_b64encode(_json.dumps(forged).encode()).decode().rstrip("=")
+        out = omni.call("GET", "/v1/omni-ai/threads", query={"account_id": "1", "page_token": token})
+        assert out.status == 400, forged

@@ -8,6 +8,7 @@ write), then the resource must be linked to that account and tenant and within r
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -301,7 +302,15 @@ class Omni:
         after = None
         if page_token:
             tok = models.decode_token(page_token, ("a", "k", "id"))
-            if tok["a"] != account_id or not isinstance(tok["k"], str) or not isinstance(tok["id"], str):
+            # a thread cursor is exactly what list_threads handed out: "<created_at:015d>#<id>", id
+            k, tid = tok["k"], tok["id"]
+            if (
+                tok["a"] != account_id
+                or not isinstance(k, str)
+                or not isinstance(tid, str)
+                or not models.is_id(tid)
+                or not re.fullmatch(r"\d{15}#" + re.escape(tid), k)
+            ):
                 raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
             after = (tok["k"], tok["id"])
         threads, cursor = self.threads.list_threads(principal.tenant, account_id, page_size, after)
