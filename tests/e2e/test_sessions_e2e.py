@@ -166,3 +166,22 @@ def test_bad_input_gets_a_clear_error_and_starts_nothing(client: httpx.Client) -
     with client.stream("POST", f"/v1/sessions/{sid}/messages", json={"message": "Write a 1-word reply"}) as r:
         assert r.status_code == 200
         assert list(sse_events(r.iter_lines()))[-1]["event"] == "message.completed"
+
+
+def test_a_cancel_sent_to_the_cancel_queue_ends_an_open_stream(client: httpx.Client, local_api: LocalApi) -> None:
+    import json
+
+    import boto3
+
+    state = json.loads((local_api.state_dir / "local.json").read_text())
+    sqs = boto3.client("sqs", endpoint_url=state["sqs_endpoint"], region_name=state["region"])
+    with client.stream("POST", "/v1/responses", json={"input": "Write a 5000-word essay"}) as r:
+        rid = r.headers["X-Response-Id"]
+        sqs.send_message(
+            QueueUrl=state["queue_urls"]["CancelQueue"],
+            MessageBody=json.dumps({"turn_id": rid, "tenant": "dev", "reason": "user closed the tab"}),
+        )
+        events = list(sse_events(r.iter_lines()))
+    assert events[-1]["event"] == "response.cancelled"
+    assert events[-1]["data"]["cancel"] == {"reason": "user closed the tab", "source": "queue"}
+    assert client.post(f"/v1/responses/{rid}/cancel").json()["status"] == "already_complete"

@@ -223,3 +223,37 @@ def test_a_turn_the_queue_refuses_is_cancelled_and_frees_its_session(aws: Aws) -
     scan = aws.store.ddb.scan(TableName=aws.table)["Items"]
     heads = [aws.store.get_turn(i["id"]["S"]) for i in scan if i["sk"]["S"] == "TURN"]
     assert sorted(h.status.value for h in heads if h) == ["cancelled", "queued"]
+
+
+# ---------------------------------------------------------------------------- cancels from a queue
+
+
+def test_a_cancel_message_stops_a_turn_like_the_http_endpoint(aws: Aws) -> None:
+    _, resp = start_stateless(aws, "Write a 40-word note")
+    rid = resp.headers["X-Response-Id"]
+    fn = aws.function("cancel_consumer")
+    ev = load_event("cancel_consumer")
+    ev["Records"][0]["body"] = json.dumps({"turn_id": rid, "tenant": "dev", "reason": "user closed the tab"})
+    assert fn.lambda_handler(ev, Context()) == {"batchItemFailures": []}
+    head = aws.store.get_turn(rid)
+    assert head is not None and head.status is Status.CANCELLED
+    assert (head.cancel_source, head.cancel_reason) == ("queue", "user closed the tab")
+
+
+def test_bad_or_foreign_cancel_messages_change_nothing_and_only_malformed_ones_fail(aws: Aws) -> None:
+    _, resp = start_stateless(aws)
+    rid = resp.headers["X-Response-Id"]
+    fn = aws.function("cancel_consumer")
+    template = load_event("cancel_consumer")["Records"][0]
+    bodies = {
+        "foreign": json.dumps({"turn_id": rid, "tenant": "other"}),  # settled: not_found
+        "unknown": json.dumps({"turn_id": "resp_nope", "tenant": "dev"}),  # settled: not_found
+        "not-json": "{nope",
+        "wrong-type": json.dumps({"turn_id": 7, "tenant": "dev"}),
+        "extra-field": json.dumps({"turn_id": rid, "tenant": "dev", "force": True}),
+    }
+    records = [{**template, "messageId": name, "body": body} for name, body in bodies.items()]
+    out = fn.lambda_handler({"Records": records}, Context())
+    assert sorted(f["itemIdentifier"] for f in out["batchItemFailures"]) == ["extra-field", "not-json", "wrong-type"]
+    head = aws.store.get_turn(rid)
+    assert head is not None and head.status is Status.QUEUED and not head.cancel_requested

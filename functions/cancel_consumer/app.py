@@ -1,0 +1,32 @@
+"""Cancel queue consumer: each SQS message asks to stop one turn.
+
+Malformed messages fail their record (and reach the DLQ after the queue's maxReceiveCount);
+throttling fails the record so SQS redelivers it; every cancel outcome settles it.
+"""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+from turnstop.queue_cancel import CancelRecord, handle
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+store = Store(settings.table)
+processor = BatchProcessor(event_type=EventType.SQS, model=CancelRecord)
+
+
+def record_handler(record: CancelRecord) -> str:
+    outcome = handle(store, record.body)
+    metrics.add_metric(name=f"QueueCancel_{outcome.value}", unit=MetricUnit.Count, value=1)
+    logger.info("queued cancel settled", extra={"turn_id": record.body.turn_id, "outcome": outcome.value})
+    return outcome.value
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict, context: object) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
