@@ -17,6 +17,7 @@ from typing import Any
 
 from turnstop_local.http_server import INTEGRATION_TIMEOUT_SECONDS, LocalApi, LocalHttpServer
 from turnstop_local.lambda_host import FunctionHost
+from turnstop_local.schedules import Schedules
 from turnstop_local.sqs import EventSourceMappings
 from turnstop_local.store import LocalStore, endpoint_answers
 from turnstop_local.template import LocalResources, Template
@@ -98,6 +99,7 @@ class LocalRuntime:
         self.resources: LocalResources | None = None
         self.host: FunctionHost | None = None
         self.mappings: EventSourceMappings | None = None
+        self.schedules: Schedules | None = None
         self.server: LocalHttpServer | None = None
         self.load_errors: dict[str, BaseException] = {}
 
@@ -115,6 +117,7 @@ class LocalRuntime:
             self.host.apply_common_environment()
             self.load_errors = self.host.load_all()
             self.mappings = EventSourceMappings(self.template, self.host, self.store.sqs_endpoint).start()
+            self.schedules = Schedules(self.template, self.host).start()
             api = LocalApi(self.template.routes, self.template.authorizers, self.host, self.integration_timeout)
             self.server = LocalHttpServer(api, "127.0.0.1", self.port).start_in_thread()
             if self.write_state:
@@ -129,6 +132,9 @@ class LocalRuntime:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.schedules is not None:
+            self.schedules.stop()
+            self.schedules = None
         if self.mappings is not None:
             self.mappings.stop()
             self.mappings = None

@@ -213,6 +213,28 @@ class SqsEventSource:
 
 
 @dataclass(frozen=True)
+class ScheduleSource:
+    """A ``Schedule`` event of a function (EventBridge ``rate(...)`` expressions)."""
+
+    function_id: str
+    name: str
+    period_seconds: float
+    enabled: bool = True
+
+
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+_RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+
+def rate_seconds(expression: str) -> float:
+    """Seconds between runs of an EventBridge ``rate(N unit)`` expression."""
+    m = _RATE.match(expression.strip())
+    if not m:
+        raise TemplateError(f"only rate(...) schedules run locally, not {expression!r}")
+    return int(m.group(1)) * _RATE_UNITS[m.group(2)]
+
+
+@dataclass(frozen=True)
 class QueueSpec:
     """An ``AWS::SQS::Queue`` and its redrive policy."""
 
@@ -573,6 +595,24 @@ class Template:
                         batch_size=_as_int(self.resolve(props.get("BatchSize")), 10),
                         maximum_batching_window=_as_int(self.resolve(props.get("MaximumBatchingWindowInSeconds")), 0),
                         function_response_types=tuple(props.get("FunctionResponseTypes") or ()),
+                        enabled=props.get("Enabled", True) not in (False, "false", "False"),
+                    )
+                )
+        return sources
+
+    @property
+    def schedule_sources(self) -> list[ScheduleSource]:
+        sources: list[ScheduleSource] = []
+        for function in self.functions.values():
+            for event_name, event in ((function.properties.get("Events")) or {}).items():
+                if (event or {}).get("Type") != "Schedule":
+                    continue
+                props = event.get("Properties") or {}
+                sources.append(
+                    ScheduleSource(
+                        function_id=function.logical_id,
+                        name=event_name,
+                        period_seconds=rate_seconds(str(self.resolve(props.get("Schedule")))),
                         enabled=props.get("Enabled", True) not in (False, "false", "False"),
                     )
                 )

@@ -407,3 +407,39 @@ def test_a_turn_near_the_hosts_deadline_ends_failed_with_its_terminal_event(env:
     assert sum(e.type == "response.delta" for e in evs) == 6
     assert evs[-1].type == "response.failed" and evs[-1].data["error"]["code"] == "max_duration"
     assert ledger_kinds(env, turn.id) == ["usage"]
+
+
+# ---------------------------------------------------------------------------- sweeping
+
+
+def _stale(env: Env, queued_for_s: float = 300) -> set[str]:
+    from turnstop.store.dynamo import INFLIGHT_SHARDS
+
+    return {t for shard in range(INFLIGHT_SHARDS) for t in env.store.stale_turns(shard, int(queued_for_s * 1000))}
+
+
+def test_the_sweeper_finds_turns_nothing_is_moving_and_only_those(env: Env) -> None:
+    waiting = start(env)  # its message was lost
+    running = start(env)
+    env.store.claim(running.id, "worker-a", LEASE_MS)  # its worker is alive, then dies
+    done = start(env)
+    runner(env, ScriptedModel(0)).handle(done.id)
+    assert _stale(env) == set()
+    env.clock.advance(seconds=31)
+    assert _stale(env) == {running.id}
+    env.clock.advance(seconds=300)
+    assert _stale(env) == {waiting.id, running.id}
+
+
+def test_a_swept_turn_is_settled_by_the_worker_and_leaves_the_in_flight_index(env: Env) -> None:
+    lost = start(env)
+    cancelled_while_queued = start(env)
+    cancel(env, cancelled_while_queued.id)
+    env.clock.advance(seconds=301)
+    assert _stale(env) == {lost.id, cancelled_while_queued.id}
+    for turn_id in sorted(_stale(env)):
+        runner(env, ScriptedModel(0)).handle(turn_id)
+    assert _stale(env, queued_for_s=0) == set()
+    assert env.store.get_turn(lost.id).status is Status.COMPLETED  # type: ignore[union-attr]
+    assert env.store.get_turn(cancelled_while_queued.id).status is Status.CANCELLED  # type: ignore[union-attr]
+    assert events(env, cancelled_while_queued.id)[-1].type == "response.cancelled"

@@ -61,13 +61,17 @@ def test_repo_streaming_routes_come_from_metadata(repo_template: Template) -> No
 
 
 def test_repo_sqs_mapping_and_queues(repo_template: Template) -> None:
-    (source,) = repo_template.sqs_event_sources
-    assert (source.function_id, source.queue_id) == ("WorkerFunction", "TurnQueue")
-    assert source.report_batch_item_failures
-    queue = repo_template.queues["TurnQueue"]
-    assert queue.dlq_id == "TurnDLQ" and queue.max_receive_count
-    # Lambda refuses a mapping whose queue hides messages for less than the function may run.
-    assert queue.visibility_timeout >= repo_template.function("WorkerFunction").timeout
+    sources = {s.function_id: s for s in repo_template.sqs_event_sources}
+    assert {f: s.queue_id for f, s in sources.items()} == {
+        "WorkerFunction": "TurnQueue",
+        "CancelConsumerFunction": "CancelQueue",
+    }
+    for source in sources.values():
+        assert source.report_batch_item_failures
+        queue = repo_template.queues[source.queue_id]
+        assert queue.dlq_id and queue.max_receive_count  # every queue has a DLQ
+        # Lambda refuses a mapping whose queue hides messages for less than the function may run.
+        assert queue.visibility_timeout >= repo_template.function(source.function_id).timeout
 
 
 def test_repo_table_spec_matches_template(repo_template: Template) -> None:

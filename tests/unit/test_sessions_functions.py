@@ -257,3 +257,18 @@ def test_bad_or_foreign_cancel_messages_change_nothing_and_only_malformed_ones_f
     assert sorted(f["itemIdentifier"] for f in out["batchItemFailures"]) == ["extra-field", "not-json", "wrong-type"]
     head = aws.store.get_turn(rid)
     assert head is not None and head.status is Status.QUEUED and not head.cancel_requested
+
+
+# ---------------------------------------------------------------------------- sweeper
+
+
+def test_the_sweeper_requeues_a_turn_whose_message_was_lost(aws: Aws, monkeypatch: Any) -> None:
+    _, resp = start_stateless(aws)
+    rid = resp.headers["X-Response-Id"]
+    assert len(aws.drain_queue()) == 1  # the message is consumed and lost: nobody runs the turn
+    monkeypatch.setenv("TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS", "0.001")
+    sweeper = aws.function("sweeper")
+    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid]}
+    run_worker(aws)  # the re-sent message runs it
+    assert aws.store.get_turn(rid).status is Status.COMPLETED  # type: ignore[union-attr]
+    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}

@@ -276,6 +276,9 @@ class Store:
             "ttl": cleanup,
             "gsi1pk": f"SCOPE#{new.scope}",
             "gsi1sk": f"{now:015d}#{new.id}",
+            # in the sparse in-flight index until finalize removes it (see stale_turns)
+            "gsi2pk": inflight_pk(new.id),
+            "gsi2sk": f"{now:015d}#{new.id}",
         }
         items: list[dict[str, Any]] = []
         if idempotency is not None:
@@ -579,7 +582,7 @@ class Store:
             "Update": {
                 "TableName": self.table,
                 "Key": key(turn_pk(turn.id), TURN_SK),
-                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE lease_owner, lease_expires_at",
+                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk",
                 "ConditionExpression": cond,
                 "ExpressionAttributeValues": values(**vals),
             }
@@ -673,6 +676,36 @@ class Store:
             Limit=limit,
         )
         return [t for t in (codec.turn_from_item(i) for i in page.get("Items", [])) if t is not None]
+
+    # ------------------------------------------------------------------ sweeping
+
+    def stale_turns(self, shard: int, queued_for_ms: int) -> list[str]:
+        """In-flight turns nobody is moving: queued for longer than ``queued_for_ms`` (their
+        message was lost or dead-lettered, or a queued cancel was never recorded) or running
+        under an expired lease (their worker died). Reads the sparse in-flight index only."""
+        now = self.now()
+        items = self.query_all(
+            TableName=self.table,
+            IndexName="gsi2",
+            KeyConditionExpression="gsi2pk = :pk",
+            FilterExpression=(
+                "(status = :queued AND created_at <= :old) OR (status = :running AND lease_expires_at <= :now)"
+            ),
+            ExpressionAttributeValues=values(
+                pk=f"{INFLIGHT_PREFIX}{shard}",
+                queued=Status.QUEUED.value,
+                running=Status.RUNNING.value,
+                old=now - queued_for_ms,
+                now=now,
+            ),
+        )
+        return [str((codec.load(i) or {})["pk"]).removeprefix("TURN#") for i in items]
+
+    def requeue(self, turn_id: str) -> None:
+        """Send a turn's message again. Duplicates are harmless: only one claim can win."""
+        if not self.queue_url:
+            raise RuntimeError("no turn queue configured")
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"turn_id": turn_id}))
 
     # ------------------------------------------------------------------ queue
 
@@ -817,6 +850,15 @@ class Store:
             raw.pop("sk", None)
             out.append(raw)
         return out
+
+
+INFLIGHT_PREFIX = "INFLIGHT#"
+INFLIGHT_SHARDS = 8
+
+
+def inflight_pk(turn_id: str) -> str:
+    """Spread in-flight turns over a few index partitions so none gets hot."""
+    return f"{INFLIGHT_PREFIX}{int(hashlib.sha256(turn_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS}"
 
 
 def hash_secret(secret: str) -> str:

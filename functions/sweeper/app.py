@@ -1,0 +1,32 @@
+"""Sweeper: every minute, re-queue in-flight turns that nothing is moving.
+
+A turn whose message was lost or dead-lettered, or whose worker died, would otherwise wait
+for a redelivery that may never come. The worker decides what a re-queued turn needs (run
+it, record a queued cancel, finalize a lost worker's turn), so the sweeper only re-sends.
+"""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from turnstop.settings import Settings
+from turnstop.store import Store
+from turnstop.store.dynamo import INFLIGHT_SHARDS
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+store = Store(settings.table, queue_url=settings.turn_queue_url)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict, context: object) -> dict:
+    requeued: list[str] = []
+    for shard in range(INFLIGHT_SHARDS):
+        for turn_id in store.stale_turns(shard, int(settings.sweep_queued_after_seconds * 1000)):
+            store.requeue(turn_id)
+            requeued.append(turn_id)
+    metrics.add_metric(name="SweptTurns", unit=MetricUnit.Count, value=len(requeued))
+    if requeued:
+        logger.warning("re-queued stalled turns", extra={"turn_ids": requeued})
+    return {"requeued": requeued}
