@@ -536,3 +536,22 @@ def test_a_forged_thread_page_token_is_a_400_not_a_backend_error(omni: Omni) -> 
         token = base64.urlsafe_b64encode(_json.dumps(forged).encode()).decode().rstrip("=")
         out = omni.call("GET", "/v1/omni-ai/threads", query={"account_id": "1", "page_token": token})
         assert out.status == 400, forged
+
+
+def test_a_lost_workers_cancelled_turn_keeps_the_text_committed_before_it_died(omni: Omni) -> None:
+    from turnstop.core.events import PendingEvent
+    from turnstop.dialects.omni.renderer import TEXT_DELTA
+
+    r = omni.create_thread("Write a 40-word note").data
+    rid = r["response_id"]
+    claimed = omni.env.store.claim(rid, "worker-a", LEASE_MS)  # worker A commits two words, then dies
+    omni.env.store.commit(
+        claimed, "worker-a",
+        [PendingEvent(TEXT_DELTA, {"delta": "alpha "}), PendingEvent(TEXT_DELTA, {"delta": "beta "})],
+        claimed.usage, LEASE_MS,
+    )  # fmt: skip
+    assert omni.cancel(rid).data == {"canceled": True}
+    omni.env.clock.advance(seconds=31)
+    assert omni.run(owner="worker-b") == ["cancelled"]  # the redelivered message
+    msg = assistant(omni.history(r["thread_id"]))[0]
+    assert msg["outcome"] == "canceled" and msg["content"]["parts"] == [{"type": "text", "text": "alpha beta "}]

@@ -23,6 +23,13 @@ class Outcome:
     finished_at: int | None = None  # epoch ms the store records as the terminal time
 
 
+def committed_text(events: list[Any]) -> str:
+    """The visible output among events: by convention every dialect names its text deltas
+    ``*.delta`` with the text in ``data["delta"]`` (anything else, thoughts included, is not
+    output). The runtime uses this to record a lost worker's partial output."""
+    return "".join(str(e.data.get("delta", "")) for e in events if e.type.endswith(".delta"))
+
+
 class Renderer(Protocol):
     def on_start(self, turn: Turn) -> list[PendingEvent]: ...
 

@@ -18,7 +18,7 @@ from turnstop.core.clock import SYSTEM_CLOCK, Clock
 from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, Usage, final_status_after_lost_worker
 from turnstop.runtime.model import Model, count_tokens
-from turnstop.runtime.renderer import Outcome, Renderer, closing_items, renderer_for
+from turnstop.runtime.renderer import Outcome, Renderer, closing_items, committed_text, renderer_for
 from turnstop.store.dynamo import MAX_EVENTS_PER_COMMIT, CommitRejected, LedgerEntry, Store
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,7 @@ class TurnRunner:
         return "already_final"
 
     def _committed_text(self, turn: Turn) -> str:
-        events = self.store.read_events(turn.id, 0, turn.seq)
-        return "".join(str(e.data.get("delta", "")) for e in events if e.type.endswith(".delta") or e.type.endswith("output_text.delta"))
+        return committed_text(self.store.read_events(turn.id, 0, turn.seq))
 
     def _finalize_quietly(
         self,
