@@ -116,6 +116,18 @@ def main() -> None:
             "reads": len(counter.reads),
             "writes": len(counter.writes),
         }
+        # 4. coalescing: commits per 500 words at one word per 2 ms, by flush interval
+        coalescing = {}
+        for flush_ms in (0, 20, 100):
+            turn = new_turn(store, "Write a 500-word essay")
+            counter.reset()
+            t0 = time.perf_counter()
+            TurnRunner(store, lambda t: ScriptedModel(2), lease_ms=30_000, flush_ms=flush_ms).handle(turn.id)
+            coalescing[f"flush_{flush_ms}ms"] = {
+                "transactions": counter.calls.count("TransactWriteItems"),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        results["coalescing_500_words"] = coalescing
         ddb.delete_table(TableName=table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
