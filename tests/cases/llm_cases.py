@@ -530,6 +530,7 @@ def test_given_max_output_tokens_when_reached_then_incomplete_with_that_reason_a
     final = llm.retrieve(obj["id"]).json
     assert_sdk_response(final)
     assert final["status"] == "incomplete" and final["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert final["error"] is None  # as OpenAI: the reason is in incomplete_details, not an error
     assert final["usage"]["output_tokens"] == 6 and len(final["output_text"].split()) == 6
     events = llm.retrieve(obj["id"], {"stream": "true"}).events
     assert events[-1]["type"] == "response.incomplete"

@@ -399,6 +399,62 @@ def test_max_output_tokens_ends_the_turn_incomplete_and_bills_what_was_produced(
     assert ledger_kinds(env, turn.id) == ["debit", "usage"]
 
 
+def _with_limit(env: Env, turn: Turn, limit: int) -> None:
+    env.client.update_item(
+        TableName=env.store.table,
+        Key={"pk": {"S": f"TURN#{turn.id}"}, "sk": {"S": "TURN"}},
+        UpdateExpression="SET #i = :i",
+        ExpressionAttributeNames={"#i": "input"},
+        ExpressionAttributeValues={":i": {"S": '{"prompt": "x", "max_output_tokens": %d}' % limit}},
+    )
+
+
+class OneChunk:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def stream(self, prompt: str) -> Iterator[Chunk]:
+        yield Chunk(self.text)
+
+
+def test_output_that_fits_max_output_tokens_exactly_completes(env: Env) -> None:
+    turn = start(env)
+    _with_limit(env, turn, 7)
+    assert runner(env, HookModel(7)).handle(turn.id) == "completed"
+
+
+def test_the_chunk_that_crosses_max_output_tokens_is_cut_at_the_limit(env: Env) -> None:
+    turn = start(env)
+    _with_limit(env, turn, 3)
+    assert runner(env, OneChunk("one two three four five six seven eight nine ten")).handle(turn.id) == "incomplete"
+    evs = events(env, turn.id)
+    assert [e.data["delta"] for e in evs if e.type == "response.delta"] == ["one two three "]
+    assert evs[-1].data["usage"]["output_tokens"] == 3
+
+
+def test_a_heartbeat_keeps_a_quiet_models_lease_alive_so_the_sweeper_leaves_it_alone(env: Env) -> None:
+    import time
+
+    turn = start(env)
+    renewed: list[int] = []
+
+    def quiet_for_40_seconds() -> None:
+        for _ in range(2):  # two 20 s silences: past the 30 s lease without a heartbeat
+            before = env.store.get_turn(turn.id).lease_expires_at  # type: ignore[union-attr]
+            env.clock.advance(seconds=20)
+            deadline = time.monotonic() + 10
+            while env.store.get_turn(turn.id).lease_expires_at == before:  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "no heartbeat renewed the lease"
+                time.sleep(0.005)
+            renewed.append(env.store.get_turn(turn.id).lease_expires_at)  # type: ignore[union-attr, arg-type]
+        assert _stale(env) == set()
+
+    model = HookModel(5, hooks={2: quiet_for_40_seconds})
+    runner_ = TurnRunner(env.store, lambda t: model, lease_ms=LEASE_MS, owner="worker-a", heartbeat_s=0.01)
+    assert runner_.handle(turn.id) == "completed"
+    assert len(renewed) == 2 and renewed[1] > renewed[0]
+
+
 def test_a_turn_near_the_hosts_deadline_ends_failed_with_its_terminal_event(env: Env) -> None:
     turn = start(env, "Write a 50-word note")
     budget = iter([60_000] * 5 + [9_000] * 100)  # milliseconds left in the invocation, per check

@@ -9,6 +9,8 @@ whose worker died finalizes it instead of running it again.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +53,9 @@ class ActiveTurn:
     clock: Clock = SYSTEM_CLOCK
 
     def __post_init__(self) -> None:
+        # The model's thread and the heartbeat both commit; commits must not interleave.
+        self._lock = threading.RLock()
+        self.stopped: TurnStopped | None = None
         self._pending: list[PendingEvent] = []
         self._pending_text: list[tuple[str, str]] = []
         self._last_commit = self.clock.now_ms()
@@ -69,30 +74,83 @@ class ActiveTurn:
         return self.output_tokens + count_tokens("".join(t for k, t in self._pending_text if k == "text"))
 
     def emit(self, events: list[PendingEvent], text: str = "", kind: str = "text") -> None:
-        self._pending.extend(events)
-        if text:
-            self._pending_text.append((kind, text))
-        now = self.clock.now_ms()
-        due = now - self._last_commit >= self.flush_ms
-        if due or len(self._pending) >= MAX_EVENTS_PER_COMMIT or now - self._last_commit >= self.lease_ms // 3:
-            self.checkpoint()
+        with self._lock:
+            if self.stopped is not None:
+                raise self.stopped
+            self._pending.extend(events)
+            if text:
+                self._pending_text.append((kind, text))
+            now = self.clock.now_ms()
+            due = now - self._last_commit >= self.flush_ms
+            if due or len(self._pending) >= MAX_EVENTS_PER_COMMIT or now - self._last_commit >= self.lease_ms // 3:
+                self.checkpoint()
 
     def checkpoint(self) -> None:
         """Commit what is buffered (or just renew the lease): one conditional write."""
-        add_text = "".join(t for k, t in self._pending_text if k == "text")
-        add_thinking = "".join(t for k, t in self._pending_text if k == "thinking")
-        usage = Usage(self.turn.usage.input_tokens, self.output_tokens + count_tokens(add_text))
-        try:
-            seq = self.store.commit(self.turn, self.owner, self._pending, usage, self.lease_ms)
-        except CommitRejected as e:
-            raise TurnStopped(e.old) from None
-        self.turn = _replace(self.turn, seq=seq, usage=usage)
-        self.text += add_text
-        self.thinking += add_thinking
-        self.output_tokens = usage.output_tokens
-        self._pending, self._pending_text = [], []
-        self._last_commit = self.clock.now_ms()
-        self.commits += 1
+        with self._lock:
+            if self.stopped is not None:
+                raise self.stopped
+            add_text = "".join(t for k, t in self._pending_text if k == "text")
+            add_thinking = "".join(t for k, t in self._pending_text if k == "thinking")
+            usage = Usage(self.turn.usage.input_tokens, self.output_tokens + count_tokens(add_text))
+            try:
+                seq = self.store.commit(self.turn, self.owner, self._pending, usage, self.lease_ms)
+            except CommitRejected as e:
+                self.stopped = TurnStopped(e.old)
+                raise self.stopped from None
+            self.turn = _replace(self.turn, seq=seq, usage=usage)
+            self.text += add_text
+            self.thinking += add_thinking
+            self.output_tokens = usage.output_tokens
+            self._pending, self._pending_text = [], []
+            self._last_commit = self.clock.now_ms()
+            self.commits += 1
+
+    def heartbeat(self) -> None:
+        """Renew the lease (and publish anything buffered) when the model has been quiet for
+        a third of it, so a live worker's turn never looks lost; this commit is a cancel
+        check too, and a refusal stops the turn at the model's next step."""
+        with self._lock:
+            if self.stopped is None and self.clock.now_ms() - self._last_commit >= self.lease_ms // 3:
+                try:
+                    self.checkpoint()
+                except TurnStopped:
+                    pass  # recorded in self.stopped; the model's thread raises it
+
+
+class Heartbeat:
+    """A thread that calls ``ActiveTurn.heartbeat`` every ``interval_s`` until stopped."""
+
+    def __init__(self, active: ActiveTurn, interval_s: float) -> None:
+        self._active = active
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{active.turn.id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._active.heartbeat()
+            except Exception:  # a failed renewal is retried next beat; the lease has slack
+                log.exception("heartbeat of turn %s failed", self._active.turn.id)
+
+
+_TOKEN = re.compile(r"\s*\S+\s*")
+
+
+def first_tokens(text: str, n: int) -> str:
+    """The first ``n`` tokens of ``text`` (whitespace-separated, as count_tokens counts)."""
+    if count_tokens(text) <= n:
+        return text
+    return "".join(m.group(0) for _, m in zip(range(n), _TOKEN.finditer(text), strict=False))
 
 
 def _replace(turn: Turn, **kw: object) -> Turn:
@@ -121,6 +179,7 @@ class TurnRunner:
         renderer_lookup: Callable[[str], Renderer] = renderer_for,
         owner: str | None = None,
         stop_margin_ms: int = 10_000,
+        heartbeat_s: float | None = None,
     ) -> None:
         self.store = store
         self.model_factory = model_factory
@@ -129,6 +188,7 @@ class TurnRunner:
         self.renderer_lookup = renderer_lookup
         self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
         self.stop_margin_ms = stop_margin_ms
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_ms / 6000
 
     # -- entry point for one queue message
 
@@ -200,9 +260,11 @@ class TurnRunner:
     # -- running a claimed turn
 
     def run(self, turn: Turn, remaining_ms: Callable[[], int] | None = None) -> str:
-        """Stream the model into the turn. Ends ``incomplete`` at the request's
-        ``max_output_tokens``, and ``failed`` (``max_duration``) shortly before the host's
-        deadline (``remaining_ms``), so a turn always gets its terminal event and state."""
+        """Stream the model into the turn. Ends ``incomplete`` when the model has more to say
+        past the request's ``max_output_tokens`` (the crossing chunk is cut at the limit), and
+        ``failed`` (``max_duration``) shortly before the host's deadline (``remaining_ms``),
+        so a turn always gets its terminal event and state. A heartbeat keeps the lease (and
+        the cancel check) alive while the model is quiet."""
         renderer = self.renderer_lookup(turn.kind)
         active = ActiveTurn(self.store, turn, self.owner, self.lease_ms, self.flush_ms, self.store.clock)
         model = self.model_factory(turn)
@@ -210,28 +272,37 @@ class TurnRunner:
         limit = turn.input.get("max_output_tokens")
         stop: tuple[Status, dict[str, str] | None] = (Status.COMPLETED, None)
         try:
-            start = renderer.on_start(active.turn)
-            if start:
-                active.emit(start)
-            for chunk in stream:
-                active.emit(renderer.on_delta(active.turn, chunk.text, chunk.kind), chunk.text, chunk.kind)
-                if isinstance(limit, int) and active.produced_tokens >= limit:
-                    stop = (Status.INCOMPLETE, {"code": "max_output_tokens", "message": "Reached max_output_tokens"})
-                    break
-                if remaining_ms is not None and remaining_ms() < self.stop_margin_ms:
-                    stop = (Status.FAILED, {"code": "max_duration", "message": "The turn ran out of time"})
-                    break
-            active.checkpoint()
+            with Heartbeat(active, self.heartbeat_s):
+                try:
+                    start = renderer.on_start(active.turn)
+                    if start:
+                        active.emit(start)
+                    for chunk in stream:
+                        text = chunk.text
+                        if isinstance(limit, int) and chunk.kind == "text" and text:
+                            room = limit - active.produced_tokens
+                            if room <= 0:  # more output than the caller allowed
+                                stop = (Status.INCOMPLETE, None)
+                                break
+                            text = first_tokens(text, room)
+                        active.emit(renderer.on_delta(active.turn, text, chunk.kind), text, chunk.kind)
+                        if text != chunk.text:
+                            stop = (Status.INCOMPLETE, None)
+                            break
+                        if remaining_ms is not None and remaining_ms() < self.stop_margin_ms:
+                            stop = (Status.FAILED, {"code": "max_duration", "message": "The turn ran out of time"})
+                            break
+                    active.checkpoint()
+                finally:
+                    close = getattr(stream, "close", None)
+                    if close:
+                        close()  # best-effort stop of the in-flight model call
         except TurnStopped as stopped:
             return self._stopped(active, stopped.old)
         except Exception as exc:  # the model failed: the turn fails, unless a cancel won first
             log.exception("turn %s failed", turn.id)
             error = {"code": "model_error", "message": f"The model failed: {type(exc).__name__}"}
             return self._end(active, Status.FAILED, error)
-        finally:
-            close = getattr(stream, "close", None)
-            if close:
-                close()  # best-effort stop of the in-flight model call
         return self._end(active, *stop)
 
     def _end(self, active: ActiveTurn, status: Status, error: dict[str, str] | None) -> str:
