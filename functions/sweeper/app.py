@@ -24,8 +24,9 @@ def lambda_handler(event: dict, context: object) -> dict:
     requeued: list[str] = []
     for shard in range(INFLIGHT_SHARDS):
         for turn_id in store.stale_turns(shard, int(settings.sweep_queued_after_seconds * 1000)):
-            store.requeue(turn_id)
-            requeued.append(turn_id)
+            if store.mark_swept(turn_id, int(settings.sweep_again_after_seconds * 1000)):
+                store.requeue(turn_id)
+                requeued.append(turn_id)
     metrics.add_metric(name="SweptTurns", unit=MetricUnit.Count, value=len(requeued))
     if requeued:
         logger.warning("re-queued stalled turns", extra={"turn_ids": requeued})

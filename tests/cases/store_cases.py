@@ -499,3 +499,14 @@ def test_a_swept_turn_is_settled_by_the_worker_and_leaves_the_in_flight_index(en
     assert env.store.get_turn(lost.id).status is Status.COMPLETED  # type: ignore[union-attr]
     assert env.store.get_turn(cancelled_while_queued.id).status is Status.CANCELLED  # type: ignore[union-attr]
     assert events(env, cancelled_while_queued.id)[-1].type == "response.cancelled"
+
+
+def test_a_turn_is_re_sent_at_most_once_per_interval_and_never_once_finished(env: Env) -> None:
+    waiting = start(env)
+    assert env.store.mark_swept(waiting.id, again_after_ms=1_200_000)
+    assert not env.store.mark_swept(waiting.id, again_after_ms=1_200_000)
+    env.clock.advance(seconds=1200)
+    assert env.store.mark_swept(waiting.id, again_after_ms=1_200_000)
+    runner(env, ScriptedModel(0)).handle(waiting.id)
+    env.clock.advance(seconds=1200)
+    assert not env.store.mark_swept(waiting.id, again_after_ms=1_200_000)  # finished: out of the index

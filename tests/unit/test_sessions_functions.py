@@ -272,3 +272,15 @@ def test_the_sweeper_requeues_a_turn_whose_message_was_lost(aws: Aws, monkeypatc
     run_worker(aws)  # the re-sent message runs it
     assert aws.store.get_turn(rid).status is Status.COMPLETED  # type: ignore[union-attr]
     assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}
+
+
+def test_the_sweeper_does_not_resend_a_backlogged_turn_every_run(aws: Aws, monkeypatch: Any) -> None:
+    _, resp = start_stateless(aws)
+    rid = resp.headers["X-Response-Id"]
+    aws.drain_queue()
+    monkeypatch.setenv("TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS", "0.001")
+    sweeper = aws.function("sweeper")
+    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid]}
+    # still queued (the re-sent message waits in a backlog): not re-sent again this soon
+    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}
+    assert len(aws.drain_queue()) == 1

@@ -19,6 +19,8 @@ class Settings(BaseModel):
     reader_poll_ms: int = Field(default=50, gt=0)
     keepalive_seconds: float = Field(default=15, gt=0)
     sweep_queued_after_seconds: float = Field(default=300, gt=0)
+    # longer than the turn queue's visibility timeout, so a re-sent message has had its chance
+    sweep_again_after_seconds: float = Field(default=1200, gt=0)
     persistent_session_days: float = Field(default=30, gt=0)
     ephemeral_session_hours: float = Field(default=1, gt=0)
     omni_response_retention_seconds: float = Field(default=86_400, gt=0)
@@ -39,6 +41,7 @@ class Settings(BaseModel):
             "reader_poll_ms": "TURNSTOP_READER_POLL_MS",
             "keepalive_seconds": "TURNSTOP_KEEPALIVE_SECONDS",
             "sweep_queued_after_seconds": "TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS",
+            "sweep_again_after_seconds": "TURNSTOP_SWEEP_AGAIN_AFTER_SECONDS",
             "omni_response_retention_seconds": "TURNSTOP_OMNI_RESPONSE_RETENTION_SECONDS",
             "omni_thread_retention_days": "TURNSTOP_OMNI_THREAD_RETENTION_DAYS",
             "llm_retention_seconds": "TURNSTOP_LLM_RETENTION_SECONDS",

@@ -682,24 +682,49 @@ class Store:
     def stale_turns(self, shard: int, queued_for_ms: int) -> list[str]:
         """In-flight turns nobody is moving: queued for longer than ``queued_for_ms`` (their
         message was lost or dead-lettered, or a queued cancel was never recorded) or running
-        under an expired lease (their worker died). Reads the sparse in-flight index only."""
+        under an expired lease (their worker died). The sparse in-flight index projects only
+        status and creation time (so a step's commit never writes to it); a running
+        candidate's lease is read from its head."""
         now = self.now()
         items = self.query_all(
             TableName=self.table,
             IndexName="gsi2",
             KeyConditionExpression="gsi2pk = :pk",
-            FilterExpression=(
-                "(status = :queued AND created_at <= :old) OR (status = :running AND lease_expires_at <= :now)"
+            FilterExpression="(status = :queued AND created_at <= :old) OR status = :running",
+            ExpressionAttributeValues=values(
+                pk=f"{INFLIGHT_PREFIX}{shard}", queued=Status.QUEUED.value, running=Status.RUNNING.value,
+                old=now - queued_for_ms,
+            ),
+        )  # fmt: skip
+        stale: list[str] = []
+        for item in items:
+            raw = codec.load(item) or {}
+            turn_id = str(raw["pk"]).removeprefix("TURN#")
+            if raw.get("status") == Status.RUNNING.value:
+                head = self.get_turn(turn_id)
+                if head is None or head.stored_status is not Status.RUNNING or not head.lease_expired(now):
+                    continue
+            stale.append(turn_id)
+        return stale
+
+    def mark_swept(self, turn_id: str, again_after_ms: int) -> bool:
+        """Record that the sweeper re-sends this turn's message now, unless it did so within
+        ``again_after_ms`` or the turn has moved on; so a backlog is not re-sent every run."""
+        now = self.now()
+        new, _ = self._conditional(
+            "update_item",
+            TableName=self.table,
+            Key=key(turn_pk(turn_id), TURN_SK),
+            UpdateExpression="SET swept_at = :now",
+            ConditionExpression=(
+                "attribute_exists(gsi2pk) AND (attribute_not_exists(swept_at) OR swept_at <= :again)"
+                " AND (status = :queued OR (status = :running AND lease_expires_at <= :now))"
             ),
             ExpressionAttributeValues=values(
-                pk=f"{INFLIGHT_PREFIX}{shard}",
-                queued=Status.QUEUED.value,
-                running=Status.RUNNING.value,
-                old=now - queued_for_ms,
-                now=now,
+                now=now, again=now - again_after_ms, queued=Status.QUEUED.value, running=Status.RUNNING.value
             ),
         )
-        return [str((codec.load(i) or {})["pk"]).removeprefix("TURN#") for i in items]
+        return new is not None
 
     def requeue(self, turn_id: str) -> None:
         """Send a turn's message again. Duplicates are harmless: only one claim can win."""
