@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -384,14 +385,7 @@ def test_a_reader_sends_keepalives_on_long_gaps(env: Env) -> None:
 
 def test_max_output_tokens_ends_the_turn_incomplete_and_bills_what_was_produced(env: Env) -> None:
     turn = start(env, "Write a 50-word note")
-    # the dialects store the request's max_output_tokens with the prompt
-    env.client.update_item(
-        TableName=env.store.table,
-        Key={"pk": {"S": f"TURN#{turn.id}"}, "sk": {"S": "TURN"}},
-        UpdateExpression="SET #i = :i",
-        ExpressionAttributeNames={"#i": "input"},
-        ExpressionAttributeValues={":i": {"S": '{"prompt": "Write a 50-word note", "max_output_tokens": 7}'}},
-    )
+    _with_limit(env, turn, 7)
     model = HookModel(50)
     assert runner(env, model).handle(turn.id) == "incomplete"
     evs = events(env, turn.id)
@@ -400,12 +394,13 @@ def test_max_output_tokens_ends_the_turn_incomplete_and_bills_what_was_produced(
 
 
 def _with_limit(env: Env, turn: Turn, limit: int) -> None:
+    """Store max_output_tokens with the prompt, as the dialects store request fields."""
     env.client.update_item(
         TableName=env.store.table,
         Key={"pk": {"S": f"TURN#{turn.id}"}, "sk": {"S": "TURN"}},
         UpdateExpression="SET #i = :i",
         ExpressionAttributeNames={"#i": "input"},
-        ExpressionAttributeValues={":i": {"S": '{"prompt": "x", "max_output_tokens": %d}' % limit}},
+        ExpressionAttributeValues={":i": {"S": json.dumps({"prompt": "x", "max_output_tokens": limit})}},
     )
 
 
