@@ -82,7 +82,7 @@ class Omni:
             max_body_bytes=256 * 1024,
         )
         self.api = resolver()
-        self.service = add_api_routes(self.api, self.env.store, settings, enqueue=lambda turn: self.queued.append(turn.id))
+        self.service = add_api_routes(self.api, self.env.store, settings, enqueue=lambda turn, idempotency=None: self.queued.append(turn.id))
         self.cancel_app = resolver()
         add_cancel_route(self.cancel_app, self.env.store, settings)
 

@@ -208,6 +208,7 @@ def test_a_turn_the_queue_refuses_is_cancelled_and_frees_its_session(aws: Aws) -
     ev["rawPath"] = f"/v1/sessions/{sid}/messages"
     ev["requestContext"]["http"]["path"] = ev["rawPath"]
     ev["body"] = json.dumps({"message": "Write a 5-word note"})
+    ev["headers"]["idempotency-key"] = "retry-me"
     from botocore.exceptions import ClientError
 
     def refuse(**_: Any) -> None:
@@ -218,11 +219,14 @@ def test_a_turn_the_queue_refuses_is_cancelled_and_frees_its_session(aws: Aws) -
     failed = stream.stream_handler(ev)
     assert failed.status_code == 503 and json.loads("".join(failed.body))["error"]["type"] == "unavailable"
     stream.store._sqs = real
-    ok = stream.stream_handler(ev)  # the session is not stuck behind the refused turn
+    # the client retries with the same key: the session is free and the key unbound, so a
+    # new turn starts instead of a replay of the one that never ran
+    ok = stream.stream_handler(ev)
     assert ok.status_code == 200
     scan = aws.store.ddb.scan(TableName=aws.table)["Items"]
-    heads = [aws.store.get_turn(i["id"]["S"]) for i in scan if i["sk"]["S"] == "TURN"]
-    assert sorted(h.status.value for h in heads if h) == ["cancelled", "queued"]
+    heads = {i["id"]["S"]: aws.store.get_turn(i["id"]["S"]) for i in scan if i["sk"]["S"] == "TURN"}
+    assert sorted(h.status.value for h in heads.values() if h) == ["cancelled", "queued"]
+    assert heads[ok.headers["X-Response-Id"]].status is Status.QUEUED  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------- cancels from a queue
@@ -284,3 +288,24 @@ def test_the_sweeper_does_not_resend_a_backlogged_turn_every_run(aws: Aws, monke
     # still queued (the re-sent message waits in a backlog): not re-sent again this soon
     assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}
     assert len(aws.drain_queue()) == 1
+
+
+def test_a_send_that_failed_after_delivery_does_not_cancel_the_claimed_turn(aws: Aws) -> None:
+    from botocore.exceptions import ClientError
+
+    stream = aws.function("sessions_stream")
+    real = stream.store.sqs
+
+    class DeliveredThenFailed:
+        def send_message(self, **kw: Any) -> None:
+            real.send_message(**kw)
+            turn_id = json.loads(kw["MessageBody"])["turn_id"]
+            aws.store.claim(turn_id, "worker-a", 30_000)  # a worker got it before the error came back
+            raise ClientError({"Error": {"Code": "RequestTimeout", "Message": "lost reply"}}, "SendMessage")
+
+    stream.store._sqs = DeliveredThenFailed()
+    resp = stream.stream_handler(load_event("sessions_stream"))
+    stream.store._sqs = real
+    assert resp.status_code == 200
+    head = aws.store.get_turn(resp.headers["X-Response-Id"])
+    assert head is not None and head.status is Status.RUNNING and not head.cancel_requested

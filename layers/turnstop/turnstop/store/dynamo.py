@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import threading
 import time
@@ -29,6 +30,8 @@ from turnstop.core.turn import (
 )
 from turnstop.store import codec
 from turnstop.store.codec import TURN_SK, dump, ev_sk, key, turn_pk, values
+
+log = logging.getLogger(__name__)
 
 # How long DynamoDB keeps an item after its logical expiry before TTL may remove it.
 TTL_SLACK_S = 86_400
@@ -734,10 +737,11 @@ class Store:
 
     # ------------------------------------------------------------------ queue
 
-    def enqueue(self, turn: Turn) -> None:
-        """Hand the turn to a worker. If the queue refuses, cancel the still-queued turn (and
-        free its session) in one transaction, so nothing waits forever for a message that
-        was never sent, then raise Retryable."""
+    def enqueue(self, turn: Turn, idempotency: IdempotencyClaim | None = None) -> None:
+        """Hand the turn to a worker. If the queue refuses, cancel the still-queued turn, free
+        its session and unbind its Idempotency-Key in one transaction (so a retry starts
+        afresh and nothing waits for a message never sent), then raise Retryable. If the
+        turn has meanwhile been claimed, the message did go out: nothing to undo."""
         if not self.queue_url:
             raise RuntimeError("no turn queue configured")
         from botocore.exceptions import BotoCoreError, ClientError
@@ -745,26 +749,47 @@ class Store:
         try:
             self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"turn_id": turn.id}))
         except (BotoCoreError, ClientError) as e:
-            self._abandon_queued(turn)
-            raise errors.Retryable("The turn could not be queued; nothing was started") from e
+            if self._abandon_queued(turn, idempotency):
+                raise errors.Retryable("The turn could not be queued; nothing was started") from e
+            log.warning("send_message failed for %s, but a worker already has it", turn.id)
 
-    def _abandon_queued(self, turn: Turn) -> None:
+    def _abandon_queued(self, turn: Turn, idempotency: IdempotencyClaim | None) -> bool:
         now = self.now()
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": key(turn_pk(turn.id), TURN_SK),
-                    "UpdateExpression": "SET cancel_requested_at = :now, cancel_source = :source",
-                    "ConditionExpression": "status = :queued AND attribute_not_exists(cancel_requested_at)",
-                    "ExpressionAttributeValues": values(now=now, source="enqueue_failed", queued=Status.QUEUED.value),
-                }
+        head: dict[str, Any] = {
+            "Update": {
+                "TableName": self.table,
+                "Key": key(turn_pk(turn.id), TURN_SK),
+                "UpdateExpression": "SET cancel_requested_at = :now, cancel_source = :source",
+                "ConditionExpression": "status = :queued AND attribute_not_exists(cancel_requested_at)",
+                "ExpressionAttributeValues": values(now=now, source="enqueue_failed", queued=Status.QUEUED.value),
             }
-        ]
+        }
+        cleanup: list[dict[str, Any]] = []
         release = self._session_release(turn)
         if release is not None:
-            items.append(release)
-        self._transact(items)
+            cleanup.append(release)
+        if idempotency is not None:
+            cleanup.append(
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": key(f"IDEM#{idempotency.tenant}#{idempotency.key}", "IDEM"),
+                        "ConditionExpression": "turn_id = :tid",
+                        "ExpressionAttributeValues": values(tid=turn.id),
+                    }
+                }
+            )
+        failed = self._transact([head, *cleanup])
+        if failed is None:
+            return True
+        old = codec.turn_from_item(failed[0]["item"]) if failed[0]["code"] == "ConditionalCheckFailed" else None
+        if old is not None and old.stored_status is not Status.QUEUED:
+            return False  # claimed: the message reached a worker after all
+        # Cancelled concurrently (or a cleanup item had moved on): make sure the turn ends
+        # and free what can still be freed, one item at a time.
+        for item in ([] if old is not None else [head]) + cleanup:
+            self._transact([item])
+        return True
 
     def _session_release(self, turn: Turn) -> dict[str, Any] | None:
         """The transaction item that frees a session turn's session for its next turn."""

@@ -17,7 +17,7 @@ from turnstop.dialects.omni.errors import error_body, extra_headers
 from turnstop.dialects.omni.service import Omni
 from turnstop.http.api import idempotency_claim, json_response, make_resolver, raw_body, request_id, require_principal
 from turnstop.settings import Settings
-from turnstop.store.dynamo import Store
+from turnstop.store.dynamo import IdempotencyClaim, Store
 
 
 def resolver() -> APIGatewayHttpResolver:
@@ -34,7 +34,7 @@ def _query(app: APIGatewayHttpResolver) -> dict[str, str]:
 
 
 def add_api_routes(
-    app: APIGatewayHttpResolver, store: Store, settings: Settings, enqueue: Callable[[Turn], None] | None = None
+    app: APIGatewayHttpResolver, store: Store, settings: Settings, enqueue: Callable[[Turn, IdempotencyClaim | None], None] | None = None
 ) -> Omni:
     omni = Omni(store, settings, enqueue or store.enqueue)
 

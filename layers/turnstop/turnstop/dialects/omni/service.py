@@ -115,7 +115,7 @@ def response_body(store: Store, turn: Turn) -> dict[str, Any]:
 class Omni:
     store: Store
     settings: Settings
-    enqueue: Callable[[Turn], None]
+    enqueue: Callable[[Turn, IdempotencyClaim | None], None]
     threads: ThreadStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -181,7 +181,7 @@ class Omni:
         if turn is None or turn.kind != OMNI_KIND or not turn.visible_to(principal.tenant):
             raise errors.IdempotencyMismatch("Idempotency-Key was already used with a different request")
         if turn.stored_status is Status.QUEUED and not turn.cancel_requested:
-            self.enqueue(turn)  # the first attempt may have stopped before queueing it
+            self.enqueue(turn, None)  # the first attempt may have stopped before queueing it
         return self._accepted(turn)
 
     def create_thread(
@@ -212,7 +212,7 @@ class Omni:
             )
         except IdempotentReplay as replay:
             return self._replay(principal, replay.turn_id)
-        self.enqueue(turn)
+        self.enqueue(turn, idempotency)
         return self._accepted(turn)
 
     def create_message(
@@ -236,7 +236,7 @@ class Omni:
             )
         except IdempotentReplay as replay:
             return self._replay(principal, replay.turn_id)
-        self.enqueue(turn)
+        self.enqueue(turn, idempotency)
         return self._accepted(turn)
 
     # -- responses

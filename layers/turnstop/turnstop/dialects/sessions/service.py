@@ -113,7 +113,7 @@ def start_turn(
         if existing is None:
             raise errors.NotFound("Response not found") from None
         return existing
-    store.enqueue(turn)
+    store.enqueue(turn, idempotency)
     return turn
 
 
