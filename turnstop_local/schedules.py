@@ -35,12 +35,21 @@ def scheduled_event(source: ScheduleSource, region: str, account_id: str) -> dic
     }
 
 
+def _scale(raw: str) -> float:
+    try:
+        scale = float(raw) if raw.strip() else 1.0
+    except ValueError:
+        log.warning("TURNSTOP_LOCAL_SCHEDULE_SCALE=%r is not a number; using 1", raw)
+        return 1.0
+    return min(max(scale, 1.0), 3600.0)  # at most as fast as one run per second of a 1 h rate
+
+
 class Schedules:
     def __init__(self, template: Template, host: FunctionHost) -> None:
         self.host = host
-        scale = float(os.environ.get("TURNSTOP_LOCAL_SCHEDULE_SCALE", "1") or 1)
+        scale = _scale(os.environ.get("TURNSTOP_LOCAL_SCHEDULE_SCALE", ""))
         self.sources = [s for s in template.schedule_sources if s.enabled]
-        self.periods = {s: s.period_seconds / max(scale, 1e-3) for s in self.sources}
+        self.periods = {s: s.period_seconds / scale for s in self.sources}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -52,10 +61,10 @@ class Schedules:
         return self
 
     def _loop(self, source: ScheduleSource) -> None:
-        function = self.host.get(source.function_id)
         resources = self.host.resources
         while not self._stop.wait(self.periods[source]):
             try:
+                function = self.host.get(source.function_id)
                 function.invoke(scheduled_event(source, resources.region, resources.account_id))
             except Exception:  # a failed run is logged; the next one still happens, as in AWS
                 log.exception("scheduled run of %s failed", source.function_id)

@@ -231,6 +231,8 @@ def rate_seconds(expression: str) -> float:
     m = _RATE.match(expression.strip())
     if not m:
         raise TemplateError(f"only rate(...) schedules run locally, not {expression!r}")
+    if int(m.group(1)) < 1:
+        raise TemplateError(f"a rate must be at least 1, not {expression!r}")
     return int(m.group(1)) * _RATE_UNITS[m.group(2)]
 
 

@@ -70,3 +70,11 @@ def test_enabled_schedules_invoke_their_function_with_a_scheduled_event(tmp_path
     assert not any(t.is_alive() for t in schedules._threads)  # stopped: no further runs
     assert seen[0]["detail-type"] == "Scheduled Event" and seen[0]["source"] == "aws.events"
     assert seen[0]["resources"] == ["arn:aws:events:us-east-1:123456789012:rule/TickFunction-Every"]
+
+
+def test_a_zero_rate_or_a_bad_scale_cannot_spin_or_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnstop_local.schedules import _scale
+
+    with pytest.raises(TemplateError):
+        rate_seconds("rate(0 minutes)")
+    assert _scale("fast") == 1.0 and _scale("") == 1.0 and _scale("0") == 1.0 and _scale("60") == 60.0
