@@ -309,3 +309,19 @@ def test_a_send_that_failed_after_delivery_does_not_cancel_the_claimed_turn(aws:
     assert resp.status_code == 200
     head = aws.store.get_turn(resp.headers["X-Response-Id"])
     assert head is not None and head.status is Status.RUNNING and not head.cancel_requested
+
+
+def test_the_resume_event_replays_a_finished_turn_after_its_cursor(aws: Aws) -> None:
+    _, resp = start_stateless(aws, "Write a 4-word note")
+    rid = resp.headers["X-Response-Id"]
+    run_worker(aws)
+    stream_body(resp)
+    ev = load_event("sessions_stream_resume")
+    ev["rawPath"] = f"/v1/responses/{rid}/events"
+    ev["requestContext"]["http"]["path"] = ev["rawPath"]
+    ev["headers"]["last-event-id"] = "3"
+    resumed = aws.function("sessions_stream").stream_handler(ev)
+    assert resumed.status_code == 200 and resumed.headers["X-Response-Id"] == rid
+    assert [e["id"] for e in stream_body(resumed)] == [4, 5, 6]  # deltas 3-4, then completed
+    unknown = aws.function("sessions_stream").stream_handler(load_event("sessions_stream_resume"))
+    assert unknown.status_code == 404
