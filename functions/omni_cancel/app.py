@@ -6,9 +6,9 @@ the stop button. One conditional write, no read; 403 is decided from the caller'
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 
 from turnstop.dialects.omni.handlers import add_cancel_route, resolver
+from turnstop.http.api import count_cancel_status
 from turnstop.settings import Settings
 from turnstop.store import Store
 
@@ -23,6 +23,4 @@ add_cancel_route(app, store, settings)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: object) -> dict:
-    response = app.resolve(event, context)
-    metrics.add_metric(name=f"CancelStatus{response['statusCode']}", unit=MetricUnit.Count, value=1)
-    return response
+    return count_cancel_status(metrics, app.resolve(event, context))

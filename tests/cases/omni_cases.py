@@ -5,7 +5,6 @@ interleaving of cancel and completion is chosen by the test."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -13,11 +12,12 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.cases.fixtures import Env
+from tests.cases.store_cases import HookModel
 from turnstop.core.turn import Status
 from turnstop.dialects.omni.errors import FORBIDDEN, MISSING_ACCOUNT
 from turnstop.dialects.omni.handlers import add_api_routes, add_cancel_route, resolver
 from turnstop.http.api import request_id
-from turnstop.runtime.model import Chunk, ScriptedModel
+from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 
@@ -47,26 +47,6 @@ class Reply:
     @property
     def data(self) -> Any:
         return self.body["data"]
-
-
-class HookModel:
-    """Words (and optional thinking chunks first) with callbacks before chosen word indexes."""
-
-    def __init__(self, words: int, hooks: dict[int, Callable[[], None]] | None = None,
-                 thinking: list[str] | None = None, fail_at: int | None = None) -> None:
-        self.words, self.hooks, self.thinking, self.fail_at = words, hooks or {}, thinking or [], fail_at
-
-    def stream(self, prompt: str) -> Iterator[Chunk]:
-        for t in self.thinking:
-            yield Chunk(t, "thinking")
-        for i in range(self.words):
-            if i in self.hooks:
-                self.hooks[i]()
-            if self.fail_at == i:
-                raise RuntimeError("model exploded")
-            yield Chunk(f"w{i} ")
-        if self.words in self.hooks:
-            self.hooks[self.words]()
 
 
 @dataclass

@@ -39,14 +39,23 @@ def start(env: Env, prompt: str = "Write a 10-word note", *, tenant: str = TENAN
 
 
 class HookModel:
-    """Scripted words with callbacks at chosen word indexes (deterministic interleavings)."""
+    """Scripted words (after optional thinking chunks) with callbacks at chosen word indexes,
+    for deterministic interleavings."""
 
-    def __init__(self, words: int, hooks: dict[int, Callable[[], None]] | None = None, fail_at: int | None = None):
-        self.words, self.hooks, self.fail_at = words, hooks or {}, fail_at
+    def __init__(
+        self,
+        words: int,
+        hooks: dict[int, Callable[[], None]] | None = None,
+        fail_at: int | None = None,
+        thinking: list[str] | None = None,
+    ):
+        self.words, self.hooks, self.fail_at, self.thinking = words, hooks or {}, fail_at, thinking or []
         self.closed = False
 
     def stream(self, prompt: str) -> Iterator[Chunk]:
         try:
+            for t in self.thinking:
+                yield Chunk(t, "thinking")
             for i in range(self.words):
                 if i in self.hooks:
                     self.hooks[i]()

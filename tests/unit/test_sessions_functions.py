@@ -325,3 +325,12 @@ def test_the_resume_event_replays_a_finished_turn_after_its_cursor(aws: Aws) -> 
     assert [e["id"] for e in stream_body(resumed)] == [4, 5, 6]  # deltas 3-4, then completed
     unknown = aws.function("sessions_stream").stream_handler(load_event("sessions_stream_resume"))
     assert unknown.status_code == 404
+
+
+def test_every_cancel_answer_is_counted_for_the_5xx_alarms(aws: Aws, capsys: Any) -> None:
+    out = aws.function("response_cancel").lambda_handler(load_event("response_cancel"), Context())
+    assert out["statusCode"] == 404
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    metrics = {m["Name"] for e in emitted for d in e["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert "CancelStatus404" in metrics
+    assert all(e.get("service") for e in emitted)  # the alarms' dimension

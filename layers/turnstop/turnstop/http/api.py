@@ -103,6 +103,15 @@ def make_resolver(
     return app
 
 
+def count_cancel_status(metrics: Any, response: dict[str, Any]) -> dict[str, Any]:
+    """Count a cancel function's answer as ``CancelStatus<code>``: the alarms on 500/503
+    watch these (a caught error is an answer, so Lambda's Errors metric never sees it)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics.add_metric(name=f"CancelStatus{response['statusCode']}", unit=MetricUnit.Count, value=1)
+    return response
+
+
 def require_principal(event: Mapping[str, Any], store: Store) -> Principal:
     principal = principal_from_event(dict(event), store)
     if principal is None:
