@@ -514,3 +514,26 @@ def test_a_turn_is_re_sent_at_most_once_per_interval_and_never_once_finished(env
     runner(env, ScriptedModel(0)).handle(waiting.id)
     env.clock.advance(seconds=1200)
     assert not env.store.mark_swept(waiting.id, again_after_ms=1_200_000)  # finished: out of the index
+
+
+def test_a_reader_polls_fast_while_the_turn_moves_and_backs_off_while_it_is_quiet(env: Env) -> None:
+    turn = start(env)
+    head = env.store.get_turn(turn.id)
+    assert head is not None
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 7:  # the turn moves after six quiet polls, then is cancelled
+            claimed = env.store.claim(turn.id, "worker-a", LEASE_MS)
+            env.store.commit(claimed, "worker-a", [PendingEvent("response.delta", {"delta": "x"})], claimed.usage, LEASE_MS)
+        if len(waits) == 9:
+            cancel(env, turn.id)  # worker A is gone: its redelivered message ends the turn
+            env.clock.advance(seconds=31)
+            runner(env, HookModel(0), owner="worker-b").handle(turn.id)
+
+    frames = list(follow(env.store, head, 0, poll_ms=50, keepalive_s=600, sleep=sleep, max_poll_ms=1000))
+    assert frames[-1].split("\n")[1] == "event: response.cancelled"
+    # 50 ms at first, doubling on each quiet poll up to 1 s, back to 50 ms once events arrive
+    assert waits[:7] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert waits[7] == 0.05

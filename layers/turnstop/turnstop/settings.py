@@ -17,6 +17,7 @@ class Settings(BaseModel):
     lease_seconds: float = Field(default=30, gt=0)
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     reader_poll_ms: int = Field(default=50, gt=0)
+    reader_max_poll_ms: int = Field(default=1000, gt=0)
     keepalive_seconds: float = Field(default=15, gt=0)
     sweep_queued_after_seconds: float = Field(default=300, gt=0)
     # longer than the turn queue's visibility timeout, so a re-sent message has had its chance
@@ -39,6 +40,7 @@ class Settings(BaseModel):
             "lease_seconds": "TURNSTOP_LEASE_SECONDS",
             "max_body_bytes": "TURNSTOP_MAX_BODY_BYTES",
             "reader_poll_ms": "TURNSTOP_READER_POLL_MS",
+            "reader_max_poll_ms": "TURNSTOP_READER_MAX_POLL_MS",
             "keepalive_seconds": "TURNSTOP_KEEPALIVE_SECONDS",
             "sweep_queued_after_seconds": "TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS",
             "sweep_again_after_seconds": "TURNSTOP_SWEEP_AGAIN_AFTER_SECONDS",

@@ -60,10 +60,17 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     render: Callable[[Event], str] = frame,
+    max_poll_ms: int = 1000,
 ) -> Iterator[str]:
-    """Yield frames after ``after`` until the terminal event, then stop."""
+    """Yield frames after ``after`` until the terminal event, then stop.
+
+    The head is polled every ``poll_ms`` while the turn moves; each poll that finds nothing
+    new doubles the wait, up to ``max_poll_ms``, so a quiet turn costs a read a second, not
+    twenty. Any progress resets it."""
     cursor = after
     quiet_since = monotonic()
+    wait_ms = poll_ms
+    polled = False  # the first pass reads the head it was given: not a poll that found nothing
     head: Turn | None = turn
     while True:
         if head is None or head.expired(store.now()):
@@ -73,6 +80,9 @@ def follow(
                 yield render(ev)
                 cursor = ev.seq
             quiet_since = monotonic()
+            wait_ms = poll_ms
+        elif polled:
+            wait_ms = min(max_poll_ms, wait_ms * 2)
         if head.terminal and cursor >= head.seq:
             if head.stored_status is Status.QUEUED:  # cancelled before it started
                 for ev in derived_terminal(head):
@@ -82,5 +92,6 @@ def follow(
         if monotonic() - quiet_since >= keepalive_s:
             yield keepalive()
             quiet_since = monotonic()
-        sleep(poll_ms / 1000)
+        sleep(wait_ms / 1000)
         head = store.get_turn(turn.id)
+        polled = True

@@ -273,6 +273,12 @@ def stream(store: Store, settings: Settings, turn: Turn, after: int) -> Streamin
             code="invalid_value",
         )
     body: Iterator[str] = follow(
-        store, turn, after, poll_ms=settings.reader_poll_ms, keepalive_s=settings.keepalive_seconds, render=frame
+        store,
+        turn,
+        after,
+        poll_ms=settings.reader_poll_ms,
+        max_poll_ms=settings.reader_max_poll_ms,
+        keepalive_s=settings.keepalive_seconds,
+        render=frame,
     )
     return StreamingResponse(200, {**SSE_HEADERS, "X-Response-Id": turn.id}, body)

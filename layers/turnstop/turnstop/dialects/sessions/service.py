@@ -167,6 +167,11 @@ def stream(store: Store, settings: Settings, turn: Turn, after: int, status: int
     if after > last and turn.terminal:
         raise errors.InvalidRequest(f"Last-Event-ID / after is beyond the last event ({last})")
     body: Iterator[str] = follow(
-        store, turn, after, poll_ms=settings.reader_poll_ms, keepalive_s=settings.keepalive_seconds
+        store,
+        turn,
+        after,
+        poll_ms=settings.reader_poll_ms,
+        max_poll_ms=settings.reader_max_poll_ms,
+        keepalive_s=settings.keepalive_seconds,
     )
     return StreamingResponse(status, {**SSE_HEADERS, "X-Response-Id": turn.id}, body)
