@@ -159,6 +159,36 @@ def _quiet_moto_request_log() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
+def _serialized_moto_server() -> type:
+    """moto's server with DynamoDB requests handled one at a time.
+
+    moto's backends are not thread-safe: two concurrent conditional writes to one item can
+    both succeed (or a request fails mid-iteration), which DynamoDB never allows. The
+    workers, readers and cancels of the local runtime write concurrently, so DynamoDB calls
+    are serialized here; SQS calls are not (a long poll would hold up every other request).
+    """
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    class SerializedMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            lock = threading.Lock()
+
+            def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+                if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
+                    return app(environ, start_response)
+                with lock:  # the whole body is produced inside the lock
+                    return list(app(environ, start_response))
+
+            self._server = make_server(self._ip_address, self._port, serialized, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return SerializedMotoServer
+
+
 class LocalStore:
     """A running DynamoDB + SQS for the local runtime; a context manager, stopped at exit too."""
 
@@ -211,11 +241,9 @@ class LocalStore:
         self.stop()
 
     def _start_moto(self) -> str:
-        from moto.server import ThreadedMotoServer  # heavy import: only when a store starts
-
         _quiet_moto_request_log()
         # Port 0: the OS picks a free port atomically (no window for another process to take it).
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto = _serialized_moto_server()(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         endpoint = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
         self._wait_until(lambda: endpoint_answers("sqs", endpoint, timeout=1.0), "moto server")
