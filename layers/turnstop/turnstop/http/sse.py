@@ -17,6 +17,7 @@ from typing import Any
 from turnstop.core.events import Event
 from turnstop.core.turn import Status, Turn
 from turnstop.runtime.renderer import Outcome, renderer_for
+from turnstop.settings import Settings
 from turnstop.store.dynamo import Store
 
 SSE_HEADERS = {
@@ -95,3 +96,26 @@ def follow(
         sleep(wait_ms / 1000)
         head = store.get_turn(turn.id)
         polled = True
+
+
+def stream_response(
+    store: Store,
+    settings: Settings,
+    turn: Turn,
+    after: int,
+    *,
+    status: int = 200,
+    render: Callable[[Event], str] = frame,
+) -> StreamingResponse:
+    """The SSE answer every dialect gives: ``X-Response-Id`` at once, then the turn's
+    events after ``after``, followed live with the settings' poll and keep-alive timing."""
+    body = follow(
+        store,
+        turn,
+        after,
+        poll_ms=settings.reader_poll_ms,
+        max_poll_ms=settings.reader_max_poll_ms,
+        keepalive_s=settings.keepalive_seconds,
+        render=render,
+    )
+    return StreamingResponse(status, {**SSE_HEADERS, "X-Response-Id": turn.id}, body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +29,7 @@ from turnstop.dialects.llm.renderer import (
     response_object,
 )
 from turnstop.http.api import raw_body
-from turnstop.http.sse import SSE_HEADERS, StreamingResponse, follow
+from turnstop.http.sse import StreamingResponse, stream_response
 from turnstop.runtime.model import count_tokens
 from turnstop.settings import Settings
 from turnstop.store.dynamo import NewTurn, Store
@@ -272,13 +272,4 @@ def stream(store: Store, settings: Settings, turn: Turn, after: int) -> Streamin
             param="starting_after",
             code="invalid_value",
         )
-    body: Iterator[str] = follow(
-        store,
-        turn,
-        after,
-        poll_ms=settings.reader_poll_ms,
-        max_poll_ms=settings.reader_max_poll_ms,
-        keepalive_s=settings.keepalive_seconds,
-        render=frame,
-    )
-    return StreamingResponse(200, {**SSE_HEADERS, "X-Response-Id": turn.id}, body)
+    return stream_response(store, settings, turn, after, render=frame)

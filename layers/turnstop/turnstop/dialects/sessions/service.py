@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from turnstop.auth import Principal
@@ -11,7 +11,7 @@ from turnstop.core.clock import iso
 from turnstop.core.ids import matches, new_id
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
-from turnstop.http.sse import SSE_HEADERS, StreamingResponse, follow
+from turnstop.http.sse import StreamingResponse, stream_response
 from turnstop.runtime.model import count_tokens
 from turnstop.settings import Settings
 from turnstop.store.dynamo import IdempotencyClaim, IdempotentReplay, NewTurn, Store
@@ -166,12 +166,4 @@ def stream(store: Store, settings: Settings, turn: Turn, after: int, status: int
     last = turn.last_readable_seq
     if after > last and turn.terminal:
         raise errors.InvalidRequest(f"Last-Event-ID / after is beyond the last event ({last})")
-    body: Iterator[str] = follow(
-        store,
-        turn,
-        after,
-        poll_ms=settings.reader_poll_ms,
-        max_poll_ms=settings.reader_max_poll_ms,
-        keepalive_s=settings.keepalive_seconds,
-    )
-    return StreamingResponse(status, {**SSE_HEADERS, "X-Response-Id": turn.id}, body)
+    return stream_response(store, settings, turn, after, status=status)
