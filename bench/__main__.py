@@ -26,12 +26,18 @@ sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 import boto3  # noqa: E402
 
 from tests.conftest import CallCounter  # noqa: E402
+from turnstop.core import scopes  # noqa: E402
 from turnstop.core.events import PendingEvent  # noqa: E402
+from turnstop.core.records import NewTurn  # noqa: E402
 from turnstop.core.turn import CancelRequest, Turn  # noqa: E402
-from turnstop.dialects.sessions.renderer import STATELESS_KIND, created_event  # noqa: E402
+from turnstop.dialects.sessions.renderer import (  # noqa: E402
+    RENDERERS,  # noqa: E402
+    STATELESS_KIND,
+    created_event,
+)
 from turnstop.runtime.model import ScriptedModel  # noqa: E402
 from turnstop.runtime.runner import TurnRunner  # noqa: E402
-from turnstop.store.dynamo import NewTurn, Store  # noqa: E402
+from turnstop.store import Store  # noqa: E402
 from turnstop_local.store import LocalStore  # noqa: E402
 from turnstop_local.template import Template  # noqa: E402
 
@@ -42,16 +48,27 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def summary(xs: list[float]) -> dict[str, float]:
-    return {"n": len(xs), "p50_ms": pct(xs, 0.5), "p95_ms": pct(xs, 0.95), "max_ms": round(max(xs), 3),
-            "mean_ms": round(statistics.fmean(xs), 3)}
+    return {
+        "n": len(xs),
+        "p50_ms": pct(xs, 0.5),
+        "p95_ms": pct(xs, 0.95),
+        "max_ms": round(max(xs), 3),
+        "mean_ms": round(statistics.fmean(xs), 3),
+    }
 
 
 def new_turn(store: Store, prompt: str) -> Turn:
     from turnstop.core.ids import new_id
 
-    t = NewTurn(id=new_id("resp_"), kind=STATELESS_KIND, tenant="bench", scope="stateless", grace_ms=120_000,
-                input={"prompt": prompt})
-    return store.start_turn(t, created_event)
+    t = NewTurn(
+        id=new_id("resp_"),
+        kind=STATELESS_KIND,
+        tenant="bench",
+        scope=scopes.STATELESS,
+        grace_ms=120_000,
+        input={"prompt": prompt},
+    )
+    return store.turns.start(t, created_event)
 
 
 def main() -> None:
@@ -66,20 +83,24 @@ def main() -> None:
         ddb.create_table(TableName=table, **template.table_spec("TurnTable").kwargs)
         store = Store(table, dynamodb=ddb)
         counter = CallCounter(ddb)
-        results: dict[str, Any] = {"store": local.kind, "python": platform.python_version(), "machine": platform.machine()}
+        results: dict[str, Any] = {
+            "store": local.kind,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        }
 
         # 1. a commit (one step, cancel check included) and a cancel request: latency and calls
         commit_ms, cancel_ms, commit_calls, cancel_calls = [], [], [], []
         for _ in range(args.turns):
-            turn = store.claim(new_turn(store, "x").id, "bench", 30_000)
+            turn = store.turns.claim(new_turn(store, "x").id, "bench", 30_000)
             counter.reset()
             t0 = time.perf_counter()
-            store.commit(turn, "bench", [PendingEvent("response.delta", {"delta": "word "})], turn.usage, 30_000)
+            store.turns.commit(turn, "bench", [PendingEvent("response.delta", {"delta": "word "})], turn.usage, 30_000)
             commit_ms.append((time.perf_counter() - t0) * 1000)
             commit_calls.append(list(counter.calls))
             counter.reset()
             t0 = time.perf_counter()
-            store.request_cancel(turn.id, tenant="bench", req=CancelRequest(source="bench"))
+            store.turns.request_cancel(turn.id, tenant="bench", req=CancelRequest(source="bench"))
             cancel_ms.append((time.perf_counter() - t0) * 1000)
             cancel_calls.append(list(counter.calls))
         results["commit_step"] = {**summary(commit_ms), "calls": commit_calls[0]}
@@ -89,14 +110,14 @@ def main() -> None:
         stop_ms = []
         for _ in range(max(5, args.turns // 4)):
             turn = new_turn(store, "Write a 5000-word essay")
-            runner = TurnRunner(store, lambda t: ScriptedModel(5), lease_ms=30_000)
+            runner = TurnRunner(store, lambda t: ScriptedModel(5), renderers=RENDERERS, lease_ms=30_000)
             worker = threading.Thread(target=runner.handle, args=(turn.id,))
             worker.start()
             deadline = time.monotonic() + 10
-            while (h := store.get_turn(turn.id)) and h.seq < 5 and time.monotonic() < deadline:
+            while (h := store.turns.get(turn.id)) and h.seq < 5 and time.monotonic() < deadline:
                 time.sleep(0.002)
             t0 = time.perf_counter()
-            store.request_cancel(turn.id, tenant="bench", req=CancelRequest(source="bench"))
+            store.turns.request_cancel(turn.id, tenant="bench", req=CancelRequest(source="bench"))
             worker.join()
             stop_ms.append((time.perf_counter() - t0) * 1000)
         results["cancel_to_terminal_5ms_steps"] = summary(stop_ms)
@@ -106,7 +127,7 @@ def main() -> None:
         counter.reset()
         tracemalloc.start()
         t0 = time.perf_counter()
-        TurnRunner(store, lambda t: ScriptedModel(0), lease_ms=30_000).handle(turn.id)
+        TurnRunner(store, lambda t: ScriptedModel(0), renderers=RENDERERS, lease_ms=30_000).handle(turn.id)
         elapsed = time.perf_counter() - t0
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -122,7 +143,9 @@ def main() -> None:
             turn = new_turn(store, "Write a 500-word essay")
             counter.reset()
             t0 = time.perf_counter()
-            TurnRunner(store, lambda t: ScriptedModel(2), lease_ms=30_000, flush_ms=flush_ms).handle(turn.id)
+            TurnRunner(
+                store, lambda t: ScriptedModel(2), renderers=RENDERERS, lease_ms=30_000, flush_ms=flush_ms
+            ).handle(turn.id)
             coalescing[f"flush_{flush_ms}ms"] = {
                 "transactions": counter.calls.count("TransactWriteItems"),
                 "seconds": round(time.perf_counter() - t0, 3),

@@ -60,3 +60,48 @@ class CallCounter:
     @property
     def writes(self) -> list[str]:
         return [c for c in self.calls if c not in self.READS]
+
+
+class CapacityMeter:
+    """Asks DynamoDB for the capacity every call consumes (``ReturnConsumedCapacity=INDEXES``)
+    and records it per call: the table's units and each index's. DynamoDB Local reports them
+    by AWS's rules; moto does not report index units."""
+
+    OPS = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "GetItem", "Query", "BatchWriteItem"}
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[tuple[str, dict[str, float]]] = []
+        client.meta.events.register("provide-client-params.dynamodb.*", self._ask)
+        client.meta.events.register("after-call.dynamodb.*", self._record)
+
+    def close(self) -> None:
+        self.client.meta.events.unregister("provide-client-params.dynamodb.*", self._ask)
+        self.client.meta.events.unregister("after-call.dynamodb.*", self._record)
+
+    def _ask(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in self.OPS:
+            params.setdefault("ReturnConsumedCapacity", "INDEXES")
+
+    def _record(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name not in self.OPS:
+            return
+        units: dict[str, float] = {}
+        consumed = parsed.get("ConsumedCapacity") or []
+        for c in consumed if isinstance(consumed, list) else [consumed]:
+            units["table"] = units.get("table", 0.0) + float((c.get("Table") or {}).get("CapacityUnits", c.get("CapacityUnits", 0)))
+            for index, v in (c.get("GlobalSecondaryIndexes") or {}).items():
+                units[index] = units.get(index, 0.0) + float(v.get("CapacityUnits", 0))
+        self.calls.append((model.name, units))
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    def index_writes(self) -> dict[str, float]:
+        """Units written to each index over the recorded calls."""
+        out: dict[str, float] = {}
+        for _, units in self.calls:
+            for name, v in units.items():
+                if name != "table":
+                    out[name] = out.get(name, 0.0) + v
+        return out

@@ -7,7 +7,7 @@ Adapter serves behind the Function URL in AWS (``run.sh``). Same code on both pa
 
 from aws_lambda_powertools import Logger
 
-from turnstop.dialects.llm.handlers import api_router
+from turnstop.dialects.llm.handlers import api_app
 from turnstop.http.streaming import wsgi_app
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -15,7 +15,9 @@ from turnstop.store import Store
 logger = Logger()
 settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url)
-stream_handler = api_router(store, settings)
+app = api_app(store, settings)
+stream_handler = app.stream
+throttled_response = app.throttled_response
 wsgi = wsgi_app(stream_handler)
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = cancel_app(store, settings)
+throttled_response = app.throttled_response
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -8,7 +8,7 @@ GET /v1/omni-ai/responses/{response_id}. The DELETE cancel has its own function 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.omni.handlers import add_api_routes, resolver
+from turnstop.dialects.omni.handlers import api_app
 from turnstop.settings import Settings
 from turnstop.store import Store
 
@@ -16,8 +16,8 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url)
-app = resolver()
-add_api_routes(app, store, settings)
+app = api_app(store, settings)
+throttled_response = app.throttled_response
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

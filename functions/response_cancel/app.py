@@ -7,7 +7,7 @@ the stop button. One conditional write, no read.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.sessions.handlers import add_cancel_route, resolver
+from turnstop.dialects.sessions.handlers import response_cancel_app
 from turnstop.http.api import count_cancel_status
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -16,8 +16,8 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
-app = resolver()
-add_cancel_route(app, store, settings, in_session=False)
+app = response_cancel_app(store, settings)
+throttled_response = app.throttled_response
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.sessions.handlers import add_session_routes, resolver
+from turnstop.dialects.sessions.handlers import api_app
 from turnstop.settings import Settings
 from turnstop.store import Store
 
@@ -11,8 +11,8 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url)
-app = resolver()
-add_session_routes(app, store, settings)
+app = api_app(store, settings)
+throttled_response = app.throttled_response
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -6,7 +6,7 @@ serves behind the Function URL in AWS (``run.sh``). Same code on both paths.
 
 from aws_lambda_powertools import Logger
 
-from turnstop.dialects.sessions.handlers import stream_router
+from turnstop.dialects.sessions.handlers import stream_app
 from turnstop.http.streaming import wsgi_app
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -14,7 +14,9 @@ from turnstop.store import Store
 logger = Logger()
 settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url)
-stream_handler = stream_router(store, settings)
+app = stream_app(store, settings)
+stream_handler = app.stream
+throttled_response = app.throttled_response
 wsgi = wsgi_app(stream_handler)
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from turnstop.settings import Settings
 from turnstop.store import Store
-from turnstop.store.dynamo import INFLIGHT_SHARDS
+from turnstop.store.turns import INFLIGHT_SHARDS
 
 logger = Logger()
 metrics = Metrics()
@@ -23,9 +23,9 @@ store = Store(settings.table, queue_url=settings.turn_queue_url)
 def lambda_handler(event: dict, context: object) -> dict:
     requeued: list[str] = []
     for shard in range(INFLIGHT_SHARDS):
-        for turn_id in store.stale_turns(shard, int(settings.sweep_queued_after_seconds * 1000)):
-            if store.mark_swept(turn_id, int(settings.sweep_again_after_seconds * 1000)):
-                store.requeue(turn_id)
+        for turn_id in store.sweep.stale_turns(shard, int(settings.sweep_queued_after_seconds * 1000)):
+            if store.sweep.mark_swept(turn_id, int(settings.sweep_again_after_seconds * 1000)):
+                store.queue.requeue(turn_id)
                 requeued.append(turn_id)
     metrics.add_metric(name="SweptTurns", unit=MetricUnit.Count, value=len(requeued))
     if requeued:

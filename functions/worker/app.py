@@ -9,9 +9,11 @@ import json
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from turnstop.dialects.registry import all_renderers
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
@@ -24,6 +26,7 @@ store = Store(settings.table)
 runner = TurnRunner(
     store,
     lambda turn: ScriptedModel(settings.scripted_step_ms),
+    renderers=all_renderers(),
     lease_ms=settings.lease_ms,
     flush_ms=settings.flush_ms,
 )
@@ -40,5 +43,5 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
 
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
-def lambda_handler(event: dict, context: object) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import CallCounter, create_table
-from turnstop.core.clock import FakeClock
-from turnstop.store.dynamo import Store
+from tests.fakes import FakeClock
+from turnstop.store import Store
 
 
 @dataclass

@@ -25,11 +25,12 @@ from openai.types.responses.response_stream_event import ResponseStreamEvent
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import HookModel
 from turnstop.core.turn import Status
-from turnstop.dialects.llm.handlers import ApiRouter, cancel_app
+from turnstop.dialects.llm.handlers import api_app, cancel_app
+from turnstop.dialects.llm.renderer import RENDERERS
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
-from turnstop.store.dynamo import Store
+from turnstop.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -102,7 +103,7 @@ def assert_sdk_event(ev: dict[str, Any]) -> None:
     body = unmarshal_json_response(mka1_models.GetResponseResponseBody, res)
     assert not type(body.data).__name__.startswith("Unknown"), ev
     if ev["type"] != "response.cancelled":
-        validate_type(type_=ResponseStreamEvent, value=ev)
+        validate_type(type_=ResponseStreamEvent, value=ev)  # type: ignore[arg-type]
     if "response" in ev:
         assert_sdk_response(ev["response"])
 
@@ -115,8 +116,8 @@ class Llm:
         self.sqs = FakeSqs()
         self.store = Store(env.store.table, clock=env.clock, queue_url="local-queue", dynamodb=env.client, sqs=self.sqs)
         self.settings = Settings(table=env.store.table, reader_poll_ms=1, keepalive_seconds=60, **settings)
-        self.on_wait: Callable[[], None] | None = None
-        self.api = ApiRouter(self.store, self.settings, sleep=self._sleep)
+        self.on_wait: Callable[[], object] | None = None
+        self.api = api_app(self.store, self.settings, sleep=self._sleep)
         self.cancel_app = cancel_app(self.store, self.settings)
 
     def _sleep(self, seconds: float) -> None:
@@ -146,7 +147,7 @@ class Llm:
         return ev
 
     def _stream_call(self, ev: dict[str, Any], consume: bool = True) -> Answer:
-        resp = self.api(ev)
+        resp = self.api.stream(ev)
         chunks = list(resp.body) if consume else []
         return Answer(resp.status_code, resp.headers, "".join(chunks), chunks)
 
@@ -174,11 +175,13 @@ class Llm:
     # ------------------------------------------------------------------ worker
 
     def run(self, rid: str, model: Any = None) -> str:
-        runner = TurnRunner(self.store, lambda t: model or ScriptedModel(0), lease_ms=LEASE_MS, owner="worker-1")
+        runner = TurnRunner(
+            self.store, lambda t: model or ScriptedModel(0), renderers=RENDERERS, lease_ms=LEASE_MS, owner="worker-1"
+        )
         return runner.handle(rid)
 
     def head(self, rid: str) -> Any:
-        return self.store.get_turn(rid)
+        return self.store.turns.get(rid)
 
     def item_count(self) -> int:
         return int(self.env.client.scan(TableName=self.env.store.table, Select="COUNT")["Count"])
@@ -201,7 +204,12 @@ def test_given_background_create_when_answered_then_queued_object_with_every_fie
     assert obj["metadata"] == {"k": "v"} and obj["model"] == MODEL
     assert obj["usage"]["input_tokens"] == 4 and obj["usage"]["output_tokens"] == 0
     # defaults as the seed's object shows them
-    assert (obj["max_tool_calls"], obj["service_tier"], obj["truncation"], obj["tool_choice"]) == (30, "auto", "auto", "auto")
+    assert (obj["max_tool_calls"], obj["service_tier"], obj["truncation"], obj["tool_choice"]) == (
+        30,
+        "auto",
+        "auto",
+        "auto",
+    )
     assert llm.sqs.sent == [obj["id"]]
 
 
@@ -214,10 +222,10 @@ def test_given_completed_response_when_retrieved_then_output_usage_and_billed_on
     assert len(obj["output_text"].split()) == 12
     assert obj["output"][0]["content"][0]["text"] == obj["output_text"]
     assert obj["usage"]["output_tokens"] == 12
-    ledger = llm.store.ledger(TENANT, rid)
+    ledger = llm.store.ledger.entries(TENANT, rid)
     assert sorted(e["kind"] for e in ledger) == ["debit", "usage"]
     assert llm.run(rid) == "already_final"
-    assert len(llm.store.ledger(TENANT, rid)) == 2
+    assert len(llm.store.ledger.entries(TENANT, rid)) == 2
 
 
 def test_given_message_items_when_created_then_prompt_is_their_text(llm: Llm) -> None:
@@ -240,7 +248,7 @@ def test_given_foreground_json_create_when_worker_finishes_then_final_object_ret
 
 def test_given_stream_create_when_consumed_then_standard_events_in_order_with_sequence_numbers(llm: Llm) -> None:
     body = json.dumps({"model": MODEL, "input": "Write a 3-word note", "stream": True})
-    resp = llm.api(llm.event("llm_api.json", "POST", "/api/v1/llm/responses", body=body))
+    resp = llm.api.stream(llm.event("llm_api.json", "POST", "/api/v1/llm/responses", body=body))
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/event-stream")
     rid = llm.sqs.sent[-1]
@@ -291,7 +299,7 @@ def test_given_queued_background_response_when_cancelled_then_cancelled_object_i
     assert llm.run(rid) == "cancelled"
     evs = llm.retrieve(rid, {"stream": "true"}).events
     assert [e["type"] for e in evs] == ["response.created", "response.cancelled"]
-    assert [e["kind"] for e in llm.store.ledger(TENANT, rid)] == ["usage"]
+    assert [e["kind"] for e in llm.store.ledger.entries(TENANT, rid)] == ["usage"]
 
 
 def test_given_running_response_when_cancelled_then_output_so_far_and_stream_ends_cancelled(llm: Llm) -> None:
@@ -313,7 +321,7 @@ def test_given_running_response_when_cancelled_then_output_so_far_and_stream_end
     assert evs[-1]["type"] == "response.cancelled" and evs[-1]["response"]["status"] == "cancelled"
     for e in evs:
         assert_sdk_event(e)
-    usage = llm.store.ledger(TENANT, rid)
+    usage = llm.store.ledger.entries(TENANT, rid)
     assert [e["kind"] for e in usage] == ["usage"] and usage[0]["billed"] is False
     assert llm.cancel(rid).json == final  # cancelling a cancelled response again: the final object
 
@@ -534,4 +542,4 @@ def test_given_max_output_tokens_when_reached_then_incomplete_with_that_reason_a
     assert final["usage"]["output_tokens"] == 6 and len(final["output_text"].split()) == 6
     events = llm.retrieve(obj["id"], {"stream": "true"}).events
     assert events[-1]["type"] == "response.incomplete"
-    assert sorted(e["kind"] for e in llm.store.ledger(TENANT, obj["id"])) == ["debit", "usage"]
+    assert sorted(e["kind"] for e in llm.store.ledger.entries(TENANT, obj["id"])) == ["debit", "usage"]

@@ -13,12 +13,14 @@ import pytest
 
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import HookModel
-from turnstop.core.turn import Status
-from turnstop.dialects.omni.errors import FORBIDDEN, MISSING_ACCOUNT
-from turnstop.dialects.omni.handlers import add_api_routes, add_cancel_route, resolver
+from turnstop.core.records import IdempotencyClaim
+from turnstop.core.turn import Status, Turn
+from turnstop.dialects.omni.handlers import api_app, cancel_app
+from turnstop.dialects.omni.wire import FORBIDDEN, MISSING_ACCOUNT
+from turnstop.dialects.registry import all_renderers
 from turnstop.http.api import request_id
 from turnstop.runtime.model import ScriptedModel
-from turnstop.runtime.runner import TurnRunner
+from turnstop.runtime.runner import TurnRunner, WorkerResult
 from turnstop.settings import Settings
 
 LEASE_MS = 30_000
@@ -61,18 +63,30 @@ class Omni:
             omni_thread_retention_days=THREAD_RETENTION_DAYS,
             max_body_bytes=256 * 1024,
         )
-        self.api = resolver()
-        self.service = add_api_routes(self.api, self.env.store, settings, enqueue=lambda turn, idempotency=None: self.queued.append(turn.id))
-        self.cancel_app = resolver()
-        add_cancel_route(self.cancel_app, self.env.store, settings)
+        self.api = api_app(self.env.store, settings, enqueue=self._enqueue)
+        self.cancel_app = cancel_app(self.env.store, settings)
+
+    def _enqueue(self, turn: Turn, idempotency: IdempotencyClaim | None = None) -> None:
+        self.queued.append(turn.id)
 
     # -- HTTP
 
-    def call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None, *,
-             tenant: str | None = "dev", accounts: str = "1,2", raw: str | None = None,
-             headers: dict[str, str] | None = None) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        *,
+        tenant: str | None = "dev",
+        accounts: str = "1,2",
+        raw: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         q = {k: str(v) for k, v in (query or {}).items()}
-        ctx = {"tenant": tenant, "account_ids": accounts, "key_id": f"key_{tenant}"} if tenant else {"anonymous": "true"}
+        ctx = (
+            {"tenant": tenant, "account_ids": accounts, "key_id": f"key_{tenant}"} if tenant else {"anonymous": "true"}
+        )
         event = {
             "version": "2.0",
             "routeKey": f"{method} {path}",
@@ -95,10 +109,14 @@ class Omni:
         return Reply(out["statusCode"], hdrs, json.loads(out["body"]) if out.get("body") else None)
 
     def create_thread(self, text: str = "Write a 10-word note", account: int = 1, **kw: Any) -> Reply:
-        return self.call("POST", "/v1/omni-ai/threads", body={"type": "instant", "account_id": account, "text": text}, **kw)
+        return self.call(
+            "POST", "/v1/omni-ai/threads", body={"type": "instant", "account_id": account, "text": text}, **kw
+        )
 
     def send(self, thread_id: str, text: str = "And a 6-word follow-up", account: int = 1, **kw: Any) -> Reply:
-        return self.call("POST", f"/v1/omni-ai/threads/{thread_id}/messages", body={"text": text, "account_id": account}, **kw)
+        return self.call(
+            "POST", f"/v1/omni-ai/threads/{thread_id}/messages", body={"text": text, "account_id": account}, **kw
+        )
 
     def response(self, rid: str, account: int = 1, **kw: Any) -> Reply:
         return self.call("GET", f"/v1/omni-ai/responses/{rid}", {"account_id": account}, **kw)
@@ -111,8 +129,14 @@ class Omni:
 
     # -- worker
 
-    def run(self, model: Any = None, owner: str = "worker-a") -> list[str]:
-        runner = TurnRunner(self.env.store, lambda turn: model or ScriptedModel(0), lease_ms=LEASE_MS, owner=owner)
+    def run(self, model: Any = None, owner: str = "worker-a") -> list[WorkerResult]:
+        runner = TurnRunner(
+            self.env.store,
+            lambda turn: model or ScriptedModel(0),
+            renderers=all_renderers(),
+            lease_ms=LEASE_MS,
+            owner=owner,
+        )
         results = []
         while self.queued:
             results.append(runner.handle(self.queued.pop(0)))
@@ -144,11 +168,16 @@ def test_creating_a_thread_stores_the_user_message_and_queues_one_response(omni:
     polled = omni.response(r.data["response_id"])
     assert polled.status == 200
     assert polled.data == {
-        "id": r.data["response_id"], "status": "queued", "thread_id": r.data["thread_id"],
-        "user_message_id": r.data["user_message_id"], "content": {"parts": []},
+        "id": r.data["response_id"],
+        "status": "queued",
+        "thread_id": r.data["thread_id"],
+        "user_message_id": r.data["user_message_id"],
+        "content": {"parts": []},
     }
     h = omni.history(r.data["thread_id"])
-    assert [(m["seq"], m["role"], m["outcome"], m["id"]) for m in h.data] == [(1, "USER", "completed", r.data["user_message_id"])]
+    assert [(m["seq"], m["role"], m["outcome"], m["id"]) for m in h.data] == [
+        (1, "USER", "completed", r.data["user_message_id"])
+    ]
     assert h.data[0]["content"] == {"parts": [{"type": "text", "text": "Write a 10-word note"}]}
 
 
@@ -159,7 +188,10 @@ def test_a_finished_response_succeeds_and_its_assistant_message_joins_the_histor
     assert final["status"] == "succeeded" and final["output_message_id"]
     assert len(final["content"]["parts"][0]["text"].split()) == 10
     msgs = omni.history(r["thread_id"]).data
-    assert [(m["seq"], m["role"], m["outcome"]) for m in msgs] == [(1, "USER", "completed"), (2, "ASSISTANT", "completed")]
+    assert [(m["seq"], m["role"], m["outcome"]) for m in msgs] == [
+        (1, "USER", "completed"),
+        (2, "ASSISTANT", "completed"),
+    ]
     assert msgs[1]["id"] == final["output_message_id"]
     assert msgs[1]["content"]["parts"] == final["content"]["parts"]
     assert omni.call("GET", f"/v1/omni-ai/threads/{r['thread_id']}/response", {"account_id": 1}).data is None
@@ -168,13 +200,18 @@ def test_a_finished_response_succeeds_and_its_assistant_message_joins_the_histor
 def test_a_running_response_shows_partial_parts_and_thinking_that_the_thread_message_never_shows(omni: Omni) -> None:
     r = omni.create_thread().data
     seen: dict[str, Any] = {}
-    model = HookModel(4, thinking=["weighing ", "the question"],
-                      hooks={2: lambda: seen.setdefault("mid", omni.response(r["response_id"]).data)})
+    model = HookModel(
+        4,
+        thinking=["weighing ", "the question"],
+        hooks={2: lambda: seen.setdefault("mid", omni.response(r["response_id"]).data)},
+    )
     omni.run(model)
     mid = seen["mid"]
     assert mid["status"] == "running" and "output_message_id" not in mid
-    assert mid["content"]["parts"] == [{"type": "thinking", "thoughts": ["weighing the question"]},
-                                       {"type": "text", "text": "w0 w1 "}]
+    assert mid["content"]["parts"] == [
+        {"type": "thinking", "thoughts": ["weighing the question"]},
+        {"type": "text", "text": "w0 w1 "},
+    ]
     final = omni.response(r["response_id"]).data
     assert final["content"]["parts"][0]["type"] == "thinking"
     msg = assistant(omni.history(r["thread_id"]))[0]
@@ -245,7 +282,11 @@ def test_threads_are_listed_per_account_most_recently_active_first(omni: Omni) -
     omni.send(a["thread_id"])  # moves thread a to the top
     page1 = omni.call("GET", "/v1/omni-ai/threads", {"account_id": 1, "page_size": 1})
     assert [t["id"] for t in page1.data] == [a["thread_id"]] and page1.data[0]["title"] == "first thread"
-    page2 = omni.call("GET", "/v1/omni-ai/threads", {"account_id": 1, "page_token": page1.body["metadata"]["next_page_token"], "page_size": 1})
+    page2 = omni.call(
+        "GET",
+        "/v1/omni-ai/threads",
+        {"account_id": 1, "page_token": page1.body["metadata"]["next_page_token"], "page_size": 1},
+    )
     assert [t["id"] for t in page2.data] == [b["thread_id"]]
     one = omni.call("GET", f"/v1/omni-ai/threads/{b['thread_id']}", {"account_id": 1})
     assert one.status == 200 and set(one.data) == {"id", "created_at", "title", "updated_at"}
@@ -258,7 +299,10 @@ def test_cancelling_a_running_response_ends_canceled_with_the_partial_text_in_hi
     r = omni.create_thread("Write a 10-word note").data
     answers: list[Reply] = []
     omni.run(HookModel(10, hooks={4: lambda: answers.append(omni.cancel(r["response_id"]))}))
-    assert answers[0].status == 200 and answers[0].body == {"data": {"canceled": True}, "metadata": {"request_id": REQUEST_ID}}
+    assert answers[0].status == 200 and answers[0].body == {
+        "data": {"canceled": True},
+        "metadata": {"request_id": REQUEST_ID},
+    }
     final = omni.response(r["response_id"]).data
     assert final["status"] == "canceled" and final["content"]["parts"] == [{"type": "text", "text": "w0 w1 w2 w3 "}]
     msg = assistant(omni.history(r["thread_id"]))
@@ -271,11 +315,18 @@ def test_cancelling_a_running_response_ends_canceled_with_the_partial_text_in_hi
 def test_a_second_cancel_while_the_first_propagates_also_says_canceled(omni: Omni) -> None:
     r = omni.create_thread().data
     answers: list[Any] = []
-    omni.run(HookModel(6, hooks={2: lambda: answers.extend([omni.cancel(r["response_id"]).data, omni.cancel(r["response_id"]).data])}))
+    omni.run(
+        HookModel(
+            6,
+            hooks={2: lambda: answers.extend([omni.cancel(r["response_id"]).data, omni.cancel(r["response_id"]).data])},
+        )
+    )
     assert answers == [{"canceled": True}, {"canceled": True}]
 
 
-def test_a_queued_cancel_shows_in_history_before_the_worker_runs_and_the_worker_writes_the_same_record(omni: Omni) -> None:
+def test_a_queued_cancel_shows_in_history_before_the_worker_runs_and_the_worker_writes_the_same_record(
+    omni: Omni,
+) -> None:
     r = omni.create_thread().data
     assert omni.cancel(r["response_id"]).data == {"canceled": True}
     polled = omni.response(r["response_id"]).data
@@ -351,8 +402,13 @@ def test_a_missing_account_id_is_the_seeds_400(omni: Omni, method: str, route: s
     out = omni.call(method, path)
     assert out.status == 400
     assert out.body == {"error": {"code": 400, "message": MISSING_ACCOUNT}, "metadata": {"request_id": REQUEST_ID}}
-    for bad, why in (("abc", "invalid digit"), ("", "empty string"), ("-1", "invalid digit"), ("1.5", "invalid digit"),
-                     ("99999999999999999999", "too large")):
+    for bad, why in (
+        ("abc", "invalid digit"),
+        ("", "empty string"),
+        ("-1", "invalid digit"),
+        ("1.5", "invalid digit"),
+        ("99999999999999999999", "too large"),
+    ):
         out = omni.call(method, path, {"account_id": bad})
         assert out.status == 400 and why in out.body["error"]["message"]
         assert out.body["error"]["message"].startswith("Failed to deserialize query string: account_id")
@@ -381,10 +437,15 @@ def test_unknown_malformed_foreign_account_and_foreign_tenant_responses_are_404_
         (r["response_id"], 1, "intruder", "1"),  # another tenant
     ]
     for rid, account, tenant, accounts in cases:
-        for out in (omni.cancel(rid, account, tenant=tenant, accounts=accounts),
-                    omni.response(rid, account, tenant=tenant, accounts=accounts)):
+        for out in (
+            omni.cancel(rid, account, tenant=tenant, accounts=accounts),
+            omni.response(rid, account, tenant=tenant, accounts=accounts),
+        ):
             assert out.status == 404, (rid, account, tenant)
-            assert out.body == {"error": {"code": 404, "message": "Response not found"}, "metadata": {"request_id": REQUEST_ID}}
+            assert out.body == {
+                "error": {"code": 404, "message": "Response not found"},
+                "metadata": {"request_id": REQUEST_ID},
+            }
     assert omni.snapshot() == before
     assert omni.response(r["response_id"]).data["status"] == "queued"
 
@@ -393,10 +454,14 @@ def test_another_accounts_thread_is_404_for_reads_and_new_messages(omni: Omni) -
     r = omni.create_thread().data
     omni.run()
     before = omni.snapshot()
-    for out in (omni.send(r["thread_id"], account=2), omni.history(r["thread_id"], account=2),
-                omni.call("GET", f"/v1/omni-ai/threads/{r['thread_id']}", {"account_id": 2}),
-                omni.send(r["thread_id"], tenant="intruder", accounts="1"),
-                omni.send("not-a-thread"), omni.send("00000000-0000-4000-8000-000000000000")):
+    for out in (
+        omni.send(r["thread_id"], account=2),
+        omni.history(r["thread_id"], account=2),
+        omni.call("GET", f"/v1/omni-ai/threads/{r['thread_id']}", {"account_id": 2}),
+        omni.send(r["thread_id"], tenant="intruder", accounts="1"),
+        omni.send("not-a-thread"),
+        omni.send("00000000-0000-4000-8000-000000000000"),
+    ):
         assert out.status == 404 and out.body["error"] == {"code": 404, "message": "Thread not found"}
     assert omni.snapshot() == before and omni.queued == []
 
@@ -430,14 +495,46 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("unknown type", {"type": "weird", "account_id": 1, "text": "hi"}, "type"),
     ("unknown capability", {"type": "instant", "account_id": 1, "text": "hi", "capabilities": ["X"]}, "capabilities"),
     ("empty context", {"type": "instant", "account_id": 1, "text": "hi", "context": {"items": []}}, "context"),
-    ("five context items", {"type": "instant", "account_id": 1, "text": "hi",
-                            "context": {"items": [{"data": {}, "kind": "k", "label": "l"}] * 5}}, "context"),
-    ("blank context label", {"type": "instant", "account_id": 1, "text": "hi",
-                             "context": {"items": [{"data": {}, "kind": "k", "label": " "}]}}, "label"),
-    ("oversized context", {"type": "instant", "account_id": 1, "text": "hi",
-                           "context": {"items": [{"data": {"blob": "x" * 66_000}, "kind": "k", "label": "l"}]}}, "64 KiB"),
-    ("deep context", {"type": "instant", "account_id": 1, "text": "hi",
-                      "context": {"items": [{"data": json.loads('{"a":' * 33 + "1" + "}" * 33), "kind": "k", "label": "l"}]}}, "nesting"),
+    (
+        "five context items",
+        {
+            "type": "instant",
+            "account_id": 1,
+            "text": "hi",
+            "context": {"items": [{"data": {}, "kind": "k", "label": "l"}] * 5},
+        },
+        "context",
+    ),
+    (
+        "blank context label",
+        {
+            "type": "instant",
+            "account_id": 1,
+            "text": "hi",
+            "context": {"items": [{"data": {}, "kind": "k", "label": " "}]},
+        },
+        "label",
+    ),
+    (
+        "oversized context",
+        {
+            "type": "instant",
+            "account_id": 1,
+            "text": "hi",
+            "context": {"items": [{"data": {"blob": "x" * 66_000}, "kind": "k", "label": "l"}]},
+        },
+        "64 KiB",
+    ),
+    (
+        "deep context",
+        {
+            "type": "instant",
+            "account_id": 1,
+            "text": "hi",
+            "context": {"items": [{"data": json.loads('{"a":' * 33 + "1" + "}" * 33), "kind": "k", "label": "l"}]},
+        },
+        "nesting",
+    ),
     ("a JSON array", [1, 2], "object"),
 ]
 
@@ -474,15 +571,34 @@ def test_a_missing_key_is_401_in_the_seeds_shape(omni: Omni) -> None:
 
 
 def test_context_is_kept_on_the_user_message(omni: Omni) -> None:
-    ctx = {"items": [{"data": {"px": "189.12"}, "kind": "quote", "label": "AAPL quote", "captured_at": "2025-01-02T03:04:05+00:00"}]}
-    r = omni.call("POST", "/v1/omni-ai/threads", body={"type": "instant", "account_id": 1, "text": "hi", "context": ctx}).data
+    ctx = {
+        "items": [
+            {
+                "data": {"px": "189.12"},
+                "kind": "quote",
+                "label": "AAPL quote",
+                "captured_at": "2025-01-02T03:04:05+00:00",
+            }
+        ]
+    }
+    r = omni.call(
+        "POST", "/v1/omni-ai/threads", body={"type": "instant", "account_id": 1, "text": "hi", "context": ctx}
+    ).data
     msg = omni.history(r["thread_id"]).data[0]
     assert msg["context"] == ctx
 
 
 def test_deep_insights_threads_take_a_ticker_target(omni: Omni) -> None:
-    r = omni.call("POST", "/v1/omni-ai/threads", body={"type": "deep_insights", "account_id": 1,
-                                                        "target": {"type": "ticker", "ticker": "AAPL"}, "thesis": "Services growth"})
+    r = omni.call(
+        "POST",
+        "/v1/omni-ai/threads",
+        body={
+            "type": "deep_insights",
+            "account_id": 1,
+            "target": {"type": "ticker", "ticker": "AAPL"},
+            "thesis": "Services growth",
+        },
+    )
     assert r.status == 201
     assert "AAPL" in omni.history(r.data["thread_id"]).data[0]["content"]["parts"][0]["text"]
     missing = omni.call("POST", "/v1/omni-ai/threads", body={"type": "deep_insights", "account_id": 1})
@@ -501,8 +617,12 @@ def test_the_status_vocabulary_maps_every_internal_state() -> None:
     from turnstop.dialects.omni.renderer import MESSAGE_OUTCOME, WIRE_STATUS
 
     assert {s: WIRE_STATUS[s] for s in Status} == {
-        Status.QUEUED: "queued", Status.RUNNING: "running", Status.COMPLETED: "succeeded",
-        Status.FAILED: "failed", Status.INCOMPLETE: "failed", Status.CANCELLED: "canceled",
+        Status.QUEUED: "queued",
+        Status.RUNNING: "running",
+        Status.COMPLETED: "succeeded",
+        Status.FAILED: "failed",
+        Status.INCOMPLETE: "failed",
+        Status.CANCELLED: "canceled",
     }
     assert set(MESSAGE_OUTCOME.values()) == {"completed", "errored", "canceled"}
 
@@ -524,8 +644,8 @@ def test_a_lost_workers_cancelled_turn_keeps_the_text_committed_before_it_died(o
 
     r = omni.create_thread("Write a 40-word note").data
     rid = r["response_id"]
-    claimed = omni.env.store.claim(rid, "worker-a", LEASE_MS)  # worker A commits two words, then dies
-    omni.env.store.commit(
+    claimed = omni.env.store.turns.claim(rid, "worker-a", LEASE_MS)  # worker A commits two words, then dies
+    omni.env.store.turns.commit(
         claimed, "worker-a",
         [PendingEvent(TEXT_DELTA, {"delta": "alpha "}), PendingEvent(TEXT_DELTA, {"delta": "beta "})],
         claimed.usage, LEASE_MS,

@@ -9,21 +9,31 @@ from typing import Any
 import pytest
 
 from tests.cases.fixtures import Env
-from turnstop.core import errors
+from turnstop.core import errors, scopes
+from turnstop.core.errors import IdempotentReplay
 from turnstop.core.events import PendingEvent
+from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
-from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
+from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.http.sse import follow
 from turnstop.runtime.model import Chunk, ScriptedModel
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
-from turnstop.store.dynamo import IdempotencyClaim, IdempotentReplay, NewTurn, Store
+from turnstop.store import Store
 
 TENANT = "t1"
 LEASE_MS = 30_000
 
 
-def start(env: Env, prompt: str = "Write a 10-word note", *, tenant: str = TENANT, session_id: str | None = None,
-          idem: IdempotencyClaim | None = None, turn_id: str | None = None) -> Turn:
+def start(
+    env: Env,
+    prompt: str = "Write a 10-word note",
+    *,
+    tenant: str = TENANT,
+    session_id: str | None = None,
+    idem: IdempotencyClaim | None = None,
+    turn_id: str | None = None,
+) -> Turn:
     from turnstop.core.ids import new_id
 
     kind = SESSION_KIND if session_id else STATELESS_KIND
@@ -31,11 +41,11 @@ def start(env: Env, prompt: str = "Write a 10-word note", *, tenant: str = TENAN
         id=turn_id or new_id("msg_" if session_id else "resp_"),
         kind=kind,
         tenant=tenant,
-        scope=f"session:{session_id}" if session_id else "stateless",
+        scope=scopes.session(session_id) if session_id else scopes.STATELESS,
         grace_ms=120_000,
         input={"prompt": prompt},
     )
-    return env.store.start_turn(new, created_event, session_id=session_id, idempotency=idem)
+    return env.store.turns.start(new, created_event, idempotency=idem)
 
 
 class HookModel:
@@ -45,7 +55,7 @@ class HookModel:
     def __init__(
         self,
         words: int,
-        hooks: dict[int, Callable[[], None]] | None = None,
+        hooks: dict[int, Callable[[], object]] | None = None,
         fail_at: int | None = None,
         thinking: list[str] | None = None,
     ):
@@ -69,22 +79,22 @@ class HookModel:
 
 
 def runner(env: Env, model: Any, owner: str = "worker-a") -> TurnRunner:
-    return TurnRunner(env.store, lambda turn: model, lease_ms=LEASE_MS, owner=owner)
+    return TurnRunner(env.store, lambda turn: model, renderers=RENDERERS, lease_ms=LEASE_MS, owner=owner)
 
 
-def cancel(env: Env, turn_id: str, tenant: str = TENANT, scope: str | None = None) -> CancelOutcome:
-    outcome, _ = env.store.request_cancel(turn_id, tenant=tenant, scope=scope, req=CancelRequest(reason="test"))
+def cancel(env: Env, turn_id: str, tenant: str = TENANT, scope: Scope | None = None) -> CancelOutcome:
+    outcome, _ = env.store.turns.request_cancel(turn_id, tenant=tenant, scope=scope, req=CancelRequest(reason="test"))
     return outcome
 
 
 def events(env: Env, turn_id: str) -> list[Any]:
-    head = env.store.get_turn(turn_id)
+    head = env.store.turns.get(turn_id)
     assert head is not None
-    return env.store.read_events(turn_id, 0, head.seq)
+    return env.store.turns.read_events(turn_id, 0, head.seq)
 
 
 def ledger_kinds(env: Env, turn_id: str, tenant: str = TENANT) -> list[str]:
-    return sorted(e["kind"] for e in env.store.ledger(tenant, turn_id))
+    return sorted(e["kind"] for e in env.store.ledger.entries(tenant, turn_id))
 
 
 # ---------------------------------------------------------------------------- the happy path
@@ -109,7 +119,7 @@ def test_a_completed_turn_publishes_every_word_and_bills_once(env: Env) -> None:
 def test_cancelling_a_queued_turn_cancels_it_at_once_and_no_work_starts(env: Env) -> None:
     turn = start(env)
     assert cancel(env, turn.id) is CancelOutcome.CANCELLED
-    head = env.store.get_turn(turn.id)
+    head = env.store.turns.get(turn.id)
     assert head is not None and head.status is Status.CANCELLED
     model = HookModel(5)
     assert runner(env, model).handle(turn.id) == "cancelled"  # the worker records it, runs nothing
@@ -122,9 +132,11 @@ def test_cancelling_a_queued_turn_cancels_it_at_once_and_no_work_starts(env: Env
 def test_a_reader_sees_the_terminal_event_of_a_queued_cancel_before_any_worker_does(env: Env) -> None:
     turn = start(env)
     cancel(env, turn.id)
-    head = env.store.get_turn(turn.id)
+    head = env.store.turns.get(turn.id)
     assert head is not None
-    frames = list(follow(env.store, head, 0, poll_ms=1, keepalive_s=60, sleep=lambda s: None))
+    frames = list(
+        follow(env.store, head, renderer=RENDERERS[head.kind], after=0, poll_ms=1, keepalive_s=60, sleep=lambda s: None)
+    )
     assert [f.split("\n")[1] for f in frames] == ["event: response.created", "event: response.cancelled"]
     runner(env, HookModel(5)).handle(turn.id)
     # what the worker wrote later is the same event, at the same seq, as what the reader derived
@@ -143,13 +155,13 @@ def test_cancelling_a_running_turn_stops_it_at_the_next_commit_and_bills_nothing
     assert evs[-1].data["usage"]["output_tokens"] == 4 and evs[-1].data["billed"] is False
     assert model.closed
     assert ledger_kinds(env, turn.id) == ["usage"]
-    usage = env.store.ledger(TENANT, turn.id)[0]
+    usage = env.store.ledger.entries(TENANT, turn.id)[0]
     assert usage["billed"] is False and usage["output_tokens"] == 4
 
 
 def test_a_second_cancel_while_the_first_propagates_is_already_cancelling(env: Env) -> None:
     turn = start(env)
-    env.store.claim(turn.id, "worker-a", LEASE_MS)
+    env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
     assert cancel(env, turn.id) is CancelOutcome.CANCELLING
     assert cancel(env, turn.id) is CancelOutcome.ALREADY_CANCELLING
 
@@ -166,9 +178,9 @@ def test_cancel_after_the_grace_window_is_not_found(env: Env) -> None:
 def test_another_tenants_or_scopes_turn_is_not_found_and_unchanged(env: Env) -> None:
     turn = start(env)
     assert cancel(env, turn.id, tenant="intruder") is CancelOutcome.NOT_FOUND
-    assert cancel(env, turn.id, scope="session:sess_other") is CancelOutcome.NOT_FOUND
+    assert cancel(env, turn.id, scope=scopes.session("sess_other")) is CancelOutcome.NOT_FOUND
     assert cancel(env, "resp_doesnotexist") is CancelOutcome.NOT_FOUND
-    head = env.store.get_turn(turn.id)
+    head = env.store.turns.get(turn.id)
     assert head is not None and head.status is Status.QUEUED and not head.cancel_requested
 
 
@@ -176,26 +188,28 @@ def test_another_tenants_or_scopes_turn_is_not_found_and_unchanged(env: Env) -> 
 
 
 def test_a_committed_step_costs_one_write_and_no_read_cancel_check_included(env: Env) -> None:
-    turn = env.store.claim(start(env).id, "worker-a", LEASE_MS)
+    turn = env.store.turns.claim(start(env).id, "worker-a", LEASE_MS)
     env.counter.reset()
-    env.store.commit(turn, "worker-a", [PendingEvent("response.delta", {"delta": "x"})], turn.usage, LEASE_MS)
+    env.store.turns.commit(turn, "worker-a", [PendingEvent("response.delta", {"delta": "x"})], turn.usage, LEASE_MS)
     assert env.counter.calls == ["TransactWriteItems"]
     cancel(env, turn.id)
     env.counter.reset()
-    from turnstop.store import CommitRejected
+    from turnstop.core.errors import CommitRejected
 
-    turn2 = env.store.get_turn(turn.id)
+    turn2 = env.store.turns.get(turn.id)
     assert turn2 is not None
     env.counter.reset()
     with pytest.raises(CommitRejected) as refused:
-        env.store.commit(turn2, "worker-a", [PendingEvent("response.delta", {"delta": "y"})], turn.usage, LEASE_MS)
+        env.store.turns.commit(
+            turn2, "worker-a", [PendingEvent("response.delta", {"delta": "y"})], turn.usage, LEASE_MS
+        )
     assert env.counter.calls == ["TransactWriteItems"]  # the refusal says why: no read needed
     assert refused.value.old is not None and refused.value.old.cancel_requested
 
 
 def test_a_cancel_request_costs_one_write_and_no_read(env: Env) -> None:
     turn = start(env)
-    env.store.claim(turn.id, "worker-a", LEASE_MS)
+    env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
     for expected in (CancelOutcome.CANCELLING, CancelOutcome.ALREADY_CANCELLING):
         env.counter.reset()
         assert cancel(env, turn.id) is expected
@@ -220,7 +234,7 @@ def test_cancel_landing_after_the_last_word_but_before_completion_wins(env: Env)
     model = HookModel(5, hooks={5: lambda: answers.append(cancel(env, turn.id))})
     assert runner(env, model).handle(turn.id) == "cancelled"
     assert answers == [CancelOutcome.CANCELLING]
-    head = env.store.get_turn(turn.id)
+    head = env.store.turns.get(turn.id)
     assert head is not None and head.status is Status.CANCELLED
     assert ledger_kinds(env, turn.id) == ["usage"]
 
@@ -229,7 +243,7 @@ def test_completion_that_lands_first_wins_and_cancel_says_so(env: Env) -> None:
     turn = start(env)
     runner(env, ScriptedModel(0)).handle(turn.id)
     assert cancel(env, turn.id) is CancelOutcome.ALREADY_TERMINAL
-    head = env.store.get_turn(turn.id)
+    head = env.store.turns.get(turn.id)
     assert head is not None and head.status is Status.COMPLETED and not head.cancel_requested
 
 
@@ -254,10 +268,17 @@ def test_a_failing_model_fails_the_turn_and_bills_nothing(env: Env) -> None:
 
 def _die_after_two_words(env: Env, turn: Turn) -> None:
     """Worker A claims the turn, commits two words, then vanishes without finishing."""
-    claimed = env.store.claim(turn.id, "worker-a", LEASE_MS)
-    seq = env.store.commit(claimed, "worker-a", [PendingEvent("response.delta", {"id": turn.id, "delta": "w0 "}),
-                                                 PendingEvent("response.delta", {"id": turn.id, "delta": "w1 "})],
-                           claimed.usage, LEASE_MS)
+    claimed = env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
+    seq = env.store.turns.commit(
+        claimed,
+        "worker-a",
+        [
+            PendingEvent("response.delta", {"id": turn.id, "delta": "w0 "}),
+            PendingEvent("response.delta", {"id": turn.id, "delta": "w1 "}),
+        ],
+        claimed.usage,
+        LEASE_MS,
+    )
     assert seq == 3
 
 
@@ -292,12 +313,14 @@ def test_a_lost_worker_with_a_cancel_requested_ends_cancelled(env: Env) -> None:
     assert evs[-1].type == "response.cancelled" and evs[-1].data["usage"]["output_tokens"] == 0
 
 
-def test_a_cancel_landing_while_a_lost_worker_is_being_finalized_wins(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cancel_landing_while_a_lost_worker_is_being_finalized_wins(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     turn = start(env)
     _die_after_two_words(env, turn)
     env.clock.advance(seconds=31)
     answers: list[CancelOutcome] = []
-    claim = env.store.claim
+    claim = env.store.turns.claim
 
     def claim_then_cancel(*args: Any, **kwargs: Any) -> Turn:
         try:
@@ -305,7 +328,7 @@ def test_a_cancel_landing_while_a_lost_worker_is_being_finalized_wins(env: Env, 
         finally:  # the redelivered message saw "lease expired, no flag"; now the cancel lands
             answers.append(cancel(env, turn.id))
 
-    monkeypatch.setattr(env.store, "claim", claim_then_cancel)
+    monkeypatch.setattr(env.store.turns, "claim", claim_then_cancel)
     assert runner(env, HookModel(5), owner="worker-b").handle(turn.id) == "cancelled"
     assert answers == [CancelOutcome.CANCELLING]
     assert events(env, turn.id)[-1].type == "response.cancelled"
@@ -314,13 +337,15 @@ def test_a_cancel_landing_while_a_lost_worker_is_being_finalized_wins(env: Env, 
 
 def test_a_zombie_worker_cannot_write_after_its_turn_was_finalized(env: Env) -> None:
     turn = start(env)
-    claimed = env.store.claim(turn.id, "worker-a", LEASE_MS)
+    claimed = env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
     env.clock.advance(seconds=31)
     runner(env, HookModel(5), owner="worker-b").handle(turn.id)
-    from turnstop.store import CommitRejected
+    from turnstop.core.errors import CommitRejected
 
     with pytest.raises(CommitRejected):
-        env.store.commit(claimed, "worker-a", [PendingEvent("response.delta", {"delta": "late"})], claimed.usage, LEASE_MS)
+        env.store.turns.commit(
+            claimed, "worker-a", [PendingEvent("response.delta", {"delta": "late"})], claimed.usage, LEASE_MS
+        )
     assert events(env, turn.id)[-1].type == "response.failed"
 
 
@@ -328,7 +353,7 @@ def test_a_zombie_worker_cannot_write_after_its_turn_was_finalized(env: Env) -> 
 
 
 def test_a_session_runs_one_turn_at_a_time(env: Env) -> None:
-    env.store.create_session("sess_a", TENANT, True, 3_600_000)
+    env.store.sessions.create("sess_a", TENANT, True, 3_600_000)
     first = start(env, session_id="sess_a")
     with pytest.raises(errors.Conflict):
         start(env, session_id="sess_a")
@@ -338,14 +363,14 @@ def test_a_session_runs_one_turn_at_a_time(env: Env) -> None:
 
 
 def test_a_deleted_or_foreign_session_takes_no_new_turns(env: Env) -> None:
-    env.store.create_session("sess_b", TENANT, True, 3_600_000)
+    env.store.sessions.create("sess_b", TENANT, True, 3_600_000)
     with pytest.raises(errors.NotFound):
         start(env, session_id="sess_b", tenant="intruder")
-    env.store.destroy_session("sess_b", TENANT)
+    env.store.sessions.destroy("sess_b", TENANT)
     with pytest.raises(errors.NotFound):
         start(env, session_id="sess_b")
     with pytest.raises(errors.NotFound):
-        env.store.destroy_session("sess_b", TENANT)
+        env.store.sessions.destroy("sess_b", TENANT)
 
 
 def test_an_idempotency_key_binds_one_turn_and_rejects_another_body(env: Env) -> None:
@@ -366,9 +391,11 @@ def test_a_reader_replays_after_its_cursor_and_stops_at_the_terminal_event(env: 
     turn = start(env)
     cancel_after = HookModel(6, hooks={3: lambda: cancel(env, turn.id)})
     runner(env, cancel_after).handle(turn.id)
-    head = env.store.get_turn(turn.id)
+    head = env.store.turns.get(turn.id)
     assert head is not None
-    frames = list(follow(env.store, head, 2, poll_ms=1, keepalive_s=60, sleep=lambda s: None))
+    frames = list(
+        follow(env.store, head, renderer=RENDERERS[head.kind], after=2, poll_ms=1, keepalive_s=60, sleep=lambda s: None)
+    )
     ids = [int(f.split("\n")[0][4:]) for f in frames]
     assert ids == list(range(3, head.seq + 1))
     assert frames[-1].split("\n")[1] == "event: response.cancelled"
@@ -376,12 +403,21 @@ def test_a_reader_replays_after_its_cursor_and_stops_at_the_terminal_event(env: 
 
 def test_a_reader_sends_keepalives_on_long_gaps(env: Env) -> None:
     turn = start(env)
-    head = env.store.get_turn(turn.id)
+    head = env.store.turns.get(turn.id)
     assert head is not None
     ticks = iter(range(0, 10_000, 10))
     store: Store = env.store
     frames: list[str] = []
-    gen = follow(store, head, 0, poll_ms=1, keepalive_s=25, sleep=lambda s: None, monotonic=lambda: next(ticks))
+    gen = follow(
+        store,
+        head,
+        0,
+        renderer=RENDERERS[head.kind],
+        poll_ms=1,
+        keepalive_s=25,
+        sleep=lambda s: None,
+        monotonic=lambda: next(ticks),
+    )
     for f in gen:
         frames.append(f)
         if f.startswith(":"):
@@ -444,17 +480,19 @@ def test_a_heartbeat_keeps_a_quiet_models_lease_alive_so_the_sweeper_leaves_it_a
 
     def quiet_for_40_seconds() -> None:
         for _ in range(2):  # two 20 s silences: past the 30 s lease without a heartbeat
-            before = env.store.get_turn(turn.id).lease_expires_at  # type: ignore[union-attr]
+            before = env.store.turns.get(turn.id).lease_expires_at  # type: ignore[union-attr]
             env.clock.advance(seconds=20)
             deadline = time.monotonic() + 10
-            while env.store.get_turn(turn.id).lease_expires_at == before:  # type: ignore[union-attr]
+            while env.store.turns.get(turn.id).lease_expires_at == before:  # type: ignore[union-attr]
                 assert time.monotonic() < deadline, "no heartbeat renewed the lease"
                 time.sleep(0.005)
-            renewed.append(env.store.get_turn(turn.id).lease_expires_at)  # type: ignore[union-attr, arg-type]
+            renewed.append(env.store.turns.get(turn.id).lease_expires_at)  # type: ignore[union-attr, arg-type]
         assert _stale(env) == set()
 
     model = HookModel(5, hooks={2: quiet_for_40_seconds})
-    runner_ = TurnRunner(env.store, lambda t: model, lease_ms=LEASE_MS, owner="worker-a", heartbeat_s=0.01)
+    runner_ = TurnRunner(
+        env.store, lambda t: model, renderers=RENDERERS, lease_ms=LEASE_MS, owner="worker-a", heartbeat_s=0.01
+    )
     assert runner_.handle(turn.id) == "completed"
     assert len(renewed) == 2 and renewed[1] > renewed[0]
 
@@ -473,15 +511,15 @@ def test_a_turn_near_the_hosts_deadline_ends_failed_with_its_terminal_event(env:
 
 
 def _stale(env: Env, queued_for_s: float = 300) -> set[str]:
-    from turnstop.store.dynamo import INFLIGHT_SHARDS
+    from turnstop.store.turns import INFLIGHT_SHARDS
 
-    return {t for shard in range(INFLIGHT_SHARDS) for t in env.store.stale_turns(shard, int(queued_for_s * 1000))}
+    return {t for shard in range(INFLIGHT_SHARDS) for t in env.store.sweep.stale_turns(shard, int(queued_for_s * 1000))}
 
 
 def test_the_sweeper_finds_turns_nothing_is_moving_and_only_those(env: Env) -> None:
     waiting = start(env)  # its message was lost
     running = start(env)
-    env.store.claim(running.id, "worker-a", LEASE_MS)  # its worker is alive, then dies
+    env.store.turns.claim(running.id, "worker-a", LEASE_MS)  # its worker is alive, then dies
     done = start(env)
     runner(env, ScriptedModel(0)).handle(done.id)
     assert _stale(env) == set()
@@ -500,39 +538,52 @@ def test_a_swept_turn_is_settled_by_the_worker_and_leaves_the_in_flight_index(en
     for turn_id in sorted(_stale(env)):
         runner(env, ScriptedModel(0)).handle(turn_id)
     assert _stale(env, queued_for_s=0) == set()
-    assert env.store.get_turn(lost.id).status is Status.COMPLETED  # type: ignore[union-attr]
-    assert env.store.get_turn(cancelled_while_queued.id).status is Status.CANCELLED  # type: ignore[union-attr]
+    assert env.store.turns.get(lost.id).status is Status.COMPLETED  # type: ignore[union-attr]
+    assert env.store.turns.get(cancelled_while_queued.id).status is Status.CANCELLED  # type: ignore[union-attr]
     assert events(env, cancelled_while_queued.id)[-1].type == "response.cancelled"
 
 
 def test_a_turn_is_re_sent_at_most_once_per_interval_and_never_once_finished(env: Env) -> None:
     waiting = start(env)
-    assert env.store.mark_swept(waiting.id, again_after_ms=1_200_000)
-    assert not env.store.mark_swept(waiting.id, again_after_ms=1_200_000)
+    assert env.store.sweep.mark_swept(waiting.id, again_after_ms=1_200_000)
+    assert not env.store.sweep.mark_swept(waiting.id, again_after_ms=1_200_000)
     env.clock.advance(seconds=1200)
-    assert env.store.mark_swept(waiting.id, again_after_ms=1_200_000)
+    assert env.store.sweep.mark_swept(waiting.id, again_after_ms=1_200_000)
     runner(env, ScriptedModel(0)).handle(waiting.id)
     env.clock.advance(seconds=1200)
-    assert not env.store.mark_swept(waiting.id, again_after_ms=1_200_000)  # finished: out of the index
+    assert not env.store.sweep.mark_swept(waiting.id, again_after_ms=1_200_000)  # finished: out of the index
 
 
 def test_a_reader_polls_fast_while_the_turn_moves_and_backs_off_while_it_is_quiet(env: Env) -> None:
     turn = start(env)
-    head = env.store.get_turn(turn.id)
+    head = env.store.turns.get(turn.id)
     assert head is not None
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
         waits.append(seconds)
         if len(waits) == 7:  # the turn moves after six quiet polls, then is cancelled
-            claimed = env.store.claim(turn.id, "worker-a", LEASE_MS)
-            env.store.commit(claimed, "worker-a", [PendingEvent("response.delta", {"delta": "x"})], claimed.usage, LEASE_MS)
+            claimed = env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
+            env.store.turns.commit(
+                claimed, "worker-a", [PendingEvent("response.delta", {"delta": "x"})], claimed.usage, LEASE_MS
+            )
         if len(waits) == 9:
             cancel(env, turn.id)  # worker A is gone: its redelivered message ends the turn
             env.clock.advance(seconds=31)
             runner(env, HookModel(0), owner="worker-b").handle(turn.id)
 
-    frames = list(follow(env.store, head, 0, poll_ms=50, keepalive_s=600, sleep=sleep, max_poll_ms=1000))
+    frames = list(
+        follow(
+            env.store,
+            head,
+            renderer=RENDERERS[head.kind],
+            after=0,
+            poll_ms=50,
+            keepalive_s=600,
+            sleep=sleep,
+            max_poll_ms=1000,
+        )
+    )
     assert frames[-1].split("\n")[1] == "event: response.cancelled"
     # 50 ms at first, doubling on each quiet poll up to 1 s, back to 50 ms once events arrive
     assert waits[:7] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]

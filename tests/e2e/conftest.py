@@ -79,7 +79,7 @@ def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             text=True,
         )
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+        threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
         url = None
         deadline = time.monotonic() + 180
         while url is None and time.monotonic() < deadline and proc.poll() is None:
@@ -102,6 +102,12 @@ def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
                 proc.kill()
 
 
+def pump_lines(stream: Any, into: queue.Queue[str]) -> None:
+    """Copy a child's output lines into a queue (read on a thread, so waits stay bounded)."""
+    for line in stream or []:
+        into.put(line)
+
+
 def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
     """Poll ``check`` until it returns something truthy (bounded; no fixed sleeps)."""
     deadline = time.monotonic() + timeout
@@ -113,9 +119,9 @@ def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def sse_events(lines: Iterator[str]) -> Iterator[dict[str, object]]:
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
     """Parse SSE lines into {"id", "event", "data"} dicts (comments are skipped)."""
-    current: dict[str, object] = {}
+    current: dict[str, Any] = {}
     for line in lines:
         if line == "":
             if current:

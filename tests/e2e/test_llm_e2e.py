@@ -19,7 +19,6 @@ MODEL = "meetkai:functionary-urdu-mini-pak"
 ESSAY = "Write a 5000-word essay"
 
 
-
 @pytest.fixture
 def oa(local_api: LocalApi) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(api_key=local_api.key, base_url=f"{local_api.url}/api/v1/llm", max_retries=0) as c:
@@ -64,10 +63,16 @@ def test_openai_long_background_response_cancelled_then_retrieved_cancelled(
     c = oa.responses.cancel(r.id)
     # Then the answer is the cancelled response with the output so far and its usage
     assert c.status == "cancelled" and c.id == r.id
-    assert 10 <= c.usage.output_tokens < 5000 and len(c.output_text.split()) == c.usage.output_tokens
+    assert (
+        c.usage is not None
+        and 10 <= c.usage.output_tokens < 5000
+        and len(c.output_text.split()) == c.usage.output_tokens
+    )
     # and retrieving it shows the same cancelled response, once the worker has stopped
     got = wait_for(lambda: (x := oa.responses.retrieve(r.id)).status == "cancelled" and x, "cancelled")
-    assert got.output_text == c.output_text and got.usage.output_tokens == c.usage.output_tokens
+    assert (
+        got.output_text == c.output_text and got.usage is not None and got.usage.output_tokens == c.usage.output_tokens
+    )
     # and cancelling again returns the final object again
     again = oa.responses.cancel(r.id)
     assert again.status == "cancelled" and again.output_text == c.output_text
@@ -113,6 +118,7 @@ def test_openai_streamed_background_response_cancelled_mid_stream_ends_with_resp
             if ev.type == "response.created":
                 rid = ev.response.id
             if ev.type == "response.output_text.delta" and ev.sequence_number == 10:
+                assert rid is not None
                 assert other.responses.cancel(rid).status == "cancelled"
     assert seen[0].type == "response.created" and seen[-1].type == "response.cancelled"
     assert seen[-1].response["status"] == "cancelled"  # openai has no cancelled event class: a dict
@@ -141,7 +147,7 @@ def test_openai_error_types_for_400_401_404(oa: openai.OpenAI, local_api: LocalA
         oa.responses.create(model="gpt-unknown", input="hi", background=True)
     assert model_err.value.code == "model_not_found" and model_err.value.param == "model"
     with pytest.raises(openai.BadRequestError):
-        oa.responses.create(model=MODEL, input=42, background=True)  # type: ignore[arg-type]
+        oa.responses.create(model=MODEL, input=42, background=True)  # type: ignore[call-overload]
     with pytest.raises(openai.NotFoundError) as e404:
         oa.responses.cancel("resp_doesnotexist1")
     assert e404.value.code == "not_found"

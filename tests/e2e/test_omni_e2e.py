@@ -18,10 +18,16 @@ ACCOUNT = 1
 LONG = "Write a 3000-word essay on the history of US equity markets."
 
 
+def error_body(raised: Any) -> dict[str, Any]:
+    """The JSON error body an SDK exception carries (typed ``object`` by the SDK)."""
+    body = raised.value.body
+    assert isinstance(body, dict)
+    return body
+
+
 @pytest.fixture
 def sdk(local_api: LocalApi) -> ClearStreet:
     return ClearStreet(api_key=local_api.key, base_url=local_api.url, max_retries=0, _strict_response_validation=True)
-
 
 
 def poll_until(sdk: ClearStreet, response_id: str, statuses: set[str]) -> Any:
@@ -57,7 +63,9 @@ def test_cancel_a_long_answer_mid_run_leaves_a_canceled_assistant_message_in_the
     assert roles == [(1, "USER", "completed"), (2, "ASSISTANT", "canceled")]
     message = page.data[1]
     assert message.id == final.output_message_id
-    assert [p.type for p in message.content.parts] == ["text"] and message.content.parts[0].text == partial
+    assert [p.type for p in message.content.parts] == ["text"] and getattr(
+        message.content.parts[0], "text", None
+    ) == partial
     # and cancelling again is an idempotent success that still says canceled
     assert omni.responses.cancel_response(response_id, account_id=ACCOUNT).data.canceled is True
     assert omni.threads.get_thread_response(thread_id, account_id=ACCOUNT).data is None
@@ -77,7 +85,10 @@ def test_cancel_after_completion_says_not_canceled_and_a_follow_up_continues_the
     poll_until(sdk, follow.data.response_id, {"succeeded"})
     page = omni.threads.get_messages(created.data.thread_id, account_id=ACCOUNT)
     assert [(m.seq, m.role, m.outcome) for m in page.data] == [
-        (1, "USER", "completed"), (2, "ASSISTANT", "completed"), (3, "USER", "completed"), (4, "ASSISTANT", "completed"),
+        (1, "USER", "completed"),
+        (2, "ASSISTANT", "completed"),
+        (3, "USER", "completed"),
+        (4, "ASSISTANT", "completed"),
     ]
 
 
@@ -88,7 +99,7 @@ def test_a_message_while_a_response_runs_is_one_409_even_with_the_sdks_default_r
     with pytest.raises(clearstreet.ConflictError) as busy:
         omni.threads.create_message(created.data.thread_id, text="hello?", account_id=ACCOUNT)
     assert busy.value.response.headers["x-should-retry"] == "false"
-    assert busy.value.body["error"]["code"] == 409
+    assert error_body(busy)["error"]["code"] == 409
     omni.responses.cancel_response(created.data.response_id, account_id=ACCOUNT)
     page = omni.threads.get_messages(created.data.thread_id, account_id=ACCOUNT)
     assert [m.role for m in page.data if m.role == "USER"] == ["USER"]
@@ -102,15 +113,21 @@ def test_the_seeds_error_cases_through_the_sdks_error_types(sdk: ClearStreet, lo
     with pytest.raises(clearstreet.BadRequestError) as missing:
         omni.responses.cancel_response(rid)
     assert missing.value.status_code == 400
-    assert missing.value.body["error"] == {"code": 400, "message": "Failed to deserialize query string: missing field `account_id`"}
-    assert missing.value.body["metadata"]["request_id"]
+    assert error_body(missing)["error"] == {
+        "code": 400,
+        "message": "Failed to deserialize query string: missing field `account_id`",
+    }
+    assert error_body(missing)["metadata"]["request_id"]
     with pytest.raises(clearstreet.BadRequestError) as not_numeric:
         omni.responses.cancel_response(rid, extra_query={"account_id": "abc"})
-    assert "account_id" in not_numeric.value.body["error"]["message"]
+    assert "account_id" in error_body(not_numeric)["error"]["message"]
     # 403: the key may not act for that account
     with pytest.raises(clearstreet.PermissionDeniedError) as forbidden:
         omni.responses.cancel_response(rid, account_id=7)
-    assert forbidden.value.body["error"] == {"code": 403, "message": "The caller does not have permission to execute the specified operation"}
+    assert error_body(forbidden)["error"] == {
+        "code": 403,
+        "message": "The caller does not have permission to execute the specified operation",
+    }
     # 404: unknown, malformed, another account's, another tenant's
     for call in (
         lambda: omni.responses.cancel_response("00000000-0000-4000-8000-000000000000", account_id=ACCOUNT),
@@ -120,7 +137,7 @@ def test_the_seeds_error_cases_through_the_sdks_error_types(sdk: ClearStreet, lo
     ):
         with pytest.raises(clearstreet.NotFoundError) as nf:
             call()
-        assert nf.value.body["error"] == {"code": 404, "message": "Response not found"}
+        assert error_body(nf)["error"] == {"code": 404, "message": "Response not found"}
     other = ClearStreet(api_key=local_api.make_key("other-tenant", "1"), base_url=local_api.url, max_retries=0)
     with pytest.raises(clearstreet.NotFoundError):
         other.v1.omni_ai.responses.cancel_response(rid, account_id=ACCOUNT)
@@ -130,15 +147,17 @@ def test_the_seeds_error_cases_through_the_sdks_error_types(sdk: ClearStreet, lo
     # bad bodies: a clear 400 in the same shape
     with pytest.raises(clearstreet.BadRequestError) as empty:
         omni.threads.create_thread(type="instant", account_id=ACCOUNT, text="")
-    assert "text" in empty.value.body["error"]["message"]
+    assert "text" in error_body(empty)["error"]["message"]
     with pytest.raises(clearstreet.BadRequestError) as big:
         omni.threads.create_message(
-            created.data.thread_id, text="hi", account_id=ACCOUNT,
+            created.data.thread_id,
+            text="hi",
+            account_id=ACCOUNT,
             context={"items": [{"kind": "blob", "label": "big", "data": {"x": "y" * 70_000}}]},
         )
-    assert "64 KiB" in big.value.body["error"]["message"]
+    assert "64 KiB" in error_body(big)["error"]["message"]
     # a missing key is a 401 in the seed's shape
     anonymous = ClearStreet(api_key="nope", base_url=local_api.url, max_retries=0)
     with pytest.raises(clearstreet.AuthenticationError) as unauth:
         anonymous.v1.omni_ai.responses.cancel_response(rid, account_id=ACCOUNT)
-    assert unauth.value.body["error"]["code"] == 401
+    assert error_body(unauth)["error"]["code"] == 401

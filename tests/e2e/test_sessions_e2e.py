@@ -19,7 +19,6 @@ def client(local_api: LocalApi) -> Iterator[httpx.Client]:
         yield c
 
 
-
 def test_the_seeds_python_example_cancel_mid_stream_ends_with_message_cancelled(client: httpx.Client) -> None:
     # Given a persistent session
     sid = client.post("/v1/sessions", json={"persistent": True}).json()["id"]
@@ -27,8 +26,9 @@ def test_the_seeds_python_example_cancel_mid_stream_ends_with_message_cancelled(
     holder: dict[str, Any] = {}
 
     def reader() -> None:
-        with client.stream("POST", f"/v1/sessions/{sid}/messages",
-                           json={"message": "Write a 5000-word essay on cryptography"}) as r:
+        with client.stream(
+            "POST", f"/v1/sessions/{sid}/messages", json={"message": "Write a 5000-word essay on cryptography"}
+        ) as r:
             holder["rid"] = r.headers["X-Response-Id"]
             rid_ready.set()
             holder["events"] = list(sse_events(r.iter_lines()))
@@ -53,7 +53,9 @@ def test_the_seeds_python_example_cancel_mid_stream_ends_with_message_cancelled(
     # and nothing was billed for the partial turn
     ledger = client.get("/v1/ledger", params={"response_id": rid}).json()["data"]
     assert [e["kind"] for e in ledger] == ["usage"] and ledger[0]["billed"] is False
-    assert ledger[0]["input_tokens"] == 6 and ledger[0]["output_tokens"] == sum(e["event"] == "message.delta" for e in events)
+    assert ledger[0]["input_tokens"] == 6 and ledger[0]["output_tokens"] == sum(
+        e["event"] == "message.delta" for e in events
+    )
 
 
 def test_after_the_grace_window_cancel_and_resume_answer_404(client: httpx.Client, local_api: LocalApi) -> None:
@@ -62,8 +64,11 @@ def test_after_the_grace_window_cancel_and_resume_answer_404(client: httpx.Clien
         events = list(sse_events(r.iter_lines()))
     assert events[-1]["event"] == "response.completed"
     assert client.post(f"/v1/responses/{rid}/cancel").status_code == 200
-    wait_for(lambda: client.post(f"/v1/responses/{rid}/cancel").status_code == 404, "grace expiry",
-             timeout=local_api.grace_seconds + 30)
+    wait_for(
+        lambda: client.post(f"/v1/responses/{rid}/cancel").status_code == 404,
+        "grace expiry",
+        timeout=local_api.grace_seconds + 30,
+    )
     assert client.get(f"/v1/responses/{rid}/events").status_code == 404
     assert client.post(f"/v1/responses/{rid}/cancel").json()["error"]["type"] == "not_found"
 
@@ -79,7 +84,9 @@ def test_a_reader_that_reconnects_after_a_cancel_sees_the_rest_and_message_cance
                 break  # the client disconnects
     last_id = seen[-1]["id"]
     assert client.post(f"/v1/sessions/{sid}/responses/{rid}/cancel").status_code == 202
-    with client.stream("GET", f"/v1/sessions/{sid}/responses/{rid}/events", headers={"Last-Event-ID": str(last_id)}) as r:
+    with client.stream(
+        "GET", f"/v1/sessions/{sid}/responses/{rid}/events", headers={"Last-Event-ID": str(last_id)}
+    ) as r:
         assert r.status_code == 200
         rest = list(sse_events(r.iter_lines()))
     assert int(rest[0]["id"]) == int(last_id) + 1
@@ -89,7 +96,9 @@ def test_a_reader_that_reconnects_after_a_cancel_sees_the_rest_and_message_cance
         full = list(sse_events(r.iter_lines()))
     assert full[0]["event"] == "message.created" and full[-1] == rest[-1]
     # a cursor past the end of a finished turn is a clear 400, not an empty stream
-    beyond = client.get(f"/v1/sessions/{sid}/responses/{rid}/events", headers={"Last-Event-ID": str(int(rest[-1]["id"]) + 5)})
+    beyond = client.get(
+        f"/v1/sessions/{sid}/responses/{rid}/events", headers={"Last-Event-ID": str(int(rest[-1]["id"]) + 5)}
+    )
     assert beyond.status_code == 400 and beyond.json()["error"]["type"] == "invalid_request"
 
 
@@ -137,7 +146,9 @@ def test_keys_and_tenants_are_enforced(client: httpx.Client, local_api: LocalApi
     with client.stream("POST", "/v1/responses", json={"input": "Write a 5000-word essay"}) as r:
         rid = r.headers["X-Response-Id"]
         other_key = local_api.make_key("intruder")
-        with httpx.Client(base_url=local_api.url, headers={"Authorization": f"Bearer {other_key}"}, timeout=30) as other:
+        with httpx.Client(
+            base_url=local_api.url, headers={"Authorization": f"Bearer {other_key}"}, timeout=30
+        ) as other:
             assert other.post(f"/v1/responses/{rid}/cancel").status_code == 404
             assert other.get(f"/v1/responses/{rid}/events").status_code == 404
         assert client.post(f"/v1/responses/{rid}/cancel").status_code == 202

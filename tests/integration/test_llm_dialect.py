@@ -15,7 +15,9 @@ def test_given_cancels_racing_a_running_worker_then_answer_and_final_object_agre
     llm = Llm(env)
     for words in (1, 3, 8, 20):
         rid = llm.start_bg(f"Write a {words}-word note")
-        runner = TurnRunner(llm.store, lambda t: ScriptedModel(1), lease_ms=30_000, owner="race-worker")
+        runner = TurnRunner(
+            llm.store, lambda t: ScriptedModel(1), renderers=RENDERERS, lease_ms=30_000, owner="race-worker"
+        )
         result: list[str] = []
         worker = threading.Thread(target=lambda r=runner, out=result, i=rid: out.append(r.handle(i)))
         worker.start()
@@ -30,6 +32,6 @@ def test_given_cancels_racing_a_running_worker_then_answer_and_final_object_agre
         if answers[0].json["status"] == "cancelled":
             assert final["status"] == "cancelled"
             assert final["output_text"] == answers[0].json["output_text"]
-            assert [e["kind"] for e in llm.store.ledger("dev", rid)] == ["usage"]
+            assert [e["kind"] for e in llm.store.ledger.entries("dev", rid)] == ["usage"]
         else:
             assert final["status"] == "completed" and result == ["completed"]

@@ -6,6 +6,8 @@ import threading
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import *  # noqa: F401,F403
 from tests.cases.store_cases import HookModel, cancel, events, ledger_kinds, runner, start
+from tests.conftest import CapacityMeter
+from turnstop.core.events import PendingEvent
 from turnstop.core.turn import CancelOutcome, Status
 
 
@@ -26,7 +28,7 @@ def test_concurrent_cancels_and_completion_end_in_exactly_one_terminal_state(env
         result = runner(env, model).handle(turn.id)
         for t in threads:
             t.join()
-        head = env.store.get_turn(turn.id)
+        head = env.store.turns.get(turn.id)
         assert head is not None and head.terminal
         evs = events(env, turn.id)
         terminals = [e for e in evs if e.type in ("response.completed", "response.cancelled", "response.failed")]
@@ -39,3 +41,27 @@ def test_concurrent_cancels_and_completion_end_in_exactly_one_terminal_state(env
         assert ledger_kinds(env, turn.id) == expected_ledger
 
 
+def test_a_committed_step_writes_its_items_and_no_index_copy(env: Env) -> None:
+    """DynamoDB Local bills index writes by AWS's rules: only a turn's start, claim and
+    finish touch the in-flight index; a step's commit writes the table and nothing else."""
+    meter = CapacityMeter(env.client)
+    try:
+        turn = start(env)
+        started = meter.index_writes()
+        meter.reset()
+        claimed = env.store.turns.claim(turn.id, "worker-a", 30_000)
+        claim_units = meter.index_writes()
+        meter.reset()
+        for i in range(5):
+            seq = env.store.turns.commit(claimed, "worker-a", [PendingEvent("response.delta", {"delta": f"w{i} "})], claimed.usage, 30_000)
+            claimed = claimed.replace(seq=seq)
+        commits = list(meter.calls)
+        meter.reset()
+        env.clock.advance(seconds=31)  # the worker is gone: a redelivered message finishes the turn
+        assert runner(env, HookModel(0), owner="worker-b").handle(turn.id) == "failed"
+        finished = meter.index_writes()
+    finally:
+        meter.close()
+    assert set(started) == {"gsi2"} and set(claim_units) == {"gsi2"} and set(finished) == {"gsi2"}
+    assert [op for op, _ in commits] == ["TransactWriteItems"] * 5
+    assert all(set(units) == {"table"} for _, units in commits), commits

@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from tests.conftest import ROOT, create_table
 from turnstop.auth import create_api_key
-from turnstop.store.dynamo import Store
+from turnstop.store import Store
 
 EVENTS = ROOT / "events"
 DEV_KEY = "ts_unit_dev_key"
@@ -48,7 +48,7 @@ class Aws:
 
     def drain_queue(self) -> list[dict[str, Any]]:
         """Receive every queued message as a Lambda SQS event record."""
-        records = []
+        records: list[dict[str, Any]] = []
         while True:
             out = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
             msgs = out.get("Messages", [])
@@ -93,7 +93,7 @@ def aws(template: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         monkeypatch.setenv("TURNSTOP_SCRIPTED_STEP_MS", "0")
         monkeypatch.setenv("TURNSTOP_GRACE_SECONDS", "120")
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "unit")
-        import turnstop.store.dynamo as dynamo
+        import turnstop.store.db as dynamo
 
         monkeypatch.setattr(dynamo, "_clients", {})  # fresh clients inside this mock
         store = Store(table, queue_url=queue_url)

@@ -27,6 +27,7 @@ import boto3
 import pytest
 
 from tests.conftest import ROOT
+from tests.e2e.conftest import pump_lines
 from turnstop_local.runtime import LocalRuntime
 
 TEMPLATE = """
@@ -509,7 +510,7 @@ def test_cli_serve_keys_and_invoke(tmp_path: Path) -> None:
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in server.stdout or []], daemon=True).start()
+    threading.Thread(target=pump_lines, args=(server.stdout, lines), daemon=True).start()
     try:
         deadline = time.monotonic() + 60
         url = None
@@ -520,7 +521,7 @@ def test_cli_serve_keys_and_invoke(tmp_path: Path) -> None:
                 continue
             if line.startswith("turnstop local API ready on "):
                 url = line.rsplit(" ", 1)[1].strip()
-        assert url is not None, server.stderr.read() if server.poll() is not None else "no ready line"
+        assert url is not None, server.stderr.read() if server.stderr and server.poll() is not None else "no ready line"
         state = json.loads((state_dir / "local.json").read_text())
         assert state["url"] == url and state["store"] == "moto"
 

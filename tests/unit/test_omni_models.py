@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from turnstop.core import errors
 from turnstop.dialects.omni import models
-from turnstop.dialects.omni.errors import MISSING_ACCOUNT
+from turnstop.dialects.omni.wire import MISSING_ACCOUNT
 
 
 def test_account_id_is_required_and_must_be_a_plain_non_negative_integer() -> None:
@@ -39,14 +40,14 @@ def test_page_tokens_round_trip_and_garbage_is_rejected() -> None:
 
 def test_a_context_at_exactly_64_kib_is_accepted_and_one_byte_more_is_not() -> None:
     def body(n: int) -> bytes:
-        ctx = {"items": [{"data": {"b": ""}, "kind": "k", "label": "l"}]}
+        ctx: dict[str, Any] = {"items": [{"data": {"b": ""}, "kind": "k", "label": "l"}]}
         overhead = len(json.dumps(ctx, separators=(",", ":")))
         ctx["items"][0]["data"]["b"] = "x" * (n - overhead)
         return json.dumps({"text": "hi", "account_id": 1, "context": ctx}).encode()
 
-    models.parse_turn_body(body(64 * 1024), models.CreateMessage, 1 << 20)
+    models.parse_turn_body({"body": body(64 * 1024).decode()}, models.CreateMessage, 1 << 20)
     with pytest.raises(errors.InvalidRequest, match="64 KiB"):
-        models.parse_turn_body(body(64 * 1024 + 1), models.CreateMessage, 1 << 20)
+        models.parse_turn_body({"body": body(64 * 1024 + 1).decode()}, models.CreateMessage, 1 << 20)
 
 
 def test_ids_are_lowercase_uuids() -> None:

@@ -44,7 +44,10 @@ def test_the_authorizer_resolves_a_known_key_and_passes_unknown_ones_as_anonymou
     ev = load_event("authorizer")
     ev["headers"]["authorization"] = f"Bearer {DEV_KEY}"
     out = fn.lambda_handler(ev, Context())
-    assert out == {"isAuthorized": True, "context": {"tenant": "dev", "account_ids": "1", "key_id": out["context"]["key_id"]}}
+    assert out == {
+        "isAuthorized": True,
+        "context": {"tenant": "dev", "account_ids": "1", "key_id": out["context"]["key_id"]},
+    }
     ev["headers"]["authorization"] = "Bearer nope"
     assert fn.lambda_handler(ev, Context())["context"] == {"anonymous": "true"}
 
@@ -73,7 +76,7 @@ def test_bad_session_bodies_get_a_clear_error_and_create_nothing(aws: Aws) -> No
         assert resp["statusCode"] == status, raw[:20]
         assert body(resp)["error"]["type"] == code
         assert body(resp)["error"]["request_id"]
-    scan = aws.store.ddb.scan(TableName=aws.table)["Items"]
+    scan = aws.store.db.ddb.scan(TableName=aws.table)["Items"]
     assert not [i for i in scan if i["pk"]["S"].startswith("SESSION#")]
 
 
@@ -99,7 +102,7 @@ def test_deleting_a_session_cancels_its_turn_and_later_calls_answer_404(aws: Aws
     delete["pathParameters"] = {"id": sid}
     resp = api.lambda_handler(delete, Context())
     assert resp["statusCode"] == 200 and body(resp)["cancelled_response_id"] == rid
-    assert aws.store.get_turn(rid).status is Status.CANCELLED  # type: ignore[union-attr]
+    assert aws.store.turns.get(rid).status is Status.CANCELLED  # type: ignore[union-attr]
     assert api.lambda_handler(delete, Context())["statusCode"] == 404
     again = stream.stream_handler(ev)
     assert again.status_code == 404
@@ -151,7 +154,7 @@ def test_cancel_of_unknown_malformed_or_foreign_ids_is_404_and_changes_nothing(a
     ev = load_event("session_cancel")
     ev["pathParameters"] = {"id": "sess_example0000000000000000", "rid": rid}
     assert session_cancel.lambda_handler(ev, Context())["statusCode"] == 404
-    head = aws.store.get_turn(rid)
+    head = aws.store.turns.get(rid)
     assert head is not None and head.status is Status.QUEUED and not head.cancel_requested
 
 
@@ -195,7 +198,7 @@ def test_a_turn_started_for_an_end_user_is_hidden_from_other_end_users(aws: Aws)
         return cancel_fn.lambda_handler(ev, Context())
 
     assert cancel_as("bob")["statusCode"] == 404
-    assert not aws.store.get_turn(rid).cancel_requested  # type: ignore[union-attr]
+    assert not aws.store.turns.get(rid).cancel_requested  # type: ignore[union-attr]
     assert cancel_as("alice")["statusCode"] == 202
     assert cancel_as(None)["statusCode"] == 200  # the tenant's service-level call sees it (already cancelled)
 
@@ -214,17 +217,17 @@ def test_a_turn_the_queue_refuses_is_cancelled_and_frees_its_session(aws: Aws) -
     def refuse(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
 
-    real = stream.store.sqs
-    stream.store._sqs = type("RefusingSqs", (), {"send_message": staticmethod(refuse)})()
+    real = stream.store.queue.sqs
+    stream.store.queue._sqs = type("RefusingSqs", (), {"send_message": staticmethod(refuse)})()
     failed = stream.stream_handler(ev)
     assert failed.status_code == 503 and json.loads("".join(failed.body))["error"]["type"] == "unavailable"
-    stream.store._sqs = real
+    stream.store.queue._sqs = real
     # the client retries with the same key: the session is free and the key unbound, so a
     # new turn starts instead of a replay of the one that never ran
     ok = stream.stream_handler(ev)
     assert ok.status_code == 200
-    scan = aws.store.ddb.scan(TableName=aws.table)["Items"]
-    heads = {i["id"]["S"]: aws.store.get_turn(i["id"]["S"]) for i in scan if i["sk"]["S"] == "TURN"}
+    scan = aws.store.db.ddb.scan(TableName=aws.table)["Items"]
+    heads = {i["id"]["S"]: aws.store.turns.get(i["id"]["S"]) for i in scan if i["sk"]["S"] == "TURN"}
     assert sorted(h.status.value for h in heads.values() if h) == ["cancelled", "queued"]
     assert heads[ok.headers["X-Response-Id"]].status is Status.QUEUED  # type: ignore[union-attr]
 
@@ -239,7 +242,7 @@ def test_a_cancel_message_stops_a_turn_like_the_http_endpoint(aws: Aws) -> None:
     ev = load_event("cancel_consumer")
     ev["Records"][0]["body"] = json.dumps({"turn_id": rid, "tenant": "dev", "reason": "user closed the tab"})
     assert fn.lambda_handler(ev, Context()) == {"batchItemFailures": []}
-    head = aws.store.get_turn(rid)
+    head = aws.store.turns.get(rid)
     assert head is not None and head.status is Status.CANCELLED
     assert (head.cancel_source, head.cancel_reason) == ("queue", "user closed the tab")
 
@@ -259,7 +262,7 @@ def test_bad_or_foreign_cancel_messages_change_nothing_and_only_malformed_ones_f
     records = [{**template, "messageId": name, "body": body} for name, body in bodies.items()]
     out = fn.lambda_handler({"Records": records}, Context())
     assert sorted(f["itemIdentifier"] for f in out["batchItemFailures"]) == ["extra-field", "not-json", "wrong-type"]
-    head = aws.store.get_turn(rid)
+    head = aws.store.turns.get(rid)
     assert head is not None and head.status is Status.QUEUED and not head.cancel_requested
 
 
@@ -274,7 +277,7 @@ def test_the_sweeper_requeues_a_turn_whose_message_was_lost(aws: Aws, monkeypatc
     sweeper = aws.function("sweeper")
     assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid]}
     run_worker(aws)  # the re-sent message runs it
-    assert aws.store.get_turn(rid).status is Status.COMPLETED  # type: ignore[union-attr]
+    assert aws.store.turns.get(rid).status is Status.COMPLETED  # type: ignore[union-attr]
     assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}
 
 
@@ -294,20 +297,20 @@ def test_a_send_that_failed_after_delivery_does_not_cancel_the_claimed_turn(aws:
     from botocore.exceptions import ClientError
 
     stream = aws.function("sessions_stream")
-    real = stream.store.sqs
+    real = stream.store.queue.sqs
 
     class DeliveredThenFailed:
         def send_message(self, **kw: Any) -> None:
             real.send_message(**kw)
             turn_id = json.loads(kw["MessageBody"])["turn_id"]
-            aws.store.claim(turn_id, "worker-a", 30_000)  # a worker got it before the error came back
+            aws.store.turns.claim(turn_id, "worker-a", 30_000)  # a worker got it before the error came back
             raise ClientError({"Error": {"Code": "RequestTimeout", "Message": "lost reply"}}, "SendMessage")
 
-    stream.store._sqs = DeliveredThenFailed()
+    stream.store.queue._sqs = DeliveredThenFailed()
     resp = stream.stream_handler(load_event("sessions_stream"))
-    stream.store._sqs = real
+    stream.store.queue._sqs = real
     assert resp.status_code == 200
-    head = aws.store.get_turn(resp.headers["X-Response-Id"])
+    head = aws.store.turns.get(resp.headers["X-Response-Id"])
     assert head is not None and head.status is Status.RUNNING and not head.cancel_requested
 
 

@@ -31,7 +31,7 @@ def test_every_cancel_endpoint_is_its_own_function_with_reserved_concurrency(tem
 
 
 def test_every_cancel_function_alarms_on_errors_throttles_and_5xx_answers(template: Template) -> None:
-    by_function = {}
+    by_function: dict[str, set[str]] = {}
     by_service = set()
     for a in alarms(template):
         dims = {d["Name"]: d["Value"] for d in a.get("Dimensions", [])}

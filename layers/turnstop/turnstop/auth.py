@@ -5,16 +5,17 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from turnstop.core.ids import new_id
-from turnstop.store.dynamo import Credential, Store
+from turnstop.core.records import Credential
+from turnstop.store import Store
+from turnstop.store.credentials import hash_secret
 
 KEY_PREFIX = "ts_"
-_CACHE_TTL_S = 30.0
-_cache: dict[str, tuple[float, Credential | None]] = {}
-_cache_lock = threading.Lock()
+MAX_KEY_CHARS = 512
 
 
 @dataclass(frozen=True)
@@ -43,34 +44,74 @@ class Principal:
         return cls(str(ctx["tenant"]), accounts, str(ctx.get("key_id", "")), end_user)
 
 
+class KeyCache:
+    """Recently resolved keys, so hot paths stay one write: keyed by the key's hash (the
+    plaintext is never kept), each entry for ``ttl_s``, at most ``size`` entries (the oldest
+    go first), so a flood of wrong keys cannot grow it."""
+
+    def __init__(self, ttl_s: float = 30.0, size: int = 1024) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, Credential | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, now: float) -> tuple[bool, Credential | None]:
+        with self._lock:
+            hit = self._entries.get(digest)
+            if hit is None:
+                return False, None
+            if hit[0] <= now:
+                del self._entries[digest]
+                return False, None
+            return True, hit[1]
+
+    def put(self, digest: str, cred: Credential | None, now: float) -> None:
+        with self._lock:
+            self._entries[digest] = (now + self.ttl_s, cred)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+KEY_CACHE = KeyCache()
+
+
 def create_api_key(
-    table_name: str, tenant: str, account_ids: list[int], key: str | None = None, name: str = "", store: Store | None = None
+    table_name: str,
+    tenant: str,
+    account_ids: list[int],
+    key: str | None = None,
+    name: str = "",
+    store: Store | None = None,
 ) -> str:
     """Store a key (hashed) for a tenant and the accounts it may act for; return the plaintext."""
     secret = key or KEY_PREFIX + secrets.token_urlsafe(32)
     store = store or Store(table_name)
-    store.put_credential(secret, Credential(tenant=tenant, account_ids=tuple(account_ids), key_id=new_id("key_"), name=name))
+    cred = Credential(tenant=tenant, account_ids=tuple(account_ids), key_id=new_id("key_"), name=name)
+    store.credentials.put(secret, cred)
     return secret
 
 
 def bearer_token(headers: dict[str, str]) -> str | None:
     value = headers.get("authorization") or headers.get("Authorization") or ""
     scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() != "bearer" or not token.strip() or len(token) > MAX_KEY_CHARS:
         return None
     return token.strip()
 
 
-def resolve_key(store: Store, secret: str) -> Credential | None:
-    """Look a key up, with a short per-container cache so hot paths stay one write."""
+def resolve_key(store: Store, secret: str, cache: KeyCache = KEY_CACHE) -> Credential | None:
+    """Look a key up, through the per-container cache."""
+    digest = hash_secret(secret)
     now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(secret)
-        if hit and hit[0] > now:
-            return hit[1]
-    cred = store.get_credential(secret)
-    with _cache_lock:
-        _cache[secret] = (now + _CACHE_TTL_S, cred)
+    found, cred = cache.get(digest, now)
+    if found:
+        return cred
+    cred = store.credentials.get(secret)
+    cache.put(digest, cred, now)
     return cred
 
 

@@ -8,10 +8,11 @@ the tenant itself; scope and end user narrow it as the HTTP callers' would.
 from __future__ import annotations
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, ConfigDict, Field, Json, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, Json, StrictStr, field_validator
 
+from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest
-from turnstop.store.dynamo import Store
+from turnstop.store import Store
 
 
 class CancelMessage(BaseModel):
@@ -23,6 +24,16 @@ class CancelMessage(BaseModel):
     scope: StrictStr | None = Field(default=None, max_length=256)
     end_user: StrictStr | None = Field(default=None, max_length=256)
 
+    @field_validator("scope")
+    @classmethod
+    def _known_scope(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                Scope.parse(v)
+            except ValueError:
+                raise ValueError(f"unknown scope {v!r}") from None
+        return v
+
 
 class CancelRecord(SqsRecordModel):
     body: Json[CancelMessage]
@@ -30,10 +41,10 @@ class CancelRecord(SqsRecordModel):
 
 def handle(store: Store, message: CancelMessage) -> CancelOutcome:
     """One conditional write; every outcome (not_found included) is a settled message."""
-    outcome, _ = store.request_cancel(
+    outcome, _ = store.turns.request_cancel(
         message.turn_id,
         tenant=message.tenant,
-        scope=message.scope,
+        scope=Scope.parse(message.scope) if message.scope else None,
         end_user=message.end_user,
         req=CancelRequest(reason=message.reason, actor=message.actor, source="queue"),
     )

@@ -1,4 +1,8 @@
-"""Settings, parsed once per cold start from the function's environment. Logic never reads os.environ."""
+"""Settings, parsed once per cold start from the function's environment. Logic never reads os.environ.
+
+Every field is set by ``TURNSTOP_<FIELD NAME IN UPPER CASE>`` (``grace_seconds`` by
+``TURNSTOP_GRACE_SECONDS``): the names are derived, never kept by hand.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import os
 from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
+
+ENV_PREFIX = "TURNSTOP_"
 
 
 class Settings(BaseModel):
@@ -28,27 +34,14 @@ class Settings(BaseModel):
     omni_thread_retention_days: float = Field(default=30, gt=0)
     llm_retention_seconds: float = Field(default=86_400, gt=0)
 
+    @staticmethod
+    def env_name(field: str) -> str:
+        return ENV_PREFIX + field.upper()
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        names = {
-            "table": "TURNSTOP_TABLE",
-            "turn_queue_url": "TURNSTOP_TURN_QUEUE_URL",
-            "grace_seconds": "TURNSTOP_GRACE_SECONDS",
-            "scripted_step_ms": "TURNSTOP_SCRIPTED_STEP_MS",
-            "flush_ms": "TURNSTOP_FLUSH_MS",
-            "lease_seconds": "TURNSTOP_LEASE_SECONDS",
-            "max_body_bytes": "TURNSTOP_MAX_BODY_BYTES",
-            "reader_poll_ms": "TURNSTOP_READER_POLL_MS",
-            "reader_max_poll_ms": "TURNSTOP_READER_MAX_POLL_MS",
-            "keepalive_seconds": "TURNSTOP_KEEPALIVE_SECONDS",
-            "sweep_queued_after_seconds": "TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS",
-            "sweep_again_after_seconds": "TURNSTOP_SWEEP_AGAIN_AFTER_SECONDS",
-            "omni_response_retention_seconds": "TURNSTOP_OMNI_RESPONSE_RETENTION_SECONDS",
-            "omni_thread_retention_days": "TURNSTOP_OMNI_THREAD_RETENTION_DAYS",
-            "llm_retention_seconds": "TURNSTOP_LLM_RETENTION_SECONDS",
-        }
-        raw = {field: env[var] for field, var in names.items() if env.get(var) not in (None, "")}
+        raw = {f: env[cls.env_name(f)] for f in cls.model_fields if env.get(cls.env_name(f)) not in (None, "")}
         return cls.model_validate(raw)
 
     @property

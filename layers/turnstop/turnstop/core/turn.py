@@ -2,16 +2,20 @@
 
 Stored states are ``queued → running → completed | failed | incomplete | cancelled``.
 "Cancelling" is not a state: it is ``running`` with ``cancel_requested_at`` set. A ``queued``
-turn whose cancel flag is set is cancelled: no worker can claim it (a claim requires the flag
-to be absent), so the cancel request stays one conditional write. ``Turn.status`` reports that
-effective state, and the terminal time and grace expiry follow from the flag.
+turn whose cancel flag is set is cancelled before it started (``cancelled_before_start``): no
+worker can claim it (a claim requires the flag to be absent), so the cancel request stays one
+conditional write. ``Turn.status`` reports that effective state, and the terminal time and
+grace expiry follow from the flag.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+from turnstop.core.scopes import Scope
 
 
 class Status(enum.StrEnum):
@@ -27,7 +31,7 @@ class Status(enum.StrEnum):
         return self not in (Status.QUEUED, Status.RUNNING)
 
 
-IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+TERMINAL_STATUSES = tuple(s for s in Status if s.terminal)
 
 
 class CancelOutcome(enum.StrEnum):
@@ -36,6 +40,11 @@ class CancelOutcome(enum.StrEnum):
     ALREADY_CANCELLING = "already_cancelling"  # running and flagged by an earlier request
     ALREADY_TERMINAL = "already_terminal"  # finished before this request (any terminal state)
     NOT_FOUND = "not_found"  # unknown, another tenant's or scope's, or past its grace window
+
+    @property
+    def ends_cancelled(self) -> bool:
+        """The turn is (or will be) cancelled: this request or an earlier one won."""
+        return self in (CancelOutcome.CANCELLED, CancelOutcome.CANCELLING, CancelOutcome.ALREADY_CANCELLING)
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ class Turn:
     id: str
     kind: str
     tenant: str
-    scope: str
+    scope: Scope
     stored_status: Status
     created_at: int
     seq: int = 0
@@ -90,15 +99,21 @@ class Turn:
     input: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
 
+    def replace(self, **changes: Any) -> Turn:
+        return dataclasses.replace(self, **changes)
+
     @property
     def cancel_requested(self) -> bool:
         return self.cancel_requested_at is not None
 
     @property
+    def cancelled_before_start(self) -> bool:
+        """Cancelled while queued: no work ever started, and no worker has recorded it yet."""
+        return self.stored_status is Status.QUEUED and self.cancel_requested
+
+    @property
     def status(self) -> Status:
-        if self.stored_status is Status.QUEUED and self.cancel_requested:
-            return Status.CANCELLED
-        return self.stored_status
+        return Status.CANCELLED if self.cancelled_before_start else self.stored_status
 
     @property
     def terminal(self) -> bool:
@@ -106,9 +121,7 @@ class Turn:
 
     @property
     def completed_at(self) -> int | None:
-        if self.stored_status is Status.QUEUED and self.cancel_requested:
-            return self.cancel_requested_at
-        return self.finished_at
+        return self.cancel_requested_at if self.cancelled_before_start else self.finished_at
 
     @property
     def expires_at(self) -> int | None:
@@ -119,9 +132,9 @@ class Turn:
 
     @property
     def last_readable_seq(self) -> int:
-        """The seq of the last event a reader can get now: a queued turn cancelled before any
-        worker saw it ends with one event derived from the head, one past its seq."""
-        return self.seq + (1 if self.stored_status is Status.QUEUED and self.cancel_requested else 0)
+        """The seq of the last event a reader can get now: a turn cancelled before it started
+        ends with one event derived from the head, one past its seq."""
+        return self.seq + (1 if self.cancelled_before_start else 0)
 
     def expired(self, now_ms: int) -> bool:
         """Past its grace window. Every read asks this; DynamoDB's TTL is only cleanup."""
@@ -131,7 +144,7 @@ class Turn:
     def lease_expired(self, now_ms: int) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at <= now_ms
 
-    def visible_to(self, tenant: str, scope: str | None = None, end_user: str | None = None) -> bool:
+    def visible_to(self, tenant: str, scope: Scope | None = None, end_user: str | None = None) -> bool:
         """Whether a caller may see this turn at all; anything else is ``not_found``."""
         if self.tenant != tenant:
             return False
@@ -142,11 +155,23 @@ class Turn:
         return True
 
 
+@dataclass(frozen=True)
+class TurnEnd:
+    """What the runtime knows when a turn ends; ``text`` is the committed output only."""
+
+    status: Status
+    usage: Usage
+    text: str
+    thinking: str = ""
+    error: dict[str, str] | None = None
+    finished_at: int | None = None  # epoch ms the store records as the terminal time
+
+
 def outcome_from_conflict(
     old: Turn | None,
     now_ms: int,
     tenant: str,
-    scope: str | None = None,
+    scope: Scope | None = None,
     end_user: str | None = None,
 ) -> CancelOutcome:
     """Why a cancel's conditional write failed, from the item it failed against (ALL_OLD).

@@ -1,8 +1,7 @@
 """Each API's wire models and the mapping from core outcomes to its contract.
 
-Importing this package registers every dialect's event renderer with the runtime.
+Per dialect: ``handlers`` (HTTP routes, one resolver per function), ``models`` (request
+parsing), ``wire`` (error shape and answer bodies), ``renderer`` (event vocabulary) and
+``service`` (the operations, a ``DialectService``). Importing this package imports no
+dialect: a function loads only the dialect it serves (lean cold starts).
 """
-
-from turnstop.dialects.llm import renderer as _llm_renderer  # noqa: F401
-from turnstop.dialects.omni import renderer as _omni_renderer  # noqa: F401
-from turnstop.dialects.sessions import renderer as _sessions_renderer  # noqa: F401

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnstop.core.events import Event
-from turnstop.core.turn import Status, Turn
-from turnstop.runtime.renderer import Outcome, renderer_for
+from turnstop.core.turn import Turn
+from turnstop.runtime.renderer import Renderer, derived_terminal
 from turnstop.settings import Settings
-from turnstop.store.dynamo import Store
+from turnstop.store import Store
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -45,17 +45,12 @@ def keepalive() -> str:
     return ": keep-alive\n\n"
 
 
-def derived_terminal(turn: Turn) -> list[Event]:
-    """The closing events of a queued turn that was cancelled before a worker saw it."""
-    closing = renderer_for(turn.kind).on_end(turn, Outcome(Status.CANCELLED, turn.usage, ""))
-    return [Event(turn.seq + i + 1, e.type, e.data) for i, e in enumerate(closing)]
-
-
 def follow(
     store: Store,
     turn: Turn,
     after: int,
     *,
+    renderer: Renderer,
     poll_ms: int,
     keepalive_s: float,
     sleep: Callable[[float], None] = time.sleep,
@@ -77,7 +72,7 @@ def follow(
         if head is None or head.expired(store.now()):
             return
         if head.seq > cursor:
-            for ev in store.read_events(head.id, cursor, head.seq):
+            for ev in store.turns.read_events(head.id, cursor, head.seq):
                 yield render(ev)
                 cursor = ev.seq
             quiet_since = monotonic()
@@ -85,8 +80,8 @@ def follow(
         elif polled:
             wait_ms = min(max_poll_ms, wait_ms * 2)
         if head.terminal and cursor >= head.seq:
-            if head.stored_status is Status.QUEUED:  # cancelled before it started
-                for ev in derived_terminal(head):
+            if head.cancelled_before_start:
+                for ev in derived_terminal(renderer, head):
                     if ev.seq > cursor:
                         yield render(ev)
             return
@@ -94,7 +89,7 @@ def follow(
             yield keepalive()
             quiet_since = monotonic()
         sleep(wait_ms / 1000)
-        head = store.get_turn(turn.id)
+        head = store.turns.get(turn.id)
         polled = True
 
 
@@ -104,6 +99,7 @@ def stream_response(
     turn: Turn,
     after: int,
     *,
+    renderer: Renderer,
     status: int = 200,
     render: Callable[[Event], str] = frame,
 ) -> StreamingResponse:
@@ -113,6 +109,7 @@ def stream_response(
         store,
         turn,
         after,
+        renderer=renderer,
         poll_ms=settings.reader_poll_ms,
         max_poll_ms=settings.reader_max_poll_ms,
         keepalive_s=settings.keepalive_seconds,

@@ -35,10 +35,6 @@ def requested_words(prompt: str) -> int:
     return max(1, min(int(m.group(1).replace(",", "")), MAX_WORDS))
 
 
-def count_tokens(text: str) -> int:
-    return len(text.split())
-
-
 class ScriptedModel:
     """Streams one word per step, ``step_ms`` apart: deterministic, so tests can count words."""
 

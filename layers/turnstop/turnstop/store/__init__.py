@@ -1,11 +1,63 @@
-"""The only code that talks to DynamoDB and SQS.
+"""The only code that talks to DynamoDB and SQS: one small facade over one module per aggregate.
 
 Every state change is a single conditional write (UpdateItem, or one TransactWriteItems when
-a step's events and the head that publishes them must land together). A failed condition
+several items must land together, named so a failure is read by name). A failed condition
 returns the old item (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) instead of a read
-before the write; ``ClientError`` codes become domain errors here and nowhere else.
+before the write; ``ClientError`` codes become domain errors in ``store.db`` and nowhere else.
+
+    store.turns        start, cancel, claim, commit, finish, read     (store/turns.py)
+    store.queue        enqueue, requeue, undo a refused start         (store/queue.py)
+    store.sweep        stalled in-flight turns                        (store/sweep.py)
+    store.sessions     sessions and their one-turn slot               (store/sessions.py)
+    store.threads      omni threads and their messages                (store/threads.py)
+    store.credentials  hashed API keys                                (store/credentials.py)
+    store.ledger       usage and debit entries                        (store/ledger.py)
 """
 
-from turnstop.store.dynamo import CommitRejected, Store
+from __future__ import annotations
 
-__all__ = ["CommitRejected", "Store"]
+from typing import Any
+
+from turnstop.core.clock import SYSTEM_CLOCK, Clock
+from turnstop.store.credentials import Credentials
+from turnstop.store.db import Dynamo
+from turnstop.store.ledger import Ledger
+from turnstop.store.queue import TurnQueue
+from turnstop.store.sessions import Sessions
+from turnstop.store.sweep import Sweep
+from turnstop.store.threads import Threads
+from turnstop.store.turns import Turns
+
+
+class Store:
+    def __init__(
+        self,
+        table: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        queue_url: str | None = None,
+        dynamodb: Any = None,
+        sqs: Any = None,
+    ) -> None:
+        self.db = Dynamo(table, clock, dynamodb)
+        self.turns = Turns(self.db)
+        self.queue = TurnQueue(self.db, queue_url, sqs)
+        self.sweep = Sweep(self.db, self.turns)
+        self.sessions = Sessions(self.db)
+        self.threads = Threads(self.db, self.turns)
+        self.credentials = Credentials(self.db)
+        self.ledger = Ledger(self.db)
+
+    @property
+    def table(self) -> str:
+        return self.db.table
+
+    @property
+    def clock(self) -> Clock:
+        return self.db.clock
+
+    def now(self) -> int:
+        return self.db.now()
+
+
+__all__ = ["Store"]

@@ -10,6 +10,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from turnstop.core.events import Event
+from turnstop.core.scopes import Scope
 from turnstop.core.turn import Status, Turn, Usage
 
 _ser = TypeSerializer()
@@ -22,6 +23,11 @@ EV_WIDTH = 12
 
 def turn_pk(turn_id: str) -> str:
     return f"TURN#{turn_id}"
+
+
+def compact_json(value: Any) -> str:
+    """JSON as stored: no spaces, and non-ASCII text as itself (UTF-8), not as escapes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def ev_sk(seq: int) -> str:
@@ -44,9 +50,23 @@ def load(item: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 _EXPR_WORDS = {
-    "AND", "OR", "NOT", "IN", "BETWEEN", "SET", "REMOVE", "ADD", "DELETE",
-    "attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains",
-    "size", "if_not_exists", "list_append",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "BETWEEN",
+    "SET",
+    "REMOVE",
+    "ADD",
+    "DELETE",
+    "attribute_exists",
+    "attribute_not_exists",
+    "attribute_type",
+    "begins_with",
+    "contains",
+    "size",
+    "if_not_exists",
+    "list_append",
 }
 _IDENT = re.compile(r"(?<![:#\w])([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -67,7 +87,13 @@ def alias_names(params: dict[str, Any]) -> dict[str, Any]:
         names[f"#{word}"] = word
         return f"#{word}"
 
-    for field in ("UpdateExpression", "ConditionExpression", "KeyConditionExpression", "FilterExpression", "ProjectionExpression"):
+    for field in (
+        "UpdateExpression",
+        "ConditionExpression",
+        "KeyConditionExpression",
+        "FilterExpression",
+        "ProjectionExpression",
+    ):
         if field in out:
             out[field] = _IDENT.sub(sub, out[field])
     if names:
@@ -110,7 +136,7 @@ def turn_from_item(item: dict[str, Any] | None) -> Turn | None:
         id=raw["id"],
         kind=raw["kind"],
         tenant=raw["tenant"],
-        scope=raw.get("scope", ""),
+        scope=Scope.parse(raw["scope"]),
         stored_status=Status(raw["status"]),
         created_at=raw["created_at"],
         seq=raw.get("seq", 0),
@@ -138,7 +164,7 @@ def event_item(turn_id: str, seq: int, type_: str, data: dict[str, Any], ttl: in
             "pk": turn_pk(turn_id),
             "sk": ev_sk(seq),
             "type": type_,
-            "data": json.dumps(data, separators=(",", ":")),
+            "data": compact_json(data),
             "ttl": ttl,
         }
     )

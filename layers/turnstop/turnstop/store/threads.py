@@ -9,7 +9,7 @@ Items live next to the turns in the one table:
 
 A turn reserves two seqs when it is accepted: its USER message (``n``, written with the turn)
 and its ASSISTANT message (``n + 1``, written in the turn's terminal transaction). Every
-state change is one transaction built on ``Store``; nothing here reads before it writes
+state change is one transaction built on ``Turns.start``; nothing here reads before it writes
 except ``add_message``, whose write is conditioned on exactly what it read (the counter).
 """
 
@@ -22,15 +22,17 @@ from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.events import PendingEvent
-from turnstop.core.turn import Status, Turn
+from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.turn import TERMINAL_STATUSES, Status, Turn
 from turnstop.store import codec
-from turnstop.store.codec import META_SK, TURN_SK, dump, key, turn_pk, values
-from turnstop.store.dynamo import TTL_SLACK_S, ExtraItemsRejected, IdempotencyClaim, NewTurn, Store
+from turnstop.store.codec import META_SK, TURN_SK, turn_pk
+from turnstop.store.db import TTL_SLACK_S, Dynamo
+from turnstop.store.transaction import Transaction
+from turnstop.store.turns import Turns
 
 MSG_WIDTH = 12
 THREAD_KIND = "omni_thread"
 MESSAGE_KIND = "omni_message"
-TERMINAL_STORED = (Status.COMPLETED, Status.FAILED, Status.INCOMPLETE, Status.CANCELLED)
 
 
 def thread_pk(thread_id: str) -> str:
@@ -89,12 +91,12 @@ def message_item(msg: Message, *, tenant: str, account_id: int, expires_at: int)
         "thread_id": msg.thread_id,
         "seq": msg.seq,
         "role": msg.role,
-        "content": json.dumps({"parts": msg.parts}, separators=(",", ":")),
+        "content": codec.compact_json({"parts": msg.parts}),
         "outcome": msg.outcome,
         "created_at": msg.created_at,
         "response_id": msg.response_id,
-        "context": None if msg.context is None else json.dumps(msg.context, separators=(",", ":")),
-        "error": None if msg.error is None else json.dumps(msg.error, separators=(",", ":")),
+        "context": None if msg.context is None else codec.compact_json(msg.context),
+        "error": None if msg.error is None else codec.compact_json(msg.error),
         "tenant": tenant,
         "account_id": account_id,
         "ttl": expires_at // 1000 + TTL_SLACK_S,
@@ -134,13 +136,35 @@ def thread_from_item(raw: dict[str, Any] | None) -> Thread | None:
     )
 
 
-class ThreadStore:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+THREAD = "thread"
+USER_MESSAGE = "user_message"
+PREVIOUS_TURN = "previous_turn"
 
-    @property
-    def table(self) -> str:
-        return self.store.table
+
+def thread_item(thread: Thread) -> dict[str, Any]:
+    return {
+        "pk": thread_pk(thread.id),
+        "sk": META_SK,
+        "kind": THREAD_KIND,
+        "id": thread.id,
+        "tenant": thread.tenant,
+        "account_id": thread.account_id,
+        "title": thread.title,
+        "created_at": thread.created_at,
+        "updated_at": thread.updated_at,
+        "next_seq": thread.next_seq,
+        "last_response": thread.last_response,
+        "expires_at": thread.expires_at,
+        "ttl": thread.expires_at // 1000 + TTL_SLACK_S,
+        "gsi1pk": owner_key(thread.tenant, thread.account_id),
+        "gsi1sk": f"{thread.updated_at:015d}#{thread.id}",
+    }
+
+
+class Threads:
+    def __init__(self, db: Dynamo, turns: Turns) -> None:
+        self.db = db
+        self.turns = turns
 
     # ------------------------------------------------------------------ writes
 
@@ -153,30 +177,14 @@ class ThreadStore:
         idempotency: IdempotencyClaim | None = None,
     ) -> Turn:
         """Thread, its first USER message, the turn head and its first event: one transaction."""
-        item = {
-            "pk": thread_pk(thread.id),
-            "sk": META_SK,
-            "kind": THREAD_KIND,
-            "id": thread.id,
-            "tenant": thread.tenant,
-            "account_id": thread.account_id,
-            "title": thread.title,
-            "created_at": thread.created_at,
-            "updated_at": thread.updated_at,
-            "next_seq": thread.next_seq,
-            "last_response": thread.last_response,
-            "expires_at": thread.expires_at,
-            "ttl": thread.expires_at // 1000 + TTL_SLACK_S,
-            "gsi1pk": owner_key(thread.tenant, thread.account_id),
-            "gsi1sk": f"{thread.updated_at:015d}#{thread.id}",
-        }
-        extra = [
-            {"Put": {"TableName": self.table, "Item": dump(item), "ConditionExpression": "attribute_not_exists(pk)"}},
-            self._put_message(user, thread),
-        ]
+
+        def extra(tx: Transaction) -> None:
+            tx.put(THREAD, thread_item(thread), condition="attribute_not_exists(pk)")
+            self._put_message(tx, user, thread)
+
         try:
-            return self.store.start_turn(new, created, idempotency=idempotency, extra_items=extra)
-        except ExtraItemsRejected:
+            return self.turns.start(new, created, idempotency=idempotency, extra=extra)
+        except errors.ExtraItemsRejected:
             raise errors.Retryable("thread id collision") from None
 
     def add_message(
@@ -192,58 +200,37 @@ class ThreadStore:
 
         Raises NotFound when the thread is gone, Conflict when another turn is active (or
         another message was accepted in between)."""
-        now = self.store.now()
-        nxt = thread.next_seq + 2
-        update = {
-            "Update": {
-                "TableName": self.table,
-                "Key": key(thread_pk(thread.id), META_SK),
-                "UpdateExpression": (
-                    "SET next_seq = :nxt, last_response = :rid, updated_at = :now, gsi1sk = :sk"
-                ),
-                "ConditionExpression": (
+        now = self.db.now()
+
+        def extra(tx: Transaction) -> None:
+            tx.update(
+                THREAD,
+                thread_pk(thread.id),
+                META_SK,
+                "SET next_seq = :nxt, last_response = :rid, updated_at = :now, gsi1sk = :sk",
+                condition=(
                     "attribute_exists(pk) AND tenant = :tenant AND account_id = :account"
                     " AND next_seq = :seq AND expires_at > :now"
                 ),
-                "ExpressionAttributeValues": values(
-                    nxt=nxt,
-                    rid=new.id,
-                    now=now,
-                    sk=f"{now:015d}#{thread.id}",
-                    tenant=thread.tenant,
-                    account=thread.account_id,
-                    seq=thread.next_seq,
-                ),
-            }
-        }
-        extra: list[dict[str, Any]] = [update, self._put_message(user, thread)]
-        if thread.last_response:
-            extra.append(
-                {
-                    "ConditionCheck": {
-                        "TableName": self.table,
-                        "Key": key(turn_pk(thread.last_response), TURN_SK),
-                        # Ended (or cancelled while queued, which no worker may start).
-                        "ConditionExpression": (
-                            "attribute_not_exists(pk) OR status IN (:s1, :s2, :s3, :s4)"
-                            " OR (status = :queued AND attribute_exists(cancel_requested_at))"
-                        ),
-                        "ExpressionAttributeValues": values(
-                            s1=TERMINAL_STORED[0].value,
-                            s2=TERMINAL_STORED[1].value,
-                            s3=TERMINAL_STORED[2].value,
-                            s4=TERMINAL_STORED[3].value,
-                            queued=Status.QUEUED.value,
-                        ),
-                    }
-                }
+                values={
+                    "nxt": thread.next_seq + 2,
+                    "rid": new.id,
+                    "now": now,
+                    "sk": f"{now:015d}#{thread.id}",
+                    "tenant": thread.tenant,
+                    "account": thread.account_id,
+                    "seq": thread.next_seq,
+                },  # fmt: skip
             )
+            self._put_message(tx, user, thread)
+            if thread.last_response:
+                self._previous_turn_ended(tx, thread.last_response)
+
         try:
-            return self.store.start_turn(new, created, idempotency=idempotency, extra_items=extra)
-        except ExtraItemsRejected as rejected:
-            head_reason = rejected.reasons[0]
-            if head_reason["code"] == "ConditionalCheckFailed":
-                old = thread_from_item(codec.load(head_reason.get("item")))
+            return self.turns.start(new, created, idempotency=idempotency, extra=extra)
+        except errors.ExtraItemsRejected as rejected:
+            if THREAD in rejected.failed:
+                old = thread_from_item(rejected.failed[THREAD])
                 if old is None or not old.visible_to(thread.tenant, thread.account_id, now):
                     raise errors.NotFound("Thread not found") from None
                 raise errors.Conflict(
@@ -254,17 +241,27 @@ class ThreadStore:
                 active_response=thread.last_response,
             ) from None
 
-    def _put_message(self, msg: Message, thread: Thread) -> dict[str, Any]:
+    @staticmethod
+    def _previous_turn_ended(tx: Transaction, turn_id: str) -> None:
+        """Ended (or cancelled while queued, which no worker may start)."""
+        names = {f"s{i}": s.value for i, s in enumerate(TERMINAL_STATUSES)}
+        tx.check(
+            PREVIOUS_TURN,
+            turn_pk(turn_id),
+            TURN_SK,
+            f"attribute_not_exists(pk) OR status IN ({', '.join(':' + n for n in names)})"
+            " OR (status = :queued AND attribute_exists(cancel_requested_at))",
+            values={**names, "queued": Status.QUEUED.value},
+        )
+
+    def _put_message(self, tx: Transaction, msg: Message, thread: Thread) -> None:
         item = message_item(msg, tenant=thread.tenant, account_id=thread.account_id, expires_at=thread.expires_at)
-        return {"Put": {"TableName": self.table, "Item": dump(item), "ConditionExpression": "attribute_not_exists(pk)"}}
+        tx.put(USER_MESSAGE, item, condition="attribute_not_exists(pk)")
 
     # ------------------------------------------------------------------ reads
 
     def get_thread(self, thread_id: str) -> Thread | None:
-        out = self.store._call(
-            "get_item", TableName=self.table, Key=key(thread_pk(thread_id), META_SK), ConsistentRead=True
-        )
-        return thread_from_item(codec.load(out.get("Item")))
+        return thread_from_item(self.db.get(thread_pk(thread_id), META_SK))
 
     def list_threads(
         self, tenant: str, account_id: int, limit: int, after: tuple[str, str] | None = None
@@ -272,10 +269,10 @@ class ThreadStore:
         """Threads of an owner, most recently active first. ``after`` / the returned cursor is
         (gsi1sk, thread id) of the last thread of the previous page."""
         kw: dict[str, Any] = {
-            "TableName": self.table,
+            "TableName": self.db.table,
             "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": values(pk=owner_key(tenant, account_id)),
+            "ExpressionAttributeValues": codec.values(pk=owner_key(tenant, account_id)),
             "ScanIndexForward": False,
             "Limit": limit,
         }
@@ -286,7 +283,7 @@ class ThreadStore:
                 "pk": {"S": thread_pk(after[1])},
                 "sk": {"S": META_SK},
             }
-        page = self.store._call("query", **kw)
+        page = self.db.call("query", **kw)
         items = [codec.load(i) or {} for i in page.get("Items", [])]
         threads = [t for t in (thread_from_item(i) for i in items) if t is not None]
         cursor = None
@@ -299,16 +296,12 @@ class ThreadStore:
         """Stored messages with after < seq <= upto, in order."""
         if upto <= after:
             return []
-        items = self.store.query_all(
-            TableName=self.table,
+        items = self.db.query_all(
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues=values(pk=thread_pk(thread_id), lo=msg_sk(after + 1), hi=msg_sk(upto)),
+            ExpressionAttributeValues=codec.values(pk=thread_pk(thread_id), lo=msg_sk(after + 1), hi=msg_sk(upto)),
             ConsistentRead=True,
         )
         return [m for m in (message_from_item(codec.load(i)) for i in items) if m is not None]
 
     def get_message(self, thread_id: str, seq: int) -> Message | None:
-        out = self.store._call(
-            "get_item", TableName=self.table, Key=key(thread_pk(thread_id), msg_sk(seq)), ConsistentRead=True
-        )
-        return message_from_item(codec.load(out.get("Item")))
+        return message_from_item(self.db.get(thread_pk(thread_id), msg_sk(seq)))

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from turnstop.core.events import PendingEvent
-from turnstop.core.turn import Status, Turn, Usage
-from turnstop.runtime.renderer import Outcome, register
+from turnstop.core.turn import Status, Turn, TurnEnd, Usage
+from turnstop.runtime.renderer import Renderer
 
 KIND = "llm"
 DELTA = "response.output_text.delta"
@@ -129,7 +129,7 @@ def created_event(turn: Turn) -> PendingEvent:
     return PendingEvent("response.created", {"response": response_object(turn, "queued")})
 
 
-class LlmRenderer:
+class LlmRenderer(Renderer):
     def on_start(self, turn: Turn) -> list[PendingEvent]:
         ref = {"item_id": message_id(turn), "output_index": 0, "content_index": 0}
         return [
@@ -144,7 +144,7 @@ class LlmRenderer:
         ref = {"item_id": message_id(turn), "output_index": 0, "content_index": 0}
         return [PendingEvent(DELTA, {**ref, "delta": text, "logprobs": []})]
 
-    def on_end(self, turn: Turn, outcome: Outcome) -> list[PendingEvent]:
+    def on_end(self, turn: Turn, outcome: TurnEnd) -> list[PendingEvent]:
         status = WIRE_STATUS[outcome.status]
         done_at = outcome.finished_at // 1000 if outcome.status is Status.COMPLETED and outcome.finished_at else None
         final = response_object(
@@ -161,4 +161,5 @@ class LlmRenderer:
         return [*closing, PendingEvent(TERMINAL.get(outcome.status, "response.failed"), {"response": final})]
 
 
-register(KIND, LlmRenderer())
+RENDERER = LlmRenderer()
+RENDERERS: dict[str, Renderer] = {KIND: RENDERER}

@@ -7,7 +7,6 @@ response fails the condition and the old item (ALL_OLD) says why.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,28 +14,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from turnstop.auth import Principal
-from turnstop.core import errors
-from turnstop.core.events import Event
+from turnstop.core import errors, scopes
 from turnstop.core.ids import new_id
+from turnstop.core.records import NewTurn
+from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
-from turnstop.dialects.llm import models
-from turnstop.dialects.llm.renderer import (
-    DELTA,
-    KIND,
-    TERMINAL_TYPES,
-    WIRE_STATUS,
-    created_event,
-    response_object,
-)
-from turnstop.http.api import raw_body
+from turnstop.dialects.llm import models, wire
+from turnstop.dialects.llm.renderer import KIND, RENDERER, TERMINAL_TYPES, WIRE_STATUS, created_event, response_object
+from turnstop.dialects.service import DialectService
+from turnstop.http.body import parse_body
 from turnstop.http.sse import StreamingResponse, stream_response
-from turnstop.runtime.model import count_tokens
-from turnstop.settings import Settings
-from turnstop.store.dynamo import NewTurn, Store
 
-BG_SCOPE = "llm:bg"
-FG_SCOPE = "llm:fg"
 ID_PREFIX = "resp_"
+MAX_CURSOR_DIGITS = 12
 # How long a foreground (background=false, stream=false) create waits for its response before
 # answering with the object as it stands (in_progress). Under CloudFront's 60 s origin read
 # timeout: a silent wait any longer would be cut off with a 504 and retried by SDKs.
@@ -57,23 +47,7 @@ def check_id(rid: str) -> None:
 
 
 def parse_create(event: Mapping[str, Any], max_bytes: int) -> models.CreateResponse:
-    data = raw_body(event)
-    if len(data) > max_bytes:
-        raise errors.PayloadTooLarge(f"Request body is too large: the limit is {max_bytes} bytes.")
-    if not data.strip():
-        raise errors.InvalidRequest("Request body is required: a JSON object with 'model' and 'input'.")
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise errors.InvalidRequest(
-            "We could not parse the JSON body of your request. Send a valid JSON object.", code="invalid_json"
-        ) from None
-    if not isinstance(obj, dict):
-        raise errors.InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    try:
-        body = models.CreateResponse.model_validate(obj)
-    except ValidationError as e:
-        raise _validation_error(e) from None
+    body = parse_body(event, models.CreateResponse, max_bytes, messages=wire.BODY_MESSAGES, describe=_validation_error)
     if not body.prompt.strip():
         raise errors.InvalidRequest("'input' must contain some text.", param="input", code="empty_input")
     return body
@@ -101,22 +75,22 @@ def _validation_error(e: ValidationError) -> errors.InvalidRequest:
 
 
 def parse_starting_after(query: Mapping[str, str]) -> int:
+    """A plain decimal sequence number: no sign, spaces or underscores."""
     raw = query.get("starting_after")
     if raw is None or raw == "":
         return 0
-    try:
-        after = int(raw)
-    except ValueError:
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_CURSOR_DIGITS):
         raise errors.InvalidRequest(
             "Invalid 'starting_after': expected a non-negative integer.", param="starting_after", code="invalid_value"
-        ) from None
-    if after < 0:
+        )
+    if raw.startswith("-"):
         raise errors.InvalidRequest(
-            f"Invalid 'starting_after': {after} is negative; expected a non-negative integer.",
+            f"Invalid 'starting_after': {raw} is negative; expected a non-negative integer.",
             param="starting_after",
             code="invalid_value",
         )
-    return after
+    return int(raw)
 
 
 def parse_stream_flag(query: Mapping[str, str]) -> bool:
@@ -126,51 +100,11 @@ def parse_stream_flag(query: Mapping[str, str]) -> bool:
     return raw == "true"
 
 
-# ---------------------------------------------------------------------------------- create
-
-
-def create(store: Store, settings: Settings, principal: Principal, body: models.CreateResponse) -> Turn:
-    """Validate against state (model, previous response), write the turn, queue it."""
-    if body.model not in models.MODELS:
-        raise errors.InvalidRequest(
-            f"The requested model '{body.model[:120]}' does not exist.", param="model", code="model_not_found"
-        )
-    if body.background and not body.store:
-        raise errors.InvalidRequest(
-            "Background responses must be stored: send store=true (the default) with background=true.",
-            param="store",
-            code="invalid_value",
-        )
-    if body.previous_response_id is not None:
-        prev = body.previous_response_id
-        if (
-            len(prev) > models.MAX_ID_CHARS
-            or not models.RESPONSE_ID.fullmatch(prev)
-            or _visible(store, principal, prev) is None
-        ):
-            raise errors.InvalidRequest(
-                f"Previous response with id '{prev[:80]}' not found.",
-                param="previous_response_id",
-                code="previous_response_not_found",
-            )
-    inp = body.to_turn_input()
-    new = NewTurn(
-        id=new_id(ID_PREFIX),
-        kind=KIND,
-        tenant=principal.tenant,
-        scope=BG_SCOPE if body.background else FG_SCOPE,
-        grace_ms=int(settings.llm_retention_seconds * 1000),
-        input=inp,
-        end_user=principal.end_user,
-        input_tokens=count_tokens((body.instructions or "") + " " + body.prompt),
-    )
-    turn = store.start_turn(new, created_event)
-    store.enqueue(turn)
-    return turn
+# ---------------------------------------------------------------------------------- the service
 
 
 def wait_for_end(
-    store: Store, turn: Turn, *, poll_ms: int, timeout_s: float = FOREGROUND_WAIT_S,
+    store: Any, turn: Turn, *, poll_ms: int, timeout_s: float = FOREGROUND_WAIT_S,
     sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
 ) -> Turn:  # fmt: skip
     """A foreground JSON create answers with the finished response: poll the head until terminal."""
@@ -178,98 +112,111 @@ def wait_for_end(
     head: Turn | None = turn
     while head is not None and not head.terminal and monotonic() < deadline:
         sleep(poll_ms / 1000)
-        head = store.get_turn(turn.id)
+        head = store.turns.get(turn.id)
     return head or turn
 
 
-# ---------------------------------------------------------------------------------- read
-
-
-def _visible(store: Store, principal: Principal, rid: str) -> Turn | None:
-    turn = store.get_visible_turn(rid, tenant=principal.tenant, kinds=(KIND,), end_user=principal.end_user)
-    if turn is None or not turn.input.get("store", True):
-        return None
-    return turn
-
-
-def find(store: Store, principal: Principal, rid: str) -> Turn:
-    check_id(rid)
-    turn = _visible(store, principal, rid)
-    if turn is None:
-        raise errors.NotFound(f"Response with id '{rid}' not found.")
-    return turn
-
-
-def committed_text(store: Store, turn: Turn) -> str:
-    if turn.stored_status is Status.QUEUED or turn.seq <= 1:
-        return ""
-    return "".join(str(e.data.get("delta", "")) for e in store.read_events(turn.id, 1, turn.seq) if e.type == DELTA)
-
-
-def response_json(store: Store, turn: Turn) -> dict[str, Any]:
-    """The response object as of the head: the terminal event's object once finished, else
-    rendered from the head and the committed output."""
-    if turn.terminal and turn.stored_status is not Status.QUEUED:
-        last = store.read_events(turn.id, turn.seq - 1, turn.seq)
-        if last and last[-1].type in TERMINAL_TYPES and "response" in last[-1].data:
-            obj = dict(last[-1].data["response"])
-            if turn.stored_status is Status.COMPLETED and turn.finished_at is not None:
-                obj["completed_at"] = turn.finished_at // 1000
-            return obj
-    status = WIRE_STATUS[turn.status]
-    return response_object(turn, status, text=committed_text(store, turn), usage=turn.usage)
-
-
-# ---------------------------------------------------------------------------------- cancel
-
-
-def cancel(store: Store, principal: Principal, rid: str) -> dict[str, Any]:
-    """One conditional write decides; the response object is read after it to render the output."""
-    check_id(rid)
-    outcome, turn = store.request_cancel(
-        rid,
-        tenant=principal.tenant,
-        scope=BG_SCOPE,
-        end_user=principal.end_user,
-        req=CancelRequest(actor=principal.key_id or None, source="api"),
-        with_old=True,
-    )
-    if outcome is CancelOutcome.NOT_FOUND or turn is None:
-        if (
-            turn is not None
-            and turn.kind == KIND
-            and turn.scope == FG_SCOPE
-            and turn.input.get("store", True)  # an unstored response is unknown to every read
-        ):
+class Llm(DialectService):
+    def create(self, principal: Principal, body: models.CreateResponse) -> Turn:
+        """Validate against state (model, previous response), write the turn, queue it."""
+        if body.model not in models.MODELS:
             raise errors.InvalidRequest(
-                f"Response '{rid}' cannot be cancelled: only responses created with background=true can be cancelled.",
-                param="response_id",
-                code="response_not_cancellable",
+                f"The requested model '{body.model[:120]}' does not exist.", param="model", code="model_not_found"
             )
-        raise errors.NotFound(f"Response with id '{rid}' not found.")
-    if outcome is CancelOutcome.ALREADY_TERMINAL:
-        return response_json(store, turn)
-    # cancelled (was queued), cancelling or already cancelling: it ends cancelled (a cancel
-    # accepted always wins), with exactly the output committed so far.
-    return response_object(turn, "cancelled", text=committed_text(store, turn), usage=turn.usage)
-
-
-# ---------------------------------------------------------------------------------- streams
-
-
-def frame(ev: Event) -> str:
-    """One SSE event: ``event:`` and a one-line ``data:`` with type and sequence_number; no ``id:``
-    lines (openai's parser turns later keep-alive comments into empty events after one)."""
-    data = {"type": ev.type, **ev.data, "sequence_number": ev.seq}
-    return f"event: {ev.type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-def stream(store: Store, settings: Settings, turn: Turn, after: int) -> StreamingResponse:
-    end = turn.last_readable_seq
-    if after > end:
-        raise errors.InvalidRequest(
-            f"Invalid 'starting_after': {after} is beyond the last event of this response ({end}).",
-            param="starting_after",
-            code="invalid_value",
+        if body.background and not body.store:
+            raise errors.InvalidRequest(
+                "Background responses must be stored: send store=true (the default) with background=true.",
+                param="store",
+                code="invalid_value",
+            )
+        if body.previous_response_id is not None:
+            prev = body.previous_response_id
+            if (
+                len(prev) > models.MAX_ID_CHARS
+                or not models.RESPONSE_ID.fullmatch(prev)
+                or self._visible(principal, prev) is None
+            ):
+                raise errors.InvalidRequest(
+                    f"Previous response with id '{prev[:80]}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+        new = NewTurn(
+            id=new_id(ID_PREFIX),
+            kind=KIND,
+            tenant=principal.tenant,
+            scope=scopes.LLM_BACKGROUND if body.background else scopes.LLM_FOREGROUND,
+            grace_ms=int(self.settings.llm_retention_seconds * 1000),
+            input=body.to_turn_input(),
+            end_user=principal.end_user,
+            input_tokens=count_tokens((body.instructions or "") + " " + body.prompt),
         )
-    return stream_response(store, settings, turn, after, render=frame)
+        turn, _ = self.start(lambda: self.store.turns.start(new, created_event), principal, None)
+        return turn
+
+    def _visible(self, principal: Principal, rid: str) -> Turn | None:
+        turn = self.store.turns.get_visible(rid, tenant=principal.tenant, kinds=(KIND,), end_user=principal.end_user)
+        if turn is None or not turn.input.get("store", True):
+            return None
+        return turn
+
+    def find(self, principal: Principal, rid: str) -> Turn:
+        check_id(rid)
+        turn = self._visible(principal, rid)
+        if turn is None:
+            raise errors.NotFound(f"Response with id '{rid}' not found.")
+        return turn
+
+    def response_json(self, turn: Turn) -> dict[str, Any]:
+        """The response object as of the head: the terminal event's object once finished, else
+        rendered from the head and the committed output."""
+        if turn.terminal and not turn.cancelled_before_start:
+            last = self.store.turns.read_events(turn.id, turn.seq - 1, turn.seq)
+            if last and last[-1].type in TERMINAL_TYPES and "response" in last[-1].data:
+                obj = dict(last[-1].data["response"])
+                if turn.stored_status is Status.COMPLETED and turn.finished_at is not None:
+                    obj["completed_at"] = turn.finished_at // 1000
+                return obj
+        return response_object(
+            turn, WIRE_STATUS[turn.status], text=self.store.turns.committed_text(turn), usage=turn.usage
+        )
+
+    def cancel(self, principal: Principal, rid: str) -> dict[str, Any]:
+        """One conditional write decides; the response object is read after it to render the output."""
+        check_id(rid)
+        outcome, turn = self.store.turns.request_cancel(
+            rid,
+            tenant=principal.tenant,
+            scope=scopes.LLM_BACKGROUND,
+            end_user=principal.end_user,
+            req=CancelRequest(actor=principal.key_id or None, source="api"),
+            with_old=True,
+        )
+        if outcome is CancelOutcome.NOT_FOUND or turn is None:
+            if (
+                turn is not None
+                and turn.kind == KIND
+                and turn.scope == scopes.LLM_FOREGROUND
+                and turn.input.get("store", True)  # an unstored response is unknown to every read
+            ):
+                raise errors.InvalidRequest(
+                    f"Response '{rid}' cannot be cancelled: only responses created with background=true can be cancelled.",
+                    param="response_id",
+                    code="response_not_cancellable",
+                )
+            raise errors.NotFound(f"Response with id '{rid}' not found.")
+        if outcome is CancelOutcome.ALREADY_TERMINAL:
+            return self.response_json(turn)
+        # cancelled (was queued), cancelling or already cancelling: it ends cancelled (a cancel
+        # accepted always wins), with exactly the output committed so far.
+        return response_object(turn, "cancelled", text=self.store.turns.committed_text(turn), usage=turn.usage)
+
+    def stream(self, turn: Turn, after: int) -> StreamingResponse:
+        end = turn.last_readable_seq
+        if after > end:
+            raise errors.InvalidRequest(
+                f"Invalid 'starting_after': {after} is beyond the last event of this response ({end}).",
+                param="starting_after",
+                code="invalid_value",
+            )
+        return stream_response(self.store, self.settings, turn, after, renderer=RENDERER, render=wire.frame)

@@ -1,53 +1,47 @@
-"""Routes of the omni dialect. The DELETE cancel is registered on its own resolver so it
-runs in its own function (reserved concurrency); every other route shares one function.
+"""Routes of the omni dialect. The DELETE cancel has its own resolver so it runs in its own
+function (reserved concurrency); every other route shares one function.
 
 Every body is the SDK's envelope: ``{"data": ..., "metadata": {"request_id": ...}}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import Response
 
-from turnstop.core.turn import Turn
-from turnstop.dialects.omni import models
-from turnstop.dialects.omni.errors import error_body, extra_headers
+from turnstop.dialects.omni import models, wire
 from turnstop.dialects.omni.service import Omni
-from turnstop.http.api import idempotency_claim, json_response, make_resolver, raw_body, request_id, require_principal
+from turnstop.dialects.service import Enqueue
+from turnstop.http import api
+from turnstop.http.api import TurnstopResolver, json_response, require_principal
+from turnstop.http.body import idempotency_claim
 from turnstop.settings import Settings
-from turnstop.store.dynamo import IdempotencyClaim, Store
+from turnstop.store import Store
 
 
-def resolver() -> APIGatewayHttpResolver:
-    return make_resolver(error_body, extra_headers=extra_headers)
+def _ok(app: TurnstopResolver, data: Any, status: int = 200, **meta: Any) -> Response:
+    return json_response(status, wire.envelope(data, app.request_id, **meta))
 
 
-def _ok(app: APIGatewayHttpResolver, data: Any, status: int = 200, **meta: Any) -> Response:
-    rid = request_id(app.current_event.raw_event)
-    return json_response(status, {"data": data, "metadata": {"request_id": rid, **meta}}, {"X-Request-Id": rid})
-
-
-def _query(app: APIGatewayHttpResolver) -> dict[str, str]:
+def _query(app: TurnstopResolver) -> dict[str, str]:
     return dict(app.current_event.query_string_parameters or {})
 
 
-def add_api_routes(
-    app: APIGatewayHttpResolver, store: Store, settings: Settings, enqueue: Callable[[Turn, IdempotencyClaim | None], None] | None = None
-) -> Omni:
-    omni = Omni(store, settings, enqueue or store.enqueue)
+def api_app(store: Store, settings: Settings, enqueue: Enqueue | None = None) -> TurnstopResolver:
+    app = TurnstopResolver(wire.SHAPE)
+    omni = Omni(store, settings, enqueue)
 
     @app.post("/v1/omni-ai/threads")
     def create_thread() -> Response:
-        event = app.current_event.raw_event
-        principal = require_principal(event, store)
-        body = models.parse_turn_body(raw_body(event), models.CreateThread, settings.max_body_bytes)
-        return _ok(app, omni.create_thread(principal, body, idempotency_claim(event, principal)), 201)
+        principal = require_principal(app.event, store)
+        body = models.parse_turn_body(app.event, models.CreateThread, settings.max_body_bytes)
+        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
+        return _ok(app, omni.create_thread(principal, body, idempotency), 201)
 
     @app.get("/v1/omni-ai/threads")
     def get_threads() -> Response:
-        principal = require_principal(app.current_event.raw_event, store)
+        principal = require_principal(app.event, store)
         q = _query(app)
         account = models.account_from_query(q)
         data, meta = omni.list_threads(principal, account, models.page_size_from_query(q), q.get("page_token"))
@@ -55,45 +49,46 @@ def add_api_routes(
 
     @app.get("/v1/omni-ai/threads/<thread_id>")
     def get_thread(thread_id: str) -> Response:
-        principal = require_principal(app.current_event.raw_event, store)
+        principal = require_principal(app.event, store)
         return _ok(app, omni.get_thread(principal, thread_id, models.account_from_query(_query(app))))
 
     @app.post("/v1/omni-ai/threads/<thread_id>/messages")
     def create_message(thread_id: str) -> Response:
-        event = app.current_event.raw_event
-        principal = require_principal(event, store)
-        body = models.parse_turn_body(raw_body(event), models.CreateMessage, settings.max_body_bytes)
-        data = omni.create_message(principal, thread_id, body, idempotency_claim(event, principal))
-        return _ok(app, data, 201)
+        principal = require_principal(app.event, store)
+        body = models.parse_turn_body(app.event, models.CreateMessage, settings.max_body_bytes)
+        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
+        return _ok(app, omni.create_message(principal, thread_id, body, idempotency), 201)
 
     @app.get("/v1/omni-ai/threads/<thread_id>/messages")
     def get_messages(thread_id: str) -> Response:
-        principal = require_principal(app.current_event.raw_event, store)
+        principal = require_principal(app.event, store)
         q = _query(app)
         account = models.account_from_query(q)
-        data, meta = omni.get_messages(principal, thread_id, account, models.page_size_from_query(q), q.get("page_token"))
+        data, meta = omni.get_messages(
+            principal, thread_id, account, models.page_size_from_query(q), q.get("page_token")
+        )
         return _ok(app, data, **meta)
 
     @app.get("/v1/omni-ai/threads/<thread_id>/response")
     def get_thread_response(thread_id: str) -> Response:
-        principal = require_principal(app.current_event.raw_event, store)
+        principal = require_principal(app.event, store)
         return _ok(app, omni.get_thread_response(principal, thread_id, models.account_from_query(_query(app))))
 
     @app.get("/v1/omni-ai/responses/<response_id>")
     def get_response(response_id: str) -> Response:
-        principal = require_principal(app.current_event.raw_event, store)
+        principal = require_principal(app.event, store)
         return _ok(app, omni.get_response(principal, response_id, models.account_from_query(_query(app))))
 
-    return omni
+    return app
 
 
-def add_cancel_route(app: APIGatewayHttpResolver, store: Store, settings: Settings) -> Omni:
-    omni = Omni(store, settings, store.enqueue)
+def cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
+    """``DELETE /v1/omni-ai/responses/{response_id}?account_id=N``: one conditional write."""
+    omni = Omni(store, settings)
 
-    @app.delete("/v1/omni-ai/responses/<response_id>")
-    def cancel_response(response_id: str) -> Response:
-        principal = require_principal(app.current_event.raw_event, store)
+    def cancel(app: TurnstopResolver, response_id: str) -> Response:
+        principal = require_principal(app.event, store)
         account = models.account_from_query(_query(app))
         return _ok(app, {"canceled": omni.cancel(principal, response_id, account)})
 
-    return omni
+    return api.cancel_app(wire.SHAPE, "DELETE /v1/omni-ai/responses/<response_id>", cancel)

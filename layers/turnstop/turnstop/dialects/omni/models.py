@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -22,7 +23,8 @@ from pydantic import (
 )
 
 from turnstop.core import errors
-from turnstop.dialects.omni.errors import BODY_PREFIX, MISSING_ACCOUNT, QUERY_PREFIX
+from turnstop.dialects.omni.wire import BODY_PREFIX, MISSING_ACCOUNT, QUERY_PREFIX
+from turnstop.http.body import BodyMessages, json_object, loads
 
 MAX_TEXT_CHARS = 100_000
 MAX_CONTEXT_BYTES = 64 * 1024  # compact JSON, as the SDK documents
@@ -31,6 +33,7 @@ MAX_DATA_DEPTH = 32
 MAX_ACCOUNT_ID = 2**63 - 1
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_TOKEN_CHARS = 1024
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 Capability = Literal["PREFILL_ORDER", "OPEN_CHART", "OPEN_SCREENER", "OPEN_ENTITLEMENT_CONSENT"]
@@ -155,18 +158,18 @@ def _describe(e: ValidationError) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
-def parse_turn_body(raw: bytes, model: type[_Turn], max_bytes: int) -> Any:
+BODY_MESSAGES = BodyMessages(
+    too_large="Request body exceeds {max} bytes",
+    empty=BODY_PREFIX + "EOF while parsing a value",
+    malformed=BODY_PREFIX + "invalid JSON: {error}",
+    not_object=BODY_PREFIX + "expected a JSON object",
+)
+
+
+def parse_turn_body(event: Mapping[str, Any], model: type[_Turn], max_bytes: int) -> Any:
     """The JSON body of a create call, or InvalidRequest / PayloadTooLarge; nothing is written."""
-    if len(raw) > max_bytes:
-        raise errors.PayloadTooLarge(f"Request body exceeds {max_bytes} bytes")
-    if not raw.strip():
-        raise errors.InvalidRequest(BODY_PREFIX + "EOF while parsing a value")
-    try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise errors.InvalidRequest(BODY_PREFIX + f"invalid JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise errors.InvalidRequest(BODY_PREFIX + "expected a JSON object")
+    obj = json_object(event, max_bytes, BODY_MESSAGES)
+    assert obj is not None
     if obj.get("account_id", 0) is None:
         raise errors.InvalidRequest(BODY_PREFIX + "account_id: an account_id is required (null given)")
     try:
@@ -186,7 +189,9 @@ def _query_int(query: dict[str, str], name: str, *, required: bool, lo: int, hi:
     raw = query.get(name)
     if raw is None:
         if required:
-            raise errors.InvalidRequest(MISSING_ACCOUNT if name == "account_id" else QUERY_PREFIX + f"missing field `{name}`")
+            raise errors.InvalidRequest(
+                MISSING_ACCOUNT if name == "account_id" else QUERY_PREFIX + f"missing field `{name}`"
+            )
         return None
     if raw == "":
         raise errors.InvalidRequest(QUERY_PREFIX + f"{name}: cannot parse integer from empty string")
@@ -222,11 +227,13 @@ def encode_token(data: dict[str, Any]) -> str:
 
 def decode_token(token: str, required: tuple[str, ...]) -> dict[str, Any]:
     """An opaque Base64URL page token; anything malformed is a clear 400."""
+    invalid = errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise invalid
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token") from None
+        data = loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
+        raise invalid from None
     if not isinstance(data, dict) or any(k not in data for k in required):
-        raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
+        raise invalid
     return data

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from turnstop.core.events import PendingEvent
-from turnstop.core.turn import Status, Turn
-from turnstop.runtime.renderer import Outcome, register
+from turnstop.core.turn import Status, Turn, TurnEnd
+from turnstop.runtime.renderer import Renderer
 from turnstop.store.threads import Message, message_item
 
 OMNI_KIND = "omni"
@@ -90,16 +90,13 @@ def assistant_item(turn: Turn, status: Status, text: str, error: dict[str, Any] 
     )
 
 
-class OmniRenderer:
-    def on_start(self, turn: Turn) -> list[PendingEvent]:
-        return []
-
+class OmniRenderer(Renderer):
     def on_delta(self, turn: Turn, text: str, kind: str) -> list[PendingEvent]:
         if kind == "thinking":
             return [PendingEvent(THOUGHT, {"thought": text})]
         return [PendingEvent(TEXT_DELTA, {"delta": text})]
 
-    def on_end(self, turn: Turn, outcome: Outcome) -> list[PendingEvent]:
+    def on_end(self, turn: Turn, outcome: TurnEnd) -> list[PendingEvent]:
         wire = WIRE_STATUS[outcome.status]
         data: dict[str, Any] = {
             "id": turn.id,
@@ -111,8 +108,8 @@ class OmniRenderer:
             data["error"] = wire_error(outcome.error)
         return [PendingEvent(f"omni.response.{wire}", data)]
 
-    def closing_items(self, turn: Turn, outcome: Outcome) -> list[dict[str, Any]]:
+    def closing_items(self, turn: Turn, outcome: TurnEnd) -> list[dict[str, Any]]:
         return [assistant_item(turn, outcome.status, outcome.text, outcome.error)]
 
 
-register(OMNI_KIND, OmniRenderer())
+RENDERERS: dict[str, Renderer] = {OMNI_KIND: OmniRenderer()}

@@ -10,37 +10,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from turnstop.auth import Principal
-from turnstop.core import errors
-from turnstop.core.clock import iso
+from turnstop.core import errors, scopes
+from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
-from turnstop.dialects.omni import models
-from turnstop.dialects.omni.errors import FORBIDDEN, QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
-from turnstop.dialects.omni.renderer import (
-    OMNI_KIND,
-    TEXT_DELTA,
-    THOUGHT,
-    WIRE_STATUS,
-    assistant_message,
-    created_event,
-    text_parts,
-    wire_error,
-)
-from turnstop.settings import Settings
-from turnstop.store.dynamo import IdempotencyClaim, IdempotentReplay, NewTurn, Store
-from turnstop.store.threads import Message, Thread, ThreadStore
+from turnstop.dialects.omni import models, wire
+from turnstop.dialects.omni.renderer import OMNI_KIND, assistant_message, created_event, text_parts
+from turnstop.dialects.omni.wire import FORBIDDEN, QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
+from turnstop.dialects.service import DialectService
+from turnstop.store.threads import Message, Thread
 
 TITLE_CHARS = 80
-
-
-def scope(account_id: int) -> str:
-    """The turn scope of an account: the cancel's one write matches it, so another account's
-    response is ``not_found`` in that same write."""
-    return f"omni:{account_id}"
 
 
 def authorize(principal: Principal, account_id: int) -> None:
@@ -57,70 +40,10 @@ def title_of(text: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-# ---------------------------------------------------------------------------- wire bodies
-
-
-def thread_body(t: Thread) -> dict[str, Any]:
-    return {"id": t.id, "created_at": iso(t.created_at), "title": t.title, "updated_at": iso(t.updated_at)}
-
-
-def message_body(m: Message) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": m.id,
-        "content": {"parts": [p for p in m.parts if p.get("type") != "thinking"]},
-        "created_at": iso(m.created_at),
-        "outcome": m.outcome,
-        "role": m.role,
-        "seq": m.seq,
-        "thread_id": m.thread_id,
-    }
-    if m.context is not None:
-        body["context"] = m.context
-    if m.error is not None:
-        body["error"] = m.error
-    return body
-
-
-def response_body(store: Store, turn: Turn) -> dict[str, Any]:
-    """The pollable response: parts from the committed events only (partial while running)."""
-    thoughts: list[str] = []
-    text: list[str] = []
-    for ev in store.read_events(turn.id, 0, turn.seq):
-        if ev.type == THOUGHT:
-            thoughts.append(str(ev.data.get("thought", "")))
-        elif ev.type == TEXT_DELTA:
-            text.append(str(ev.data.get("delta", "")))
-    parts: list[dict[str, Any]] = []
-    if thoughts:
-        parts.append({"type": "thinking", "thoughts": ["".join(thoughts)]})
-    parts.extend(text_parts("".join(text)))
-    body: dict[str, Any] = {
-        "id": turn.id,
-        "status": WIRE_STATUS[turn.status],
-        "thread_id": turn.input["thread_id"],
-        "user_message_id": turn.input["user_message_id"],
-        "content": {"parts": parts},
-    }
-    if turn.terminal:
-        body["output_message_id"] = turn.input["assistant_message_id"]
-    if turn.status in (Status.FAILED, Status.INCOMPLETE):
-        body["error"] = wire_error(turn.error) or {"code": "error", "message": "The response failed"}
-    return body
-
-
 # ---------------------------------------------------------------------------- the service
 
 
-@dataclass
-class Omni:
-    store: Store
-    settings: Settings
-    enqueue: Callable[[Turn, IdempotencyClaim | None], None]
-    threads: ThreadStore = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.threads = ThreadStore(self.store)
-
+class Omni(DialectService):
     @property
     def response_retention_ms(self) -> int:
         return int(self.settings.omni_response_retention_seconds * 1000)
@@ -132,14 +55,21 @@ class Omni:
     # -- creating turns
 
     def _new_turn(
-        self, principal: Principal, account_id: int, thread_id: str, user_seq: int, prompt: str, thread_expires_at: int,
-        capabilities: list[str], type_: str,
+        self,
+        principal: Principal,
+        account_id: int,
+        thread_id: str,
+        user_seq: int,
+        prompt: str,
+        thread_expires_at: int,
+        capabilities: list[str],
+        type_: str,
     ) -> NewTurn:
         return NewTurn(
             id=new_uuid(),
             kind=OMNI_KIND,
             tenant=principal.tenant,
-            scope=scope(account_id),
+            scope=scopes.omni(account_id),
             grace_ms=self.response_retention_ms,
             input={
                 "prompt": prompt,
@@ -153,6 +83,7 @@ class Omni:
             },
             end_user=principal.end_user,
             account_id=account_id,
+            input_tokens=count_tokens(prompt),
         )
 
     def _user_message(self, new: NewTurn, text: str, context: models.TurnContext | None, now: int) -> Message:
@@ -176,14 +107,6 @@ class Omni:
             "user_message_id": turn.input["user_message_id"],
         }
 
-    def _replay(self, principal: Principal, turn_id: str) -> dict[str, Any]:
-        turn = self.store.get_turn(turn_id)
-        if turn is None or turn.kind != OMNI_KIND or not turn.visible_to(principal.tenant):
-            raise errors.IdempotencyMismatch("Idempotency-Key was already used with a different request")
-        if turn.stored_status is Status.QUEUED and not turn.cancel_requested:
-            self.enqueue(turn, None)  # the first attempt may have stopped before queueing it
-        return self._accepted(turn)
-
     def create_thread(
         self, principal: Principal, body: models.CreateThread, idempotency: IdempotencyClaim | None = None
     ) -> dict[str, Any]:
@@ -206,14 +129,8 @@ class Omni:
             last_response=new.id,
         )
         user = self._user_message(new, body.visible_text, body.context, now)
-        try:
-            turn = self.threads.create_thread(
-                thread, user, new, created_event, idempotency
-            )
-        except IdempotentReplay as replay:
-            return self._replay(principal, replay.turn_id)
-        self.enqueue(turn, idempotency)
-        return self._accepted(turn)
+        write = lambda: self.store.threads.create_thread(thread, user, new, created_event, idempotency)  # noqa: E731
+        return self._accepted(self.start(write, principal, idempotency)[0])
 
     def create_message(
         self,
@@ -226,18 +143,18 @@ class Omni:
         thread = self._thread(principal, thread_id, body.account_id)
         now = self.store.now()
         new = self._new_turn(
-            principal, body.account_id, thread.id, thread.next_seq, body.text, thread.expires_at,
-            list(body.capabilities), "instant",
+            principal,
+            body.account_id,
+            thread.id,
+            thread.next_seq,
+            body.text,
+            thread.expires_at,
+            list(body.capabilities),
+            "instant",
         )
         user = self._user_message(new, body.text, body.context, now)
-        try:
-            turn = self.threads.add_message(
-                thread, user, new, created_event, idempotency
-            )
-        except IdempotentReplay as replay:
-            return self._replay(principal, replay.turn_id)
-        self.enqueue(turn, idempotency)
-        return self._accepted(turn)
+        write = lambda: self.store.threads.add_message(thread, user, new, created_event, idempotency)  # noqa: E731
+        return self._accepted(self.start(write, principal, idempotency)[0])
 
     # -- responses
 
@@ -245,13 +162,18 @@ class Omni:
         authorize(principal, account_id)
         if not models.is_id(response_id):
             raise errors.NotFound(RESPONSE_NOT_FOUND)
-        turn = self.store.get_visible_turn(response_id, tenant=principal.tenant, kinds=(OMNI_KIND,), scope=scope(account_id))
+        turn = self.store.turns.get_visible(
+            response_id, tenant=principal.tenant, kinds=(OMNI_KIND,), scope=scopes.omni(account_id)
+        )
         if turn is None:
             raise errors.NotFound(RESPONSE_NOT_FOUND)
         return turn
 
     def get_response(self, principal: Principal, response_id: str, account_id: int) -> dict[str, Any]:
-        return response_body(self.store, self._response(principal, response_id, account_id))
+        return self._response_body(self._response(principal, response_id, account_id))
+
+    def _response_body(self, turn: Turn) -> dict[str, Any]:
+        return wire.response_body(turn, self.store.turns.read_events(turn.id, 0, turn.seq))
 
     def cancel(self, principal: Principal, response_id: str, account_id: int) -> bool:
         """One conditional write, no read. ``canceled`` is true when the response ends (or will
@@ -259,17 +181,15 @@ class Omni:
         authorize(principal, account_id)
         if not models.is_id(response_id):
             raise errors.NotFound(RESPONSE_NOT_FOUND)
-        outcome, turn = self.store.request_cancel(
+        outcome, turn = self.store.turns.request_cancel(
             response_id,
             tenant=principal.tenant,
-            scope=scope(account_id),
+            scope=scopes.omni(account_id),
             req=CancelRequest(actor=principal.key_id or None, source="api"),
         )
         if outcome is CancelOutcome.NOT_FOUND:
             raise errors.NotFound(RESPONSE_NOT_FOUND)
-        if outcome is CancelOutcome.ALREADY_TERMINAL:
-            return turn is not None and turn.status is Status.CANCELLED
-        return True  # cancelled, cancelling, already_cancelling: it ends canceled
+        return outcome.ends_cancelled or (turn is not None and turn.status is Status.CANCELLED)
 
     # -- threads
 
@@ -277,23 +197,23 @@ class Omni:
         authorize(principal, account_id)
         if not models.is_id(thread_id):
             raise errors.NotFound(THREAD_NOT_FOUND)
-        thread = self.threads.get_thread(thread_id)
+        thread = self.store.threads.get_thread(thread_id)
         if thread is None or not thread.visible_to(principal.tenant, account_id, self.store.now()):
             raise errors.NotFound(THREAD_NOT_FOUND)
         return thread
 
     def get_thread(self, principal: Principal, thread_id: str, account_id: int) -> dict[str, Any]:
-        return thread_body(self._thread(principal, thread_id, account_id))
+        return wire.thread_body(self._thread(principal, thread_id, account_id))
 
     def get_thread_response(self, principal: Principal, thread_id: str, account_id: int) -> dict[str, Any] | None:
         """The active (queued or running) response of a thread, or None when idle."""
         thread = self._thread(principal, thread_id, account_id)
         if not thread.last_response:
             return None
-        turn = self.store.get_turn(thread.last_response)
-        if turn is None or turn.terminal or not turn.visible_to(principal.tenant, scope(account_id)):
+        turn = self.store.turns.get(thread.last_response)
+        if turn is None or turn.terminal or not turn.visible_to(principal.tenant, scopes.omni(account_id)):
             return None
-        return response_body(self.store, turn)
+        return self._response_body(turn)
 
     def list_threads(
         self, principal: Principal, account_id: int, page_size: int, page_token: str | None
@@ -313,9 +233,9 @@ class Omni:
             ):
                 raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
             after = (tok["k"], tok["id"])
-        threads, cursor = self.threads.list_threads(principal.tenant, account_id, page_size, after)
+        threads, cursor = self.store.threads.list_threads(principal.tenant, account_id, page_size, after)
         now = self.store.now()
-        data = [thread_body(t) for t in threads if t.visible_to(principal.tenant, account_id, now)]
+        data = [wire.thread_body(t) for t in threads if t.visible_to(principal.tenant, account_id, now)]
         meta: dict[str, Any] = {}
         if cursor is not None:
             meta["next_page_token"] = models.encode_token({"a": account_id, "k": cursor[0], "id": cursor[1]})
@@ -350,13 +270,13 @@ class Omni:
         else:
             hi = last
             lo = max(0, hi - size)
-        stored = {m.seq: m for m in self.threads.messages(thread.id, lo, hi)}
+        stored = {m.seq: m for m in self.store.threads.messages(thread.id, lo, hi)}
         for seq in range(lo + 1, hi + 1):
             if seq % 2 == 0 and seq not in stored:
                 derived = self._derived_assistant(thread.id, seq, stored.get(seq - 1))
                 if derived is not None:
                     stored[seq] = derived
-        data = [message_body(stored[s]) for s in sorted(stored)]
+        data = [wire.message_body(stored[s]) for s in sorted(stored)]
         meta: dict[str, Any] = {}
         if lo > 0:
             meta["next_page_token"] = models.encode_token({"t": thread.id, "hi": lo, "n": size})
@@ -367,10 +287,10 @@ class Omni:
     def _derived_assistant(self, thread_id: str, seq: int, user: Message | None) -> Message | None:
         """The ASSISTANT message of a turn cancelled while queued, before its worker wrote it
         (exactly what the worker will write). In-flight turns have no message yet."""
-        user = user or self.threads.get_message(thread_id, seq - 1)
+        user = user or self.store.threads.get_message(thread_id, seq - 1)
         if user is None:
             return None
-        turn = self.store.get_turn(user.response_id)
-        if turn is None or not (turn.terminal and turn.stored_status is Status.QUEUED):
+        turn = self.store.turns.get(user.response_id)
+        if turn is None or not turn.cancelled_before_start:
             return None
         return assistant_message(turn, Status.CANCELLED, "", None)

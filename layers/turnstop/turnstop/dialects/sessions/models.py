@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 MAX_PROMPT_CHARS = 200_000
@@ -34,8 +32,3 @@ class CreateResponse(BaseModel):
 class CancelBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     reason: StrictStr | None = Field(default=None, max_length=1000)
-
-
-class CancelAnswer(BaseModel):
-    response_id: str
-    status: Literal["cancelling", "already_complete"]

@@ -8,8 +8,8 @@ from typing import Any
 
 from turnstop.core.clock import iso
 from turnstop.core.events import PendingEvent
-from turnstop.core.turn import Status, Turn, Usage
-from turnstop.runtime.renderer import Outcome, register
+from turnstop.core.turn import Status, Turn, TurnEnd, Usage
+from turnstop.runtime.renderer import Renderer
 
 SESSION_KIND = "session"
 STATELESS_KIND = "response"
@@ -20,10 +20,6 @@ def usage_body(u: Usage) -> dict[str, int]:
     return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "total_tokens": u.total_tokens}
 
 
-def session_id_of(turn: Turn) -> str | None:
-    return turn.scope.split(":", 1)[1] if turn.scope.startswith("session:") else None
-
-
 def created_event(turn: Turn) -> PendingEvent:
     data: dict[str, Any] = {
         "id": turn.id,
@@ -31,23 +27,20 @@ def created_event(turn: Turn) -> PendingEvent:
         "status": "queued",
         "created_at": iso(turn.created_at),
     }
-    sid = session_id_of(turn)
+    sid = turn.scope.session_id
     if sid:
         data["session_id"] = sid
     return PendingEvent(f"{PREFIX[turn.kind]}.created", data)
 
 
-class SessionsRenderer:
+class SessionsRenderer(Renderer):
     def __init__(self, kind: str) -> None:
         self.prefix = PREFIX[kind]
-
-    def on_start(self, turn: Turn) -> list[PendingEvent]:
-        return []
 
     def on_delta(self, turn: Turn, text: str, kind: str) -> list[PendingEvent]:
         return [PendingEvent(f"{self.prefix}.delta", {"id": turn.id, "delta": text})]
 
-    def on_end(self, turn: Turn, outcome: Outcome) -> list[PendingEvent]:
+    def on_end(self, turn: Turn, outcome: TurnEnd) -> list[PendingEvent]:
         name = {Status.COMPLETED: "completed", Status.CANCELLED: "cancelled"}.get(outcome.status, "failed")
         data: dict[str, Any] = {
             "id": turn.id,
@@ -62,5 +55,7 @@ class SessionsRenderer:
         return [PendingEvent(f"{self.prefix}.{name}", data)]
 
 
-register(SESSION_KIND, SessionsRenderer(SESSION_KIND))
-register(STATELESS_KIND, SessionsRenderer(STATELESS_KIND))
+RENDERERS: dict[str, Renderer] = {
+    SESSION_KIND: SessionsRenderer(SESSION_KIND),
+    STATELESS_KIND: SessionsRenderer(STATELESS_KIND),
+}

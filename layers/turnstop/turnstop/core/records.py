@@ -1,0 +1,66 @@
+"""Domain records the store reads and writes besides turns: new turns, idempotency claims,
+sessions, credentials and ledger entries. Plain data, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnstop.core.scopes import Scope
+
+
+@dataclass
+class NewTurn:
+    id: str
+    kind: str
+    tenant: str
+    scope: Scope
+    grace_ms: int
+    input: dict[str, Any] = field(default_factory=dict)
+    end_user: str | None = None
+    account_id: int | None = None
+    input_tokens: int = 0  # known when the turn is created (the prompt); output tokens come from the worker
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    tenant: str
+    key: str
+    fingerprint: str  # hash of method, route and body
+
+    @staticmethod
+    def fingerprint_of(*parts: str | bytes) -> str:
+        h = hashlib.sha256()
+        for p in parts:
+            h.update(p.encode() if isinstance(p, str) else p)
+            h.update(b"\x00")
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    kind: str  # "usage" or "debit"
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    tenant: str
+    persistent: bool
+    created_at: int
+    expires_at: int
+    active_turn: str | None
+    deleted: bool
+
+    def live(self, tenant: str, now_ms: int) -> bool:
+        return self.tenant == tenant and not self.deleted and self.expires_at > now_ms
+
+
+@dataclass(frozen=True)
+class Credential:
+    tenant: str
+    account_ids: tuple[int, ...]
+    key_id: str
+    name: str = ""

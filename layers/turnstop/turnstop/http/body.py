@@ -1,0 +1,131 @@
+"""Request bodies, ids and Idempotency-Keys: one parser for every dialect.
+
+Every way a body can fail to parse (too large, empty, not UTF-8, not JSON, nested too deep,
+an integer too long to convert, not an object, wrong fields) is a domain error with the
+dialect's own wording: never a 500, and nothing is written before it is parsed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from turnstop.core import errors
+from turnstop.core.records import IdempotencyClaim
+
+M = TypeVar("M", bound=BaseModel)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class BodyMessages:
+    """A dialect's wording for body errors. ``{max}`` and ``{error}`` are filled in; ``code``
+    goes into the error's details (the llm dialect's ``invalid_json``)."""
+
+    too_large: str = "Request body exceeds {max} bytes"
+    empty: str = "Request body is required"
+    malformed: str = "Malformed JSON body: {error}"
+    not_object: str = "Request body must be a JSON object"
+    code: str | None = None
+
+    def invalid(self, template: str, **fill: Any) -> errors.InvalidRequest:
+        details = {"code": self.code} if self.code else {}
+        return errors.InvalidRequest(template.format(**fill), **details)
+
+
+DEFAULT_MESSAGES = BodyMessages()
+
+
+def raw_body(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.InvalidRequest("Request body is not valid base64") from None
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+def loads(data: bytes | str) -> Any:
+    """``json.loads`` whose every failure is a ValueError with a readable message."""
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as e:
+        raise ValueError(str(e)) from None
+    except UnicodeDecodeError:
+        raise ValueError("the body is not UTF-8") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as e:  # e.g. an integer longer than Python converts (4300 digits)
+        raise ValueError(str(e).split(";")[0]) from None
+
+
+def json_object(
+    event: Mapping[str, Any], max_bytes: int, messages: BodyMessages = DEFAULT_MESSAGES, *, optional: bool = False
+) -> dict[str, Any] | None:
+    """The body as a JSON object; None for an empty optional body."""
+    data = raw_body(event)
+    if len(data) > max_bytes:
+        raise errors.PayloadTooLarge(messages.too_large.format(max=max_bytes))
+    if not data.strip():
+        if optional:
+            return None
+        raise messages.invalid(messages.empty)
+    try:
+        obj = loads(data)
+    except ValueError as e:
+        raise messages.invalid(messages.malformed, error=e) from None
+    if not isinstance(obj, dict):
+        raise messages.invalid(messages.not_object)
+    return obj
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    first = e.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    return f"Invalid field '{where}': {first.get('msg', 'invalid value')}"
+
+
+def parse_body(
+    event: Mapping[str, Any],
+    model: type[M],
+    max_bytes: int,
+    *,
+    optional: bool = False,
+    messages: BodyMessages = DEFAULT_MESSAGES,
+    describe: Callable[[ValidationError], Exception] | None = None,
+) -> M:
+    """Validate a JSON body into ``model``; every failure is a domain error."""
+    obj = json_object(event, max_bytes, messages, optional=optional)
+    try:
+        return model.model_validate(obj or {})
+    except ValidationError as e:
+        raise (describe(e) if describe else errors.InvalidRequest(describe_validation_error(e))) from None
+
+
+def headers_of(event: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+
+
+def idempotency_claim(event: Mapping[str, Any], tenant: str, end_user: str | None) -> IdempotencyClaim | None:
+    """The request's Idempotency-Key bound to what it asks for: route, path, end user and the
+    body as parsed JSON (so whitespace and key order do not change a match)."""
+    key = headers_of(event).get("idempotency-key") or None
+    if key is None:
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise errors.InvalidRequest(f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    body = raw_body(event)
+    try:
+        body = json.dumps(loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        pass
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
+    fingerprint = IdempotencyClaim.fingerprint_of(method, str(event.get("rawPath", "")), end_user or "", body)
+    return IdempotencyClaim(tenant, key, fingerprint)

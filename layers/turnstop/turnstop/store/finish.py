@@ -1,0 +1,67 @@
+"""Who finishes a turn, and what a finish writes besides the head.
+
+Exactly one finish wins per turn: its condition names the state it leaves. ``MyLease``: the
+worker running it; ``LostLease``: a redelivered message after the worker's lease expired;
+``NeverStarted``: a turn cancelled while queued, recorded by whoever sees it next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from turnstop.core.events import PendingEvent
+from turnstop.core.records import LedgerEntry
+from turnstop.core.turn import Status
+
+
+@dataclass(frozen=True)
+class MyLease:
+    """The worker running the turn finishes it under its own lease."""
+
+    owner: str
+
+
+@dataclass(frozen=True)
+class LostLease:
+    """A redelivered message finishes a turn whose worker's lease expired (at ``expired_at``)."""
+
+    expired_at: int
+
+
+@dataclass(frozen=True)
+class NeverStarted:
+    """A turn cancelled while queued is recorded as cancelled; no work ever ran."""
+
+
+FinishMode = MyLease | LostLease | NeverStarted
+
+
+def finish_condition(mode: FinishMode, status: Status, now: int) -> tuple[str, dict[str, Any]]:
+    """The head's condition for leaving the state ``mode`` names. Completion and failure also
+    require the cancel flag to be absent, so a cancel accepted with 202 always ends cancelled."""
+    unflagged = "" if status is Status.CANCELLED else " AND attribute_not_exists(cancel_requested_at)"
+    match mode:
+        case MyLease(owner):
+            return "status = :running AND lease_owner = :owner AND seq = :base" + unflagged, {
+                "running": Status.RUNNING.value,
+                "owner": owner,
+            }
+        case LostLease(expired_at):
+            cond = "status = :running AND lease_expires_at = :lease AND lease_expires_at <= :now AND seq = :base"
+            return cond + unflagged, {"running": Status.RUNNING.value, "lease": expired_at, "now": now}
+        case NeverStarted():
+            return "status = :queued AND attribute_exists(cancel_requested_at) AND seq = :base", {
+                "queued": Status.QUEUED.value
+            }
+    raise AssertionError(mode)
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What a finish writes besides the head: the closing events (the last is the terminal
+    one), ledger entries and a dialect's once-per-turn items (plain dicts, put if absent)."""
+
+    events: list[PendingEvent]
+    ledger: list[LedgerEntry]
+    items: list[dict[str, Any]]

@@ -1,0 +1,82 @@
+"""Billing, scopes, tokens and settings: pure rules, no AWS."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from turnstop.core import scopes
+from turnstop.core.billing import ledger_for
+from turnstop.core.events import PendingEvent, committed_text
+from turnstop.core.scopes import Scope, ScopeKind
+from turnstop.core.tokens import count_tokens, first_tokens
+from turnstop.core.turn import Status, Usage
+from turnstop.settings import Settings
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.INCOMPLETE])
+def test_billed_turns_get_a_usage_record_and_one_debit_at_the_token_price(status: Status) -> None:
+    usage, debit = ledger_for(status, Usage(10, 1234))
+    assert usage.kind == "usage" and usage.data == {
+        "input_tokens": 10,
+        "output_tokens": 1234,
+        "status": status.value,
+        "billed": True,
+    }
+    assert debit.kind == "debit" and Decimal(debit.data["credits"]) == Decimal("1.244")
+
+
+@pytest.mark.parametrize("status", [Status.CANCELLED, Status.FAILED])
+def test_cancelled_and_failed_turns_are_never_debited(status: Status) -> None:
+    entries = ledger_for(status, Usage(10, 50))
+    assert [e.kind for e in entries] == ["usage"] and entries[0].data["billed"] is False
+
+
+@pytest.mark.parametrize(
+    "scope", [scopes.session("sess_1"), scopes.STATELESS, scopes.omni(7), scopes.LLM_BACKGROUND, scopes.TASKS]
+)
+def test_a_scope_round_trips_through_its_stored_form(scope: Scope) -> None:
+    assert Scope.parse(str(scope)) == scope
+
+
+def test_only_a_session_scope_names_a_session_slot() -> None:
+    assert scopes.session("sess_1").session_id == "sess_1"
+    assert scopes.omni(1).session_id is None and scopes.STATELESS.session_id is None
+    assert str(scopes.omni(3)) == "omni:3" and Scope.parse("llm:fg") == Scope(ScopeKind.LLM, "fg")
+    with pytest.raises(ValueError):
+        Scope.parse("nonsense:1")
+
+
+def test_tokens_are_whitespace_words_and_a_cut_keeps_the_spacing() -> None:
+    assert count_tokens("  one two\nthree ") == 3
+    assert first_tokens("one two three four", 2) == "one two "
+    assert first_tokens("one two", 5) == "one two"
+
+
+def test_only_text_deltas_count_as_output() -> None:
+    events = [
+        PendingEvent("response.created", {"id": "x"}),
+        PendingEvent("response.delta", {"delta": "a "}),
+        PendingEvent("omni.thought", {"thought": "hmm"}),
+        PendingEvent("omni.text.delta", {"delta": "b"}),
+    ]
+    assert committed_text(events) == "a b"
+
+
+def test_every_setting_is_read_from_its_derived_environment_name() -> None:
+    samples = {"str": "value-x", "int": "7", "float": "2.5"}
+    env: dict[str, str] = {}
+    expected: dict[str, object] = {}
+    for name, field in Settings.model_fields.items():
+        kind = "str" if name in ("table", "turn_queue_url") else "int" if field.annotation is int else "float"
+        env[Settings.env_name(name)] = samples[kind]
+        expected[name] = {"str": "value-x", "int": 7, "float": 2.5}[kind]
+    settings = Settings.from_env(env)
+    assert {name: getattr(settings, name) for name in expected} == expected
+    assert Settings.env_name("persistent_session_days") == "TURNSTOP_PERSISTENT_SESSION_DAYS"
+
+
+def test_empty_environment_values_mean_the_default() -> None:
+    settings = Settings.from_env({"TURNSTOP_TABLE": "t-1", "TURNSTOP_GRACE_SECONDS": ""})
+    assert settings.grace_seconds == 120
