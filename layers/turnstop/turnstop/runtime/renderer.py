@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from turnstop.core import billing
 from turnstop.core.events import Event, PendingEvent
+from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status, Turn, TurnEnd
 
 
 class Renderer:
-    """A dialect's event vocabulary. ``on_end`` is required; the rest default to nothing."""
+    """A dialect's event vocabulary and what its turns write when they end. ``on_delta`` and
+    ``on_end`` are required; the rest have defaults."""
 
     def on_start(self, turn: Turn) -> list[PendingEvent]:
         """Events written when a worker starts the turn."""
@@ -31,6 +34,11 @@ class Renderer:
         """Items the dialect writes once, with the terminal state, in the same transaction
         (plain dicts, put if absent), e.g. a thread's final assistant message."""
         return []
+
+    def ledger(self, turn: Turn, end: TurnEnd) -> list[LedgerEntry]:
+        """The ledger entries written with the terminal state (each once). The seeds decide
+        per dialect; the default is ``core.billing.ledger_for``."""
+        return billing.ledger_for(end.status, end.usage)
 
 
 Renderers = Mapping[str, Renderer]

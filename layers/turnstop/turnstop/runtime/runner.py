@@ -13,7 +13,6 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 
-from turnstop.core.billing import ledger_for
 from turnstop.core.errors import CommitRejected
 from turnstop.core.tokens import first_tokens
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage, final_status_after_lost_worker
@@ -104,7 +103,7 @@ class TurnRunner:
         renderer = self.renderers[turn.kind]
         at = self.store.now()
         end = TurnEnd(status, usage, text, thinking, error, finished_at=at)
-        closing = Closing(renderer.on_end(turn, end), ledger_for(status, usage), renderer.closing_items(turn, end))
+        closing = Closing(renderer.on_end(turn, end), renderer.ledger(turn, end), renderer.closing_items(turn, end))
         try:
             self.turns.finish(turn, status, closing, usage=usage, mode=mode, error=error, at=at)
         except CommitRejected as e:
