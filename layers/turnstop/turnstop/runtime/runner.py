@@ -59,6 +59,7 @@ class TurnRunner:
         owner: str | None = None,
         stop_margin_ms: int = 10_000,
         heartbeat_s: float | None = None,
+        on_finished: Callable[[Turn, TurnEnd], None] | None = None,
     ) -> None:
         self.store = store
         self.turns = store.turns
@@ -69,6 +70,7 @@ class TurnRunner:
         self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
         self.stop_margin_ms = stop_margin_ms
         self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_ms / 6000
+        self.on_finished = on_finished  # told after every finish this runner wrote (e.g. to queue a webhook)
 
     # -- entry point for one queue message
 
@@ -105,7 +107,7 @@ class TurnRunner:
         end = TurnEnd(status, usage, text, thinking, error, finished_at=at)
         closing = Closing(renderer.on_end(turn, end), renderer.ledger(turn, end), renderer.closing_items(turn, end))
         try:
-            self.turns.finish(turn, status, closing, usage=usage, mode=mode, error=error, at=at)
+            finished = self.turns.finish(turn, status, closing, usage=usage, mode=mode, error=error, at=at)
         except CommitRejected as e:
             old = e.old
             if isinstance(mode, LostLease) and status is not Status.CANCELLED and old and old.cancel_requested:
@@ -113,6 +115,11 @@ class TurnRunner:
             if isinstance(mode, MyLease) and status is not Status.CANCELLED:
                 return self._stopped(turn, old, usage, text=text, thinking=thinking)
             return WorkerResult.LOST_RACE
+        if self.on_finished is not None:
+            try:
+                self.on_finished(finished, end)
+            except Exception:  # the turn has ended; a failed notification must not undo that
+                log.exception("after-finish hook failed for turn %s", turn.id)
         return WorkerResult(status.value)
 
     # -- running a claimed turn
