@@ -588,3 +588,18 @@ def test_a_reader_polls_fast_while_the_turn_moves_and_backs_off_while_it_is_quie
     # 50 ms at first, doubling on each quiet poll up to 1 s, back to 50 ms once events arrive
     assert waits[:7] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     assert waits[7] == 0.05
+
+
+def test_the_after_finish_hook_hears_of_each_finish_once_and_cannot_undo_it(env: Env) -> None:
+    heard: list[tuple[str, Status]] = []
+
+    def hook(turn: Turn, end: Any) -> None:
+        heard.append((turn.id, end.status))
+        raise RuntimeError("the hook failed")
+
+    turn = start(env)
+    hooked = TurnRunner(env.store, lambda t: ScriptedModel(0), renderers=RENDERERS, lease_ms=LEASE_MS, on_finished=hook)
+    assert hooked.handle(turn.id) == "completed"
+    assert hooked.handle(turn.id) == "already_final"
+    assert heard == [(turn.id, Status.COMPLETED)]
+    assert env.store.turns.get(turn.id).status is Status.COMPLETED  # type: ignore[union-attr]
