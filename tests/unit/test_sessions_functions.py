@@ -337,3 +337,83 @@ def test_every_cancel_answer_is_counted_for_the_5xx_alarms(aws: Aws, capsys: Any
     metrics = {m["Name"] for e in emitted for d in e["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert "CancelStatus404" in metrics
     assert all(e.get("service") for e in emitted)  # the alarms' dimension
+
+
+# ---------------------------------------------------------------------------- end users and the session slot
+
+
+def _session(aws: Aws, end_user: str | None = None) -> str:
+    ev = load_event("sessions_api")
+    if end_user:
+        ev["headers"]["x-on-behalf-of"] = end_user
+    return str(body(aws.function("sessions_api").lambda_handler(ev, Context()))["id"])
+
+
+def _send(aws: Aws, sid: str, message: str = "Write a 50-word note", end_user: str | None = None) -> Any:
+    ev = load_event("sessions_stream")
+    ev["rawPath"] = f"/v1/sessions/{sid}/messages"
+    ev["requestContext"]["http"]["path"] = ev["rawPath"]
+    ev["body"] = json.dumps({"message": message})
+    if end_user:
+        ev["headers"]["x-on-behalf-of"] = end_user
+    return aws.function("sessions_stream").stream_handler(ev)
+
+
+def _cancel_in_session(aws: Aws, sid: str, rid: str) -> dict[str, Any]:
+    ev = load_event("session_cancel")
+    ev["rawPath"] = f"/v1/sessions/{sid}/responses/{rid}/cancel"
+    ev["pathParameters"] = {"id": sid, "rid": rid}
+    return aws.function("session_cancel").lambda_handler(ev, Context())
+
+
+def test_the_next_message_is_accepted_right_after_a_202_and_one_uncancelled_turn_at_most(aws: Aws) -> None:
+    sid = _session(aws)
+    first = _send(aws, sid).headers["X-Response-Id"]
+    aws.store.turns.claim(first, "worker-a", 30_000)  # it runs; its worker has not stopped yet
+    assert _send(aws, sid).status_code == 409  # one uncancelled turn at a time
+    assert _cancel_in_session(aws, sid, first)["statusCode"] == 202
+    second = _send(aws, sid)  # at once: the cancelled turn no longer blocks the session
+    assert second.status_code == 200 and second.headers["X-Response-Id"] != first
+    assert _send(aws, sid).status_code == 409  # ... and the new turn holds the slot
+    session = aws.store.sessions.get(sid)
+    assert session is not None and session.active_turn == second.headers["X-Response-Id"]
+    # the cancelled turn's end does not free the slot the new turn holds
+    assert aws.store.turns.get(first).status is Status.RUNNING  # type: ignore[union-attr]
+    run_worker(aws)
+    assert aws.store.sessions.get(sid).active_turn is None  # type: ignore[union-attr]
+
+
+def test_a_session_belongs_to_the_end_user_who_created_it(aws: Aws) -> None:
+    sid = _session(aws, "alice")
+    rid = _send(aws, sid, end_user="alice").headers["X-Response-Id"]
+    assert _send(aws, sid, end_user="bob").status_code == 404
+    delete = load_event("sessions_api_delete")
+    delete["rawPath"] = f"/v1/sessions/{sid}"
+    delete["pathParameters"] = {"id": sid}
+    delete["headers"]["x-on-behalf-of"] = "bob"
+    api = aws.function("sessions_api")
+    assert api.lambda_handler(delete, Context())["statusCode"] == 404
+    head = aws.store.turns.get(rid)
+    assert head is not None and not head.cancel_requested  # bob's delete changed nothing
+    delete["headers"]["x-on-behalf-of"] = "alice"
+    assert api.lambda_handler(delete, Context())["statusCode"] == 200
+
+
+def test_the_ledger_is_scoped_to_the_end_user_like_every_read(aws: Aws) -> None:
+    _, resp = start_stateless(aws, headers={"x-on-behalf-of": "alice"})
+    rid = resp.headers["X-Response-Id"]
+    run_worker(aws)
+    api = aws.function("sessions_api")
+
+    def ledger(end_user: str | None, response_id: str | None = rid) -> dict[str, Any]:
+        ev = load_event("sessions_api_ledger")
+        ev["queryStringParameters"] = {"response_id": response_id} if response_id else None
+        if end_user:
+            ev["headers"]["x-on-behalf-of"] = end_user
+        return api.lambda_handler(ev, Context())
+
+    assert body(ledger("bob"))["data"] == [] and body(ledger("bob", None))["data"] == []
+    assert sorted(e["kind"] for e in body(ledger("alice"))["data"]) == ["debit", "usage"]
+    assert sorted(e["kind"] for e in body(ledger(None))["data"]) == ["debit", "usage"]
+    too_long = ledger(None, "msg_" + "a" * 5000)
+    assert too_long["statusCode"] == 400 and body(too_long)["error"]["type"] == "invalid_request"

@@ -53,9 +53,13 @@ class Session:
     expires_at: int
     active_turn: str | None
     deleted: bool
+    end_user: str | None = None  # the X-On-Behalf-Of user who created it, if any
 
-    def live(self, tenant: str, now_ms: int) -> bool:
-        return self.tenant == tenant and not self.deleted and self.expires_at > now_ms
+    def live(self, tenant: str, now_ms: int, end_user: str | None = None) -> bool:
+        """Usable by this caller now: the tenant's, not deleted or expired, and (when the
+        caller acts for an end user) that end user's."""
+        mine = end_user is None or self.end_user == end_user
+        return self.tenant == tenant and mine and not self.deleted and self.expires_at > now_ms
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ def add_entries(tx: Transaction, turn: Turn, entries: list[LedgerEntry], at: int
                 "pk": ledger_pk(turn.tenant),
                 "sk": f"{turn.id}#{entry.kind}",
                 "turn_id": turn.id,
+                "end_user": turn.end_user,
                 "kind": entry.kind,
                 "at": at,
                 **entry.data,
@@ -36,14 +37,22 @@ class Ledger:
     def __init__(self, db: Dynamo) -> None:
         self.db = db
 
-    def entries(self, tenant: str, turn_id: str | None = None) -> list[dict[str, Any]]:
+    def entries(self, tenant: str, turn_id: str | None = None, end_user: str | None = None) -> list[dict[str, Any]]:
+        """A tenant's entries (of one turn); a caller acting for an end user sees only that
+        user's, like every other read."""
         cond = "pk = :pk"
         vals: dict[str, Any] = {"pk": ledger_pk(tenant)}
+        extra: dict[str, Any] = {}
         if turn_id is not None:
             cond += " AND begins_with(sk, :prefix)"
             vals["prefix"] = f"{turn_id}#"
+        if end_user is not None:
+            extra["FilterExpression"] = "end_user = :end_user"
+            vals["end_user"] = end_user
         out: list[dict[str, Any]] = []
-        for item in self.db.query_all(KeyConditionExpression=cond, ExpressionAttributeValues=codec.values(**vals)):
+        for item in self.db.query_all(
+            KeyConditionExpression=cond, ExpressionAttributeValues=codec.values(**vals), **extra
+        ):
             raw = codec.load(item) or {}
             raw.pop("pk", None)
             raw.pop("sk", None)

@@ -8,13 +8,14 @@ from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.records import Session
-from turnstop.core.turn import Turn
+from turnstop.core.turn import Status, Turn
 from turnstop.store import codec
-from turnstop.store.codec import META_SK
+from turnstop.store.codec import META_SK, TURN_SK, turn_pk
 from turnstop.store.db import Dynamo
 from turnstop.store.transaction import Transaction
 
 SLOT = "session"  # the name of the session's item in a turn's transactions
+PREVIOUS = "previous_session_turn"  # the cancelled turn a new one takes the slot from
 
 
 def session_pk(session_id: str) -> str:
@@ -32,22 +33,41 @@ def session_from(raw: dict[str, Any] | None) -> Session | None:
         expires_at=raw["expires_at"],
         active_turn=raw.get("active_turn"),
         deleted=raw.get("deleted_at") is not None,
+        end_user=raw.get("end_user"),
     )
 
 
-def take_slot(tx: Transaction, session_id: str, turn_id: str, tenant: str, now: int) -> None:
+def _live(end_user: str | None) -> str:
+    own = " AND end_user = :end_user" if end_user is not None else ""
+    return "attribute_exists(pk) AND tenant = :tenant AND attribute_not_exists(deleted_at) AND expires_at > :now" + own
+
+
+def take_slot(tx: Transaction, session_id: str, turn_id: str, tenant: str, end_user: str | None, now: int,
+              after: str | None = None) -> None:  # fmt: skip
     """The start transaction's item that gives the session's slot to a new turn: the session
-    must be live, the tenant's, and idle."""
+    must be live and the caller's, and idle — or (``after``) held by a turn that has been
+    cancelled, which the new turn replaces at once (``PREVIOUS`` checks that turn)."""
+    values = {"tid": turn_id, "now": now, "tenant": tenant}
+    if end_user is not None:
+        values["end_user"] = end_user
+    if after is None:
+        idle = "attribute_not_exists(active_turn)"
+    else:
+        idle, values["after"] = "active_turn = :after", after
+        tx.check(
+            PREVIOUS,
+            turn_pk(after),
+            TURN_SK,
+            "attribute_not_exists(pk) OR attribute_exists(cancel_requested_at) OR NOT status IN (:queued, :running)",
+            values={"queued": Status.QUEUED.value, "running": Status.RUNNING.value},
+        )
     tx.update(
         SLOT,
         session_pk(session_id),
         META_SK,
         "SET active_turn = :tid, last_turn = :tid, last_active = :now",
-        condition=(
-            "attribute_exists(pk) AND tenant = :tenant AND attribute_not_exists(deleted_at)"
-            " AND expires_at > :now AND attribute_not_exists(active_turn)"
-        ),
-        values={"tid": turn_id, "now": now, "tenant": tenant},
+        condition=f"{_live(end_user)} AND {idle}",
+        values=values,
     )
 
 
@@ -68,10 +88,11 @@ def release_slot(tx: Transaction, turn: Turn) -> bool:
     return True
 
 
-def explain_refused_slot(old: dict[str, Any] | None, tenant: str, now: int) -> errors.TurnstopError:
-    """Why a session refused a new turn, from the session item the condition failed against."""
+def refused_slot(old: dict[str, Any] | None, tenant: str, end_user: str | None, now: int) -> errors.TurnstopError:
+    """Why a session refused a new turn, from the session item the condition failed against.
+    A Conflict names the turn holding the slot (``active_turn``, None when idle by now)."""
     session = session_from(old)
-    if session is None or not session.live(tenant, now):
+    if session is None or not session.live(tenant, now, end_user):
         return errors.NotFound("Session not found")
     return errors.Conflict("A turn is already running in this session", active_turn=session.active_turn)
 
@@ -80,13 +101,16 @@ class Sessions:
     def __init__(self, db: Dynamo) -> None:
         self.db = db
 
-    def create(self, session_id: str, tenant: str, persistent: bool, lifetime_ms: int) -> Session:
+    def create(
+        self, session_id: str, tenant: str, persistent: bool, lifetime_ms: int, end_user: str | None = None
+    ) -> Session:
         now = self.db.now()
         item = {
             "pk": session_pk(session_id),
             "sk": META_SK,
             "id": session_id,
             "tenant": tenant,
+            "end_user": end_user,
             "persistent": persistent,
             "created_at": now,
             "expires_at": now + lifetime_ms,
@@ -102,18 +126,19 @@ class Sessions:
     def get(self, session_id: str) -> Session | None:
         return session_from(self.db.get(session_pk(session_id), META_SK))
 
-    def destroy(self, session_id: str, tenant: str) -> Session:
+    def destroy(self, session_id: str, tenant: str, end_user: str | None = None) -> Session:
         """Mark the session deleted and wipe its workspace in one write; returns it as it was.
         The caller cancels its in-flight turn."""
         now = self.db.now()
+        values = {"now": now, "tenant": tenant, "ttl": self.db.ttl(now)}
+        if end_user is not None:
+            values["end_user"] = end_user
         new, _ = self.db.conditional(
             "update_item",
             Key=codec.key(session_pk(session_id), META_SK),
             UpdateExpression="SET deleted_at = :now, ttl = :ttl REMOVE workspace",
-            ConditionExpression=(
-                "attribute_exists(pk) AND tenant = :tenant AND attribute_not_exists(deleted_at) AND expires_at > :now"
-            ),
-            ExpressionAttributeValues=codec.values(now=now, tenant=tenant, ttl=self.db.ttl(now)),
+            ConditionExpression=_live(end_user),
+            ExpressionAttributeValues=codec.values(**values),
             ReturnValues="ALL_OLD",
         )
         if new is None:

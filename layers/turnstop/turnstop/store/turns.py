@@ -37,6 +37,7 @@ MAX_EVENTS_PER_COMMIT = 90
 INFLIGHT_PREFIX = "INFLIGHT#"
 INFLIGHT_SHARDS = 8
 HEAD = "head"  # the head's name in every turn transaction
+SLOT_ATTEMPTS = 3  # a start retries when the session's slot changed hands meanwhile
 IDEMPOTENCY = "idempotency"
 
 ExtraItems = Callable[[Transaction], None]  # adds a dialect's named items to a start transaction
@@ -68,27 +69,39 @@ class Turns:
         """Create the head and its first event in one transaction, with the session's slot
         and the Idempotency-Key binding when they apply, and a dialect's ``extra`` items.
         ``created`` renders the first event from the head being written, so both carry the
-        same times. Raises IdempotentReplay, IdempotencyMismatch, NotFound / Conflict (the
-        session), ExtraItemsRejected or Retryable; on any of them nothing was written."""
+        same times. A session slot held by a turn that has been cancelled is taken over at
+        once (the cancelled turn may still be writing its last step). Raises
+        IdempotentReplay, IdempotencyMismatch, NotFound / Conflict (the session),
+        ExtraItemsRejected or Retryable; on any of them nothing was written."""
         now = self.db.now()
         head = self._new_head(new, now)
         turn = codec.turn_from_item(head)
         assert turn is not None
-        tx = Transaction(self.db)
-        if idempotency is not None:
-            self._bind_key(tx, idempotency, new.id, now)
-        if new.scope.session_id is not None:
-            sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, now)
-        tx.put(HEAD, head, condition="attribute_not_exists(pk)")
         first = created(turn)
-        tx.put("created", self._event(new.id, 1, first, self.db.ttl(now, MAX_TURN_LIFE_S)))
-        own = set(tx.names)
-        if extra is not None:
-            extra(tx)
-        failure = tx.commit()
-        if failure is not None:
-            raise self._start_refused(failure, idempotency, new.tenant, now, own)
-        return turn
+        after: str | None = None  # the cancelled turn whose session slot this one takes over
+        for _ in range(SLOT_ATTEMPTS):
+            tx = Transaction(self.db)
+            if idempotency is not None:
+                self._bind_key(tx, idempotency, new.id, now)
+            if new.scope.session_id is not None:
+                sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after)
+            tx.put(HEAD, head, condition="attribute_not_exists(pk)")
+            tx.put("created", self._event(new.id, 1, first, self.db.ttl(now, MAX_TURN_LIFE_S)))
+            own = set(tx.names)
+            if extra is not None:
+                extra(tx)
+            failure = tx.commit()
+            if failure is None:
+                return turn
+            error = self._start_refused(failure, idempotency, new, now, own)
+            if not (failure.failed(sessions.SLOT) and isinstance(error, errors.Conflict)):
+                raise error
+            holder = error.details.get("active_turn")
+            if holder == after:
+                raise error
+            # The slot changed hands: take it over if its holder was cancelled (or retry idle).
+            after = None if holder is None else str(holder)
+        raise errors.Conflict("A turn is already running in this session")
 
     def _new_head(self, new: NewTurn, now: int) -> dict[str, Any]:
         return {
@@ -126,7 +139,7 @@ class Turns:
 
     @staticmethod
     def _start_refused(
-        failure: Failure, idempotency: IdempotencyClaim | None, tenant: str, now: int, own: set[str]
+        failure: Failure, idempotency: IdempotencyClaim | None, new: NewTurn, now: int, own: set[str]
     ) -> Exception:
         if idempotency is not None and failure.failed(IDEMPOTENCY):
             old = failure.old(IDEMPOTENCY) or {}
@@ -136,7 +149,9 @@ class Turns:
                 "Idempotency-Key was already used with a different request body", turn_id=old.get("turn_id")
             )
         if failure.failed(sessions.SLOT):
-            return sessions.explain_refused_slot(failure.old(sessions.SLOT), tenant, now)
+            return sessions.refused_slot(failure.old(sessions.SLOT), new.tenant, new.end_user, now)
+        if failure.failed(sessions.PREVIOUS):
+            return errors.Conflict("A turn is already running in this session")
         theirs = {n: failure.old(n) for n in failure.failed_names if n not in own}
         if theirs:
             return errors.ExtraItemsRejected(theirs)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from turnstop.core import billing
 from turnstop.core.clock import iso
 from turnstop.core.events import PendingEvent
+from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage
 from turnstop.runtime.renderer import Renderer
 
@@ -53,6 +55,13 @@ class SessionsRenderer(Renderer):
         if outcome.error:
             data["error"] = outcome.error
         return [PendingEvent(f"{self.prefix}.{name}", data)]
+
+    def ledger(self, turn: Turn, end: TurnEnd) -> list[LedgerEntry]:
+        """The seed: "Cancelled streams skip the post-stream usage record + credit debit". The
+        usage at stop rides on the ``…cancelled`` event for the client instead."""
+        if end.status is Status.CANCELLED:
+            return []
+        return billing.ledger_for(end.status, end.usage)
 
 
 RENDERERS: dict[str, Renderer] = {

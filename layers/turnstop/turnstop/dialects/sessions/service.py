@@ -54,7 +54,9 @@ class Sessions(DialectService):
         lifetime_ms = int(
             s.persistent_session_days * 86_400_000 if persistent else s.ephemeral_session_hours * 3_600_000
         )
-        session = self.store.sessions.create(new_id(SESSION_PREFIX), principal.tenant, persistent, lifetime_ms)
+        session = self.store.sessions.create(
+            new_id(SESSION_PREFIX), principal.tenant, persistent, lifetime_ms, principal.end_user
+        )
         return wire.session_body(session)
 
     def destroy_session(self, principal: Principal, session_id: str) -> dict[str, Any]:
@@ -66,7 +68,7 @@ class Sessions(DialectService):
         """
         session = self._live_session(principal, session_id)
         cancelled = self._cancel_for_delete(principal, session_id, session.active_turn)
-        before = self.store.sessions.destroy(session_id, principal.tenant)
+        before = self.store.sessions.destroy(session_id, principal.tenant, principal.end_user)
         if before.active_turn and before.active_turn != session.active_turn:
             cancelled = self._cancel_for_delete(principal, session_id, before.active_turn) or cancelled
         return {"id": session_id, "object": "session", "deleted": True, "cancelled_response_id": cancelled}
@@ -74,7 +76,7 @@ class Sessions(DialectService):
     def _live_session(self, principal: Principal, session_id: str) -> Any:
         check_session_id(session_id)
         session = self.store.sessions.get(session_id)
-        if session is None or not session.live(principal.tenant, self.store.now()):
+        if session is None or not session.live(principal.tenant, self.store.now(), principal.end_user):
             raise errors.NotFound("Session not found")
         return session
 
@@ -145,4 +147,10 @@ class Sessions(DialectService):
         return stream_response(self.store, self.settings, turn, after, renderer=RENDERERS[turn.kind])
 
     def ledger(self, principal: Principal, response_id: str | None) -> dict[str, Any]:
-        return {"object": "list", "data": self.store.ledger.entries(principal.tenant, response_id)}
+        """The caller's ledger entries (one turn's with ``response_id``), end-user scoped."""
+        if response_id is not None and not (
+            matches(MESSAGE_PREFIX, response_id) or matches(RESPONSE_PREFIX, response_id)
+        ):
+            raise errors.InvalidRequest("response_id must be a response id (msg_… or resp_…)")
+        entries = self.store.ledger.entries(principal.tenant, response_id, principal.end_user)
+        return {"object": "list", "data": entries}
