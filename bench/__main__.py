@@ -27,7 +27,7 @@ import boto3  # noqa: E402
 
 from tests.conftest import CallCounter  # noqa: E402
 from turnstop.core import scopes  # noqa: E402
-from turnstop.core.events import PendingEvent  # noqa: E402
+from turnstop.core.events import Event  # noqa: E402
 from turnstop.core.records import NewTurn  # noqa: E402
 from turnstop.core.turn import CancelRequest, Turn  # noqa: E402
 from turnstop.dialects.sessions.renderer import (  # noqa: E402
@@ -35,6 +35,7 @@ from turnstop.dialects.sessions.renderer import (  # noqa: E402
     STATELESS_KIND,
     created_event,
 )
+from turnstop.runtime.keeper import Cadence  # noqa: E402
 from turnstop.runtime.model import ScriptedModel  # noqa: E402
 from turnstop.runtime.runner import TurnRunner  # noqa: E402
 from turnstop.store import Store  # noqa: E402
@@ -95,7 +96,14 @@ def main() -> None:
             turn = store.turns.claim(new_turn(store, "x").id, "bench", 30_000)
             counter.reset()
             t0 = time.perf_counter()
-            store.turns.commit(turn, "bench", [PendingEvent("response.delta", {"delta": "word "})], turn.usage, 30_000)
+            store.turns.publish(
+                turn.id,
+                "bench",
+                [Event(turn.seq + 1, "response.delta", {"delta": "word "})],
+                turn.seq,
+                turn.usage,
+                30_000,
+            )
             commit_ms.append((time.perf_counter() - t0) * 1000)
             commit_calls.append(list(counter.calls))
             counter.reset()
@@ -144,7 +152,11 @@ def main() -> None:
             counter.reset()
             t0 = time.perf_counter()
             TurnRunner(
-                store, lambda t: ScriptedModel(2), renderers=RENDERERS, lease_ms=30_000, flush_ms=flush_ms
+                store,
+                lambda t: ScriptedModel(2),
+                renderers=RENDERERS,
+                lease_ms=30_000,
+                cadence=Cadence(flush_ms=flush_ms),
             ).handle(turn.id)
             coalescing[f"flush_{flush_ms}ms"] = {
                 "transactions": counter.calls.count("TransactWriteItems"),

@@ -89,7 +89,9 @@ class CapacityMeter:
         units: dict[str, float] = {}
         consumed = parsed.get("ConsumedCapacity") or []
         for c in consumed if isinstance(consumed, list) else [consumed]:
-            units["table"] = units.get("table", 0.0) + float((c.get("Table") or {}).get("CapacityUnits", c.get("CapacityUnits", 0)))
+            units["table"] = units.get("table", 0.0) + float(
+                (c.get("Table") or {}).get("CapacityUnits", c.get("CapacityUnits", 0))
+            )
             for index, v in (c.get("GlobalSecondaryIndexes") or {}).items():
                 units[index] = units.get(index, 0.0) + float(v.get("CapacityUnits", 0))
         self.calls.append((model.name, units))

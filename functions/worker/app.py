@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from turnstop.dialects.registry import all_renderers
+from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
@@ -28,7 +29,7 @@ runner = TurnRunner(
     lambda turn: ScriptedModel(settings.scripted_step_ms),
     renderers=all_renderers(),
     lease_ms=settings.lease_ms,
-    flush_ms=settings.flush_ms,
+    cadence=Cadence.from_settings(settings),
 )
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from openai.types.responses import Response as OpenAIResponse
 from openai.types.responses.response_stream_event import ResponseStreamEvent
 
 from tests.cases.fixtures import Env
-from tests.cases.store_cases import HookModel
+from tests.cases.store_cases import FAST, HookModel, eventually, until_ended
 from turnstop.core.turn import Status
 from turnstop.dialects.llm.handlers import api_app, cancel_app
 from turnstop.dialects.llm.renderer import RENDERERS
@@ -117,7 +118,16 @@ class Llm:
         self.store = Store(env.store.table, clock=env.clock, queue_url="local-queue", dynamodb=env.client, sqs=self.sqs)
         self.settings = Settings(table=env.store.table, reader_poll_ms=1, keepalive_seconds=60, **settings)
         self.on_wait: Callable[[], object] | None = None
-        self.api = api_app(self.store, self.settings, sleep=self._sleep)
+        self.fg_model: Any = None  # the model of turns that run in the request (foreground streams)
+        self.fg_runner = TurnRunner(
+            self.store,
+            lambda t: self.fg_model or ScriptedModel(0),
+            renderers=RENDERERS,
+            lease_ms=LEASE_MS,
+            owner="api",
+            cadence=FAST,
+        )
+        self.api = api_app(self.store, self.settings, self.fg_runner, sleep=self._sleep)
         self.cancel_app = cancel_app(self.store, self.settings)
 
     def _sleep(self, seconds: float) -> None:
@@ -176,7 +186,12 @@ class Llm:
 
     def run(self, rid: str, model: Any = None) -> str:
         runner = TurnRunner(
-            self.store, lambda t: model or ScriptedModel(0), renderers=RENDERERS, lease_ms=LEASE_MS, owner="worker-1"
+            self.store,
+            lambda t: model or ScriptedModel(0),
+            renderers=RENDERERS,
+            lease_ms=LEASE_MS,
+            owner="worker-1",
+            cadence=FAST,
         )
         return runner.handle(rid)
 
@@ -251,8 +266,7 @@ def test_given_stream_create_when_consumed_then_standard_events_in_order_with_se
     resp = llm.api.stream(llm.event("llm_api.json", "POST", "/api/v1/llm/responses", body=body))
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/event-stream")
-    rid = llm.sqs.sent[-1]
-    llm.run(rid)
+    assert llm.sqs.sent == []  # a foreground stream runs in the request that asked for it
     text = "".join(resp.body)
     assert "id:" not in text and "[DONE]" not in text
     evs = parse_sse(text)
@@ -289,7 +303,8 @@ def test_given_queued_background_response_when_cancelled_then_cancelled_object_i
     rid = llm.start_bg("Write a 5000-word essay")
     llm.env.counter.reset()
     a = llm.cancel(rid)
-    assert llm.env.counter.calls == ["UpdateItem"]
+    # one write decides, with no read before it; the request is read after, to render the answer
+    assert llm.env.counter.calls == ["UpdateItem", "GetItem"]
     assert a.status == 200
     obj = a.json
     assert_sdk_response(obj)
@@ -305,14 +320,21 @@ def test_given_queued_background_response_when_cancelled_then_cancelled_object_i
 def test_given_running_response_when_cancelled_then_output_so_far_and_stream_ends_cancelled(llm: Llm) -> None:
     rid = llm.start_bg("Write a 5000-word essay")
     answers: list[Answer] = []
-    model = HookModel(50, {10: lambda: answers.extend([llm.cancel(rid), llm.cancel(rid)])})  # cancelling, then again
+
+    def cancel_twice() -> None:  # once ten words are published: cancelling, then again
+        eventually(lambda: llm.head(rid).seq >= 4 + 10, "ten words published")
+        answers.extend([llm.cancel(rid), llm.cancel(rid)])
+
+    model = HookModel(50, {10: cancel_twice})
     assert llm.run(rid, model) == "cancelled"
     first, second = answers
     assert first.status == second.status == 200
     assert first.json["status"] == "cancelled"
     assert first.json["output_text"] == "".join(f"w{i} " for i in range(10))
     assert first.json["output"][0]["status"] == "incomplete"
-    assert second.json == first.json
+    assert second.json == first.json, {
+        k: (first.json[k], second.json.get(k)) for k in first.json if first.json[k] != second.json.get(k)
+    }
     final = llm.retrieve(rid).json
     assert_sdk_response(final)
     assert final["status"] == "cancelled" and final["output_text"] == first.json["output_text"]
@@ -336,15 +358,19 @@ def test_given_completed_response_when_cancelled_then_unchanged_completed_object
 
 
 def test_given_foreground_response_when_cancelled_then_400_and_nothing_changed(llm: Llm) -> None:
+    gate = threading.Event()
+    llm.fg_model = HookModel(9, hooks={4: lambda: gate.wait(10)})  # it runs in the request, held mid-way
     a = llm.create({"model": MODEL, "input": "Write a 9-word note", "stream": True}, consume=False)
     assert a.status == 200
-    rid = llm.sqs.sent[-1]
+    rid = a.headers["X-Response-Id"]
     c = llm.cancel(rid)
     assert c.status == 400
     assert c.json["error"]["code"] == "response_not_cancellable" and c.json["error"]["type"] == "invalid_request_error"
     assert "background" in c.json["error"]["message"]
     assert llm.head(rid).cancel_requested_at is None
-    assert llm.run(rid) == "completed"
+    gate.set()
+    until_ended(llm.env, rid)
+    assert llm.head(rid).status.value == "completed"
 
 
 # ====================================================================== X-On-Behalf-Of and tenancy

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.cases.fixtures import Env
-from tests.cases.store_cases import HookModel
+from tests.cases.store_cases import FAST, HookModel, eventually, until_ended
 from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.omni.handlers import api_app, cancel_app
@@ -136,6 +136,7 @@ class Omni:
             renderers=all_renderers(),
             lease_ms=LEASE_MS,
             owner=owner,
+            cadence=FAST,
         )
         results = []
         while self.queued:
@@ -197,13 +198,22 @@ def test_a_finished_response_succeeds_and_its_assistant_message_joins_the_histor
     assert omni.call("GET", f"/v1/omni-ai/threads/{r['thread_id']}/response", {"account_id": 1}).data is None
 
 
+def _published(omni: Omni, rid: str, text: str) -> dict[str, Any] | None:
+    """The response as polled, once its published text reached ``text``."""
+    data = omni.response(rid).data
+    parts = [p for p in data["content"]["parts"] if p["type"] == "text"]
+    return data if parts and parts[0]["text"] == text else None
+
+
 def test_a_running_response_shows_partial_parts_and_thinking_that_the_thread_message_never_shows(omni: Omni) -> None:
     r = omni.create_thread().data
     seen: dict[str, Any] = {}
     model = HookModel(
         4,
         thinking=["weighing ", "the question"],
-        hooks={2: lambda: seen.setdefault("mid", omni.response(r["response_id"]).data)},
+        hooks={
+            2: lambda: seen.setdefault("mid", eventually(lambda: _published(omni, r["response_id"], "w0 w1 "), "w0 w1"))
+        },
     )
     omni.run(model)
     mid = seen["mid"]
@@ -298,7 +308,12 @@ def test_threads_are_listed_per_account_most_recently_active_first(omni: Omni) -
 def test_cancelling_a_running_response_ends_canceled_with_the_partial_text_in_history(omni: Omni) -> None:
     r = omni.create_thread("Write a 10-word note").data
     answers: list[Reply] = []
-    omni.run(HookModel(10, hooks={4: lambda: answers.append(omni.cancel(r["response_id"]))}))
+
+    def cancel_then_go_quiet() -> None:
+        answers.append(omni.cancel(r["response_id"]))
+        until_ended(omni.env, r["response_id"])
+
+    omni.run(HookModel(10, hooks={4: cancel_then_go_quiet}))
     assert answers[0].status == 200 and answers[0].body == {
         "data": {"canceled": True},
         "metadata": {"request_id": REQUEST_ID},
@@ -639,17 +654,14 @@ def test_a_forged_thread_page_token_is_a_400_not_a_backend_error(omni: Omni) -> 
 
 
 def test_a_lost_workers_cancelled_turn_keeps_the_text_committed_before_it_died(omni: Omni) -> None:
-    from turnstop.core.events import PendingEvent
+    from turnstop.core.events import Event
     from turnstop.dialects.omni.renderer import TEXT_DELTA
 
     r = omni.create_thread("Write a 40-word note").data
     rid = r["response_id"]
-    claimed = omni.env.store.turns.claim(rid, "worker-a", LEASE_MS)  # worker A commits two words, then dies
-    omni.env.store.turns.commit(
-        claimed, "worker-a",
-        [PendingEvent(TEXT_DELTA, {"delta": "alpha "}), PendingEvent(TEXT_DELTA, {"delta": "beta "})],
-        claimed.usage, LEASE_MS,
-    )  # fmt: skip
+    claimed = omni.env.store.turns.claim(rid, "worker-a", LEASE_MS)  # worker A publishes two words, then dies
+    two = [Event(2, TEXT_DELTA, {"delta": "alpha "}), Event(3, TEXT_DELTA, {"delta": "beta "})]
+    omni.env.store.turns.publish(rid, "worker-a", two, claimed.seq, claimed.usage, LEASE_MS)
     assert omni.cancel(rid).data == {"canceled": True}
     omni.env.clock.advance(seconds=31)
     assert omni.run(owner="worker-b") == ["cancelled"]  # the redelivered message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,13 +10,14 @@ import pytest
 
 from tests.cases.fixtures import Env
 from turnstop.core import errors, scopes
-from turnstop.core.errors import IdempotentReplay
-from turnstop.core.events import PendingEvent
+from turnstop.core.errors import CommitRejected, IdempotentReplay
+from turnstop.core.events import Event
 from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.scopes import Scope
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.http.sse import follow
+from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import Chunk, ScriptedModel
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.store import Store
@@ -78,8 +79,50 @@ class HookModel:
             self.closed = True
 
 
-def runner(env: Env, model: Any, owner: str = "worker-a") -> TurnRunner:
-    return TurnRunner(env.store, lambda turn: model, renderers=RENDERERS, lease_ms=LEASE_MS, owner=owner)
+# Tests keep turns quick: look for a cancel every 5 ms, publish every 20 ms.
+FAST = Cadence(flush_ms=20, check_ms=5, lease_ms=LEASE_MS)
+
+
+def runner(env: Env, model: Any, owner: str = "worker-a", cadence: Cadence = FAST) -> TurnRunner:
+    return TurnRunner(
+        env.store, lambda turn: model, renderers=RENDERERS, lease_ms=LEASE_MS, owner=owner, cadence=cadence
+    )
+
+
+def eventually(check: Callable[[], Any], what: str, within_s: float = 10.0) -> Any:
+    """Poll ``check`` (bounded) until it returns something truthy: for what a keeper publishes
+    on its own cadence."""
+    deadline = time.monotonic() + within_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)
+    return value
+
+
+def until_ended(env: Env, turn_id: str, within_s: float = 10.0) -> None:
+    """Block (bounded) until the turn has ended: a model that calls this from a hook goes
+    silent after a cancel, so the test knows exactly what it produced before the end."""
+    deadline = time.monotonic() + within_s
+    while not (head := env.store.turns.head(turn_id)) or not head.terminal:
+        assert time.monotonic() < deadline, f"turn {turn_id} did not end"
+        time.sleep(0.002)
+
+
+def cancel_then_go_quiet(env: Env, turn_id: str) -> Callable[[], CancelOutcome]:
+    def hook() -> CancelOutcome:
+        outcome = cancel(env, turn_id)
+        until_ended(env, turn_id)
+        return outcome
+
+    return hook
+
+
+def publish(env: Env, turn: Turn, owner: str, *texts: str) -> Turn:
+    """What a keeper publishes: the next events (text deltas) as one chunk, and the head moved."""
+    evs = [Event(turn.seq + 1 + i, "response.delta", {"id": turn.id, "delta": t}) for i, t in enumerate(texts)]
+    usage = Usage(turn.usage.input_tokens, turn.usage.output_tokens + len(texts))
+    seq = env.store.turns.publish(turn.id, owner, evs, turn.seq, usage, LEASE_MS)
+    return turn.replace(seq=seq, usage=usage)
 
 
 def cancel(env: Env, turn_id: str, tenant: str = TENANT, scope: Scope | None = None) -> CancelOutcome:
@@ -143,17 +186,18 @@ def test_a_reader_sees_the_terminal_event_of_a_queued_cancel_before_any_worker_d
     assert frames[1].startswith("id: 2\n") and events(env, turn.id)[1].seq == 2
 
 
-def test_cancelling_a_running_turn_stops_it_at_the_next_commit_and_bills_nothing(env: Env) -> None:
+def test_cancelling_a_running_turn_ends_it_cancelled_with_what_was_emitted_and_bills_nothing(env: Env) -> None:
     turn = start(env)
     seen: dict[str, CancelOutcome] = {}
-    model = HookModel(10, hooks={4: lambda: seen.setdefault("first", cancel(env, turn.id))})
+    go_quiet = cancel_then_go_quiet(env, turn.id)
+    model = HookModel(10, hooks={4: lambda: seen.setdefault("first", go_quiet())})
     assert runner(env, model).handle(turn.id) == "cancelled"
     assert seen["first"] is CancelOutcome.CANCELLING
     evs = events(env, turn.id)
     assert [e.type for e in evs][-1] == "response.cancelled"
-    assert sum(e.type == "response.delta" for e in evs) == 4  # words 0-3; word 4's commit was refused
+    assert sum(e.type == "response.delta" for e in evs) == 4  # words 0-3, emitted before the cancel
     assert evs[-1].data["usage"]["output_tokens"] == 4 and evs[-1].data["billed"] is False
-    assert model.closed
+    assert model.closed  # told to stop, it let go of its call
     # the seed: a cancelled stream writes neither the usage record nor the debit; the usage
     # at stop rides on the terminal event (above) for the client
     assert ledger_kinds(env, turn.id) == []
@@ -187,24 +231,19 @@ def test_another_tenants_or_scopes_turn_is_not_found_and_unchanged(env: Env) -> 
 # ---------------------------------------------------------------------------- cost of the hot paths
 
 
-def test_a_committed_step_costs_one_write_and_no_read_cancel_check_included(env: Env) -> None:
+def test_a_publish_is_one_chunk_and_one_head_update_however_many_events_it_carries(env: Env) -> None:
     turn = env.store.turns.claim(start(env).id, "worker-a", LEASE_MS)
     env.counter.reset()
-    env.store.turns.commit(turn, "worker-a", [PendingEvent("response.delta", {"delta": "x"})], turn.usage, LEASE_MS)
-    assert env.counter.calls == ["TransactWriteItems"]
+    turn = publish(env, turn, "worker-a", *[f"w{i} " for i in range(50)])
+    assert env.counter.calls == ["PutItem", "UpdateItem"]  # no read, no transaction
+    assert [e.data["delta"] for e in events(env, turn.id)[1:]] == [f"w{i} " for i in range(50)]
     cancel(env, turn.id)
     env.counter.reset()
-    from turnstop.core.errors import CommitRejected
-
-    turn2 = env.store.turns.get(turn.id)
-    assert turn2 is not None
-    env.counter.reset()
-    with pytest.raises(CommitRejected) as refused:
-        env.store.turns.commit(
-            turn2, "worker-a", [PendingEvent("response.delta", {"delta": "y"})], turn.usage, LEASE_MS
-        )
-    assert env.counter.calls == ["TransactWriteItems"]  # the refusal says why: no read needed
+    with pytest.raises(CommitRejected) as refused:  # the head's condition is the cancel check
+        publish(env, turn, "worker-a", "late ")
+    assert env.counter.calls == ["PutItem", "UpdateItem"]  # the refusal says why: no read needed
     assert refused.value.old is not None and refused.value.old.cancel_requested
+    assert len(events(env, turn.id)) == 51  # the refused chunk is beyond the head's seq: invisible
 
 
 def test_a_cancel_request_costs_one_write_and_no_read(env: Env) -> None:
@@ -216,13 +255,33 @@ def test_a_cancel_request_costs_one_write_and_no_read(env: Env) -> None:
         assert env.counter.calls == ["UpdateItem"]
 
 
-def test_a_whole_turn_reads_nothing_while_it_runs(env: Env) -> None:
-    turn = start(env)
+def test_a_turns_writes_are_per_turn_not_per_step(env: Env) -> None:
+    turn = start(env, "Write a 300-word note")
     env.counter.reset()
-    runner(env, ScriptedModel(0)).handle(turn.id)
-    assert env.counter.reads == []
-    # claim + 10 commits + final flush + finalize
-    assert env.counter.calls.count("UpdateItem") == 2 and env.counter.calls.count("TransactWriteItems") == 11
+    slow = Cadence(flush_ms=60_000, check_ms=60_000, lease_ms=LEASE_MS)  # nothing due while 300 words stream
+    assert runner(env, ScriptedModel(0), cadence=slow).handle(turn.id) == "completed"
+    # claim, its request, and the finish carrying every event: three calls for 300 words
+    assert env.counter.calls == ["UpdateItem", "GetItem", "TransactWriteItems"]
+    assert sum(e.type == "response.delta" for e in events(env, turn.id)) == 300
+
+
+def test_the_cancel_check_is_one_small_read_and_a_publish_replaces_it(env: Env) -> None:
+    turn = start(env)
+    checks: list[list[str]] = []
+
+    def quiet_then_cancel() -> None:  # the model is silent: the keeper looks at the flag
+        env.counter.reset()
+        deadline = time.monotonic() + 5
+        while env.counter.reads.count("GetItem") < 3:
+            assert time.monotonic() < deadline, "no cancel check while the model was quiet"
+            time.sleep(0.002)
+        checks.append(list(env.counter.calls))
+        cancel(env, turn.id)
+        until_ended(env, turn.id)
+
+    assert runner(env, HookModel(3, hooks={2: quiet_then_cancel})).handle(turn.id) == "cancelled"
+    looked = [c for c in checks[0] if c == "GetItem"]
+    assert len(looked) >= 3 and set(checks[0]) <= {"GetItem", "PutItem", "UpdateItem"}
 
 
 # ---------------------------------------------------------------------------- races
@@ -269,17 +328,7 @@ def test_a_failing_model_fails_the_turn_and_bills_nothing(env: Env) -> None:
 def _die_after_two_words(env: Env, turn: Turn) -> None:
     """Worker A claims the turn, commits two words, then vanishes without finishing."""
     claimed = env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
-    seq = env.store.turns.commit(
-        claimed,
-        "worker-a",
-        [
-            PendingEvent("response.delta", {"id": turn.id, "delta": "w0 "}),
-            PendingEvent("response.delta", {"id": turn.id, "delta": "w1 "}),
-        ],
-        claimed.usage,
-        LEASE_MS,
-    )
-    assert seq == 3
+    assert publish(env, claimed, "worker-a", "w0 ", "w1 ").seq == 3
 
 
 def test_a_redelivered_message_while_the_lease_is_alive_comes_back_later(env: Env) -> None:
@@ -310,7 +359,9 @@ def test_a_lost_worker_with_a_cancel_requested_ends_cancelled(env: Env) -> None:
     env.clock.advance(seconds=31)
     assert runner(env, HookModel(5), owner="worker-b").handle(turn.id) == "cancelled"
     evs = events(env, turn.id)
-    assert evs[-1].type == "response.cancelled" and evs[-1].data["usage"]["output_tokens"] == 0
+    # it ends with what the lost worker had committed: two words, billed nothing
+    assert [e.type for e in evs] == ["response.created", "response.delta", "response.delta", "response.cancelled"]
+    assert evs[-1].data["usage"]["output_tokens"] == 2 and evs[-1].data["billed"] is False
 
 
 def test_a_cancel_landing_while_a_lost_worker_is_being_finalized_wins(
@@ -340,13 +391,10 @@ def test_a_zombie_worker_cannot_write_after_its_turn_was_finalized(env: Env) -> 
     claimed = env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
     env.clock.advance(seconds=31)
     runner(env, HookModel(5), owner="worker-b").handle(turn.id)
-    from turnstop.core.errors import CommitRejected
-
     with pytest.raises(CommitRejected):
-        env.store.turns.commit(
-            claimed, "worker-a", [PendingEvent("response.delta", {"delta": "late"})], claimed.usage, LEASE_MS
-        )
-    assert events(env, turn.id)[-1].type == "response.failed"
+        publish(env, claimed, "worker-a", "late ")
+    evs = events(env, turn.id)
+    assert [e.type for e in evs] == ["response.created", "response.failed"]  # the late chunk is never read
 
 
 # ---------------------------------------------------------------------------- sessions and idempotency
@@ -440,13 +488,10 @@ def test_max_output_tokens_ends_the_turn_incomplete_and_bills_what_was_produced(
 
 def _with_limit(env: Env, turn: Turn, limit: int) -> None:
     """Store max_output_tokens with the prompt, as the dialects store request fields."""
-    env.client.update_item(
-        TableName=env.store.table,
-        Key={"pk": {"S": f"TURN#{turn.id}"}, "sk": {"S": "TURN"}},
-        UpdateExpression="SET #i = :i",
-        ExpressionAttributeNames={"#i": "input"},
-        ExpressionAttributeValues={":i": {"S": json.dumps({"prompt": "x", "max_output_tokens": limit})}},
-    )
+    from turnstop.store import codec
+
+    item = codec.input_item(turn.id, {"prompt": "x", "max_output_tokens": limit}, 0)
+    env.client.put_item(TableName=env.store.table, Item=codec.dump(item))
 
 
 class OneChunk:
@@ -472,35 +517,38 @@ def test_the_chunk_that_crosses_max_output_tokens_is_cut_at_the_limit(env: Env) 
     assert evs[-1].data["usage"]["output_tokens"] == 3
 
 
-def test_a_heartbeat_keeps_a_quiet_models_lease_alive_so_the_sweeper_leaves_it_alone(env: Env) -> None:
-    import time
-
+def test_the_keeper_keeps_a_quiet_models_lease_alive_so_the_sweeper_leaves_it_alone(env: Env) -> None:
     turn = start(env)
     renewed: list[int] = []
+    lease_ms = 300  # renewed every 100 ms of real time while nothing is published
 
-    def quiet_for_40_seconds() -> None:
-        for _ in range(2):  # two 20 s silences: past the 30 s lease without a heartbeat
-            before = env.store.turns.get(turn.id).lease_expires_at  # type: ignore[union-attr]
-            env.clock.advance(seconds=20)
+    def quiet_for_two_leases() -> None:
+        for _ in range(2):  # each time past the lease's end on the store's clock
+            before = env.store.turns.head(turn.id).lease_expires_at  # type: ignore[union-attr]
+            env.clock.advance(ms=lease_ms)
             deadline = time.monotonic() + 10
-            while env.store.turns.get(turn.id).lease_expires_at == before:  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "no heartbeat renewed the lease"
+            while env.store.turns.head(turn.id).lease_expires_at == before:  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the keeper did not renew the lease"
                 time.sleep(0.005)
-            renewed.append(env.store.turns.get(turn.id).lease_expires_at)  # type: ignore[union-attr, arg-type]
+            renewed.append(env.store.turns.head(turn.id).lease_expires_at)  # type: ignore[union-attr, arg-type]
         assert _stale(env) == set()
 
-    model = HookModel(5, hooks={2: quiet_for_40_seconds})
-    runner_ = TurnRunner(
-        env.store, lambda t: model, renderers=RENDERERS, lease_ms=LEASE_MS, owner="worker-a", heartbeat_s=0.01
-    )
-    assert runner_.handle(turn.id) == "completed"
+    model = HookModel(5, hooks={2: quiet_for_two_leases})
+    cadence = Cadence(flush_ms=60_000, check_ms=10, lease_ms=lease_ms)
+    assert runner(env, model, cadence=cadence).handle(turn.id) == "completed"
     assert len(renewed) == 2 and renewed[1] > renewed[0]
 
 
 def test_a_turn_near_the_hosts_deadline_ends_failed_with_its_terminal_event(env: Env) -> None:
     turn = start(env, "Write a 50-word note")
-    budget = iter([60_000] * 5 + [9_000] * 100)  # milliseconds left in the invocation, per check
-    assert runner(env, HookModel(50)).handle(turn.id, remaining_ms=lambda: next(budget)) == "failed"
+    late = {"now": False}
+
+    def run_late() -> None:  # six words out, then the model hangs and the host's time runs out
+        late["now"] = True
+        until_ended(env, turn.id)
+
+    hooked = HookModel(50, hooks={6: run_late})
+    assert runner(env, hooked).handle(turn.id, remaining_ms=lambda: 9_000 if late["now"] else 60_000) == "failed"
     evs = events(env, turn.id)
     assert sum(e.type == "response.delta" for e in evs) == 6
     assert evs[-1].type == "response.failed" and evs[-1].data["error"]["code"] == "max_duration"
@@ -564,9 +612,7 @@ def test_a_reader_polls_fast_while_the_turn_moves_and_backs_off_while_it_is_quie
         waits.append(seconds)
         if len(waits) == 7:  # the turn moves after six quiet polls, then is cancelled
             claimed = env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
-            env.store.turns.commit(
-                claimed, "worker-a", [PendingEvent("response.delta", {"delta": "x"})], claimed.usage, LEASE_MS
-            )
+            publish(env, claimed, "worker-a", "x")
         if len(waits) == 9:
             cancel(env, turn.id)  # worker A is gone: its redelivered message ends the turn
             env.clock.advance(seconds=31)

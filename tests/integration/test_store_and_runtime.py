@@ -5,9 +5,8 @@ import threading
 
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import *  # noqa: F401,F403
-from tests.cases.store_cases import HookModel, cancel, events, ledger_kinds, runner, start
+from tests.cases.store_cases import HookModel, cancel, events, ledger_kinds, publish, runner, start
 from tests.conftest import CapacityMeter
-from turnstop.core.events import PendingEvent
 from turnstop.core.turn import CancelOutcome, Status
 
 
@@ -43,7 +42,7 @@ def test_concurrent_cancels_and_completion_end_in_exactly_one_terminal_state(env
 
 def test_a_committed_step_writes_its_items_and_no_index_copy(env: Env) -> None:
     """DynamoDB Local bills index writes by AWS's rules: only a turn's start, claim and
-    finish touch the in-flight index; a step's commit writes the table and nothing else."""
+    finish touch the in-flight index; a publish writes the table and nothing else."""
     meter = CapacityMeter(env.client)
     try:
         turn = start(env)
@@ -53,10 +52,7 @@ def test_a_committed_step_writes_its_items_and_no_index_copy(env: Env) -> None:
         claim_units = meter.index_writes()
         meter.reset()
         for i in range(5):
-            seq = env.store.turns.commit(
-                claimed, "worker-a", [PendingEvent("response.delta", {"delta": f"w{i} "})], claimed.usage, 30_000
-            )
-            claimed = claimed.replace(seq=seq)
+            claimed = publish(env, claimed, "worker-a", f"w{i} ")
         commits = list(meter.calls)
         meter.reset()
         env.clock.advance(seconds=31)  # the worker is gone: a redelivered message finishes the turn
@@ -65,5 +61,6 @@ def test_a_committed_step_writes_its_items_and_no_index_copy(env: Env) -> None:
     finally:
         meter.close()
     assert set(started) == {"gsi2"} and set(claim_units) == {"gsi2"} and set(finished) == {"gsi2"}
-    assert [op for op, _ in commits] == ["TransactWriteItems"] * 5
+    assert [op for op, _ in commits] == ["PutItem", "UpdateItem"] * 5  # a chunk and the head, no transaction
     assert all(set(units) == {"table"} for _, units in commits), commits
+    assert all(units["table"] == 1.0 for _, units in commits), commits  # each a one-unit write

@@ -90,7 +90,9 @@ def aws(template: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         queue_url = sqs.create_queue(QueueName=f"turns-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         monkeypatch.setenv("TURNSTOP_TABLE", table)
         monkeypatch.setenv("TURNSTOP_TURN_QUEUE_URL", queue_url)
-        monkeypatch.setenv("TURNSTOP_SCRIPTED_STEP_MS", "0")
+        monkeypatch.setenv("TURNSTOP_SCRIPTED_STEP_MS", "2")
+        monkeypatch.setenv("TURNSTOP_FLUSH_MS", "20")  # keepers publish and look for cancels quickly
+        monkeypatch.setenv("TURNSTOP_CANCEL_CHECK_MS", "5")
         monkeypatch.setenv("TURNSTOP_GRACE_SECONDS", "120")
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "unit")
         import turnstop.store.db as dynamo
@@ -100,7 +102,19 @@ def aws(template: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         create_api_key(table, "dev", [1], key=DEV_KEY, store=store)
         create_api_key(table, "other", [9], key="ts_unit_other_key", store=store)
         yield Aws(table, queue_url, store, sqs)
+        wait_for_turn_threads()
     os.environ.pop("TURNSTOP_TABLE", None)
+
+
+def wait_for_turn_threads(within_s: float = 20.0) -> None:
+    """Turns run on threads of their own: let every one end before its table goes away."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + within_s
+    for t in threading.enumerate():
+        if t.name.startswith(("turn-", "model-")):
+            t.join(max(0.0, deadline - time.monotonic()))
 
 
 def with_principal(event: dict[str, Any], tenant: str | None) -> dict[str, Any]:

@@ -32,8 +32,11 @@ def start_stateless(aws: Aws, prompt: str = "Write a 6-word note", headers: dict
 
 
 def run_worker(aws: Aws) -> dict[str, Any]:
-    worker = aws.function("worker")
-    return worker.lambda_handler({"Records": aws.drain_queue()}, Context())
+    """Run the worker on what the turn queue holds (streaming turns run in their request)."""
+    records = aws.drain_queue()
+    if not records:
+        return {"batchItemFailures": []}
+    return aws.function("worker").lambda_handler({"Records": records}, Context())
 
 
 # ---------------------------------------------------------------------------- authorizer
@@ -94,7 +97,7 @@ def test_deleting_a_session_cancels_its_turn_and_later_calls_answer_404(aws: Aws
     ev["rawPath"] = f"/v1/sessions/{sid}/messages"
     ev["requestContext"]["http"]["path"] = ev["rawPath"]
     ev["routeKey"] = "POST /v1/sessions/{id}/messages"
-    ev["body"] = json.dumps({"message": "Write a 50-word note"})
+    ev["body"] = json.dumps({"message": "Write a 500-word note"})
     started = stream.stream_handler(ev)
     rid = started.headers["X-Response-Id"]
     delete = load_event("sessions_api_delete")
@@ -102,6 +105,7 @@ def test_deleting_a_session_cancels_its_turn_and_later_calls_answer_404(aws: Aws
     delete["pathParameters"] = {"id": sid}
     resp = api.lambda_handler(delete, Context())
     assert resp["statusCode"] == 200 and body(resp)["cancelled_response_id"] == rid
+    assert stream_body(started)[-1]["event"] == "message.cancelled"
     assert aws.store.turns.get(rid).status is Status.CANCELLED  # type: ignore[union-attr]
     assert api.lambda_handler(delete, Context())["statusCode"] == 404
     again = stream.stream_handler(ev)
@@ -155,7 +159,7 @@ def test_cancel_of_unknown_malformed_or_foreign_ids_is_404_and_changes_nothing(a
     ev["pathParameters"] = {"id": "sess_example0000000000000000", "rid": rid}
     assert session_cancel.lambda_handler(ev, Context())["statusCode"] == 404
     head = aws.store.turns.get(rid)
-    assert head is not None and head.status is Status.QUEUED and not head.cancel_requested
+    assert head is not None and not head.cancel_requested
 
 
 def test_an_idempotency_key_replays_the_same_turn_and_rejects_a_different_body(aws: Aws) -> None:
@@ -165,7 +169,9 @@ def test_an_idempotency_key_replays_the_same_turn_and_rejects_a_different_body(a
     _, other = start_stateless(aws, "Write a 7-word note", headers={"idempotency-key": "abc"})
     assert other.status_code == 422
     assert json.loads("".join(other.body))["error"]["type"] == "idempotency_key_reused"
-    assert len(aws.drain_queue()) == 1  # one turn queued, not three
+    heads = [i for i in aws.store.db.ddb.scan(TableName=aws.table)["Items"] if i["sk"]["S"] == "TURN"]
+    assert len(heads) == 1  # one turn, not three
+    assert [e["event"] for e in stream_body(again)][-1] == "response.completed"  # the replay follows it
 
 
 def test_the_worker_settles_a_message_for_an_unknown_turn(aws: Aws) -> None:
@@ -185,7 +191,7 @@ def test_the_ledger_shows_one_debit_for_a_completed_turn(aws: Aws) -> None:
 
 
 def test_a_turn_started_for_an_end_user_is_hidden_from_other_end_users(aws: Aws) -> None:
-    _, resp = start_stateless(aws, headers={"x-on-behalf-of": "alice"})
+    _, resp = start_stateless(aws, "Write a 500-word note", headers={"x-on-behalf-of": "alice"})
     rid = resp.headers["X-Response-Id"]
     cancel_fn = aws.function("response_cancel")
 
@@ -200,48 +206,21 @@ def test_a_turn_started_for_an_end_user_is_hidden_from_other_end_users(aws: Aws)
     assert cancel_as("bob")["statusCode"] == 404
     assert not aws.store.turns.get(rid).cancel_requested  # type: ignore[union-attr]
     assert cancel_as("alice")["statusCode"] == 202
+    assert stream_body(resp)[-1]["event"] == "response.cancelled"
     assert cancel_as(None)["statusCode"] == 200  # the tenant's service-level call sees it (already cancelled)
-
-
-def test_a_turn_the_queue_refuses_is_cancelled_and_frees_its_session(aws: Aws) -> None:
-    api = aws.function("sessions_api")
-    sid = body(api.lambda_handler(load_event("sessions_api"), Context()))["id"]
-    stream = aws.function("sessions_stream")
-    ev = load_event("sessions_stream")
-    ev["rawPath"] = f"/v1/sessions/{sid}/messages"
-    ev["requestContext"]["http"]["path"] = ev["rawPath"]
-    ev["body"] = json.dumps({"message": "Write a 5-word note"})
-    ev["headers"]["idempotency-key"] = "retry-me"
-    from botocore.exceptions import ClientError
-
-    def refuse(**_: Any) -> None:
-        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
-
-    real = stream.store.queue.sqs
-    stream.store.queue._sqs = type("RefusingSqs", (), {"send_message": staticmethod(refuse)})()
-    failed = stream.stream_handler(ev)
-    assert failed.status_code == 503 and json.loads("".join(failed.body))["error"]["type"] == "unavailable"
-    stream.store.queue._sqs = real
-    # the client retries with the same key: the session is free and the key unbound, so a
-    # new turn starts instead of a replay of the one that never ran
-    ok = stream.stream_handler(ev)
-    assert ok.status_code == 200
-    scan = aws.store.db.ddb.scan(TableName=aws.table)["Items"]
-    heads = {i["id"]["S"]: aws.store.turns.get(i["id"]["S"]) for i in scan if i["sk"]["S"] == "TURN"}
-    assert sorted(h.status.value for h in heads.values() if h) == ["cancelled", "queued"]
-    assert heads[ok.headers["X-Response-Id"]].status is Status.QUEUED  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------- cancels from a queue
 
 
 def test_a_cancel_message_stops_a_turn_like_the_http_endpoint(aws: Aws) -> None:
-    _, resp = start_stateless(aws, "Write a 40-word note")
+    _, resp = start_stateless(aws, "Write a 500-word note")
     rid = resp.headers["X-Response-Id"]
     fn = aws.function("cancel_consumer")
     ev = load_event("cancel_consumer")
     ev["Records"][0]["body"] = json.dumps({"turn_id": rid, "tenant": "dev", "reason": "user closed the tab"})
     assert fn.lambda_handler(ev, Context()) == {"batchItemFailures": []}
+    assert stream_body(resp)[-1]["event"] == "response.cancelled"
     head = aws.store.turns.get(rid)
     assert head is not None and head.status is Status.CANCELLED
     assert (head.cancel_source, head.cancel_reason) == ("queue", "user closed the tab")
@@ -263,55 +242,10 @@ def test_bad_or_foreign_cancel_messages_change_nothing_and_only_malformed_ones_f
     out = fn.lambda_handler({"Records": records}, Context())
     assert sorted(f["itemIdentifier"] for f in out["batchItemFailures"]) == ["extra-field", "not-json", "wrong-type"]
     head = aws.store.turns.get(rid)
-    assert head is not None and head.status is Status.QUEUED and not head.cancel_requested
+    assert head is not None and not head.cancel_requested
 
 
 # ---------------------------------------------------------------------------- sweeper
-
-
-def test_the_sweeper_requeues_a_turn_whose_message_was_lost(aws: Aws, monkeypatch: Any) -> None:
-    _, resp = start_stateless(aws)
-    rid = resp.headers["X-Response-Id"]
-    assert len(aws.drain_queue()) == 1  # the message is consumed and lost: nobody runs the turn
-    monkeypatch.setenv("TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS", "0.001")
-    sweeper = aws.function("sweeper")
-    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid]}
-    run_worker(aws)  # the re-sent message runs it
-    assert aws.store.turns.get(rid).status is Status.COMPLETED  # type: ignore[union-attr]
-    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}
-
-
-def test_the_sweeper_does_not_resend_a_backlogged_turn_every_run(aws: Aws, monkeypatch: Any) -> None:
-    _, resp = start_stateless(aws)
-    rid = resp.headers["X-Response-Id"]
-    aws.drain_queue()
-    monkeypatch.setenv("TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS", "0.001")
-    sweeper = aws.function("sweeper")
-    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid]}
-    # still queued (the re-sent message waits in a backlog): not re-sent again this soon
-    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}
-    assert len(aws.drain_queue()) == 1
-
-
-def test_a_send_that_failed_after_delivery_does_not_cancel_the_claimed_turn(aws: Aws) -> None:
-    from botocore.exceptions import ClientError
-
-    stream = aws.function("sessions_stream")
-    real = stream.store.queue.sqs
-
-    class DeliveredThenFailed:
-        def send_message(self, **kw: Any) -> None:
-            real.send_message(**kw)
-            turn_id = json.loads(kw["MessageBody"])["turn_id"]
-            aws.store.turns.claim(turn_id, "worker-a", 30_000)  # a worker got it before the error came back
-            raise ClientError({"Error": {"Code": "RequestTimeout", "Message": "lost reply"}}, "SendMessage")
-
-    stream.store.queue._sqs = DeliveredThenFailed()
-    resp = stream.stream_handler(load_event("sessions_stream"))
-    stream.store.queue._sqs = real
-    assert resp.status_code == 200
-    head = aws.store.turns.get(resp.headers["X-Response-Id"])
-    assert head is not None and head.status is Status.RUNNING and not head.cancel_requested
 
 
 def test_the_resume_event_replays_a_finished_turn_after_its_cursor(aws: Aws) -> None:
@@ -368,18 +302,17 @@ def _cancel_in_session(aws: Aws, sid: str, rid: str) -> dict[str, Any]:
 
 def test_the_next_message_is_accepted_right_after_a_202_and_one_uncancelled_turn_at_most(aws: Aws) -> None:
     sid = _session(aws)
-    first = _send(aws, sid).headers["X-Response-Id"]
-    aws.store.turns.claim(first, "worker-a", 30_000)  # it runs; its worker has not stopped yet
+    first = _send(aws, sid, "Write a 500-word note")  # it runs in its request
+    rid = first.headers["X-Response-Id"]
     assert _send(aws, sid).status_code == 409  # one uncancelled turn at a time
-    assert _cancel_in_session(aws, sid, first)["statusCode"] == 202
-    second = _send(aws, sid)  # at once: the cancelled turn no longer blocks the session
-    assert second.status_code == 200 and second.headers["X-Response-Id"] != first
-    assert _send(aws, sid).status_code == 409  # ... and the new turn holds the slot
+    assert _cancel_in_session(aws, sid, rid)["statusCode"] == 202
+    second = _send(aws, sid, "Write a 5-word note")  # at once: the cancelled turn no longer blocks it
+    assert second.status_code == 200 and second.headers["X-Response-Id"] != rid
     session = aws.store.sessions.get(sid)
     assert session is not None and session.active_turn == second.headers["X-Response-Id"]
-    # the cancelled turn's end does not free the slot the new turn holds
-    assert aws.store.turns.get(first).status is Status.RUNNING  # type: ignore[union-attr]
-    run_worker(aws)
+    assert stream_body(first)[-1]["event"] == "message.cancelled"
+    assert stream_body(second)[-1]["event"] == "message.completed"
+    # the cancelled turn's end did not free the slot the new turn held; the new turn's did
     assert aws.store.sessions.get(sid).active_turn is None  # type: ignore[union-attr]
 
 
@@ -402,7 +335,7 @@ def test_a_session_belongs_to_the_end_user_who_created_it(aws: Aws) -> None:
 def test_the_ledger_is_scoped_to_the_end_user_like_every_read(aws: Aws) -> None:
     _, resp = start_stateless(aws, headers={"x-on-behalf-of": "alice"})
     rid = resp.headers["X-Response-Id"]
-    run_worker(aws)
+    stream_body(resp)
     api = aws.function("sessions_api")
 
     def ledger(end_user: str | None, response_id: str | None = rid) -> dict[str, Any]:

@@ -19,7 +19,12 @@ class Settings(BaseModel):
     turn_queue_url: str | None = None
     grace_seconds: float = Field(default=120, ge=0)
     scripted_step_ms: int = Field(default=30, ge=0)
-    flush_ms: int = Field(default=0, ge=0)
+    # a running turn: how often its new events are made durable, how soon a flush is forced
+    # by size, how often the cancel flag is read between writes (and whether strongly)
+    flush_ms: int = Field(default=2000, ge=0)
+    flush_bytes: int = Field(default=16_384, gt=0)
+    cancel_check_ms: int = Field(default=200, gt=0)
+    cancel_check_consistent: bool = False
     lease_seconds: float = Field(default=30, gt=0)
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     reader_poll_ms: int = Field(default=50, gt=0)

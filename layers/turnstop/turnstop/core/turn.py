@@ -93,6 +93,7 @@ class Turn:
     cancel_reason: str | None = None
     cancel_actor: str | None = None
     cancel_source: str | None = None
+    cancel_seq: int | None = None  # the committed seq when the cancel was accepted
     lease_owner: str | None = None
     lease_expires_at: int | None = None
     usage: Usage = field(default_factory=Usage)

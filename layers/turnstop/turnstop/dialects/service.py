@@ -30,15 +30,22 @@ class DialectService:
         self.enqueue = enqueue or store.queue.enqueue
 
     def start(
-        self, write: Callable[[], Turn], principal: Principal, idempotency: IdempotencyClaim | None
+        self,
+        write: Callable[[], Turn],
+        principal: Principal,
+        idempotency: IdempotencyClaim | None,
+        *,
+        queue: bool = True,
     ) -> tuple[Turn, bool]:
-        """Write a new turn with ``write`` and queue it. Returns (turn, replayed): a repeated
-        Idempotency-Key with the same request gives back the turn it started."""
+        """Write a new turn with ``write`` and queue it for a worker (unless the request runs
+        it itself: ``queue=False``). Returns (turn, replayed): a repeated Idempotency-Key with
+        the same request gives back the turn it started."""
         try:
             turn = write()
         except errors.IdempotentReplay as replay:
             return self.replay(replay.turn_id, principal), True
-        self.enqueue(turn, idempotency)
+        if queue:
+            self.enqueue(turn, idempotency)
         return turn, False
 
     def replay(self, turn_id: str, principal: Principal) -> Turn:

@@ -77,6 +77,11 @@ class TurnstopResolver(APIGatewayHttpResolver):
     def request_id(self) -> str:
         return request_id(self.event)
 
+    @property
+    def remaining_ms(self) -> Callable[[], int] | None:
+        """The invocation's time left (Lambda's context), when there is one."""
+        return getattr(self.lambda_context, "get_remaining_time_in_millis", None)
+
     def error_response(self, exc: BaseException, event: Mapping[str, Any]) -> Response:
         info = self.shape.describe(exc, request_id(event))
         headers = {**self.shape.headers(info.status), **self.shape.retry_after(info)}

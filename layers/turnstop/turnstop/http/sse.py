@@ -1,14 +1,18 @@
-"""Server-sent events: framing and the reader that replays and follows a turn's buffer.
+"""Server-sent events: framing, the live reader of the request that runs a turn, and the
+reader that replays and follows a turn's durable buffer.
 
-Readers read the head's committed seq, then the events up to it; so replay from any
-Last-Event-ID works during the turn and within its grace window, ending with the terminal
-event. A queued turn cancelled before any worker touched it has no terminal event yet;
-the reader derives it from the head exactly as the worker will write it.
+The live reader gets each event from the runtime as it is emitted (no store reads at all).
+Every other reader (resume, a second tab, pollers) reads the head's committed seq, then the
+events up to it; so replay from any Last-Event-ID works during the turn and within its grace
+window, ending with the terminal event. A queued turn cancelled before any worker touched it
+has no terminal event yet; the reader derives it from the head exactly as the worker will
+write it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +20,7 @@ from typing import Any
 
 from turnstop.core.events import Event
 from turnstop.core.turn import Turn
+from turnstop.runtime.active import DETACHED, END, LiveChannel
 from turnstop.runtime.renderer import Renderer, derived_terminal
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -81,7 +86,7 @@ def follow(
             wait_ms = min(max_poll_ms, wait_ms * 2)
         if head.terminal and cursor >= head.seq:
             if head.cancelled_before_start:
-                for ev in derived_terminal(renderer, head):
+                for ev in derived_terminal(renderer, store.turns.with_input(head)):
                     if ev.seq > cursor:
                         yield render(ev)
             return
@@ -89,7 +94,7 @@ def follow(
             yield keepalive()
             quiet_since = monotonic()
         sleep(wait_ms / 1000)
-        head = store.turns.get(turn.id)
+        head = store.turns.head(turn.id)
         polled = True
 
 
@@ -116,3 +121,51 @@ def stream_response(
         render=render,
     )
     return StreamingResponse(status, {**SSE_HEADERS, "X-Response-Id": turn.id}, body)
+
+
+def live_response(
+    store: Store,
+    settings: Settings,
+    turn: Turn,
+    channel: LiveChannel,
+    running: threading.Thread,
+    *,
+    renderer: Renderer,
+    render: Callable[[Event], str] = frame,
+    first: list[Event] | None = None,
+) -> StreamingResponse:
+    """The SSE answer of the request that runs its turn: ``X-Response-Id`` at once, then each
+    event as the runtime emits it. If this runtime loses the turn, the reader goes on from the
+    store. A reader that leaves does not stop the turn: the answer waits for it to end, so the
+    invocation lives as long as the turn (resume serves the rest)."""
+
+    def frames() -> Iterator[str]:
+        cursor = turn.seq
+        try:
+            for ev in first or []:
+                yield render(ev)
+            quiet = 0.0
+            while True:
+                item = channel.get(timeout=0.25)
+                if item is END:
+                    return
+                if item is DETACHED:
+                    head = store.turns.head(turn.id)
+                    yield from follow(store, head or turn, cursor, renderer=renderer, poll_ms=settings.reader_poll_ms,
+                                      max_poll_ms=settings.reader_max_poll_ms, keepalive_s=settings.keepalive_seconds,
+                                      render=render)  # fmt: skip
+                    return
+                if item is None:
+                    quiet += 0.25
+                    if quiet >= settings.keepalive_seconds:
+                        quiet = 0.0
+                        yield keepalive()
+                    continue
+                quiet = 0.0
+                for ev in item:
+                    cursor = ev.seq
+                    yield render(ev)
+        finally:
+            running.join()
+
+    return StreamingResponse(200, {**SSE_HEADERS, "X-Response-Id": turn.id}, frames())

@@ -1,121 +1,164 @@
-"""The handle turn code writes through while a turn runs, and the heartbeat that keeps its
-lease (and its cancel check) alive while the model is quiet."""
+"""A running turn's in-memory state, shared by the model's thread, the keeper (the one thread
+that writes the turn to the store) and the live reader.
+
+The model's thread only ever touches memory: ``emit`` numbers the events, hands them to the
+live reader at once and queues them for the keeper to make durable. When the keeper ends the
+turn (a cancel, a deadline) it sets ``stopping``; the model's next ``emit`` raises
+``TurnStopping`` and its thread lets go.
+"""
 
 from __future__ import annotations
 
-import logging
+import queue
 import threading
 from dataclasses import dataclass
+from typing import Any
 
-from turnstop.core.clock import SYSTEM_CLOCK, Clock
-from turnstop.core.errors import CommitRejected
-from turnstop.core.events import PendingEvent
+from turnstop.core.events import Event, PendingEvent
 from turnstop.core.tokens import count_tokens
-from turnstop.core.turn import Turn, Usage
-from turnstop.store.turns import MAX_EVENTS_PER_COMMIT, Turns
-
-log = logging.getLogger(__name__)
+from turnstop.core.turn import Status, Turn, Usage
+from turnstop.store.chunks import chunk_bytes
 
 
-@dataclass
+class TurnStopping(Exception):
+    """The turn is ending (cancelled, out of time): the model must stop producing."""
+
+
+@dataclass(frozen=True)
+class ModelEnd:
+    """Why the model's thread stopped producing."""
+
+    status: Status
+    error: dict[str, str] | None = None
+
+
+END = object()  # what the live channel carries after the terminal event
+DETACHED = object()  # ... or when this runtime lost the turn: follow the store from here
+
+
+class LiveChannel:
+    """Events for the reader of the request that runs the turn, in order, as they happen."""
+
+    def __init__(self) -> None:
+        self._q: queue.Queue[Any] = queue.Queue()
+
+    def put(self, events: list[Event]) -> None:
+        if events:
+            self._q.put(events)
+
+    def close(self, detached: bool = False) -> None:
+        self._q.put(DETACHED if detached else END)
+
+    def get(self, timeout: float) -> Any:
+        """The next list of events, END, DETACHED, or None when nothing came within ``timeout``."""
+        try:
+            return self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What has been emitted but not yet made durable, and the output up to its end."""
+
+    events: list[Event]
+    usage: Usage
+    text: str
+    thinking: str
+    bytes: int
+
+
 class ActiveTurn:
-    """``emit`` buffers, ``checkpoint`` publishes (and checks). Once a commit is refused,
-    ``stopped`` holds the refusal and every later call raises it."""
-
-    turns: Turns
-    turn: Turn
-    owner: str
-    lease_ms: int
-    flush_ms: int
-    clock: Clock = SYSTEM_CLOCK
-
-    def __post_init__(self) -> None:
-        # The model's thread and the heartbeat both commit; commits must not interleave.
-        self._lock = threading.RLock()
-        self.stopped: CommitRejected | None = None
-        self._pending: list[PendingEvent] = []
-        self._pending_text: list[tuple[str, str]] = []
-        self._last_commit = self.clock.now_ms()
+    def __init__(self, turn: Turn, live: LiveChannel | None = None) -> None:
+        self._lock = threading.Lock()
+        self.turn = turn  # its seq and usage: what is durable
+        self.live = live
+        self._next_seq = turn.seq + 1
+        self._pending: list[
+            tuple[Event, int, int, int]
+        ] = []  # event, output tokens, text and thinking lengths after it
+        self._bytes = 0
         self.text = ""
         self.thinking = ""
-        self.output_tokens = 0
-        self.commits = 0
+        self.output_tokens = turn.usage.output_tokens
+        self.durable_text = ""
+        self.durable_thinking = ""
+        self.stopping = False
+        self.model_end: ModelEnd | None = None
+        self.wake = threading.Event()  # the keeper looks now (model ended, a flush is due)
 
     @property
     def usage(self) -> Usage:
+        """Everything emitted so far."""
         return Usage(self.turn.usage.input_tokens, self.output_tokens)
-
-    def _buffered(self, kind: str) -> str:
-        return "".join(t for k, t in self._pending_text if k == kind)
 
     @property
     def produced_tokens(self) -> int:
-        """Output tokens emitted so far, committed or still buffered."""
-        return self.output_tokens + count_tokens(self._buffered("text"))
+        return self.output_tokens
 
-    def emit(self, events: list[PendingEvent], text: str = "", kind: str = "text") -> None:
+    # -- the model's thread
+
+    def emit(
+        self, events: list[PendingEvent], text: str = "", kind: str = "text", *, flush_bytes: int = 1 << 30
+    ) -> None:
         with self._lock:
-            if self.stopped is not None:
-                raise self.stopped
-            self._pending.extend(events)
-            if text:
-                self._pending_text.append((kind, text))
-            since = self.clock.now_ms() - self._last_commit
-            if since >= self.flush_ms or len(self._pending) >= MAX_EVENTS_PER_COMMIT or since >= self.lease_ms // 3:
-                self.checkpoint()
+            if self.stopping:
+                raise TurnStopping
+            if kind == "thinking":
+                self.thinking += text
+            else:
+                self.text += text
+                self.output_tokens += count_tokens(text)
+            numbered = [Event(self._next_seq + i, e.type, e.data) for i, e in enumerate(events)]
+            self._next_seq += len(numbered)
+            for e in numbered:
+                self._pending.append((e, self.output_tokens, len(self.text), len(self.thinking)))
+            self._bytes += chunk_bytes(numbered)
+            if self.live is not None:
+                self.live.put(numbered)
+            due = self._bytes >= flush_bytes
+        if due:
+            self.wake.set()
 
-    def checkpoint(self) -> None:
-        """Commit what is buffered (or just renew the lease): one conditional write."""
+    def model_ended(self, end: ModelEnd) -> None:
         with self._lock:
-            if self.stopped is not None:
-                raise self.stopped
-            add_text, add_thinking = self._buffered("text"), self._buffered("thinking")
-            usage = Usage(self.turn.usage.input_tokens, self.output_tokens + count_tokens(add_text))
-            try:
-                seq = self.turns.commit(self.turn, self.owner, self._pending, usage, self.lease_ms)
-            except CommitRejected as refused:
-                self.stopped = refused
-                raise
-            self.turn = self.turn.replace(seq=seq, usage=usage)
-            self.text += add_text
-            self.thinking += add_thinking
-            self.output_tokens = usage.output_tokens
-            self._pending, self._pending_text = [], []
-            self._last_commit = self.clock.now_ms()
-            self.commits += 1
+            if self.model_end is None:
+                self.model_end = end
+        self.wake.set()
 
-    def heartbeat(self) -> None:
-        """Renew the lease (and publish anything buffered) when the model has been quiet for
-        a third of it, so a live worker's turn never looks lost; this commit is a cancel
-        check too, and a refusal stops the turn at the model's next step."""
+    # -- the keeper
+
+    def pending(self, upto: int | None = None) -> Snapshot:
+        """The events not yet durable (those with seq <= ``upto``), and the output up to them."""
         with self._lock:
-            if self.stopped is None and self.clock.now_ms() - self._last_commit >= self.lease_ms // 3:
-                try:
-                    self.checkpoint()
-                except CommitRejected:
-                    pass  # recorded in self.stopped; the model's thread raises it
+            kept = [p for p in self._pending if upto is None or p[0].seq <= upto]
+            if not kept:
+                return Snapshot([], self.turn.usage, self.durable_text, self.durable_thinking, 0)
+            _, tokens, text_len, thinking_len = kept[-1]
+            events = [p[0] for p in kept]
+            usage = Usage(self.turn.usage.input_tokens, tokens)
+            return Snapshot(events, usage, self.text[:text_len], self.thinking[:thinking_len], chunk_bytes(events))
 
+    def published(self, snap: Snapshot) -> None:
+        """The snapshot's events are durable now."""
+        if not snap.events:
+            return
+        last = snap.events[-1].seq
+        with self._lock:
+            self._pending = [p for p in self._pending if p[0].seq > last]
+            self._bytes = chunk_bytes(p[0] for p in self._pending)
+            self.turn = self.turn.replace(seq=last, usage=snap.usage)
+            self.durable_text, self.durable_thinking = snap.text, snap.thinking
 
-class Heartbeat:
-    """A thread that calls ``ActiveTurn.heartbeat`` every ``interval_s`` until stopped."""
+    @property
+    def pending_bytes(self) -> int:
+        return self._bytes
 
-    def __init__(self, active: ActiveTurn, interval_s: float) -> None:
-        self._active = active
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{active.turn.id}", daemon=True)
+    def stop(self) -> int:
+        """Stop the model (its next emit raises); returns the next seq to number events with."""
+        with self._lock:
+            self.stopping = True
+            return self._next_seq
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._active.heartbeat()
-            except Exception:  # a failed renewal is retried next beat; the lease has slack
-                log.exception("heartbeat of turn %s failed", self._active.turn.id)
+    def closing_seqs(self, after: int, events: list[PendingEvent]) -> list[Event]:
+        return [Event(after + 1 + i, e.type, e.data) for i, e in enumerate(events)]

@@ -18,6 +18,11 @@ class Renderer:
     """A dialect's event vocabulary and what its turns write when they end. ``on_delta`` and
     ``on_end`` are required; the rest have defaults."""
 
+    # A dialect whose cancel answer shows the output (the llm's response object) ends a
+    # cancelled turn with exactly the output committed when the cancel was accepted, so the
+    # answer and the final state agree; others keep what was emitted until the cancel was seen.
+    output_at_cancel_acceptance: bool = False
+
     def on_start(self, turn: Turn) -> list[PendingEvent]:
         """Events written when a worker starts the turn."""
         return []

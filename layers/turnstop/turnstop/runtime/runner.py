@@ -1,32 +1,38 @@
-"""Running one turn: claim, stream the model through ``emit``/``checkpoint``, finish.
+"""Running one turn: claim it, stream the model into memory, let the keeper make it durable,
+notice a cancel and write the end.
 
-Every commit is the cancel check (see ``Turns.commit``). When it is refused the old head says
-why: a cancel was requested (write ``…cancelled`` and the final state together, bill nothing)
-or the lease is gone (stop without writing). A redelivered message for a turn whose worker
-died finalizes it instead of running it again.
+Two threads per turn: the model's (``_drive``: model → renderer → ``ActiveTurn.emit``, never
+waiting on the store) and the keeper's (``keeper.Keeper``: every store write). A streaming
+request hands a ``LiveChannel`` so its reader gets each event as it is emitted. A redelivered
+message for a turn whose worker died finalizes it instead of running it again.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 
 from turnstop.core.errors import CommitRejected
+from turnstop.core.events import Event
 from turnstop.core.tokens import first_tokens
-from turnstop.core.turn import Status, Turn, TurnEnd, Usage, final_status_after_lost_worker
-from turnstop.runtime.active import ActiveTurn, Heartbeat
+from turnstop.core.turn import Status, Turn, TurnEnd, final_status_after_lost_worker
+from turnstop.runtime.active import ActiveTurn, LiveChannel, ModelEnd, TurnStopping
+from turnstop.runtime.keeper import MAX_DURATION_ERROR, Cadence, Keeper
 from turnstop.runtime.model import Chunk, Model
 from turnstop.runtime.renderer import Renderers
 from turnstop.store import Store
-from turnstop.store.finish import Closing, FinishMode, LostLease, MyLease, NeverStarted
+from turnstop.store.finish import Closing, FinishMode, LostLease, NeverStarted
 
 log = logging.getLogger(__name__)
 
+__all__ = ["MAX_DURATION_ERROR", "Cadence", "LeaseHeld", "TurnRunner", "WorkerResult"]
+
 
 class WorkerResult(enum.StrEnum):
-    """What handling one turn message did."""
+    """What handling one turn did."""
 
     COMPLETED = "completed"
     FAILED = "failed"
@@ -42,8 +48,7 @@ class LeaseHeld(Exception):
     """Another live worker holds the turn; the message should come back later."""
 
 
-Stop = tuple[Status, dict[str, str] | None]
-MAX_DURATION_ERROR = {"code": "max_duration", "message": "The turn ran out of time"}
+MODEL_LET_GO_S = 1.0
 WORKER_LOST_ERROR = {"code": "worker_lost", "message": "The worker running this turn stopped responding"}
 
 
@@ -55,21 +60,17 @@ class TurnRunner:
         *,
         renderers: Renderers,
         lease_ms: int,
-        flush_ms: int = 0,
+        cadence: Cadence | None = None,
         owner: str | None = None,
-        stop_margin_ms: int = 10_000,
-        heartbeat_s: float | None = None,
         on_finished: Callable[[Turn, TurnEnd], None] | None = None,
     ) -> None:
         self.store = store
         self.turns = store.turns
         self.model_factory = model_factory
         self.renderers = renderers
-        self.lease_ms = lease_ms
-        self.flush_ms = flush_ms
+        self.cadence = cadence or Cadence(lease_ms=lease_ms)
+        self.lease_ms = self.cadence.lease_ms
         self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
-        self.stop_margin_ms = stop_margin_ms
-        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_ms / 6000
         self.on_finished = on_finished  # told after every finish this runner wrote (e.g. to queue a webhook)
 
     # -- entry point for one queue message
@@ -87,7 +88,7 @@ class TurnRunner:
             return WorkerResult.MISSING
         if old.cancelled_before_start:
             # Cancelled before any work started: record it so every reader sees the terminal event.
-            return self._finish(old, Status.CANCELLED, old.usage, NeverStarted(), text="")
+            return self._settle(self.turns.with_input(old), Status.CANCELLED, NeverStarted(), text="")
         if old.stored_status is Status.RUNNING:
             if not old.lease_expired(self.store.now()):
                 raise LeaseHeld(old.id)
@@ -95,88 +96,104 @@ class TurnRunner:
             status = final_status_after_lost_worker(old)
             error = None if status is Status.CANCELLED else WORKER_LOST_ERROR
             text = self.turns.committed_text(old)
-            return self._finish(old, status, old.usage, LostLease(old.lease_expires_at), text=text, error=error)
+            turn = self.turns.with_input(old)
+            return self._settle(turn, status, LostLease(old.lease_expires_at), text=text, error=error)
         return WorkerResult.ALREADY_FINAL
 
-    def _finish(self, turn: Turn, status: Status, usage: Usage, mode: FinishMode, *, text: str,
-                error: dict[str, str] | None = None, thinking: str = "") -> WorkerResult:  # fmt: skip
-        """Write the end of the turn. A refusal says who won: a cancel that landed meanwhile
-        was accepted, so a completion, failure or lost worker's finish turns into a cancel."""
+    def _settle(self, turn: Turn, status: Status, mode: FinishMode, *, text: str,
+                error: dict[str, str] | None = None) -> WorkerResult:  # fmt: skip
+        """End a turn nobody is running (cancelled while queued, or its worker died) with one
+        closing event after what is committed. A cancel that lands meanwhile wins."""
         renderer = self.renderers[turn.kind]
         at = self.store.now()
-        end = TurnEnd(status, usage, text, thinking, error, finished_at=at)
-        closing = Closing(renderer.on_end(turn, end), renderer.ledger(turn, end), renderer.closing_items(turn, end))
+        end = TurnEnd(status, turn.usage, text, "", error, finished_at=at)
+        events = [Event(turn.seq + 1 + i, e.type, e.data) for i, e in enumerate(renderer.on_end(turn, end))]
+        record = Closing(
+            events, renderer.ledger(turn, end), renderer.closing_items(turn, end), closing=len(events), output=text
+        )
         try:
-            finished = self.turns.finish(turn, status, closing, usage=usage, mode=mode, error=error, at=at)
+            finished = self.turns.finish(turn, status, record, usage=turn.usage, mode=mode, error=error, at=at)
         except CommitRejected as e:
             old = e.old
             if isinstance(mode, LostLease) and status is not Status.CANCELLED and old and old.cancel_requested:
                 return self._settle_unclaimable(old)
-            if isinstance(mode, MyLease) and status is not Status.CANCELLED:
-                return self._stopped(turn, old, usage, text=text, thinking=thinking)
             return WorkerResult.LOST_RACE
+        self._notify(finished, end)
+        return WorkerResult(status.value)
+
+    def _notify(self, turn: Turn, end: TurnEnd) -> None:
         if self.on_finished is not None:
             try:
-                self.on_finished(finished, end)
+                self.on_finished(turn, end)
             except Exception:  # the turn has ended; a failed notification must not undo that
                 log.exception("after-finish hook failed for turn %s", turn.id)
-        return WorkerResult(status.value)
 
     # -- running a claimed turn
 
-    def run(self, turn: Turn, remaining_ms: Callable[[], int] | None = None) -> WorkerResult:
-        """Stream the model into the turn. Ends ``incomplete`` when the model has more to say
-        past the request's ``max_output_tokens`` (the crossing chunk is cut at the limit), and
-        ``failed`` (``max_duration``) shortly before the host's deadline (``remaining_ms``),
-        so a turn always gets its terminal event and state. A heartbeat keeps the lease (and
-        the cancel check) alive while the model is quiet."""
-        active = ActiveTurn(self.turns, turn, self.owner, self.lease_ms, self.flush_ms, self.store.clock)
+    def start(self, turn: Turn, remaining_ms: Callable[[], int] | None = None) -> tuple[LiveChannel, threading.Thread]:
+        """Run a turn this runner holds the lease of on a thread of its own, for the request
+        that started it: its events come through the returned channel as they are emitted."""
+        live = LiveChannel()
+        thread = threading.Thread(target=self.run, args=(turn, remaining_ms, live), name=f"turn-{turn.id}", daemon=True)
+        thread.start()
+        return live, thread
+
+    def run(
+        self, turn: Turn, remaining_ms: Callable[[], int] | None = None, live: LiveChannel | None = None
+    ) -> WorkerResult:
+        """Run a turn this runner holds the lease of, until it ends. Ends ``incomplete`` when
+        the model has more to say past the request's ``max_output_tokens`` (the crossing
+        chunk is cut at the limit), and ``failed`` (``max_duration``) shortly before the host's
+        deadline (``remaining_ms``), so a turn always gets its terminal event and state."""
+        renderer = self.renderers[turn.kind]
+        active = ActiveTurn(turn, live)
+        model = threading.Thread(target=self._drive, args=(active, turn), name=f"model-{turn.id}", daemon=True)
+        model.start()
+        ending = Keeper(self.store, active, renderer, self.owner, self.cadence, remaining_ms).run()
+        if live is not None:
+            live.close(detached=ending.status is None)
+        # The model was told to stop; give it a moment to let go of its call (best effort: a
+        # model stuck in a long call is left behind, the turn has ended without it).
+        model.join(MODEL_LET_GO_S)
+        if ending.status is None:
+            return WorkerResult.LEASE_LOST
+        assert ending.turn is not None and ending.end is not None
+        self._notify(ending.turn, ending.end)
+        return WorkerResult(ending.status.value)
+
+    def _drive(self, active: ActiveTurn, turn: Turn) -> None:
+        """The model's thread: model → renderer → memory. Never waits on the store."""
+        renderer = self.renderers[turn.kind]
         stream = self.model_factory(turn).stream(str(turn.input.get("prompt", "")))
         try:
-            with Heartbeat(active, self.heartbeat_s):
-                try:
-                    stop = self._stream(active, stream, remaining_ms)
-                    active.checkpoint()
-                finally:
-                    close = getattr(stream, "close", None)
-                    if close:
-                        close()  # best-effort stop of the in-flight model call
-        except CommitRejected as refused:
-            return self._stopped(active.turn, refused.old, active.usage, text=active.text, thinking=active.thinking)
+            start = renderer.on_start(turn)
+            if start:
+                active.emit(start)
+            active.model_ended(self._stream(active, turn, stream))
+        except TurnStopping:
+            pass
         except Exception as exc:  # the model failed: the turn fails, unless a cancel won first
             log.exception("turn %s failed", turn.id)
-            stop = (Status.FAILED, {"code": "model_error", "message": f"The model failed: {type(exc).__name__}"})
-        return self._finish(active.turn, stop[0], active.usage, MyLease(self.owner), text=active.text,
-                            thinking=active.thinking, error=stop[1])  # fmt: skip
+            active.model_ended(
+                ModelEnd(Status.FAILED, {"code": "model_error", "message": f"The model failed: {type(exc).__name__}"})
+            )
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()  # best-effort stop of the in-flight model call
 
-    def _stream(self, active: ActiveTurn, stream: Iterator[Chunk], remaining_ms: Callable[[], int] | None) -> Stop:
-        renderer = self.renderers[active.turn.kind]
-        limit = active.turn.input.get("max_output_tokens")
-        start = renderer.on_start(active.turn)
-        if start:
-            active.emit(start)
+    def _stream(self, active: ActiveTurn, turn: Turn, stream: Iterator[Chunk]) -> ModelEnd:
+        renderer = self.renderers[turn.kind]
+        limit = turn.input.get("max_output_tokens")
+        flush_bytes = self.cadence.flush_bytes
         for chunk in stream:
             text = chunk.text
             if isinstance(limit, int) and chunk.kind == "text" and text:
                 room = limit - active.produced_tokens
                 if room <= 0:  # more output than the caller allowed
-                    return Status.INCOMPLETE, None
+                    return ModelEnd(Status.INCOMPLETE)
                 text = first_tokens(text, room)
-            active.emit(renderer.on_delta(active.turn, text, chunk.kind), text, chunk.kind)
+            active.emit(renderer.on_delta(turn, text, chunk.kind), text, chunk.kind, flush_bytes=flush_bytes)
             if text != chunk.text:
-                return Status.INCOMPLETE, None
-            if remaining_ms is not None and remaining_ms() < self.stop_margin_ms:
-                return Status.FAILED, MAX_DURATION_ERROR
-        return Status.COMPLETED, None
-
-    def _stopped(self, turn: Turn, old: Turn | None, usage: Usage, *, text: str, thinking: str) -> WorkerResult:
-        """A commit or finish under my lease was refused. If it was a cancel, end the turn cancelled."""
-        if old is None or old.terminal or old.lease_owner != self.owner or not old.cancel_requested:
-            return WorkerResult.LEASE_LOST
-        flagged = turn.replace(
-            cancel_requested_at=old.cancel_requested_at,
-            cancel_reason=old.cancel_reason,
-            cancel_actor=old.cancel_actor,
-            cancel_source=old.cancel_source,
-        )
-        return self._finish(flagged, Status.CANCELLED, usage, MyLease(self.owner), text=text, thinking=thinking)
+                return ModelEnd(Status.INCOMPLETE)
+        return ModelEnd(Status.COMPLETED)

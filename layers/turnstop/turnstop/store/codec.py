@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from turnstop.core.events import Event
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import Status, Turn, Usage
 
@@ -17,6 +17,7 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 TURN_SK = "TURN"
+INPUT_SK = "INPUT"
 META_SK = "META"
 EV_WIDTH = 12
 
@@ -128,7 +129,9 @@ def _ddb_to_plain(v: Any) -> Any:
     return v
 
 
-def turn_from_item(item: dict[str, Any] | None) -> Turn | None:
+def turn_from_item(item: dict[str, Any] | None, input: dict[str, Any] | None = None) -> Turn | None:
+    """The turn from its head item (raw or plain); its request (``input``) comes from the
+    INPUT item when the caller read it."""
     raw = load(item) if item and "pk" in item and isinstance(item["pk"], dict) else item
     if not raw or raw.get("sk") != TURN_SK:
         return None
@@ -150,26 +153,23 @@ def turn_from_item(item: dict[str, Any] | None) -> Turn | None:
         cancel_reason=raw.get("cancel_reason"),
         cancel_actor=raw.get("cancel_actor"),
         cancel_source=raw.get("cancel_source"),
+        cancel_seq=raw.get("cancel_seq"),
         lease_owner=raw.get("lease_owner"),
         lease_expires_at=raw.get("lease_expires_at"),
         usage=Usage.from_item(raw.get("usage")),
-        input=json.loads(raw["input"]) if raw.get("input") else {},
+        input=input or {},
         error=json.loads(raw["error"]) if raw.get("error") else None,
     )
 
 
-def event_item(turn_id: str, seq: int, type_: str, data: dict[str, Any], ttl: int) -> dict[str, Any]:
-    return dump(
-        {
-            "pk": turn_pk(turn_id),
-            "sk": ev_sk(seq),
-            "type": type_,
-            "data": compact_json(data),
-            "ttl": ttl,
-        }
-    )
+def input_item(turn_id: str, value: dict[str, Any], ttl: int) -> dict[str, Any]:
+    """A turn's request, written once with the turn and never rewritten (compressed): the head
+    that every step updates stays small whatever the prompt."""
+    return {"pk": turn_pk(turn_id), "sk": INPUT_SK, "in": zlib.compress(compact_json(value).encode(), 6), "ttl": ttl}
 
 
-def event_from_item(item: dict[str, Any]) -> Event:
-    raw = load(item) or {}
-    return Event(seq=int(raw["sk"][3:]), type=raw["type"], data=json.loads(raw["data"]))
+def input_of(raw: dict[str, Any] | None) -> dict[str, Any]:
+    if not raw or raw.get("sk") != INPUT_SK:
+        return {}
+    blob = raw["in"]
+    return dict(json.loads(zlib.decompress(bytes(blob.value if hasattr(blob, "value") else blob))))

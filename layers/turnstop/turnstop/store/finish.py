@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from turnstop.core.events import PendingEvent
+from turnstop.core.events import Event
 from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status
 
@@ -59,9 +59,12 @@ def finish_condition(mode: FinishMode, status: Status, now: int) -> tuple[str, d
 
 @dataclass(frozen=True)
 class Closing:
-    """What a finish writes besides the head: the closing events (the last is the terminal
-    one), ledger entries and a dialect's once-per-turn items (plain dicts, put if absent)."""
+    """What a finish writes besides the head: the events not yet committed followed by the
+    closing ones (the last is the terminal event; seqs follow the head's), ledger entries and
+    a dialect's once-per-turn items (plain dicts, put if absent)."""
 
-    events: list[PendingEvent]
+    events: list[Event]
     ledger: list[LedgerEntry]
     items: list[dict[str, Any]]
+    closing: int = 1  # how many of ``events`` (the last ones) are the closing events
+    output: str = ""  # the turn's whole visible output (stored by reference in closing events)

@@ -1,9 +1,11 @@
-"""Turns: the head ``TURN#<id>`` / ``TURN`` and its events ``TURN#<id>`` / ``EV#<seq>``.
+"""Turns: the head ``TURN#<id>`` / ``TURN``, the request ``INPUT`` and the event chunks
+``EV#<last seq>`` (see ``store/chunks.py``).
 
 Every state change is one conditional write: start (a transaction with the first event and
-whatever must land with it), cancel, claim, commit (events + head) and finish (closing events
-+ head + ledger). A failed condition returns the old head, which says why; nothing here reads
-before it writes.
+whatever must land with it), cancel, claim, publish (a chunk, then the head that makes it
+visible), renew and finish (final chunk + head + ledger). A failed condition returns the old
+head, which says why; nothing here reads before it writes. The head stays small (no request,
+no output), so each of its updates costs one write unit.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from turnstop.core import errors
-from turnstop.core.events import Event, PendingEvent, committed_text
+from turnstop.core.events import Event, PendingEvent
 from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import (
@@ -25,15 +27,16 @@ from turnstop.core.turn import (
     outcome_from_conflict,
     outcome_from_success,
 )
-from turnstop.store import codec, ledger, sessions
-from turnstop.store.codec import TURN_SK, ev_sk, turn_pk
-from turnstop.store.db import MAX_TURN_LIFE_S, Dynamo
+from turnstop.store import chunks, codec, ledger, sessions
+from turnstop.store.codec import TURN_SK, turn_pk
+from turnstop.store.db import MAX_TURN_LIFE_S
 from turnstop.store.finish import Closing, FinishMode, finish_condition
 from turnstop.store.transaction import Failure, Transaction
+from turnstop.store.turn_reads import TurnReads
 
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
-# A transaction holds at most 100 items; leave room for the head, ledger and dialect items.
-MAX_EVENTS_PER_COMMIT = 90
+# What a cancel check reads of the head.
+CHECKED = "status, seq, lease_owner, cancel_requested_at, cancel_seq, cancel_reason, cancel_source, cancel_actor"
 INFLIGHT_PREFIX = "INFLIGHT#"
 INFLIGHT_SHARDS = 8
 HEAD = "head"  # the head's name in every turn transaction
@@ -52,9 +55,8 @@ def idempotency_pk(tenant: str, key: str) -> str:
     return f"IDEM#{tenant}#{key}"
 
 
-class Turns:
-    def __init__(self, db: Dynamo) -> None:
-        self.db = db
+class Turns(TurnReads):
+    """Every write of a turn (reads in ``TurnReads``)."""
 
     # ------------------------------------------------------------------ start
 
@@ -65,6 +67,8 @@ class Turns:
         *,
         idempotency: IdempotencyClaim | None = None,
         extra: ExtraItems | None = None,
+        run_as: str | None = None,
+        lease_ms: int = 0,
     ) -> Turn:
         """Create the head and its first event in one transaction, with the session's slot
         and the Idempotency-Key binding when they apply, and a dialect's ``extra`` items.
@@ -72,12 +76,16 @@ class Turns:
         same times. A session slot held by a turn that has been cancelled is taken over at
         once (the cancelled turn may still be writing its last step). Raises
         IdempotentReplay, IdempotencyMismatch, NotFound / Conflict (the session),
-        ExtraItemsRejected or Retryable; on any of them nothing was written."""
+        ExtraItemsRejected or Retryable; on any of them nothing was written.
+
+        ``run_as`` starts the turn already running under that owner's lease (a streaming
+        request runs its turn itself); its request is then kept in memory only.
+        """
         now = self.db.now()
-        head = self._new_head(new, now)
-        turn = codec.turn_from_item(head)
+        head = self._new_head(new, now, run_as, lease_ms)
+        turn = codec.turn_from_item(head, new.input)
         assert turn is not None
-        first = created(turn)
+        first = Event(1, *_typed(created(turn)))
         after: str | None = None  # the cancelled turn whose session slot this one takes over
         for _ in range(SLOT_ATTEMPTS):
             tx = Transaction(self.db)
@@ -86,7 +94,10 @@ class Turns:
             if new.scope.session_id is not None:
                 sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after)
             tx.put(HEAD, head, condition="attribute_not_exists(pk)")
-            tx.put("created", self._event(new.id, 1, first, self.db.ttl(now, MAX_TURN_LIFE_S)))
+            ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
+            tx.put("created", chunks.chunk_item(new.id, [first], run_as or "start", ttl))
+            if run_as is None and new.input:
+                tx.put("input", codec.input_item(new.id, new.input, ttl))
             own = set(tx.names)
             if extra is not None:
                 extra(tx)
@@ -103,8 +114,10 @@ class Turns:
             after = None if holder is None else str(holder)
         raise errors.Conflict("A turn is already running in this session")
 
-    def _new_head(self, new: NewTurn, now: int) -> dict[str, Any]:
+    def _new_head(self, new: NewTurn, now: int, run_as: str | None, lease_ms: int) -> dict[str, Any]:
+        running = {"started_at": now, "lease_owner": run_as, "lease_expires_at": now + lease_ms} if run_as else {}
         return {
+            **running,
             "pk": turn_pk(new.id),
             "sk": TURN_SK,
             "id": new.id,
@@ -113,11 +126,10 @@ class Turns:
             "scope": str(new.scope),
             "end_user": new.end_user,
             "account_id": new.account_id,
-            "status": Status.QUEUED.value,
+            "status": (Status.RUNNING if run_as else Status.QUEUED).value,
             "created_at": now,
             "seq": 1,
             "grace_ms": new.grace_ms,
-            "input": codec.compact_json(new.input),
             "usage": Usage(new.input_tokens, 0).to_item(),
             "ttl": self.db.ttl(now, MAX_TURN_LIFE_S),
             # in the sparse in-flight index until its finish removes it (see Sweep)
@@ -157,60 +169,6 @@ class Turns:
             return errors.ExtraItemsRejected(theirs)
         return errors.Retryable("turn id collision")
 
-    @staticmethod
-    def _event(turn_id: str, seq: int, event: PendingEvent, ttl: int) -> dict[str, Any]:
-        return {
-            "pk": turn_pk(turn_id),
-            "sk": ev_sk(seq),
-            "type": event.type,
-            "data": codec.compact_json(event.data),
-            "ttl": ttl,
-        }
-
-    # ------------------------------------------------------------------ reads
-
-    def get(self, turn_id: str) -> Turn | None:
-        return codec.turn_from_item(self.db.get(turn_pk(turn_id), TURN_SK))
-
-    def get_visible(
-        self,
-        turn_id: str,
-        *,
-        tenant: str,
-        kinds: tuple[str, ...] | None = None,
-        scope: Scope | None = None,
-        end_user: str | None = None,
-    ) -> Turn | None:
-        """The turn if this caller may see it now: its kind, tenant, scope and end user match
-        and it is inside its grace window. Anything else is None, so callers answer not found
-        without telling unknown, foreign and expired ids apart."""
-        turn = self.get(turn_id)
-        if (
-            turn is None
-            or (kinds is not None and turn.kind not in kinds)
-            or not turn.visible_to(tenant, scope, end_user)
-            or turn.expired(self.db.now())
-        ):
-            return None
-        return turn
-
-    def read_events(self, turn_id: str, after: int, upto: int) -> list[Event]:
-        """Committed events with after < seq <= upto, in order."""
-        if upto <= after:
-            return []
-        items = self.db.query_all(
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues=codec.values(pk=turn_pk(turn_id), lo=ev_sk(after + 1), hi=ev_sk(upto)),
-            ConsistentRead=True,
-        )
-        return [codec.event_from_item(i) for i in items]
-
-    def committed_text(self, turn: Turn) -> str:
-        """The visible output committed so far (nothing before a worker started it)."""
-        if turn.stored_status is Status.QUEUED or turn.seq <= 1:
-            return ""
-        return committed_text(self.read_events(turn.id, 1, turn.seq))
-
     # ------------------------------------------------------------------ cancel
 
     def request_cancel(
@@ -246,7 +204,9 @@ class Turns:
         new, old = self.db.conditional(
             "update_item",
             Key=codec.key(turn_pk(turn_id), TURN_SK),
-            UpdateExpression="SET " + ", ".join(f"{k} = :{k}" for k in present),
+            # cancel_seq: what was committed when the cancel was accepted (a dialect whose
+            # cancel answer shows the output ends the turn with exactly that output)
+            UpdateExpression="SET cancel_seq = seq, " + ", ".join(f"{k} = :{k}" for k in present),
             ConditionExpression=" AND ".join(cond),
             ExpressionAttributeValues=codec.values(**vals, **present),
             ReturnValues="ALL_NEW",
@@ -267,7 +227,8 @@ class Turns:
     # ------------------------------------------------------------------ running
 
     def claim(self, turn_id: str, owner: str, lease_ms: int) -> Turn:
-        """queued → running with a lease. Raises CommitRejected with the head otherwise."""
+        """queued → running with a lease; returns the turn with its request. Raises
+        CommitRejected with the head otherwise."""
         now = self.db.now()
         new, old = self.db.conditional(
             "update_item",
@@ -283,65 +244,84 @@ class Turns:
             raise errors.CommitRejected(codec.turn_from_item(old))
         turn = codec.turn_from_item(new)
         assert turn is not None
-        return turn
+        return self.with_input(turn)
 
-    def commit(self, turn: Turn, owner: str, events: list[PendingEvent], usage: Usage, lease_ms: int) -> int:
-        """Publish events by moving the head's committed seq over them.
-
-        The head's condition is the cancel check: ``running``, my lease, no cancel flag, and
-        the seq I last committed. One write, no read. Returns the new committed seq.
-        """
-        now = self.db.now()
-        base, new_seq = turn.seq, turn.seq + len(events)
-        update = "SET seq = :seq, usage = :usage, lease_expires_at = :lease"
-        cond = (
-            "status = :running AND lease_owner = :owner AND attribute_not_exists(cancel_requested_at) AND seq = :base"
+    def _advance(self, turn_id: str, owner: str, base: int, sets: dict[str, Any]) -> None:
+        """Update the head of my running turn, if it is still mine, unflagged and at ``base``:
+        the condition is the cancel check. Raises CommitRejected with the head otherwise."""
+        new, old = self.db.conditional(
+            "update_item",
+            Key=codec.key(turn_pk(turn_id), TURN_SK),
+            UpdateExpression="SET " + ", ".join(f"{k} = :{k}" for k in sets),
+            ConditionExpression=(
+                "status = :running AND lease_owner = :owner AND seq = :base AND attribute_not_exists(cancel_requested_at)"
+            ),
+            ExpressionAttributeValues=codec.values(running=Status.RUNNING.value, owner=owner, base=base, **sets),
         )
-        vals = {
-            "seq": new_seq,
-            "usage": usage.to_item(),
-            "lease": now + lease_ms,
-            "running": Status.RUNNING.value,
-            "owner": owner,
-            "base": base,
-        }
-        if not events:
-            new, old = self.db.conditional(
-                "update_item",
-                Key=codec.key(turn_pk(turn.id), TURN_SK),
-                UpdateExpression=update,
-                ConditionExpression=cond,
-                ExpressionAttributeValues=codec.values(**vals),
-            )
-            if new is None:
-                raise errors.CommitRejected(codec.turn_from_item(old))
-            return new_seq
-        tx = Transaction(self.db)
-        ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
-        for i, e in enumerate(events):
-            tx.put(f"event:{base + i + 1}", self._event(turn.id, base + i + 1, e, ttl))
-        tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
-        failure = tx.commit()
-        if failure is not None:
-            raise errors.CommitRejected(codec.turn_from_item(failure.old(HEAD)))
-        return new_seq
+        if new is None:
+            raise errors.CommitRejected(codec.turn_from_item(old))
+
+    def publish(self, turn_id: str, owner: str, events: list[Event], base: int, usage: Usage, lease_ms: int) -> int:
+        """Make events durable: put their chunk, then move the head's seq over it (renewing the
+        lease). Two plain writes, no transaction: a chunk beyond the head's seq is invisible,
+        so a refused head update (a cancel, a lost lease) leaves nothing half-written.
+        Returns the new committed seq."""
+        now = self.db.now()
+        last = events[-1].seq
+        assert events[0].seq == base + 1
+        item = chunks.chunk_item(turn_id, events, owner, self.db.ttl(now, MAX_TURN_LIFE_S))
+        written, old = self.db.conditional(
+            "put_item", Item=codec.dump(item), ConditionExpression="attribute_not_exists(pk)"
+        )
+        if written is None and (codec.load(old) or {}).get("owner") != owner:
+            raise errors.CommitRejected(None)  # another writer finished this turn there
+        self._advance(turn_id, owner, base, {"seq": last, "usage": usage.to_item(), "lease_expires_at": now + lease_ms})
+        return last
+
+    def renew(self, turn_id: str, owner: str, base: int, lease_ms: int) -> None:
+        """Renew my lease while nothing new is to be published (also a cancel check)."""
+        self._advance(turn_id, owner, base, {"lease_expires_at": self.db.now() + lease_ms})
+
+    def cancel_flag(self, turn_id: str, *, consistent: bool) -> Turn | None:
+        """The cheapest look at a running turn: its head, projected to what a cancel check
+        needs (one read unit or half, whatever the head holds). None when it is not flagged."""
+        out = self.db.call(
+            "get_item",
+            TableName=self.db.table,
+            Key=codec.key(turn_pk(turn_id), TURN_SK),
+            ConsistentRead=consistent,
+            ProjectionExpression=CHECKED,
+        )
+        raw = codec.load(out.get("Item")) or {}
+        if "cancel_requested_at" not in raw:
+            return None
+        return Turn(
+            id=turn_id, kind="", tenant="", scope=Scope.parse("stateless"), stored_status=Status(raw["status"]),
+            created_at=0, seq=int(raw.get("seq", 0)), cancel_requested_at=raw["cancel_requested_at"],
+            cancel_reason=raw.get("cancel_reason"), cancel_actor=raw.get("cancel_actor"),
+            cancel_source=raw.get("cancel_source"), cancel_seq=raw.get("cancel_seq"), lease_owner=raw.get("lease_owner"),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ finish
 
     def finish(self, turn: Turn, status: Status, closing: Closing, *, usage: Usage, mode: FinishMode,
-               error: dict[str, Any] | None = None, at: int | None = None) -> Turn:  # fmt: skip
-        """Write the closing events and the terminal state together, with the ledger entries
-        and the dialect's closing items, and give a session turn's slot back. Exactly one
-        finish wins per turn: the condition names the state it leaves (``mode``). Raises
-        CommitRejected with the head it was refused against."""
+               error: dict[str, Any] | None = None, at: int | None = None, writer: str = "finish") -> Turn:  # fmt: skip
+        """Write the last events (the last one is the terminal event) as one chunk and the
+        terminal state together, with the ledger entries and the dialect's closing items, and
+        give a session turn's slot back. ``turn.seq`` is the committed seq the events follow.
+        Exactly one finish wins per turn: the condition names the state it leaves (``mode``).
+        Raises CommitRejected with the head it was refused against."""
         now = self.db.now() if at is None else at
         done_at = turn.completed_at if turn.cancelled_before_start else now
-        assert done_at is not None
+        assert done_at is not None and closing.events and closing.events[0].seq == turn.seq + 1
         expires = done_at + turn.grace_ms
-        seq = turn.seq + len(closing.events)
+        seq = closing.events[-1].seq
         tx = Transaction(self.db)
-        for i, e in enumerate(closing.events):
-            tx.put(f"event:{turn.seq + i + 1}", self._event(turn.id, turn.seq + i + 1, e, self.db.ttl(expires)))
+        stored = closing.events[: -closing.closing] + chunks.by_reference(
+            closing.events[-closing.closing :], closing.output
+        )
+        refs = stored != closing.events
+        tx.put("events", chunks.chunk_item(turn.id, stored, writer, self.db.ttl(expires), refs))
         self._finish_head(
             tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error
         )
@@ -371,3 +351,7 @@ class Turns:
             vals["error"] = codec.compact_json(error)
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk"
         tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
+
+
+def _typed(event: PendingEvent) -> tuple[str, dict[str, Any]]:
+    return event.type, event.data

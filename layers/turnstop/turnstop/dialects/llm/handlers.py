@@ -20,21 +20,27 @@ from turnstop.dialects.llm.wire import SHAPE
 from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
 from turnstop.http.body import raw_body
+from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
 
 BASE = "/api/v1/llm/responses"
 
 
-def api_app(store: Store, settings: Settings, *, sleep: Callable[[float], None] | None = None) -> TurnstopResolver:
-    """Create and retrieve (JSON or SSE). ``sleep`` paces a foreground create's wait (tests)."""
+def api_app(
+    store: Store, settings: Settings, runner: TurnRunner, *, sleep: Callable[[float], None] | None = None
+) -> TurnstopResolver:
+    """Create and retrieve (JSON or SSE). A foreground stream runs in the request, under
+    ``runner``; ``sleep`` paces a foreground JSON create's wait for the worker (tests)."""
     app = TurnstopResolver(SHAPE)
     llm = Llm(store, settings)
 
     def create() -> Response:
         principal = require_principal(app.event, store)
         body = service.parse_create(app.event, settings.max_body_bytes)
-        turn = llm.create(principal, body)
+        turn = llm.create(principal, body, runner)
+        if body.stream and not body.background:
+            return sse_response(llm.run_live(turn, runner, app.remaining_ms))
         if body.stream:
             return sse_response(llm.stream(turn, 0))
         if not body.background:

@@ -130,6 +130,9 @@ def created_event(turn: Turn) -> PendingEvent:
 
 
 class LlmRenderer(Renderer):
+    # The cancel answer is the cancelled response object: the turn ends with exactly that output.
+    output_at_cancel_acceptance = True
+
     def on_start(self, turn: Turn) -> list[PendingEvent]:
         ref = {"item_id": message_id(turn), "output_index": 0, "content_index": 0}
         return [

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
+from turnstop.core.events import Event
 from turnstop.core.ids import new_id
 from turnstop.core.records import NewTurn
 from turnstop.core.tokens import count_tokens
@@ -23,7 +24,8 @@ from turnstop.dialects.llm import models, wire
 from turnstop.dialects.llm.renderer import KIND, RENDERER, TERMINAL_TYPES, WIRE_STATUS, created_event, response_object
 from turnstop.dialects.service import DialectService
 from turnstop.http.body import parse_body
-from turnstop.http.sse import StreamingResponse, stream_response
+from turnstop.http.sse import StreamingResponse, live_response, stream_response
+from turnstop.runtime.runner import TurnRunner
 
 ID_PREFIX = "resp_"
 MAX_CURSOR_DIGITS = 12
@@ -117,8 +119,9 @@ def wait_for_end(
 
 
 class Llm(DialectService):
-    def create(self, principal: Principal, body: models.CreateResponse) -> Turn:
-        """Validate against state (model, previous response), write the turn, queue it."""
+    def create(self, principal: Principal, body: models.CreateResponse, runner: TurnRunner | None = None) -> Turn:
+        """Validate against state (model, previous response), write the turn and queue it;
+        a foreground stream runs in the request instead, under ``runner``'s lease."""
         if body.model not in models.MODELS:
             raise errors.InvalidRequest(
                 f"The requested model '{body.model[:120]}' does not exist.", param="model", code="model_not_found"
@@ -151,7 +154,13 @@ class Llm(DialectService):
             end_user=principal.end_user,
             input_tokens=count_tokens((body.instructions or "") + " " + body.prompt),
         )
-        turn, _ = self.start(lambda: self.store.turns.start(new, created_event), principal, None)
+        in_request = runner is not None and body.stream and not body.background
+        run_as = runner.owner if in_request and runner else None
+        lease = runner.lease_ms if runner else 0
+        turn, _ = self.start(
+            lambda: self.store.turns.start(new, created_event, run_as=run_as, lease_ms=lease), principal, None,
+            queue=not in_request,
+        )  # fmt: skip
         return turn
 
     def _visible(self, principal: Principal, rid: str) -> Turn | None:
@@ -182,7 +191,8 @@ class Llm(DialectService):
         )
 
     def cancel(self, principal: Principal, rid: str) -> dict[str, Any]:
-        """One conditional write decides; the response object is read after it to render the output."""
+        """One conditional write decides; the request and the output are read after it to render
+        the response object."""
         check_id(rid)
         outcome, turn = self.store.turns.request_cancel(
             rid,
@@ -192,6 +202,8 @@ class Llm(DialectService):
             req=CancelRequest(actor=principal.key_id or None, source="api"),
             with_old=True,
         )
+        if turn is not None:  # the decision is made; read the request to render the answer
+            turn = self.store.turns.with_input(turn)
         if outcome is CancelOutcome.NOT_FOUND or turn is None:
             if (
                 turn is not None
@@ -210,6 +222,15 @@ class Llm(DialectService):
         # cancelled (was queued), cancelling or already cancelling: it ends cancelled (a cancel
         # accepted always wins), with exactly the output committed so far.
         return response_object(turn, "cancelled", text=self.store.turns.committed_text(turn), usage=turn.usage)
+
+    def run_live(self, turn: Turn, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> StreamingResponse:
+        """Run a foreground stream in this request, each event to the reader as it comes."""
+        channel, running = runner.start(turn, remaining_ms)
+        created = created_event(turn)
+        first = [Event(1, created.type, created.data)]
+        return live_response(
+            self.store, self.settings, turn, channel, running, renderer=RENDERER, render=wire.frame, first=first
+        )
 
     def stream(self, turn: Turn, after: int) -> StreamingResponse:
         end = turn.last_readable_seq

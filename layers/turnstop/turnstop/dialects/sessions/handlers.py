@@ -14,6 +14,7 @@ from turnstop.dialects.sessions.service import Sessions, parse_after
 from turnstop.dialects.sessions.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, cancel_app, json_response, require_principal, sse_response
 from turnstop.http.body import headers_of, idempotency_claim, parse_body
+from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
 
@@ -61,7 +62,8 @@ def response_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
     return _cancel(store, settings, "POST /v1/responses/<rid>/cancel")
 
 
-def stream_app(store: Store, settings: Settings) -> TurnstopResolver:
+def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> TurnstopResolver:
+    """The streaming routes. A new turn runs in the request that starts it, under ``runner``."""
     app = TurnstopResolver(SHAPE)
     service = Sessions(store, settings)
 
@@ -75,8 +77,12 @@ def stream_app(store: Store, settings: Settings) -> TurnstopResolver:
         else:
             prompt = parse_body(event, models.SendMessage, settings.max_body_bytes).message
         idempotency = idempotency_claim(event, principal.tenant, principal.end_user)
-        turn = service.start_turn(principal, prompt=prompt, session_id=session_id, idempotency=idempotency)
-        return sse_response(service.stream(turn, 0))
+        turn, replayed = service.start_turn(
+            principal, prompt=prompt, session_id=session_id, idempotency=idempotency, runner=runner
+        )
+        if replayed:
+            return sse_response(service.stream(turn, 0))
+        return sse_response(service.run_live(turn, runner, app.remaining_ms))
 
     def resume(rid: str, session_id: str | None) -> Response:
         principal = require_principal(app.event, store)

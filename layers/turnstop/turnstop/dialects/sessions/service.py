@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
+from turnstop.core.events import Event
 from turnstop.core.ids import matches, new_id
 from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.scopes import Scope
@@ -15,7 +16,8 @@ from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.service import DialectService
 from turnstop.dialects.sessions import wire
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
-from turnstop.http.sse import StreamingResponse, stream_response
+from turnstop.http.sse import StreamingResponse, live_response, stream_response
+from turnstop.runtime.runner import TurnRunner
 
 SESSION_PREFIX = "sess_"
 MESSAGE_PREFIX = "msg_"
@@ -92,9 +94,11 @@ class Sessions(DialectService):
         return turn_id if outcome in (CancelOutcome.CANCELLED, CancelOutcome.CANCELLING) else None
 
     def start_turn(
-        self, principal: Principal, *, prompt: str, session_id: str | None, idempotency: IdempotencyClaim | None
-    ) -> Turn:
-        """Create (or, for a repeated Idempotency-Key, find) the turn and queue it for a worker."""
+        self, principal: Principal, *, prompt: str, session_id: str | None, idempotency: IdempotencyClaim | None,
+        runner: TurnRunner,
+    ) -> tuple[Turn, bool]:  # fmt: skip
+        """Create the turn, running under ``runner``'s lease (the streaming request runs it
+        itself), or for a repeated Idempotency-Key find the one it started: (turn, replayed)."""
         kind, scope = kind_and_scope(session_id)
         new = NewTurn(
             id=new_id(MESSAGE_PREFIX if session_id else RESPONSE_PREFIX),
@@ -106,10 +110,13 @@ class Sessions(DialectService):
             end_user=principal.end_user,
             input_tokens=count_tokens(prompt),
         )
-        turn, _ = self.start(
-            lambda: self.store.turns.start(new, created_event, idempotency=idempotency), principal, idempotency
-        )
-        return turn
+
+        def write() -> Turn:
+            return self.store.turns.start(
+                new, created_event, idempotency=idempotency, run_as=runner.owner, lease_ms=runner.lease_ms
+            )
+
+        return self.start(write, principal, idempotency, queue=False)
 
     def cancel(
         self, principal: Principal, rid: str, *, session_id: str | None, reason: str | None = None
@@ -139,6 +146,14 @@ class Sessions(DialectService):
         if turn is None:
             raise errors.NotFound("Response not found")
         return turn
+
+    def run_live(self, turn: Turn, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> StreamingResponse:
+        """Run a turn this request just started, streaming each event to its reader as it comes."""
+        channel, running = runner.start(turn, remaining_ms)
+        created = created_event(turn)
+        first = [Event(1, created.type, created.data)]
+        renderer = RENDERERS[turn.kind]
+        return live_response(self.store, self.settings, turn, channel, running, renderer=renderer, first=first)
 
     def stream(self, turn: Turn, after: int) -> StreamingResponse:
         last = turn.last_readable_seq

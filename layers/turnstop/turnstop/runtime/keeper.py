@@ -1,0 +1,182 @@
+"""The keeper: the one thread that writes a running turn to the store.
+
+Three jobs, each at its own cadence, none of them on the model's thread:
+- make the turn durable: every ``flush_ms`` (or sooner once ``flush_bytes`` are waiting) it
+  publishes what was emitted as one chunk and moves the head over it (two small writes);
+- notice a cancel: every ``check_ms`` without such a write it reads the head's flag (one small
+  read); a publish or a lease renewal is a cancel check too, by its condition;
+- end the turn: when the model is done, when the flag is seen, or near the host's deadline, it
+  writes the last events and the terminal state together. Completion is conditional on the
+  flag being absent, so a cancel accepted with 202 always ends cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from turnstop.core.errors import CommitRejected, Retryable
+from turnstop.core.turn import Status, Turn, TurnEnd
+from turnstop.runtime.active import ActiveTurn, ModelEnd, Snapshot
+from turnstop.runtime.renderer import Renderer
+from turnstop.settings import Settings
+from turnstop.store import Store
+from turnstop.store.finish import Closing, MyLease
+
+log = logging.getLogger(__name__)
+
+MAX_DURATION_ERROR = {"code": "max_duration", "message": "The turn ran out of time"}
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often the keeper writes and looks (milliseconds)."""
+
+    flush_ms: int = 2000
+    flush_bytes: int = 16_384
+    check_ms: int = 200
+    lease_ms: int = 30_000
+    consistent_check: bool = False
+    stop_margin_ms: int = 10_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Cadence:
+        return cls(
+            flush_ms=settings.flush_ms,
+            flush_bytes=settings.flush_bytes,
+            check_ms=settings.cancel_check_ms,
+            lease_ms=settings.lease_ms,
+            consistent_check=settings.cancel_check_consistent,
+        )
+
+
+@dataclass
+class Ending:
+    """How the turn ended, for whoever waits on it."""
+
+    status: Status | None  # None: another writer ended it (lost race, lost lease)
+    turn: Turn | None = None
+    end: TurnEnd | None = None
+    cancelled_by_flag: Turn | None = None
+
+
+class Keeper:
+    def __init__(
+        self,
+        store: Store,
+        active: ActiveTurn,
+        renderer: Renderer,
+        owner: str,
+        cadence: Cadence,
+        remaining_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.store = store
+        self.turns = store.turns
+        self.active = active
+        self.renderer = renderer
+        self.owner = owner
+        self.cadence = cadence
+        self.remaining_ms = remaining_ms
+        now = time.monotonic()
+        self._last_publish = self._last_check = self._last_write = now
+
+    # -- the loop
+
+    def run(self) -> Ending:
+        """Keep the turn until it ends. A store error is retried at the next tick; once no
+        write has landed for a whole lease, the turn is someone else's to end (the sweeper
+        finds the expired lease), so the keeper stops the model and lets go."""
+        while True:
+            self.active.wake.wait(self.cadence.check_ms / 1000)
+            self.active.wake.clear()
+            try:
+                ending = self._tick()
+            except CommitRejected as refused:
+                ending = self._refused(refused.old)
+            except Exception as error:
+                level = logging.WARNING if isinstance(error, Retryable) else logging.ERROR
+                log.log(level, "keeping turn %s failed; retrying", self.active.turn.id, exc_info=error)
+                if time.monotonic() - self._last_write < self.cadence.lease_ms / 1000:
+                    continue
+                self.active.stop()
+                ending = Ending(None)
+            if ending is not None:
+                return ending
+
+    def _tick(self) -> Ending | None:
+        now = time.monotonic()
+        if self.active.model_end is not None:
+            return self._end(self.active.model_end)
+        if self.remaining_ms is not None and self.remaining_ms() < self.cadence.stop_margin_ms:
+            return self._end(ModelEnd(Status.FAILED, MAX_DURATION_ERROR))
+        waiting = self.active.pending_bytes
+        if waiting and (
+            waiting >= self.cadence.flush_bytes or now - self._last_publish >= self.cadence.flush_ms / 1000
+        ):
+            self._publish(self.active.pending())
+        elif now - self._last_check >= self.cadence.check_ms / 1000:
+            flag = self.turns.cancel_flag(self.active.turn.id, consistent=self.cadence.consistent_check)
+            self._last_check = now
+            if flag is not None:
+                return self._cancelled(flag)
+        if now - self._last_write >= self.cadence.lease_ms / 3000:
+            turn = self.active.turn
+            self.turns.renew(turn.id, self.owner, turn.seq, self.cadence.lease_ms)
+            self._last_write = self._last_check = time.monotonic()
+        return None
+
+    def _publish(self, snap: Snapshot) -> None:
+        turn = self.active.turn
+        self.turns.publish(turn.id, self.owner, snap.events, turn.seq, snap.usage, self.cadence.lease_ms)
+        self.active.published(snap)
+        self._last_publish = self._last_check = self._last_write = time.monotonic()
+
+    # -- endings
+
+    def _end(self, end: ModelEnd) -> Ending:
+        """The model is done (or out of time): write what is left and the terminal state."""
+        self.active.stop()
+        return self._finish(self.active.turn, end.status, self.active.pending(), end.error)
+
+    def _cancelled(self, flag: Turn) -> Ending:
+        """The flag is set: end the turn cancelled, at once, whatever the model is doing."""
+        self.active.stop()
+        turn = self.active.turn.replace(
+            cancel_requested_at=flag.cancel_requested_at, cancel_reason=flag.cancel_reason,
+            cancel_actor=flag.cancel_actor, cancel_source=flag.cancel_source, cancel_seq=flag.cancel_seq,
+        )  # fmt: skip
+        # A dialect whose cancel answer shows the output ends with exactly the output committed
+        # when the cancel was accepted; the others keep everything emitted until it was seen.
+        at_acceptance = self.renderer.output_at_cancel_acceptance and self.active.live is None
+        snap = self.active.pending(turn.seq if at_acceptance else None)
+        return self._finish(turn, Status.CANCELLED, snap, None, flag=flag)
+
+    def _refused(self, old: Turn | None) -> Ending:
+        """A write under my lease was refused: a cancel (end it cancelled) or a lost turn."""
+        if old is not None and old.cancel_requested and not old.terminal and old.lease_owner == self.owner:
+            return self._cancelled(old)
+        self.active.stop()
+        return Ending(None)
+
+    def _finish(self, turn: Turn, status: Status, snap: Snapshot, error: dict[str, str] | None,
+                flag: Turn | None = None) -> Ending:  # fmt: skip
+        at = self.store.now()
+        end = TurnEnd(status, snap.usage, snap.text, snap.thinking, error, finished_at=at)
+        base = snap.events[-1].seq if snap.events else turn.seq
+        closing = self.active.closing_seqs(base, self.renderer.on_end(turn, end))
+        record = Closing(
+            [*snap.events, *closing], self.renderer.ledger(turn, end), self.renderer.closing_items(turn, end),
+            closing=len(closing), output=snap.text,
+        )  # fmt: skip
+        try:
+            finished = self.turns.finish(turn, status, record, usage=snap.usage, mode=MyLease(self.owner), error=error,
+                                         at=at, writer=self.owner)  # fmt: skip
+        except CommitRejected as refused:
+            if status is not Status.CANCELLED:
+                return self._refused(refused.old)
+            return Ending(None)
+        if self.active.live is not None:
+            self.active.live.put(closing)  # it has every emitted event already
+        return Ending(status, finished, end, flag)
