@@ -1,0 +1,77 @@
+"""What serves a request once it is parsed: the route table, the authorizers and the functions,
+as API Gateway (HTTP API) would put them together."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from turnstop_local.apigw.events import build_authorizer_event
+from turnstop_local.apigw.responses import HttpResponse, evaluate_authorizer_response, json_message, map_response
+from turnstop_local.apigw.routes import RouteTable
+from turnstop_local.lambda_host import FunctionHost
+from turnstop_local.template import Authorizer, Route
+
+__all__ = ["INTEGRATION_TIMEOUT_SECONDS", "MAX_BODY_BYTES", "LocalApi"]
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's payload limit
+# API Gateway HTTP APIs give up on an integration after 30 s (503 Service Unavailable).
+INTEGRATION_TIMEOUT_SECONDS = 30.0
+
+log = logging.getLogger("turnstop_local.http")
+
+
+class LocalApi:
+    """What serves a request: the route table, the authorizers and the functions."""
+
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        authorizers: Mapping[str, Authorizer],
+        host: FunctionHost,
+        integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.routes = RouteTable(routes)
+        self.authorizers = dict(authorizers)
+        self.host = host
+        self.integration_timeout = integration_timeout
+        self.max_body_bytes = max_body_bytes
+
+    def authorize(self, route: Route, event: dict[str, Any]) -> HttpResponse | None:
+        """Run the route's authorizer; an error response to send, or None to go on."""
+        if route.authorizer is None:
+            return None
+        authorizer = self.authorizers[route.authorizer]
+        auth_event = build_authorizer_event(event, authorizer, self.host.resources.region)
+        if authorizer.identity_sources and any(not v for v in auth_event["identitySource"]):
+            # A configured identity source is missing: API Gateway answers without calling the function.
+            return json_message(401, "Unauthorized")
+        try:
+            result = self.host.get(authorizer.function_id).invoke(auth_event, timeout=self.integration_timeout)
+            allowed, context = evaluate_authorizer_response(result, authorizer.simple_responses)
+        except FutureTimeout:
+            log.error("authorizer %s timed out", authorizer.function_id)
+            return json_message(503, "Service Unavailable")
+        except Exception:
+            log.error("authorizer %s failed:\n%s", authorizer.function_id, traceback.format_exc())
+            return json_message(500, "Internal Server Error")
+        if not allowed:
+            return json_message(403, "Forbidden")
+        event["requestContext"]["authorizer"] = {"lambda": context}
+        return None
+
+    def invoke(self, route: Route, event: dict[str, Any]) -> HttpResponse:
+        """Invoke the route's function and map its result; API Gateway's errors on failure."""
+        try:
+            result = self.host.get(route.function_id).invoke(event, timeout=self.integration_timeout)
+            return map_response(result)
+        except FutureTimeout:
+            log.error("%s did not answer within %.0fs", route.function_id, self.integration_timeout)
+            return json_message(503, "Service Unavailable")
+        except Exception:
+            log.error("%s failed (%s):\n%s", route.function_id, route.route_key, traceback.format_exc())
+            return json_message(500, "Internal Server Error")
