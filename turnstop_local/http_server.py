@@ -6,6 +6,12 @@ routes (``Metadata.turnstop.Routes``) call the function's ``StreamHandler`` with
 write its body with chunked transfer encoding, one flush per chunk, so SSE arrives incrementally
 (what the streaming Function URL does in AWS).
 
+Limits that keep one client from starving the rest: a listen backlog of ``LISTEN_BACKLOG``
+connections, and a socket timeout (``TURNSTOP_LOCAL_IDLE_TIMEOUT_SECONDS``, default 60) on a
+connection that is silent while a request is expected, or stalled while its request arrives, or
+that stops reading an answer being written (a quiet stream is never cut: nothing is read from or
+written to it meanwhile).
+
 The emulation's public names are re-exported here.
 """
 
@@ -35,10 +41,13 @@ from turnstop_local.apigw import (
     map_response,
     new_request_id,
 )
+from turnstop_local.knobs import IDLE_TIMEOUT_SECONDS, number_setting
 from turnstop_local.template import Route
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT_SECONDS",
     "INTEGRATION_TIMEOUT_SECONDS",
+    "LISTEN_BACKLOG",
     "LOCAL_API_ID",
     "MAX_BODY_BYTES",
     "HttpResponse",
@@ -56,6 +65,12 @@ __all__ = [
 
 log = logging.getLogger("turnstop_local.http")
 
+# Connections the kernel queues before the server accepts them (ThreadingHTTPServer's is 5).
+LISTEN_BACKLOG = 1024
+DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
+# A client is gone when writing to it fails or stalls past the idle timeout.
+_CLIENT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
 
 class _RequestTooLarge(Exception):
     pass
@@ -66,9 +81,17 @@ class LocalHttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, api: LocalApi, host: str = "127.0.0.1", port: int = 3000) -> None:
+    def __init__(
+        self, api: LocalApi, host: str = "127.0.0.1", port: int = 3000, idle_timeout: float | None = None
+    ) -> None:
         self.api = api
+        self.idle_timeout = (
+            idle_timeout
+            if idle_timeout is not None
+            else number_setting(IDLE_TIMEOUT_SECONDS, DEFAULT_IDLE_TIMEOUT_SECONDS, minimum=0.1, maximum=86400)
+        )
         self._thread: threading.Thread | None = None
         super().__init__((host, port), _RequestHandler)
 
@@ -97,6 +120,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: LocalHttpServer
 
+    def setup(self) -> None:
+        super().setup()
+        # The socket timeout: reading a request (and writing an answer) may stall this long.
+        self.connection.settimeout(self.server.idle_timeout)
+
     def do_GET(self) -> None:  # http.server's naming
         self._handle()
 
@@ -109,7 +137,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         """Silenced: _access_log writes one line per request, with the route and timing."""
 
     def log_message(self, format: str, *args: Any) -> None:  # signature of the base class
-        # What is left of the base class's logging: malformed requests and the like.
+        # What is left of the base class's logging: malformed requests and the like. An idle
+        # connection closed by the socket timeout is routine, not worth a line.
+        if format.startswith("Request timed out"):
+            return
         sys.stderr.write(f"turnstop-local: {self.address_string()} {format % args}\n")
 
     # ------------------------------------------------------------------ request
@@ -194,7 +225,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if self.command != "HEAD" and response.body:
                 self.wfile.write(response.body)
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        except _CLIENT_ERRORS:
             self.close_connection = True
 
     def _stream(self, route: Route, event: dict[str, Any], request_id: str) -> int:
@@ -224,8 +255,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     if chunk and self.command != "HEAD":
                         self.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
                         self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-                raise  # the client left: handled below, not a handler failure
+            except _CLIENT_ERRORS:
+                raise  # the client left (or stopped reading): handled below, not a handler failure
             except Exception:
                 # Headers are gone already: log, end the stream abruptly so the client sees a truncated
                 # body (a Function URL cuts the connection the same way).
@@ -234,7 +265,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return head.status_code
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        except _CLIENT_ERRORS:
             invocation.cancel()
             self.close_connection = True
         return head.status_code
