@@ -30,6 +30,7 @@ from turnstop_local.apigw import (
     INTEGRATION_TIMEOUT_SECONDS,
     LOCAL_API_ID,
     MAX_BODY_BYTES,
+    THROTTLE_WAIT_SECONDS,
     HttpResponse,
     LocalApi,
     MalformedResponse,
@@ -42,6 +43,7 @@ from turnstop_local.apigw import (
     new_request_id,
 )
 from turnstop_local.knobs import IDLE_TIMEOUT_SECONDS, number_setting
+from turnstop_local.lambda_host import Throttled
 from turnstop_local.template import Route
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "LISTEN_BACKLOG",
     "LOCAL_API_ID",
     "MAX_BODY_BYTES",
+    "THROTTLE_WAIT_SECONDS",
     "HttpResponse",
     "LocalApi",
     "LocalHttpServer",
@@ -211,14 +214,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ response
 
-    def _send(self, response: HttpResponse, request_id: str) -> None:
+    def _send(self, response: HttpResponse, request_id: str, request_id_header: str = "apigw-requestid") -> None:
         try:
             self.send_response(response.status)
             for name, value in response.headers:
                 if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
-            self.send_header("apigw-requestid", request_id)
+            self.send_header(request_id_header, request_id)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
@@ -230,7 +233,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _stream(self, route: Route, event: dict[str, Any], request_id: str) -> int:
         """Serve a streaming route; returns the status sent."""
-        invocation = self.server.api.host.get(route.function_id).stream(event)
+        api = self.server.api
+        try:
+            invocation = api.host.get(route.function_id).stream(event, wait=api.throttle_wait)
+        except Throttled as throttled:
+            response = api.throttled(route, event, throttled)
+            # A Function URL's request id header (streaming routes are not behind API Gateway in AWS).
+            self._send(response, request_id, "x-amzn-requestid")
+            return response.status
         try:
             head = invocation.head()
         except Exception:

@@ -9,10 +9,12 @@ import logging
 import os
 from collections.abc import Mapping
 
-__all__ = ["IDLE_TIMEOUT_SECONDS", "number_setting"]
+__all__ = ["CONCURRENCY", "IDLE_TIMEOUT_SECONDS", "number_setting"]
 
 log = logging.getLogger("turnstop_local")
 
+# The concurrency limit of a function without ReservedConcurrentExecutions (default 64).
+CONCURRENCY = "TURNSTOP_LOCAL_CONCURRENCY"
 # How long a connection may stay silent while the server waits for a request (default 60 s).
 IDLE_TIMEOUT_SECONDS = "TURNSTOP_LOCAL_IDLE_TIMEOUT_SECONDS"
 

@@ -1,4 +1,5 @@
-"""The local runtime under load: the listen backlog and idle-socket timeouts.
+"""The local runtime under load: listen backlog, per-function concurrency and throttling (with a
+dialect's own ``throttled_response``), and idle-socket timeouts.
 
 A tiny fake repo (its own template.yaml and functions) served over loopback, moto as the store.
 Functions block on gate files the tests create; waits poll a condition with a deadline.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,10 +20,15 @@ from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
+import boto3
 import pytest
 
+from tests.conftest import ROOT
+from turnstop_local.concurrency import DEFAULT_CONCURRENCY, ConcurrencyLimit, Throttled, unreserved_concurrency
 from turnstop_local.http_server import LocalHttpServer
+from turnstop_local.lambda_host import LambdaFunction
 from turnstop_local.runtime import LocalRuntime
+from turnstop_local.template import Template
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -31,6 +38,13 @@ Globals:
     Timeout: 30
     Environment: {Variables: {FAKE_LOG: __LOG__}}
 Resources:
+  SerialDLQ:
+    Type: AWS::SQS::Queue
+  SerialQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 30
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt SerialDLQ.Arn, maxReceiveCount: 1}
   OpenFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -38,11 +52,50 @@ Resources:
       Handler: app.handler
       Events:
         Open: {Type: HttpApi, Properties: {Path: /open, Method: GET}}
+  HoldFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/hold/
+      Handler: app.handler
+      ReservedConcurrentExecutions: 1
+      Events:
+        Hold: {Type: HttpApi, Properties: {Path: "/hold/{name}", Method: GET}}
+  ShapedFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/shaped/
+      Handler: app.handler
+      ReservedConcurrentExecutions: 0
+      Events:
+        Shaped: {Type: HttpApi, Properties: {Path: /shaped, Method: GET}}
+  BadHookFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/badhook/
+      Handler: app.handler
+      ReservedConcurrentExecutions: 0
+      Events:
+        Bad: {Type: HttpApi, Properties: {Path: /badhook, Method: GET}}
   StreamFunction:
     Type: AWS::Serverless::Function
     Metadata:
       turnstop: {StreamHandler: app.stream_handler, Routes: ["GET /stream/{name}"]}
     Properties: {CodeUri: functions/stream/, Handler: run.sh, ReservedConcurrentExecutions: 1}
+  ShapedStreamFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      turnstop: {StreamHandler: app.stream_handler, Routes: ["GET /shaped-stream"]}
+    Properties: {CodeUri: functions/shaped_stream/, Handler: run.sh, ReservedConcurrentExecutions: 0}
+  SerialFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/serial/
+      Handler: app.handler
+      ReservedConcurrentExecutions: 3
+      Events:
+        Work:
+          Type: SQS
+          Properties: {Queue: !GetAtt SerialQueue.Arn, BatchSize: 1, ScalingConfig: {MaximumConcurrency: 1}}
 """
 
 COMMON = """
@@ -71,6 +124,30 @@ FUNCTIONS = {
 def handler(event, context):
     return {"statusCode": 200, "body": "open"}
 """,
+    "hold": """
+def handler(event, context):
+    name = event["pathParameters"]["name"]
+    record(fn="hold", started=name)
+    wait_gate(name)
+    record(fn="hold", ended=name)
+    return {"statusCode": 200, "body": name}
+""",
+    "shaped": """
+def handler(event, context):
+    return {"statusCode": 200, "body": "ran"}
+
+def throttled_response(event):
+    body = {"error": {"type": "rate_limit_error", "route": event["routeKey"]}}
+    return {"statusCode": 429, "headers": {"content-type": "application/json", "retry-after": "1"},
+            "body": json.dumps(body)}
+""",
+    "badhook": """
+def handler(event, context):
+    return {"statusCode": 200, "body": "ran"}
+
+def throttled_response(event):
+    raise RuntimeError("the hook itself fails")
+""",
     "stream": """
 def stream_handler(event, context):
     name = event["pathParameters"]["name"]
@@ -90,6 +167,22 @@ def stream_handler(event, context):
             record(fn="stream", closed=name, yielded=yielded)
 
     return Response(body())
+""",
+    "shaped_stream": """
+def stream_handler(event, context):
+    return Response(iter(["data: never\\n\\n"]))
+
+def throttled_response(event):
+    return {"statusCode": 429, "headers": {"content-type": "application/json"},
+            "body": json.dumps({"error": "busy", "route": event["routeKey"]})}
+""",
+    "serial": """
+def handler(event, context):
+    started = time.monotonic()
+    time.sleep(0.1)
+    for r in event["Records"]:
+        record(fn="serial", body=r["body"], start=started, end=time.monotonic())
+    return {}
 """,
 }
 
@@ -199,6 +292,126 @@ def test_many_simultaneous_connects_are_queued_not_refused(limits: tuple[LocalRu
     finally:
         server.stop()
     assert all(r.startswith(b"HTTP/1.1 200") and r.endswith(b"open") for r in replies)
+
+
+# -------------------------------------------------------------------------------- concurrency
+
+
+def test_concurrency_limit_counts_and_bounds_its_waits() -> None:
+    limit = ConcurrencyLimit(2)
+    assert limit.acquire() and limit.acquire()
+    started = time.monotonic()
+    assert not limit.acquire(timeout=0.05)
+    assert time.monotonic() - started < 2
+    assert limit.in_use == 2
+    limit.release()
+    assert limit.acquire(timeout=0)
+    assert not ConcurrencyLimit(0).acquire(timeout=0)
+    assert unreserved_concurrency({}) == DEFAULT_CONCURRENCY == 64
+    assert unreserved_concurrency({"TURNSTOP_LOCAL_CONCURRENCY": "5"}) == 5
+    assert unreserved_concurrency({"TURNSTOP_LOCAL_CONCURRENCY": "many"}) == 64
+    assert unreserved_concurrency({"TURNSTOP_LOCAL_CONCURRENCY": "0"}) == 1
+
+
+def test_limits_come_from_the_template() -> None:
+    template = Template.load(ROOT / "template.yaml")
+
+    def limit(function_id: str, environ: dict[str, str]) -> int:
+        function = LambdaFunction(template.function(function_id), {}, [], "us-east-1", "1", environ)
+        function.shutdown()
+        return function.concurrency
+
+    assert limit("SessionCancelFunction", {}) == 20  # ReservedConcurrentExecutions
+    assert limit("SessionsStreamFunction", {}) == 64  # unreserved: the default
+    assert limit("SessionsStreamFunction", {"TURNSTOP_LOCAL_CONCURRENCY": "8"}) == 8
+    assert limit("SessionCancelFunction", {"TURNSTOP_LOCAL_CONCURRENCY": "8"}) == 20
+    consumer = next(s for s in template.sqs_event_sources if s.function_id == "CancelConsumerFunction")
+    assert consumer.maximum_concurrency == 10  # ScalingConfig.MaximumConcurrency
+
+
+def test_a_function_at_its_limit_answers_at_once(limits: tuple[LocalRuntime, Path]) -> None:
+    runtime, log = limits
+    first, second = unique("a"), unique("b")
+    answer: dict[str, Any] = {}
+    holder = threading.Thread(target=lambda: answer.update(result=request(runtime, f"/hold/{first}", timeout=30)))
+    holder.start()
+    try:
+        wait_for(lambda: any(c.get("started") == first for c in calls(log)), what="the first request running")
+        started = time.monotonic()
+        status, headers, body = request(runtime, f"/hold/{second}", timeout=5)
+        # API Gateway answers a refused (throttled) Lambda invocation with a 500, without waiting.
+        assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+        assert time.monotonic() - started < 2
+        assert not any(c.get("started") == second for c in calls(log))  # the handler never ran
+    finally:
+        log.with_name(f"gate-{first}").touch()
+        holder.join(30)
+    assert answer["result"][0] == 200
+    function = runtime.host.get("HoldFunction")  # type: ignore[union-attr]
+    wait_for(lambda: function.slots.in_use == 0, what="the slot released")
+    log.with_name(f"gate-{second}").touch()
+    assert request(runtime, f"/hold/{second}")[0] == 200  # a free slot serves again
+
+
+def test_a_stream_at_its_limit_gets_the_function_url_throttle(limits: tuple[LocalRuntime, Path]) -> None:
+    runtime, log = limits
+    name = unique("t")
+    with open_stream(port(runtime), name) as sock:
+        read_until(sock, b"data: first", bytearray())
+        started = time.monotonic()
+        status, headers, body = request(runtime, f"/stream/{unique('u')}", timeout=5)
+        assert time.monotonic() - started < 2
+        log.with_name(f"gate-{name}").touch()
+        log.with_name(f"gate-{name}-2").touch()
+        read_until(sock, b"0\r\n\r\n", bytearray())
+    assert status == 429
+    assert headers["x-amzn-errortype"] == "TooManyRequestsException"
+    assert json.loads(body) == {
+        "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+        "Type": "User",
+        "message": "Rate Exceeded.",
+    }
+
+
+def test_throttled_response_is_the_dialects_answer(limits: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = limits
+    status, headers, body = request(runtime, "/shaped")
+    assert status == 429 and headers["retry-after"] == "1"
+    assert json.loads(body) == {"error": {"type": "rate_limit_error", "route": "GET /shaped"}}
+    status, _, body = request(runtime, "/shaped-stream")
+    assert (status, json.loads(body)) == (429, {"error": "busy", "route": "GET /shaped-stream"})
+    # A hook that fails is logged; the request gets what AWS would answer.
+    status, _, body = request(runtime, "/badhook")
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+
+
+def test_throttled_is_raised_to_direct_callers(limits: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = limits
+    with pytest.raises(Throttled) as raised:
+        runtime.host.get("ShapedFunction").invoke({})  # type: ignore[union-attr]
+    assert raised.value.reason == "ReservedFunctionConcurrentInvocationLimitExceeded"
+
+
+def test_sqs_mapping_stays_within_its_limits(limits: tuple[LocalRuntime, Path]) -> None:
+    runtime, log = limits
+    assert runtime.resources is not None
+    sqs = boto3.client("sqs", endpoint_url=runtime.store.sqs_endpoint, region_name="us-east-1")
+    queues = runtime.resources.queues
+    tag = uuid.uuid4().hex[:6]
+    bodies = [f"{tag}-{i}" for i in range(4)]
+    for body in bodies:
+        sqs.send_message(QueueUrl=queues["SerialQueue"].url, MessageBody=body)
+
+    def runs() -> list[dict[str, Any]]:
+        return [c for c in calls(log) if c.get("fn") == "serial" and c["body"].startswith(tag)]
+
+    wait_for(lambda: len(runs()) >= len(bodies), what="every message processed")
+    done = sorted(runs(), key=lambda c: c["start"])
+    assert sorted(c["body"] for c in done) == bodies  # each exactly once
+    for earlier, later in zip(done, done[1:], strict=False):
+        assert later["start"] >= earlier["end"]  # MaximumConcurrency 1: never two at a time
+    dlq = sqs.receive_message(QueueUrl=queues["SerialDLQ"].url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    assert not dlq.get("Messages")
 
 
 # ------------------------------------------------------------------------- idle sockets

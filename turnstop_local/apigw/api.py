@@ -12,14 +12,19 @@ from typing import Any
 from turnstop_local.apigw.events import build_authorizer_event
 from turnstop_local.apigw.responses import HttpResponse, evaluate_authorizer_response, json_message, map_response
 from turnstop_local.apigw.routes import RouteTable
+from turnstop_local.apigw.throttling import throttled_answer
+from turnstop_local.concurrency import Throttled
 from turnstop_local.lambda_host import FunctionHost
 from turnstop_local.template import Authorizer, Route
 
-__all__ = ["INTEGRATION_TIMEOUT_SECONDS", "MAX_BODY_BYTES", "LocalApi"]
+__all__ = ["INTEGRATION_TIMEOUT_SECONDS", "MAX_BODY_BYTES", "THROTTLE_WAIT_SECONDS", "LocalApi"]
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's payload limit
 # API Gateway HTTP APIs give up on an integration after 30 s (503 Service Unavailable).
 INTEGRATION_TIMEOUT_SECONDS = 30.0
+# A request that finds its function at its limit waits this long for a slot, then is throttled.
+# Lambda throttles at once; the short grace absorbs the local runtime being slower than Lambda.
+THROTTLE_WAIT_SECONDS = 0.1
 
 log = logging.getLogger("turnstop_local.http")
 
@@ -34,12 +39,19 @@ class LocalApi:
         host: FunctionHost,
         integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
         max_body_bytes: int = MAX_BODY_BYTES,
+        throttle_wait: float = THROTTLE_WAIT_SECONDS,
     ) -> None:
         self.routes = RouteTable(routes)
         self.authorizers = dict(authorizers)
         self.host = host
         self.integration_timeout = integration_timeout
         self.max_body_bytes = max_body_bytes
+        self.throttle_wait = throttle_wait
+
+    def throttled(self, route: Route, event: dict[str, Any], throttled: Throttled) -> HttpResponse:
+        """The answer to a request throttled on its way to ``route``'s function."""
+        hook = self.host.get(route.function_id).throttled_response(route.streaming)
+        return throttled_answer(route, event, throttled, hook)
 
     def authorize(self, route: Route, event: dict[str, Any]) -> HttpResponse | None:
         """Run the route's authorizer; an error response to send, or None to go on."""
@@ -51,8 +63,11 @@ class LocalApi:
             # A configured identity source is missing: API Gateway answers without calling the function.
             return json_message(401, "Unauthorized")
         try:
-            result = self.host.get(authorizer.function_id).invoke(auth_event, timeout=self.integration_timeout)
+            function = self.host.get(authorizer.function_id)
+            result = function.invoke(auth_event, timeout=self.integration_timeout, wait=self.throttle_wait)
             allowed, context = evaluate_authorizer_response(result, authorizer.simple_responses)
+        except Throttled as throttled:
+            return self.throttled(route, event, throttled)
         except FutureTimeout:
             log.error("authorizer %s timed out", authorizer.function_id)
             return json_message(503, "Service Unavailable")
@@ -67,8 +82,10 @@ class LocalApi:
     def invoke(self, route: Route, event: dict[str, Any]) -> HttpResponse:
         """Invoke the route's function and map its result; API Gateway's errors on failure."""
         try:
-            result = self.host.get(route.function_id).invoke(event, timeout=self.integration_timeout)
-            return map_response(result)
+            function = self.host.get(route.function_id)
+            return map_response(function.invoke(event, timeout=self.integration_timeout, wait=self.throttle_wait))
+        except Throttled as throttled:
+            return self.throttled(route, event, throttled)
         except FutureTimeout:
             log.error("%s did not answer within %.0fs", route.function_id, self.integration_timeout)
             return json_message(503, "Service Unavailable")

@@ -71,6 +71,11 @@ def _as_int(value: Any, default: int) -> int:
         return default
 
 
+def _maximum_concurrency(scaling: Any) -> int | None:
+    value = scaling.get("MaximumConcurrency") if isinstance(scaling, dict) else None
+    return None if value is None else max(0, _as_int(value, 0))
+
+
 def _enabled(props: Mapping[str, Any]) -> bool:
     return props.get("Enabled", True) not in (False, "false", "False")
 
@@ -301,6 +306,7 @@ class Template:
                     maximum_batching_window=_as_int(self.resolve(props.get("MaximumBatchingWindowInSeconds")), 0),
                     function_response_types=tuple(props.get("FunctionResponseTypes") or ()),
                     enabled=_enabled(props),
+                    maximum_concurrency=_maximum_concurrency(self.resolve(props.get("ScalingConfig"))),
                 )
             )
         return sources

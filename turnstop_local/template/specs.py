@@ -126,6 +126,7 @@ class SqsEventSource:
     maximum_batching_window: int = 0
     function_response_types: tuple[str, ...] = ()
     enabled: bool = True
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency: this mapping's cap
 
     @property
     def report_batch_item_failures(self) -> bool:
