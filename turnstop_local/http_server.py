@@ -7,10 +7,11 @@ write its body with chunked transfer encoding, one flush per chunk, so SSE arriv
 (what the streaming Function URL does in AWS).
 
 Limits that keep one client from starving the rest: a listen backlog of ``LISTEN_BACKLOG``
-connections, and a socket timeout (``TURNSTOP_LOCAL_IDLE_TIMEOUT_SECONDS``, default 60) on a
+connections; a socket timeout (``TURNSTOP_LOCAL_IDLE_TIMEOUT_SECONDS``, default 60) on a
 connection that is silent while a request is expected, or stalled while its request arrives, or
 that stops reading an answer being written (a quiet stream is never cut: nothing is read from or
-written to it meanwhile).
+written to it meanwhile); and a check of the client's connection while its answer is awaited, so a client that
+leaves is noticed within ``CLIENT_CHECK_SECONDS`` and its stream's body closed.
 
 The emulation's public names are re-exported here.
 """
@@ -18,6 +19,9 @@ The emulation's public names are re-exported here.
 from __future__ import annotations
 
 import logging
+import queue
+import select
+import socket
 import sys
 import threading
 import time
@@ -31,6 +35,7 @@ from turnstop_local.apigw import (
     LOCAL_API_ID,
     MAX_BODY_BYTES,
     THROTTLE_WAIT_SECONDS,
+    ClientGone,
     HttpResponse,
     LocalApi,
     MalformedResponse,
@@ -42,8 +47,9 @@ from turnstop_local.apigw import (
     map_response,
     new_request_id,
 )
+from turnstop_local.apigw.api import CLIENT_CHECK_SECONDS
 from turnstop_local.knobs import IDLE_TIMEOUT_SECONDS, number_setting
-from turnstop_local.lambda_host import Throttled
+from turnstop_local.lambda_host import StreamHead, StreamInvocation, Throttled
 from turnstop_local.template import Route
 
 __all__ = [
@@ -73,6 +79,7 @@ LISTEN_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
 # A client is gone when writing to it fails or stalls past the idle timeout.
 _CLIENT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+_SKIPPED_HEADERS = ("content-length", "transfer-encoding", "connection")
 
 
 class _RequestTooLarge(Exception):
@@ -96,7 +103,13 @@ class LocalHttpServer(ThreadingHTTPServer):
             else number_setting(IDLE_TIMEOUT_SECONDS, DEFAULT_IDLE_TIMEOUT_SECONDS, minimum=0.1, maximum=86400)
         )
         self._thread: threading.Thread | None = None
+        self._count_lock = threading.Lock()
+        self.clients_gone = 0  # answers whose client left before they were complete
         super().__init__((host, port), _RequestHandler)
+
+    def note_client_gone(self) -> None:
+        with self._count_lock:
+            self.clients_gone += 1
 
     @property
     def port(self) -> int:
@@ -146,6 +159,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         sys.stderr.write(f"turnstop-local: {self.address_string()} {format % args}\n")
 
+    def _client_gone(self) -> bool:
+        """Whether the client has closed its connection (peeks; never consumes what it sent)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
     # ------------------------------------------------------------------ request
 
     def _read_body(self) -> bytes:
@@ -176,7 +197,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         target = urlsplit(self.path)
         raw_path, raw_query = target.path or "/", target.query
         request_id = new_request_id()
-        route: Route | None = None
         try:
             body = self._read_body()
         except (_RequestTooLarge, ValueError):
@@ -204,13 +224,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
             request_id=request_id,
             account_id=api.host.resources.account_id,
         )
-        if route.streaming:
-            status = self._stream(route, event, request_id)
-            self._access_log(started, status, route)
-            return
-        response = api.authorize(route, event) or api.invoke(route, event)
+        status = self._stream(route, event, request_id) if route.streaming else self._answer(route, event, request_id)
+        self._access_log(started, status, route)
+
+    def _answer(self, route: Route, event: dict[str, Any], request_id: str) -> int | str:
+        """Serve a buffered route; returns the status sent."""
+        api = self.server.api
+        try:
+            response = api.authorize(route, event, self._client_gone) or api.invoke(route, event, self._client_gone)
+        except ClientGone:
+            self._client_left()
+            return "client closed"
         self._send(response, request_id)
-        self._access_log(started, response.status, route)
+        return response.status
+
+    def _client_left(self) -> None:
+        self.close_connection = True
+        self.server.note_client_gone()
 
     # ------------------------------------------------------------------ response
 
@@ -218,7 +248,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             self.send_response(response.status)
             for name, value in response.headers:
-                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                if name.lower() not in _SKIPPED_HEADERS:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
             self.send_header(request_id_header, request_id)
@@ -229,9 +259,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.wfile.write(response.body)
             self.wfile.flush()
         except _CLIENT_ERRORS:
-            self.close_connection = True
+            self._client_left()
 
-    def _stream(self, route: Route, event: dict[str, Any], request_id: str) -> int:
+    def _stream(self, route: Route, event: dict[str, Any], request_id: str) -> int | str:
         """Serve a streaming route; returns the status sent."""
         api = self.server.api
         try:
@@ -242,45 +272,72 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(response, request_id, "x-amzn-requestid")
             return response.status
         try:
-            head = invocation.head()
+            head = self._wait_for_head(invocation)
+        except ClientGone:
+            invocation.cancel()
+            self._client_left()
+            return "client closed"
         except Exception:
             log.error("%s stream handler failed (%s):\n%s", route.function_id, route.route_key, traceback.format_exc())
             invocation.cancel()
             self._send(json_message(500, "Internal Server Error"), request_id)
             return 500
         try:
-            self.send_response(head.status_code)
-            for name, value in head.headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                    self.send_header(name, value)
-            for cookie in head.cookies:
-                self.send_header("Set-Cookie", cookie)
-            self.send_header("Transfer-Encoding", "chunked")
-            # A Function URL's request id header (streaming routes are not behind API Gateway in AWS).
-            self.send_header("x-amzn-requestid", request_id)
-            self.end_headers()
-            self.wfile.flush()  # the client sees status and headers before the first chunk
+            self._write_head(head, request_id)
+            if self._write_body(route, invocation):
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+        except (*_CLIENT_ERRORS, ClientGone):
+            invocation.cancel()  # the body is closed on its own thread, and the slot released
+            self._client_left()
+        return head.status_code
+
+    def _wait_for_head(self, invocation: StreamInvocation) -> StreamHead:
+        while True:
             try:
-                for chunk in invocation.chunks():
-                    if chunk and self.command != "HEAD":
-                        self.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
-                        self.wfile.flush()
-            except _CLIENT_ERRORS:
-                raise  # the client left (or stopped reading): handled below, not a handler failure
+                return invocation.head(timeout=CLIENT_CHECK_SECONDS)
+            except queue.Empty:
+                if self._client_gone():
+                    raise ClientGone from None
+
+    def _write_head(self, head: StreamHead, request_id: str) -> None:
+        self.send_response(head.status_code)
+        for name, value in head.headers.items():
+            if name.lower() not in _SKIPPED_HEADERS:
+                self.send_header(name, value)
+        for cookie in head.cookies:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Transfer-Encoding", "chunked")
+        # A Function URL's request id header (streaming routes are not behind API Gateway in AWS).
+        self.send_header("x-amzn-requestid", request_id)
+        self.end_headers()
+        self.wfile.flush()  # the client sees status and headers before the first chunk
+
+    def _write_body(self, route: Route, invocation: StreamInvocation) -> bool:
+        """Write the body's chunks as they come, one flush each; False if the body failed.
+
+        While the body is quiet the client's connection is checked every CLIENT_CHECK_SECONDS:
+        :class:`ClientGone` as soon as it has left, rather than at the next write."""
+        while True:
+            try:
+                chunk = invocation.next_chunk(timeout=CLIENT_CHECK_SECONDS)
+            except queue.Empty:
+                if self._client_gone():
+                    raise ClientGone from None
+                continue
             except Exception:
                 # Headers are gone already: log, end the stream abruptly so the client sees a truncated
                 # body (a Function URL cuts the connection the same way).
                 log.error("%s stream body failed:\n%s", route.function_id, traceback.format_exc())
                 self.close_connection = True
-                return head.status_code
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except _CLIENT_ERRORS:
-            invocation.cancel()
-            self.close_connection = True
-        return head.status_code
+                return False
+            if chunk is None:
+                return True
+            if chunk and self.command != "HEAD":
+                self.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
 
-    def _access_log(self, started: float, status: int, route: Route | None) -> None:
+    def _access_log(self, started: float, status: int | str, route: Route | None) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
         target = f" -> {route.function_id} ({route.route_key})" if route else ""
         sys.stderr.write(

@@ -1,5 +1,5 @@
 """The local runtime under load: listen backlog, per-function concurrency and throttling (with a
-dialect's own ``throttled_response``), and idle-socket timeouts.
+dialect's own ``throttled_response``), idle-socket timeouts, and clients that leave early.
 
 A tiny fake repo (its own template.yaml and functions) served over loopback, moto as the store.
 Functions block on gate files the tests create; waits poll a condition with a deadline.
@@ -468,3 +468,52 @@ def test_a_quiet_stream_is_not_cut_by_the_idle_timeout(limits: tuple[LocalRuntim
         assert b"data: second" in received and b"data: third" in received
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------------ early disconnects
+
+
+def test_a_stream_whose_client_leaves_is_closed_at_its_next_chunk(limits: tuple[LocalRuntime, Path]) -> None:
+    runtime, log = limits
+    assert runtime.server is not None
+    function = runtime.host.get("StreamFunction")  # type: ignore[union-attr]
+    name = unique("d")
+    gone = runtime.server.clients_gone
+    with open_stream(port(runtime), name) as sock:
+        read_until(sock, b"data: first", bytearray())
+        assert function.slots.in_use == 1
+    # The body is quiet (waiting for its gate), yet the server notices the client left ...
+    wait_for(lambda: runtime.server.clients_gone > gone, timeout=10, what="the server noticing")  # type: ignore[union-attr]
+    assert function.slots.in_use == 1  # ... while the handler still holds its slot
+    log.with_name(f"gate-{name}").touch()
+    # ... so the body is closed when it next yields, not after another write (it would then
+    # block on its second gate), and the function's slot is free again.
+    closed = wait_for(lambda: [c for c in calls(log) if c.get("closed") == name], timeout=10, what="body closed")
+    assert closed[0]["yielded"] == 2
+    wait_for(lambda: function.slots.in_use == 0, timeout=10, what="the slot released")
+    other = unique("e")
+    with open_stream(port(runtime), other) as sock:
+        head = bytearray()
+        read_until(sock, b"data: first", head)
+        assert head.startswith(b"HTTP/1.1 200")
+        log.with_name(f"gate-{other}").touch()
+        log.with_name(f"gate-{other}-2").touch()
+        read_until(sock, b"0\r\n\r\n", head)
+
+
+def test_a_buffered_request_whose_client_leaves_frees_its_slot_when_it_ends(
+    limits: tuple[LocalRuntime, Path],
+) -> None:
+    runtime, log = limits
+    assert runtime.server is not None
+    function = runtime.host.get("HoldFunction")  # type: ignore[union-attr]
+    name = unique("h")
+    gone = runtime.server.clients_gone
+    with socket.create_connection(("127.0.0.1", port(runtime)), timeout=5) as sock:
+        sock.sendall(f"GET /hold/{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        wait_for(lambda: any(c.get("started") == name for c in calls(log)), what="the handler running")
+    wait_for(lambda: runtime.server.clients_gone > gone, timeout=10, what="the server noticing")  # type: ignore[union-attr]
+    assert function.slots.in_use == 1  # the invocation runs on, as Lambda's would
+    log.with_name(f"gate-{name}").touch()
+    wait_for(lambda: function.slots.in_use == 0, timeout=10, what="the slot released")
+    assert any(c.get("ended") == name for c in calls(log))

@@ -12,7 +12,13 @@ The socket server that uses them is :mod:`turnstop_local.http_server`.
 
 from __future__ import annotations
 
-from turnstop_local.apigw.api import INTEGRATION_TIMEOUT_SECONDS, MAX_BODY_BYTES, THROTTLE_WAIT_SECONDS, LocalApi
+from turnstop_local.apigw.api import (
+    INTEGRATION_TIMEOUT_SECONDS,
+    MAX_BODY_BYTES,
+    THROTTLE_WAIT_SECONDS,
+    ClientGone,
+    LocalApi,
+)
 from turnstop_local.apigw.events import LOCAL_API_ID, build_authorizer_event, build_http_event, new_request_id
 from turnstop_local.apigw.responses import (
     HttpResponse,
@@ -29,6 +35,7 @@ __all__ = [
     "LOCAL_API_ID",
     "MAX_BODY_BYTES",
     "THROTTLE_WAIT_SECONDS",
+    "ClientGone",
     "HttpResponse",
     "LocalApi",
     "MalformedResponse",
