@@ -141,6 +141,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # The socket timeout: reading a request (and writing an answer) may stall this long.
         self.connection.settimeout(self.server.idle_timeout)
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError:
+            # The client reset the connection (closing it with an answer still unread, say): there
+            # is nobody left to answer, and nothing to report.
+            self.close_connection = True
+
     def do_GET(self) -> None:  # http.server's naming
         self._handle()
 

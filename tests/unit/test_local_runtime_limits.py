@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -517,3 +518,33 @@ def test_a_buffered_request_whose_client_leaves_frees_its_slot_when_it_ends(
     log.with_name(f"gate-{name}").touch()
     wait_for(lambda: function.slots.in_use == 0, timeout=10, what="the slot released")
     assert any(c.get("ended") == name for c in calls(log))
+
+
+def test_a_client_reset_is_not_reported_as_a_server_error(
+    limits: tuple[LocalRuntime, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    runtime, _ = limits
+    assert runtime.server is not None
+    server = LocalHttpServer(runtime.server.api, "127.0.0.1", 0, idle_timeout=10).start_in_thread()
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"GET /open HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_until(sock, b"open", bytearray())
+        # Close with a reset (SO_LINGER 0) while the server waits for the next request on it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        wait_for(lambda: request_on(server.port, "/open") == 200, what="the server still serving")
+    finally:
+        server.stop()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def request_on(server_port: int, path: str) -> int:
+    connection = HTTPConnection("127.0.0.1", server_port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
