@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PORT   ?= 3000
 
-.PHONY: run test install test-unit test-integration test-e2e lint bench invoke clean
+.PHONY: run test install test-unit test-integration test-e2e lint bench load invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -46,6 +46,10 @@ test-e2e: install
 
 bench: install
 	$(PY) -m bench
+
+# Not part of `make test`: N simultaneous streams against a local instance it starts (docs/local-runtime.md).
+load: install
+	$(PY) -m bench.load
 
 # Docker-free `sam local invoke`: make invoke FN=SessionCancelFunction EVENT=events/session_cancel.json
 invoke: install

@@ -6,8 +6,10 @@ The function's local layers (``layers/turnstop``: package ``turnstop``) go on ``
 
 Modules read their settings once at import (cold start), so the function's resolved environment
 is applied to ``os.environ`` while its module is imported, under a lock, and restored afterwards.
-Each function has its own thread pool sized like its concurrency (``ReservedConcurrentExecutions``
-or 10): invocations beyond that wait, as they would queue behind a throttled function.
+Each function has a concurrency limit (``ReservedConcurrentExecutions``, else
+``TURNSTOP_LOCAL_CONCURRENCY``, default 64; see :mod:`turnstop_local.concurrency`) and a thread pool
+of that size: an invocation beyond the limit is throttled (:class:`Throttled`) instead of waiting,
+as in Lambda. A streaming invocation holds its slot until its body is closed.
 Events and results are round-tripped through JSON like the Lambda runtime does, so a handler
 that returns something Lambda cannot serialise fails here too.
 """
@@ -19,20 +21,21 @@ import importlib.util
 import json
 import logging
 import os
-import queue
 import secrets
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from turnstop_local.concurrency import DEFAULT_CONCURRENCY, ConcurrencyLimit, Throttled, unreserved_concurrency
+from turnstop_local.stream_invocation import StreamHead, StreamInvocation
 from turnstop_local.template import FunctionSpec, LocalResources, Template
 
 __all__ = [
@@ -41,11 +44,12 @@ __all__ = [
     "HandlerError",
     "LambdaContext",
     "LambdaFunction",
+    "StreamHead",
     "StreamInvocation",
+    "Throttled",
     "environment_applied",
 ]
 
-DEFAULT_CONCURRENCY = 10
 log = logging.getLogger("turnstop_local.lambda")
 
 # os.environ and sys.path are process-wide: one function imports at a time.
@@ -110,10 +114,6 @@ def json_round_trip(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_json_default))
 
 
-def _to_bytes(chunk: bytes | bytearray | memoryview | str) -> bytes:
-    return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
-
-
 class LambdaFunction:
     """One function of the template: its module, handlers, context factory and thread pool."""
 
@@ -124,6 +124,7 @@ class LambdaFunction:
         layer_paths: list[Path],
         region: str,
         account_id: str,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.logical_id  # the local physical name is the logical id
@@ -131,8 +132,11 @@ class LambdaFunction:
         self.layer_paths = layer_paths
         self.region = region
         self.account_id = account_id
-        self.concurrency = spec.reserved_concurrency or DEFAULT_CONCURRENCY
-        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"fn-{self.name}")
+        reserved = spec.reserved_concurrency
+        self.concurrency = max(0, reserved) if reserved is not None else unreserved_concurrency(environ)
+        self.slots = ConcurrencyLimit(self.concurrency)
+        # Never more running than slots, so a submitted invocation never waits for a thread.
+        self._pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix=f"fn-{self.name}")
         self._modules: dict[str, ModuleType] = {}
         self._load_lock = threading.Lock()
 
@@ -233,125 +237,75 @@ class LambdaFunction:
             deadline_monotonic=time.monotonic() + self.spec.timeout,
         )
 
-    def submit(self, event: Any) -> Future[Any]:
-        """Invoke the handler in the function's pool; the future holds the JSON result."""
-        return self._pool.submit(self._invoke, json_round_trip(event))
+    def acquire_slot(self, wait: float | None = 0.0) -> None:
+        """Take a concurrency slot, waiting up to ``wait`` seconds; :class:`Throttled` if none frees."""
+        if not self.slots.acquire(wait):
+            raise Throttled(self.name, self.concurrency, self.spec.reserved_concurrency is not None)
 
-    def invoke(self, event: Any, timeout: float | None = None) -> Any:
+    def _start(self, call: Callable[..., Any], *args: Any, wait: float | None, slot_held: bool) -> Future[Any]:
+        """Run ``call`` in the pool with a slot held for its whole run (taken here unless ``slot_held``)."""
+        if not slot_held:
+            self.acquire_slot(wait)
+        try:
+            return self._pool.submit(self._holding_slot, call, *args)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def _holding_slot(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        finally:
+            self.slots.release()
+
+    def submit(self, event: Any, *, wait: float | None = 0.0, slot_held: bool = False) -> Future[Any]:
+        """Invoke the handler in the function's pool; the future holds the JSON result.
+
+        :class:`Throttled` when no slot frees within ``wait`` seconds. ``slot_held``: the caller
+        already took one with :meth:`acquire_slot` (it is released when the invocation ends).
+        """
+        try:
+            payload = json_round_trip(event)
+        except BaseException:
+            if slot_held:
+                self.slots.release()
+            raise
+        return self._start(self._invoke, payload, wait=wait, slot_held=slot_held)
+
+    def invoke(self, event: Any, timeout: float | None = None, *, wait: float | None = 0.0) -> Any:
         """Invoke the handler and wait for its (JSON round-tripped) result or exception."""
-        return self.submit(event).result(timeout)
+        return self.submit(event, wait=wait).result(timeout)
 
     def _invoke(self, event: Any) -> Any:
         return json_round_trip(self.handler(event, self.new_context()))
 
-    def stream(self, event: Any) -> StreamInvocation:
-        """Run the StreamHandler in the function's pool; read its response from the result."""
+    def stream(self, event: Any, *, wait: float | None = 0.0) -> StreamInvocation:
+        """Run the StreamHandler in the function's pool; read its response from the result.
+
+        The slot is held until the body is closed. :class:`Throttled` when none frees in ``wait`` s.
+        """
         invocation = StreamInvocation()
-        self._pool.submit(invocation.run, self.stream_handler_call, json_round_trip(event))
+        self._start(invocation.run, self.stream_handler_call, json_round_trip(event), wait=wait, slot_held=False)
         return invocation
+
+    def throttled_response(self, streaming: bool) -> Callable[[Any], Any] | None:
+        """The handler module's optional ``throttled_response(event)``: a payload 2.0 response for
+        a request that found the function at its limit (a dialect answering in its own shape)."""
+        dotted = self.spec.stream_handler if streaming else self.spec.handler
+        module_path = (dotted or "").rpartition(".")[0]
+        if not module_path or not self._module_file(module_path).is_file():
+            return None
+        try:
+            hook = getattr(self._module(module_path), "throttled_response", None)
+        except Exception:  # a module that cannot load has no hook; its invocations fail on their own
+            return None
+        return hook if callable(hook) else None
 
     def stream_handler_call(self, event: Any) -> Any:
         return self.stream_handler(event, self.new_context())
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-@dataclass
-class StreamHead:
-    """Status line and headers of a streamed response."""
-
-    status_code: int
-    headers: dict[str, str]
-    cookies: list[str] = field(default_factory=list)
-
-
-_END = object()
-
-
-class StreamInvocation:
-    """A streaming invocation: the handler and its body iterator run on a pool thread, the caller
-    reads the head and the chunks from a queue.
-
-    Iterating on the pool thread keeps the function's concurrency taken for the stream's whole
-    life (as in Lambda), and lets the body be closed on the thread that iterates it, which a
-    generator requires.
-    """
-
-    def __init__(self, buffer: int = 64) -> None:
-        self._items: queue.Queue[Any] = queue.Queue(maxsize=buffer)
-        self._cancelled = threading.Event()
-        self.done = threading.Event()
-
-    def run(self, call: Callable[[Any], Any], event: Any) -> None:
-        try:
-            try:
-                response = call(event)
-                head = StreamHead(
-                    status_code=int(response.status_code),
-                    headers={str(k): str(v) for k, v in dict(response.headers or {}).items()},
-                    cookies=[str(c) for c in getattr(response, "cookies", None) or ()],
-                )
-            except BaseException as error:  # reported to the reader
-                self._put(error)
-                return
-            self._put(head)
-            body = response.body
-            iterator = iter(body)
-            try:
-                for chunk in iterator:
-                    if self._cancelled.is_set() or not self._put(_to_bytes(chunk)):
-                        break
-            except BaseException as error:  # reported to the reader
-                self._put(error)
-            finally:
-                close = getattr(body, "close", None) or getattr(iterator, "close", None)
-                if callable(close):
-                    try:
-                        close()
-                    except Exception:
-                        log.exception("closing the stream body failed")
-        finally:
-            self._put(_END)
-            self.done.set()
-
-    def _put(self, item: Any) -> bool:
-        while not self._cancelled.is_set():
-            try:
-                self._items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def head(self, timeout: float | None = None) -> StreamHead:
-        """Wait for the handler to return its response; raises what the handler raised."""
-        item = self._items.get(timeout=timeout)
-        if isinstance(item, BaseException):
-            raise item
-        if item is _END:
-            raise HandlerError("stream handler ended without a response")
-        return item
-
-    def chunks(self) -> Iterator[bytes]:
-        """The body chunks as the handler yields them; raises what the body iterator raised."""
-        while True:
-            item = self._items.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def cancel(self) -> None:
-        """The reader went away: stop iterating and close the body (on the handler's thread)."""
-        self._cancelled.set()
-        # Drain so a producer blocked on a full queue notices the cancellation.
-        while True:
-            try:
-                self._items.get_nowait()
-            except queue.Empty:
-                return
 
 
 class FunctionHost:
@@ -372,6 +326,7 @@ class FunctionHost:
                 template.layer_paths(spec),
                 resources.region,
                 resources.account_id,
+                environ,
             )
             for logical_id, spec in template.functions.items()
         }

@@ -87,6 +87,7 @@ class LocalRuntime:
         prefix: str = DEFAULT_PREFIX,
         integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
         write_state: bool = True,
+        idle_timeout: float | None = None,
     ) -> None:
         self.template = Template.load(template_path)
         self.repo_root = self.template.root
@@ -95,6 +96,7 @@ class LocalRuntime:
         self.prefix = prefix
         self.integration_timeout = integration_timeout
         self.write_state = write_state
+        self.idle_timeout = idle_timeout  # None: $TURNSTOP_LOCAL_IDLE_TIMEOUT_SECONDS, else 60 s
         self.store = LocalStore(self.repo_root, store_kind)
         self.resources: LocalResources | None = None
         self.host: FunctionHost | None = None
@@ -119,7 +121,7 @@ class LocalRuntime:
             self.mappings = EventSourceMappings(self.template, self.host, self.store.sqs_endpoint).start()
             self.schedules = Schedules(self.template, self.host).start()
             api = LocalApi(self.template.routes, self.template.authorizers, self.host, self.integration_timeout)
-            self.server = LocalHttpServer(api, "127.0.0.1", self.port).start_in_thread()
+            self.server = LocalHttpServer(api, "127.0.0.1", self.port, self.idle_timeout).start_in_thread()
             if self.write_state:
                 self._write_state()
         except BaseException:

@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from turnstop_local.lambda_host import FunctionHost
+from turnstop_local.lambda_host import FunctionHost, Throttled
 from turnstop_local.template import ScheduleSource, Template
 
 log = logging.getLogger("turnstop_local.schedules")
@@ -66,6 +66,8 @@ class Schedules:
             try:
                 function = self.host.get(source.function_id)
                 function.invoke(scheduled_event(source, resources.region, resources.account_id))
+            except Throttled as throttled:  # EventBridge would retry; locally the next period runs
+                log.warning("scheduled run of %s skipped: %s", source.function_id, throttled)
             except Exception:  # a failed run is logged; the next one still happens, as in AWS
                 log.exception("scheduled run of %s failed", source.function_id)
 

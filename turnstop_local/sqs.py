@@ -2,7 +2,10 @@
 
 One poller thread per SQS event of the template. It long-polls the queue, builds the event
 exactly as Lambda does (``Records[]`` with ``messageId``, ``receiptHandle``, ``attributes``...),
-and invokes the function in its pool without blocking while the function has free concurrency.
+and invokes the function in its pool. It receives only while it holds one of the function's
+concurrency slots (shared with every other invocation of the function) and one of its own
+(``ScalingConfig.MaximumConcurrency``, when set), so it never receives a batch it cannot invoke:
+a busy function leaves its messages in the queue rather than pushing them towards the DLQ.
 
 Results follow Lambda's rules: a batch that succeeds is deleted; a handler exception deletes
 nothing; with ``ReportBatchItemFailures`` only the reported items stay (an empty, unknown or
@@ -25,7 +28,7 @@ from typing import Any
 
 import boto3
 
-from turnstop_local.lambda_host import FunctionHost, LambdaFunction
+from turnstop_local.lambda_host import FunctionHost, LambdaFunction, Throttled
 from turnstop_local.template import DEFAULT_REGION, QueueRef, SqsEventSource, Template
 
 __all__ = ["EventSourceMappings", "SqsPoller", "build_sqs_event", "messages_to_delete"]
@@ -118,8 +121,13 @@ class SqsPoller:
         self.function = function
         self.region = region
         self._sqs = boto3.client("sqs", endpoint_url=sqs_endpoint, region_name=region)
-        # One slot per concurrent invocation the function may run: poll only while one is free.
-        self._slots = threading.BoundedSemaphore(function.concurrency)
+        # The mapping's own cap (MaximumConcurrency); the function's slots are taken as well.
+        self.concurrency = function.concurrency
+        if source.maximum_concurrency is not None:
+            self.concurrency = min(self.concurrency, source.maximum_concurrency)
+        self._slots = threading.BoundedSemaphore(max(1, self.concurrency))
+        if self.concurrency == 0:
+            self._slots.acquire()  # a function reserved at 0 never runs: nothing is received
         self._stop = threading.Event()
         self._in_flight: set[Future[Any]] = set()
         self._in_flight_lock = threading.Lock()
@@ -150,20 +158,35 @@ class SqsPoller:
             except Exception:  # reported by _complete already
                 pass
 
+    def _take_slots(self) -> bool:
+        """One of the mapping's slots and one of the function's, or neither (within 0.2 s each)."""
+        if not self._slots.acquire(timeout=0.2):
+            return False
+        try:
+            self.function.acquire_slot(wait=0.2)
+        except Throttled:
+            self._slots.release()
+            return False
+        return True
+
+    def _release_slots(self) -> None:
+        self.function.slots.release()
+        self._slots.release()
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self._slots.acquire(timeout=0.2):
+            if not self._take_slots():
                 continue
             try:
                 messages = self._receive_batch()
             except Exception:  # keep polling, as the mapping would
-                self._slots.release()
+                self._release_slots()
                 if not self._stop.is_set():
                     log.warning("receiving from %s failed:\n%s", self.queue.name, traceback.format_exc())
                 self._stop.wait(_ERROR_BACKOFF_SECONDS)
                 continue
             if not messages:
-                self._slots.release()
+                self._release_slots()
                 continue
             self._invoke(messages)
 
@@ -188,8 +211,9 @@ class SqsPoller:
     def _invoke(self, messages: list[dict[str, Any]]) -> None:
         event = build_sqs_event(messages, self.queue.arn, self.region)
         try:
-            future = self.function.submit(event)
-        except RuntimeError:  # the pool is shut down: we are stopping
+            # The function's slot taken in _take_slots is released when the invocation ends.
+            future = self.function.submit(event, slot_held=True)
+        except RuntimeError:  # the pool is shut down: we are stopping (the function's slot is released)
             self._slots.release()
             return
         with self._in_flight_lock:
