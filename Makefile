@@ -32,7 +32,9 @@ node_modules/.installed: package.json
 
 lint: install
 	$(BIN)/ruff check layers functions turnstop_local tests bench
+	$(BIN)/ruff format --check layers functions turnstop_local tests bench
 	$(BIN)/mypy -p turnstop -p turnstop_local
+	$(BIN)/mypy --explicit-package-bases functions tests bench
 	$(BIN)/cfn-lint template.yaml
 
 test-unit: install

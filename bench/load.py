@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.e2e.conftest import pump_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 MAX_STREAMS = 500
@@ -94,7 +96,7 @@ class LocalServer:
     def _wait_ready(self, timeout: float) -> str:
         lines: queue.Queue[str] = queue.Queue()
         stdout = self.process.stdout
-        threading.Thread(target=lambda: [lines.put(line) for line in stdout or []], daemon=True).start()
+        threading.Thread(target=pump_lines, args=(stdout, lines), daemon=True).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
@@ -381,11 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     server = None if args.url else LocalServer(args.store, startup_timeout=180)
     try:
-        url, key = (args.url, args.key) if args.url else (server.url, server.key)  # type: ignore[union-attr]
+        if server is None:
+            url, key, store = args.url, args.key, args.store or "attached"
+        else:
+            url, key = server.url, server.key
+            store = args.store or json.loads((server.state_dir / "local.json").read_text())["store"]
         api = Api(url, key, timeout=min(READ_TIMEOUT_SECONDS, args.hang_after))
-        store = args.store or (
-            "attached" if args.url else json.loads((server.state_dir / "local.json").read_text())["store"]
-        )  # type: ignore[union-attr]
         started = time.monotonic()
         results, setup_errors = run(api, args)
         summary = summarize(results, setup_errors, args, store, time.monotonic() - started)

@@ -182,7 +182,9 @@ def _serialized_moto_server() -> type:
                 with lock:  # the whole body is produced inside the lock
                     return list(app(environ, start_response))
 
-            self._server = make_server(self._ip_address, self._port, serialized, True, request_handler=MotoRequestHandler)
+            self._server = make_server(
+                self._ip_address, self._port, serialized, True, request_handler=MotoRequestHandler
+            )
             self._server_ready_event.set()
             self._server.serve_forever()
 

@@ -47,7 +47,9 @@ def test_the_template_lists_its_schedules(tmp_path: Path) -> None:
     ]
 
 
-def test_enabled_schedules_invoke_their_function_with_a_scheduled_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enabled_schedules_invoke_their_function_with_a_scheduled_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "template.yaml").write_text(TEMPLATE)
     monkeypatch.setenv("TURNSTOP_LOCAL_SCHEDULE_SCALE", "600")  # 60 s → 0.1 s
     seen: list[dict[str, Any]] = []
