@@ -350,3 +350,46 @@ def test_the_ledger_is_scoped_to_the_end_user_like_every_read(aws: Aws) -> None:
     assert sorted(e["kind"] for e in body(ledger(None))["data"]) == ["debit", "usage"]
     too_long = ledger(None, "msg_" + "a" * 5000)
     assert too_long["statusCode"] == 400 and body(too_long)["error"]["type"] == "invalid_request"
+
+
+def _resume(aws: Aws, rid: str, last_event_id: str) -> Any:
+    ev = load_event("sessions_stream_resume")
+    ev["rawPath"] = f"/v1/responses/{rid}/events"
+    ev["requestContext"]["http"]["path"] = ev["rawPath"]
+    ev["headers"]["last-event-id"] = last_event_id
+    return aws.function("sessions_stream").stream_handler(ev)
+
+
+def test_a_reconnect_with_the_last_live_event_id_continues_after_it(aws: Aws) -> None:
+    _, live = start_stateless(aws, "Write a 300-word note")
+    rid = live.headers["X-Response-Id"]
+    frames = iter(live.body)
+    seen = 0
+    for frame in frames:  # the live reader gets events before they are durable
+        seen = int(frame.split("\n")[0][4:])
+        if seen >= 60:
+            break
+    resumed = _resume(aws, rid, str(seen))  # waits for the store to catch up with that cursor
+    assert resumed.status_code == 200
+    events = stream_body(resumed)
+    assert events[0]["id"] == seen + 1 and events[-1]["event"] == "response.completed"
+    list(frames)
+
+
+def test_a_cursor_past_the_end_is_400_on_a_running_turn_too_and_cursors_are_plain_numbers(aws: Aws) -> None:
+    _, live = start_stateless(aws, "Write a 2000-word note")
+    rid = live.headers["X-Response-Id"]
+    beyond = _resume(aws, rid, "100000")  # never handed out: a clear 400, not a stream with no end
+    assert beyond.status_code == 400 and json.loads("".join(beyond.body))["error"]["type"] == "invalid_request"
+    for junk in ("+2", "1_0", " 3", "-1", "9" * 20, "x"):
+        bad = _resume(aws, rid, junk)
+        assert bad.status_code == 400, junk
+    _cancel_stateless(aws, rid)
+    assert stream_body(live)[-1]["event"] == "response.cancelled"
+
+
+def _cancel_stateless(aws: Aws, rid: str) -> dict[str, Any]:
+    ev = load_event("response_cancel")
+    ev["rawPath"] = f"/v1/responses/{rid}/cancel"
+    ev["pathParameters"] = {"rid": rid}
+    return aws.function("response_cancel").lambda_handler(ev, Context())

@@ -98,6 +98,31 @@ def follow(
         polled = True
 
 
+def caught_up(
+    store: Store,
+    turn: Turn,
+    after: int,
+    within_s: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Turn | None:
+    """The turn once a reader's cursor is within what is readable, or None if it never is.
+
+    A live reader gets events before they are durable, so a reconnecting client's cursor may
+    be ahead of the committed seq of a running turn for up to one flush interval: wait that
+    long (bounded) for the store to catch up. A cursor past the end of a finished turn, or
+    still ahead after the wait, is not one this turn ever handed out."""
+    deadline = monotonic() + within_s
+    head: Turn | None = turn
+    while head is not None and after > head.last_readable_seq:
+        if head.terminal or monotonic() >= deadline:
+            return None
+        sleep(0.05)
+        head = store.turns.head(turn.id)
+    return None if head is None else head.replace(input=turn.input)
+
+
 def stream_response(
     store: Store,
     settings: Settings,

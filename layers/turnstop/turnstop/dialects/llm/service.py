@@ -24,7 +24,7 @@ from turnstop.dialects.llm import models, wire
 from turnstop.dialects.llm.renderer import KIND, RENDERER, TERMINAL_TYPES, WIRE_STATUS, created_event, response_object
 from turnstop.dialects.service import DialectService
 from turnstop.http.body import parse_body
-from turnstop.http.sse import StreamingResponse, live_response, stream_response
+from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
 from turnstop.runtime.runner import TurnRunner
 
 ID_PREFIX = "resp_"
@@ -233,11 +233,13 @@ class Llm(DialectService):
         )
 
     def stream(self, turn: Turn, after: int) -> StreamingResponse:
-        end = turn.last_readable_seq
-        if after > end:
+        """Replay after ``after`` and follow (a running turn's cursor may lead the store by
+        one flush: wait for it); a cursor past the end is a 400."""
+        ready = caught_up(self.store, turn, after, self.settings.flush_ms / 1000 + 1)
+        if ready is None:
             raise errors.InvalidRequest(
-                f"Invalid 'starting_after': {after} is beyond the last event of this response ({end}).",
+                f"Invalid 'starting_after': {after} is beyond the last event of this response.",
                 param="starting_after",
                 code="invalid_value",
             )
-        return stream_response(self.store, self.settings, turn, after, renderer=RENDERER, render=wire.frame)
+        return stream_response(self.store, self.settings, ready, after, renderer=RENDERER, render=wire.frame)

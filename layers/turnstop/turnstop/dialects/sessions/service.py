@@ -16,7 +16,7 @@ from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.service import DialectService
 from turnstop.dialects.sessions import wire
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
-from turnstop.http.sse import StreamingResponse, live_response, stream_response
+from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
 from turnstop.runtime.runner import TurnRunner
 
 SESSION_PREFIX = "sess_"
@@ -156,10 +156,12 @@ class Sessions(DialectService):
         return live_response(self.store, self.settings, turn, channel, running, renderer=renderer, first=first)
 
     def stream(self, turn: Turn, after: int) -> StreamingResponse:
-        last = turn.last_readable_seq
-        if after > last and turn.terminal:
-            raise errors.InvalidRequest(f"Last-Event-ID / after is beyond the last event ({last})")
-        return stream_response(self.store, self.settings, turn, after, renderer=RENDERERS[turn.kind])
+        """Replay after ``after`` and follow. A cursor past the end is a 400, whether the turn
+        has finished or not (a running turn's cursor may lead the store by one flush)."""
+        ready = caught_up(self.store, turn, after, self.settings.flush_ms / 1000 + 1)
+        if ready is None:
+            raise errors.InvalidRequest("Last-Event-ID / after is beyond the last event of this response")
+        return stream_response(self.store, self.settings, ready, after, renderer=RENDERERS[ready.kind])
 
     def ledger(self, principal: Principal, response_id: str | None) -> dict[str, Any]:
         """The caller's ledger entries (one turn's with ``response_id``), end-user scoped."""

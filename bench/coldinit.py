@@ -1,0 +1,57 @@
+"""Cold init of the cancel functions, against what any Python Lambda touching DynamoDB pays:
+``import boto3; boto3.client("dynamodb")``. Each is measured in a fresh interpreter (CPU
+time of the module's import and its first DynamoDB client, interpreter start excluded),
+the median of several runs."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CANCEL_FUNCTIONS = ("session_cancel", "response_cancel", "omni_cancel", "llm_cancel")
+BASELINE = "import boto3\nboto3.client('dynamodb')"
+
+
+def load_function(name: str) -> str:
+    path = ROOT / "functions" / name / "app.py"
+    return (
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(path)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(module)\n"
+        "module.store.db.ddb\n"  # the first DynamoDB call creates the client: count it too
+    )
+
+
+def cpu_ms(code: str, runs: int) -> float:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "layers" / "turnstop"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "TURNSTOP_TABLE": "bench-table",
+        "POWERTOOLS_SERVICE_NAME": "bench",
+    }
+    timed = f"import time\n_t = time.process_time()\n{code}\nprint((time.process_time() - _t) * 1000)"
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", timed], env=env, capture_output=True, text=True, check=True)
+        samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def measure(runs: int = 9) -> dict[str, Any]:
+    cpu_ms(BASELINE, 2)  # warm the .pyc caches of both
+    for name in CANCEL_FUNCTIONS:
+        cpu_ms(load_function(name), 1)
+    base = cpu_ms(BASELINE, runs)
+    out: dict[str, Any] = {"baseline_ms": round(base, 1)}
+    for name in CANCEL_FUNCTIONS:
+        ms = cpu_ms(load_function(name), runs)
+        out[name] = {"ms": round(ms, 1), "ratio": round(ms / base, 2)}
+    return out

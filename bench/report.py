@@ -1,0 +1,80 @@
+"""The benchmark's results as a page a person reads (bench/results/latest.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.streaming import SMALL_MODEL_USD_PER_M_TOKENS, TOKENS
+
+TARGET_USD = 0.05 * SMALL_MODEL_USD_PER_M_TOKENS * TOKENS / 1_000_000  # 5 % of a small model's price
+
+HOW_TO_READ = """\
+## How to read this
+
+Three designs run the same 1,000-token turn of a scripted model with one live reader, on the
+same store: **naive** (a GetItem of the cancel flag and a PutItem per token; readers poll),
+**per_step** (turnstop's previous design: one TransactWriteItems per token; readers poll the
+head) and **default** (the runtime as it ships: the reader gets tokens from memory, a keeper
+publishes coalesced chunks every 2 s and reads the flag every 200 ms).
+
+- *Cost*: request units the whole turn consumed (start to terminal event, reader included),
+  from DynamoDB's own ReturnConsumedCapacity, and their on-demand price. The target is 5 % of
+  what a small model charges for the same 1,000 tokens ($0.60 per 1M output tokens).
+- *Wall / model*: the turn's wall time over the model's own time; 1.00 means the store never
+  slowed the model.
+- *Token lag*: from the model producing a token to the live reader receiving it.
+- *Cancel → terminal*: from the cancel request's answer to the `…cancelled` event at the
+  reader; "silent model" cancels 0.3 s into a 3 s silence (a long tool call).
+- *Cold init*: CPU time to import a cancel function and create its DynamoDB client, over
+  `import boto3; boto3.client("dynamodb")`, in fresh interpreters (median).
+
+Numbers are from this machine and its local store, not from AWS: compare them with each other.
+"""
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [
+        "# turnstop benchmark",
+        "",
+        f"store: {r['store']}, python {r['python']}, {r['machine']}, {r['seconds']} s",
+        "",
+    ]
+    lines += ["## A 1,000-token turn with one live reader", ""]
+    lines += [
+        "| design | rate | prompt | write units | read units | USD | vs target | wall / model | token lag p50 / p99 (ms) |"
+    ]
+    lines += ["|---|---|---|---|---|---|---|---|---|"]
+    for key, v in r["streams"].items():
+        design, rate, prompt = key.split("/")
+        c = v["cost"]
+        lines.append(
+            f"| {design} | {rate} | {prompt} | {c['write_units']} | {c['read_units']} | ${c['usd']:.6f} | "
+            f"{c['usd'] / TARGET_USD:.2f}× | {v['wall_over_model']} | {v['token_lag_ms']['p50']} / {v['token_lag_ms']['p99']} |"
+        )
+    lines += [
+        "",
+        "## Cancel → terminal event at the reader",
+        "",
+        "| design | scenario | n | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, v in r["cancel_to_terminal"].items():
+        design, scenario = key.split("/")
+        lines.append(f"| {design} | {scenario} | {v['n']} | {v['p50_ms']} | {v['p99_ms']} | {v['max_ms']} |")
+    ci = r["cold_init"]
+    lines += ["", f'## Cold init (baseline `import boto3; boto3.client("dynamodb")`: {ci["baseline_ms"]} ms CPU)', ""]
+    lines += ["| function | ms CPU | ratio |", "|---|---|---|"]
+    lines += [f"| {name} | {v['ms']} | {v['ratio']}× |" for name, v in ci.items() if isinstance(v, dict)]
+    lines += ["", _ratios(r), "", HOW_TO_READ]
+    return "\n".join(lines) + "\n"
+
+
+def _ratios(r: dict[str, Any]) -> str:
+    s = r["streams"]
+    parts = []
+    for rate in ("50tps", "500tps"):
+        d = s[f"default/{rate}/short_prompt"]["cost"]["usd"]
+        for other in ("naive", "per_step"):
+            o = s[f"{other}/{rate}/short_prompt"]["cost"]["usd"]
+            parts.append(f"{other} costs {o / d:.0f}× the default at {rate}")
+    return "Ratios (short prompt): " + "; ".join(parts) + "."
