@@ -275,10 +275,10 @@ def test_the_sweeper_requeues_a_turn_whose_message_was_lost(aws: Aws, monkeypatc
     assert len(aws.drain_queue()) == 1  # the message is consumed and lost: nobody runs the turn
     monkeypatch.setenv("TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS", "0.001")
     sweeper = aws.function("sweeper")
-    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid]}
+    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid], "callbacks": []}
     run_worker(aws)  # the re-sent message runs it
     assert aws.store.turns.get(rid).status is Status.COMPLETED  # type: ignore[union-attr]
-    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}
+    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [], "callbacks": []}
 
 
 def test_the_sweeper_does_not_resend_a_backlogged_turn_every_run(aws: Aws, monkeypatch: Any) -> None:
@@ -287,9 +287,9 @@ def test_the_sweeper_does_not_resend_a_backlogged_turn_every_run(aws: Aws, monke
     aws.drain_queue()
     monkeypatch.setenv("TURNSTOP_SWEEP_QUEUED_AFTER_SECONDS", "0.001")
     sweeper = aws.function("sweeper")
-    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid]}
+    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [rid], "callbacks": []}
     # still queued (the re-sent message waits in a backlog): not re-sent again this soon
-    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": []}
+    assert sweeper.lambda_handler(load_event("sweeper"), Context()) == {"requeued": [], "callbacks": []}
     assert len(aws.drain_queue()) == 1
 
 
