@@ -589,6 +589,21 @@ def test_the_list_is_newest_first_filtered_by_status_paged_and_per_tenant(tasks:
     assert third["has_more"] is False and third["next_cursor"] is None
 
 
+def test_a_filtered_list_that_reads_many_others_answers_a_short_page_and_a_cursor(tasks: TasksApi) -> None:
+    done = tasks.new("Write a 2-word note")
+    tasks.run(done)
+    for _ in range(24):  # newer, still queued: more than ten index pages of two
+        tasks.env.clock.advance(ms=1)
+        tasks.new("Write a 2-word note")
+    page = tasks.list(status="succeeded", limit="1").json
+    assert page["data"] == [] and page["has_more"] is True
+    found = []
+    while page["has_more"]:
+        page = tasks.list(status="succeeded", limit="1", cursor=page["next_cursor"]).json
+        found += [t["task_id"] for t in page["data"]]
+    assert found == [done]
+
+
 @pytest.mark.parametrize(
     "query", [{"status": "done"}, {"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"}, {"cursor": "YWJj"}]
 )  # fmt: skip

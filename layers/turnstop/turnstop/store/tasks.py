@@ -115,23 +115,25 @@ class Tasks:
                 "sk": {"S": TURN_SK},
             }
         keys: list[str] = []
-        more = False
+        evaluated: dict[str, Any] | None = None
         for _ in range(MAX_INDEX_PAGES):
             page = self.db.call("query", **kw)
             keys.extend(str((codec.load(i) or {})["gsi3sk"]) for i in page.get("Items", []))
-            more = "LastEvaluatedKey" in page
-            if len(keys) > limit or not more:
+            evaluated = page.get("LastEvaluatedKey")
+            if len(keys) > limit or evaluated is None:
                 break
-            kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        more = more or len(keys) > limit
-        keys = keys[:limit]
+            kw["ExclusiveStartKey"] = evaluated
+        if len(keys) > limit:
+            keys = keys[:limit]
+            cursor: str | None = keys[-1]
+        else:  # a short page (the filter left few); more may follow what was read
+            cursor = None if evaluated is None else str(evaluated["gsi3sk"]["S"])
         heads = self._heads([k.partition("#")[2] for k in keys])
         turns = [
             t
             for t in heads
             if not t.expired(now) and (not statuses or t.status in statuses) and t.visible_to(tenant, end_user=end_user)
         ]
-        cursor = keys[-1] if more and keys else None
         return turns, cursor
 
     def _heads(self, turn_ids: list[str]) -> list[Turn]:
