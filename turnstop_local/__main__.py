@@ -40,6 +40,7 @@ def _template_path(args: argparse.Namespace) -> Path:
 def _serve(args: argparse.Namespace) -> int:
     from turnstop_local.keys import DEV_TENANT, create_api_key, dev_key_from_env
     from turnstop_local.runtime import LocalRuntime
+    from turnstop_local.webhooks import seed_dev_webhook_secret
 
     port = args.port if args.port is not None else int(os.environ.get("PORT") or 3000)
     dev_key = dev_key_from_env()
@@ -57,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
             key_note = f"dev API key: {dev_key.key}" if dev_key.generated else "dev API key: $TURNSTOP_DEV_API_KEY"
         except Exception as error:  # the API still serves without a seeded key
             key_note = f"dev API key NOT seeded ({type(error).__name__}: {error})"
+        key_note += seed_dev_webhook_secret(runtime.template, runtime.table_name)
         _print_banner(runtime, key_note)
         print(f"turnstop local API ready on {runtime.url}", flush=True)
         while not stop.wait(0.5):
@@ -151,6 +153,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     from turnstop_local.keys import create_api_key, parse_account_ids
     from turnstop_local.runtime import attach_to_running
     from turnstop_local.template import Template
+    from turnstop_local.webhooks import ensure_tenant_webhook_secret
 
     template = Template.load(_template_path(args))
     accounts = parse_account_ids(args.accounts)
@@ -169,6 +172,9 @@ def _keys_create(args: argparse.Namespace) -> int:
             return 2
         table = str(attached[0]["table_name"])
     print(create_api_key(template, table, args.tenant, accounts, key=args.key, name=args.name))
+    secret = ensure_tenant_webhook_secret(template, table, args.tenant)
+    if secret:  # stdout stays the key alone, for scripts
+        print(f"webhook signing secret of tenant {args.tenant} (shown once): {secret}", file=sys.stderr)
     return 0
 
 
@@ -222,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in ("serve", "invoke", "keys", "-h", "--help"):
         argv = ["serve", *argv]  # serve is the default command
     args = parser.parse_args(argv)
+    from turnstop_local.webhooks import apply_local_defaults
+
+    apply_local_defaults()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("turnstop_local").setLevel(logging.INFO)
     return int(args.run(args))

@@ -1,5 +1,6 @@
 """Worker: runs queued turns from SQS, one message per turn.
 
+After a turn ends, its dialect's hook runs (tasks queue their callback's delivery).
 Each record is processed idempotently: a turn that is already running elsewhere is reported
 as a batch item failure (it comes back later), a turn whose worker died is finalized
 (cancelled if a cancel was requested, else failed) and never run twice.
@@ -13,7 +14,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from turnstop.dialects.registry import all_renderers
+from turnstop.dialects.registry import after_finish, all_renderers
 from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
@@ -23,13 +24,15 @@ from turnstop.store import Store
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
-store = Store(settings.table)
+store = Store(settings.table, callback_queue_url=settings.callback_queue_url)
 runner = TurnRunner(
     store,
     lambda turn: ScriptedModel(settings.scripted_step_ms),
     renderers=all_renderers(),
     lease_ms=settings.lease_ms,
     cadence=Cadence.from_settings(settings),
+    # after a finish it wrote: queue a task's callback (a lost send is re-sent by the sweeper)
+    on_finished=after_finish(store),
 )
 processor = BatchProcessor(event_type=EventType.SQS)
 

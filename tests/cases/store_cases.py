@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -56,7 +56,7 @@ class HookModel:
     def __init__(
         self,
         words: int,
-        hooks: dict[int, Callable[[], object]] | None = None,
+        hooks: Mapping[int, Callable[[], object]] | None = None,
         fail_at: int | None = None,
         thinking: list[str] | None = None,
     ):

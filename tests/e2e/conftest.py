@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import ROOT
 
 DEV_KEY = "ts_e2e_dev_key_0123456789abcdef"
+DEV_WEBHOOK_SECRET = "whsec_e2e_dev_secret_0123456789"
 GRACE_SECONDS = 5
 STEP_MS = 5
 
@@ -68,6 +69,8 @@ def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         "TURNSTOP_SCRIPTED_STEP_MS": str(STEP_MS),
         "TURNSTOP_GRACE_SECONDS": str(GRACE_SECONDS),
         "TURNSTOP_STATE_DIR": str(state_dir),
+        "TURNSTOP_DEV_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
+        "TURNSTOP_CALLBACK_BACKOFF_BASE_SECONDS": "1",  # task callback retries after 1 s, 2 s, ...
     }
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

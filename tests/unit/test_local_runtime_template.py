@@ -65,6 +65,7 @@ def test_repo_sqs_mapping_and_queues(repo_template: Template) -> None:
     assert {f: s.queue_id for f, s in sources.items()} == {
         "WorkerFunction": "TurnQueue",
         "CancelConsumerFunction": "CancelQueue",
+        "TaskCallbackFunction": "CallbackQueue",
     }
     for source in sources.values():
         assert source.report_batch_item_failures

@@ -23,7 +23,13 @@ def alarms(template: Template) -> list[dict[str, Any]]:
 
 def test_every_cancel_endpoint_is_its_own_function_with_reserved_concurrency(template: Template) -> None:
     cancels = cancel_functions(template)
-    assert cancels == {"SessionCancelFunction", "ResponseCancelFunction", "OmniCancelFunction", "LlmCancelFunction"}
+    assert cancels == {
+        "SessionCancelFunction",
+        "ResponseCancelFunction",
+        "OmniCancelFunction",
+        "LlmCancelFunction",
+        "TasksCancelFunction",
+    }
     for fid in cancels:
         served = [r for r in template.routes if r.function_id == fid]
         assert all(r.path.endswith("/cancel") or r.method == "DELETE" for r in served), fid  # cancels only

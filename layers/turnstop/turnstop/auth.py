@@ -95,6 +95,24 @@ def create_api_key(
     return secret
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def new_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def ensure_webhook_secret(
+    table_name: str, tenant: str, secret: str | None = None, *, replace: bool = False, store: Store | None = None
+) -> str | None:
+    """Give a tenant the secret its task callbacks are signed with. Returns the secret when this
+    call stored it (to be shown once), None when the tenant already had one (kept, unless
+    ``replace``)."""
+    store = store or Store(table_name)
+    value = secret or new_webhook_secret()
+    return value if store.callbacks.put_secret(tenant, value, only_if_absent=not replace) else None
+
+
 def bearer_token(headers: dict[str, str]) -> str | None:
     value = headers.get("authorization") or headers.get("Authorization") or ""
     scheme, _, token = value.strip().partition(" ")

@@ -38,6 +38,15 @@ class Settings(BaseModel):
     omni_response_retention_seconds: float = Field(default=86_400, gt=0)
     omni_thread_retention_days: float = Field(default=30, gt=0)
     llm_retention_seconds: float = Field(default=86_400, gt=0)
+    # tasks dialect (docs/tasks.md)
+    tasks_retention_seconds: float = Field(default=86_400, gt=0)
+    public_base_url: str | None = None  # the base of a task's links; default: the request's own host
+    callback_queue_url: str | None = None
+    callback_max_attempts: int = Field(default=6, ge=1, le=50)
+    callback_backoff_base_seconds: float = Field(default=30, ge=0)
+    callback_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    # http://127.0.0.1 / localhost receivers (on by default only in the local runtime)
+    callback_allow_loopback: bool = False
 
     @staticmethod
     def env_name(field: str) -> str:

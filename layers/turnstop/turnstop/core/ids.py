@@ -21,3 +21,11 @@ def pattern(prefix: str) -> re.Pattern[str]:
 
 def matches(prefix: str, value: str) -> bool:
     return pattern(prefix).fullmatch(value) is not None
+
+
+_ANY_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def plausible(value: str) -> bool:
+    """Shaped like an id of any dialect (prefixed ids, UUIDs): what may reach a store key."""
+    return _ANY_ID.fullmatch(value) is not None

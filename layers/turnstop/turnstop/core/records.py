@@ -21,6 +21,9 @@ class NewTurn:
     end_user: str | None = None
     account_id: int | None = None
     input_tokens: int = 0  # known when the turn is created (the prompt); output tokens come from the worker
+    # Key attributes of a dialect's own index the head carries from its creation (the tasks
+    # list: gsi3pk/gsi3sk). Never values a step's commit changes, so commits write no index copy.
+    index_keys: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,35 @@
-"""Every dialect's renderers by turn kind, for the code that runs turns of any dialect (the
-worker). Functions that serve one dialect import that dialect's renderers only."""
+"""Every dialect's renderers by turn kind, and what happens after a turn of each kind ends, for
+the code that runs turns of any dialect (the worker). Functions that serve one dialect import
+that dialect's renderers only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from turnstop.core.turn import Turn, TurnEnd
 from turnstop.runtime.renderer import Renderer
+from turnstop.store import Store
 
 
 def all_renderers() -> dict[str, Renderer]:
     from turnstop.dialects.llm.renderer import RENDERERS as llm
     from turnstop.dialects.omni.renderer import RENDERERS as omni
     from turnstop.dialects.sessions.renderer import RENDERERS as sessions
+    from turnstop.dialects.tasks.renderer import RENDERERS as tasks
 
-    return {**sessions, **omni, **llm}
+    return {**sessions, **omni, **llm, **tasks}
+
+
+def after_finish(store: Store) -> Callable[[Turn, TurnEnd], None]:
+    """The runner's after-finish hook: each dialect's, by turn kind (tasks queue their callback)."""
+    from turnstop.dialects.tasks.callbacks import after_finish as tasks
+    from turnstop.dialects.tasks.renderer import KIND as TASK_KIND
+
+    hooks = {TASK_KIND: tasks(store)}
+
+    def hook(turn: Turn, end: TurnEnd) -> None:
+        by_kind = hooks.get(turn.kind)
+        if by_kind is not None:
+            by_kind(turn, end)
+
+    return hook

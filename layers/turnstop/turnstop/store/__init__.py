@@ -11,7 +11,10 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.sessions     sessions and their one-turn slot               (store/sessions.py)
     store.threads      omni threads and their messages                (store/threads.py)
     store.credentials  hashed API keys                                (store/credentials.py)
-    store.ledger       usage and debit entries                        (store/ledger.py)
+    store.ledger       usage, debit, charge and refund entries        (store/ledger.py)
+    store.tasks        a task's charge at creation; the tasks list    (store/tasks.py)
+    store.callbacks    task callbacks (outbox, attempts), secrets     (store/callbacks.py)
+    store.answers      Idempotency-Keys whose answer is kept          (store/idempotency.py)
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 from turnstop.core.clock import SYSTEM_CLOCK, Clock
+from turnstop.store.callbacks import Callbacks
 from turnstop.store.credentials import Credentials
 from turnstop.store.db import Dynamo
+from turnstop.store.idempotency import Answers
 from turnstop.store.ledger import Ledger
 from turnstop.store.queue import TurnQueue
 from turnstop.store.sessions import Sessions
 from turnstop.store.sweep import Sweep
+from turnstop.store.tasks import Tasks
 from turnstop.store.threads import Threads
 from turnstop.store.turns import Turns
 
@@ -38,6 +44,7 @@ class Store:
         queue_url: str | None = None,
         dynamodb: Any = None,
         sqs: Any = None,
+        callback_queue_url: str | None = None,
     ) -> None:
         self.db = Dynamo(table, clock, dynamodb)
         self.turns = Turns(self.db)
@@ -47,6 +54,9 @@ class Store:
         self.threads = Threads(self.db, self.turns)
         self.credentials = Credentials(self.db)
         self.ledger = Ledger(self.db)
+        self.tasks = Tasks(self.db, self.turns)
+        self.callbacks = Callbacks(self.db, callback_queue_url, sqs)
+        self.answers = Answers(self.db)
 
     @property
     def table(self) -> str:

@@ -27,6 +27,9 @@ RETRYABLE_CODES = frozenset(
     }
 )
 
+BATCH_GET_MAX = 100
+BATCH_GET_ATTEMPTS = 5
+
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
@@ -88,6 +91,25 @@ class Dynamo:
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
         out = self.call("get_item", TableName=self.table, Key=codec.key(pk, sk), ConsistentRead=consistent)
         return codec.load(out.get("Item"))
+
+    def batch_get(self, keys: list[tuple[str, str]], *, consistent: bool = True) -> list[dict[str, Any]]:
+        """Items by key (plain attributes, in no particular order; missing ones left out):
+        BatchGetItem in chunks of 100, following UnprocessedKeys a few times."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_MAX):
+            request: dict[str, Any] = {
+                self.table: {"Keys": [codec.key(pk, sk) for pk, sk in keys[start : start + BATCH_GET_MAX]],
+                             "ConsistentRead": consistent}
+            }  # fmt: skip
+            for _ in range(BATCH_GET_ATTEMPTS):
+                page = self.call("batch_get_item", RequestItems=request)
+                out.extend(codec.load(i) or {} for i in page.get("Responses", {}).get(self.table, []))
+                request = page.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise errors.Retryable("DynamoDB kept some keys of a BatchGetItem unprocessed")
+        return out
 
     def query_all(self, **kw: Any) -> list[dict[str, Any]]:
         """Every item of a Query, following LastEvaluatedKey."""

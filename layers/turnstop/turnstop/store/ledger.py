@@ -1,5 +1,5 @@
 """The ledger: ``LEDGER#<tenant>`` / ``<turn id>#<kind>``, one item per entry, each written once
-inside the transaction that finishes its turn."""
+inside the transaction that starts (a task's charge) or finishes its turn."""
 
 from __future__ import annotations
 
@@ -16,21 +16,29 @@ def ledger_pk(tenant: str) -> str:
     return f"LEDGER#{tenant}"
 
 
+def add_entry(
+    tx: Transaction, tenant: str, turn_id: str, entry: LedgerEntry, at: int, end_user: str | None = None
+) -> None:
+    """One entry, put if absent: ``ledger:<kind>`` in the transaction. It carries the turn's
+    end user, so the ledger is scoped like every read."""
+    tx.put(
+        f"ledger:{entry.kind}",
+        {
+            "pk": ledger_pk(tenant),
+            "sk": f"{turn_id}#{entry.kind}",
+            "turn_id": turn_id,
+            "end_user": end_user,
+            "kind": entry.kind,
+            "at": at,
+            **entry.data,
+        },
+        condition="attribute_not_exists(pk)",
+    )
+
+
 def add_entries(tx: Transaction, turn: Turn, entries: list[LedgerEntry], at: int) -> None:
     for entry in entries:
-        tx.put(
-            f"ledger:{entry.kind}",
-            {
-                "pk": ledger_pk(turn.tenant),
-                "sk": f"{turn.id}#{entry.kind}",
-                "turn_id": turn.id,
-                "end_user": turn.end_user,
-                "kind": entry.kind,
-                "at": at,
-                **entry.data,
-            },
-            condition="attribute_not_exists(pk)",
-        )
+        add_entry(tx, turn.tenant, turn.id, entry, at, turn.end_user)
 
 
 class Ledger:

@@ -135,6 +135,7 @@ class Turns(TurnReads):
             # in the sparse in-flight index until its finish removes it (see Sweep)
             "gsi2pk": inflight_pk(new.id),
             "gsi2sk": f"{now:015d}#{new.id}",
+            **new.index_keys,
         }
 
     def _bind_key(self, tx: Transaction, claim: IdempotencyClaim, turn_id: str, now: int) -> None:

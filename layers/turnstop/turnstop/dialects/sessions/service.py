@@ -8,7 +8,7 @@ from typing import Any
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.events import Event
-from turnstop.core.ids import matches, new_id
+from turnstop.core.ids import matches, new_id, plausible
 from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.tokens import count_tokens
@@ -165,9 +165,7 @@ class Sessions(DialectService):
 
     def ledger(self, principal: Principal, response_id: str | None) -> dict[str, Any]:
         """The caller's ledger entries (one turn's with ``response_id``), end-user scoped."""
-        if response_id is not None and not (
-            matches(MESSAGE_PREFIX, response_id) or matches(RESPONSE_PREFIX, response_id)
-        ):
-            raise errors.InvalidRequest("response_id must be a response id (msg_… or resp_…)")
+        if response_id is not None and not plausible(response_id):  # any dialect's id; never a store-key-sized blob
+            raise errors.InvalidRequest("response_id must be an id: 1 to 128 letters, digits, '_' or '-'")
         entries = self.store.ledger.entries(principal.tenant, response_id, principal.end_user)
         return {"object": "list", "data": entries}

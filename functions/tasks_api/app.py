@@ -1,0 +1,25 @@
+"""Tasks dialect (seed 003): POST /v1/tasks, GET /v1/tasks, GET /v1/tasks/{task_id}.
+
+A task is charged when it is accepted, in the transaction that creates it. The cancel has its
+own function (tasks_cancel); callbacks are delivered by task_callbacks.
+"""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+
+from turnstop.dialects.tasks.handlers import api_app
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+store = Store(settings.table, queue_url=settings.turn_queue_url)
+app = api_app(store, settings)
+throttled_response = app.throttled_response
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict, context: object) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,28 @@
+"""Tasks dialect cancel: POST /v1/tasks/{task_id}/cancel (optional {"reason": "..."}).
+
+Its own function so it has its own reserved concurrency: a flood of new tasks never starves
+the stop button. One conditional write decides (queued → 200 cancelled, running → 202, already
+terminal → 200 unchanged); the refund is written when the task ends. With an Idempotency-Key
+the first answer is kept and replayed.
+"""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+
+from turnstop.dialects.tasks.handlers import cancel_app
+from turnstop.http.api import count_cancel_status
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+store = Store(settings.table)
+app = cancel_app(store, settings)
+throttled_response = app.throttled_response
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict, context: object) -> dict:
+    return count_cancel_status(metrics, app.resolve(event, context))

@@ -1,0 +1,245 @@
+"""The tasks dialect's operations on the shared core: create, read, list and cancel.
+
+- create: the turn, its first event, its charge and its Idempotency-Key binding in one
+  transaction (``store.tasks.start`` through ``DialectService.start``, the one replay rule),
+  then queued. A replay answers what the first create answered (the task as it was created).
+- cancel: one conditional UpdateItem (``Turns.request_cancel``) decides; its answer is the task
+  as it stands then. With an Idempotency-Key the key is claimed first and the answer kept, so a
+  replay repeats it byte for byte (``store.answers``; see store/idempotency.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from turnstop.auth import Principal
+from turnstop.core import errors, scopes
+from turnstop.core.clock import iso
+from turnstop.core.ids import new_id
+from turnstop.core.records import IdempotencyClaim, LedgerEntry, NewTurn
+from turnstop.core.tokens import count_tokens
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
+from turnstop.dialects.service import DialectService, Enqueue
+from turnstop.dialects.tasks import models, pricing, wire
+from turnstop.dialects.tasks.renderer import ID_PREFIX, KIND, WIRE_STATUS, created_event
+from turnstop.dialects.tasks.wire import Answer
+from turnstop.runtime.model import requested_words
+from turnstop.settings import Settings
+from turnstop.store import Store
+from turnstop.store.callbacks import Callback
+from turnstop.store.idempotency import InProgress, KeptAnswer
+from turnstop.store.tasks import index_keys
+from turnstop.webhooks import Resolve, UnsafeUrl, check_url, system_resolve
+
+# the seed's statuses → the effective internal ones a list filter matches
+STATUS_FILTER = {w: frozenset(s for s, v in WIRE_STATUS.items() if v == w) for w in set(WIRE_STATUS.values())}
+# a claimed cancel key is the claimant's this long (longer than the cancel function runs)
+CANCEL_CLAIM_MS = 15_000
+# a request waits for a concurrent same-key request's answer this many times this long, then 409s
+IN_PROGRESS_POLLS = 40
+IN_PROGRESS_POLL_S = 0.05
+
+
+class Tasks(DialectService):
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        enqueue: Enqueue | None = None,
+        *,
+        resolve: Resolve = system_resolve,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(store, settings, enqueue)
+        self.resolve = resolve
+        self.sleep = sleep
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.settings.tasks_retention_seconds * 1000)
+
+    # ------------------------------------------------------------------ create
+
+    def _resolve_model(self, body: models.CreateTask) -> str:
+        supported = pricing.CAPABILITIES.get(body.capability)
+        if supported is None:
+            raise errors.InvalidRequest(
+                f"Unsupported capability '{body.capability}'; supported: {', '.join(pricing.CAPABILITIES)}",
+                code="unsupported_capability",
+            )
+        resolved = pricing.AUTO_MODEL[body.capability] if body.model == pricing.AUTO else body.model
+        if resolved not in supported:
+            raise errors.InvalidRequest(
+                f"Unsupported model '{body.model}' for capability '{body.capability}'; "
+                f"use 'auto' or one of: {', '.join(supported)}",
+                code="unsupported_model",
+            )
+        return resolved
+
+    def _callback_url(self, body: models.CreateTask) -> str | None:
+        if body.callback is None:
+            return None
+        try:
+            check_url(body.callback.url, allow_loopback=self.settings.callback_allow_loopback, resolve=self.resolve)
+        except UnsafeUrl as e:
+            raise errors.InvalidRequest(f"Invalid field 'callback.url': {e}", code="invalid_callback_url") from None
+        return body.callback.url
+
+    def create(
+        self, principal: Principal, body: models.CreateTask, idempotency: IdempotencyClaim | None, links_base: str
+    ) -> Answer:
+        """202 with the queued task; charged in the transaction that creates it."""
+        resolved = self._resolve_model(body)
+        url = self._callback_url(body)
+        prompt = body.input.prompt
+        input_tokens = count_tokens(prompt)
+        expected = requested_words(prompt)
+        if body.input.max_output_tokens is not None:
+            expected = min(expected, body.input.max_output_tokens)
+        charge = pricing.estimate(resolved, input_tokens, expected)
+        task_id = new_id(ID_PREFIX)
+        new = NewTurn(
+            id=task_id,
+            kind=KIND,
+            tenant=principal.tenant,
+            scope=scopes.TASKS,
+            grace_ms=self.retention_ms,
+            input={
+                "prompt": prompt,  # what the runner feeds the model
+                "max_output_tokens": body.input.max_output_tokens,  # where the runner cuts it
+                "capability": body.capability,
+                "model": body.model,
+                "resolved_model": resolved,
+                "metadata": body.metadata,
+                "input": body.input.model_dump(exclude_none=True),
+                "callback_url": url,
+                "expected_output_tokens": expected,
+                "charged_credits": pricing.amount(charge),
+                "links_base": links_base,
+            },
+            end_user=principal.end_user,
+            input_tokens=input_tokens,
+            index_keys=index_keys(principal.tenant, task_id, self.store.now()),
+        )
+        entry = LedgerEntry(
+            "charge",
+            {
+                "credits": pricing.amount(charge),
+                "credits_usd_reference": pricing.amount(pricing.usd(charge)),
+                "model": resolved,
+                "input_tokens": input_tokens,
+                "estimated_output_tokens": expected,
+            },
+        )
+        write = lambda: self.store.tasks.start(new, created_event, entry, idempotency)  # noqa: E731
+        turn, replayed = self.start(write, principal, idempotency)
+        body_ = wire.task_object(wire.as_created(turn), text="")
+        return dataclasses.replace(Answer.of(202, body_, location=body_["links"]["self"]), replayed=replayed)
+
+    # ------------------------------------------------------------------ reads
+
+    def _find(self, principal: Principal, task_id: str) -> Turn:
+        models.check_task_id(task_id)
+        turn = self.store.turns.get_visible(
+            task_id, tenant=principal.tenant, kinds=(KIND,), scope=scopes.TASKS, end_user=principal.end_user
+        )
+        if turn is None:
+            raise errors.NotFound(wire.TASK_NOT_FOUND)
+        return turn
+
+    def _callback(self, turn: Turn) -> Callback | None:
+        if not turn.input.get("callback_url") or not turn.terminal:
+            return None
+        return self.store.callbacks.get(turn.id)
+
+    def view(self, turn: Turn, warnings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The full task object: the head, the output committed so far, the callback's state."""
+        text = self.store.turns.committed_text(turn)
+        return wire.task_object(turn, text=text, callback=self._callback(turn), warnings=warnings or [])
+
+    def get(self, principal: Principal, task_id: str) -> dict[str, Any]:
+        return self.view(self._find(principal, task_id))
+
+    def list_tasks(self, principal: Principal, status: str | None, limit: int, after: str | None) -> dict[str, Any]:
+        """Newest first; list items leave ``output`` out (``{}``): a page is one query and one
+        batch read whatever its tasks produced."""
+        turns, cursor = self.store.tasks.page(
+            principal.tenant,
+            limit=limit,
+            statuses=STATUS_FILTER[status] if status else None,
+            end_user=principal.end_user,
+            after=after,
+        )
+        callbacks = self.store.callbacks.get_many([t.id for t in turns if t.terminal and t.input.get("callback_url")])
+        return {
+            "object": "list",
+            "data": [wire.task_object(t, text=None, callback=callbacks.get(t.id)) for t in turns],
+            "has_more": cursor is not None,
+            "next_cursor": None if cursor is None else models.encode_cursor(cursor),
+        }
+
+    # ------------------------------------------------------------------ cancel
+
+    def cancel(
+        self, principal: Principal, task_id: str, reason: str | None, idempotency: IdempotencyClaim | None
+    ) -> Answer:
+        models.check_task_id(task_id)
+        if idempotency is None:
+            return self._cancel(principal, task_id, reason)
+        held = self._claim(idempotency)
+        if held is not None:
+            return Answer(held.status, held.body, replayed=True)
+        try:
+            answer = self._cancel(principal, task_id, reason)
+        except BaseException:
+            self.store.answers.release(idempotency)  # it changed nothing: a retry runs again
+            raise
+        self.store.answers.keep(idempotency, answer.status, answer.body)
+        return answer
+
+    def _claim(self, claim: IdempotencyClaim) -> KeptAnswer | None:
+        """None once this request holds the key; the kept answer when another request with the
+        same key and body answered first (waiting briefly for one still running)."""
+        held = self.store.answers.claim(claim, CANCEL_CLAIM_MS)
+        for _ in range(IN_PROGRESS_POLLS):
+            if not isinstance(held, InProgress):
+                break
+            self.sleep(IN_PROGRESS_POLL_S)
+            held = self.store.answers.get(claim)
+            if held is None:  # the other request failed and gave the key back
+                held = self.store.answers.claim(claim, CANCEL_CLAIM_MS)
+        if isinstance(held, InProgress):
+            raise errors.Conflict(
+                "A request with this Idempotency-Key is still in progress; retry shortly", retryable=True
+            )
+        return held
+
+    def _cancel(self, principal: Principal, task_id: str, reason: str | None) -> Answer:
+        """One conditional write decides; the task is rendered after it."""
+        outcome, turn = self.store.turns.request_cancel(
+            task_id,
+            tenant=principal.tenant,
+            scope=scopes.TASKS,
+            end_user=principal.end_user,
+            req=CancelRequest(reason=reason or None, actor=principal.key_id or None, source="api"),
+        )
+        if outcome is CancelOutcome.NOT_FOUND or turn is None:
+            raise errors.NotFound(wire.TASK_NOT_FOUND)
+        turn = self.store.turns.with_input(turn)  # decided; read the request to render the task
+        if outcome is CancelOutcome.CANCELLED:  # it was queued: cancelled at once, nothing ran
+            return Answer.of(200, self.view(turn))
+        if outcome is CancelOutcome.CANCELLING:  # it runs: it stops cancelled at its next step
+            return Answer.of(202, self.view(turn))
+        if outcome is CancelOutcome.ALREADY_CANCELLING:
+            note = wire.warning(
+                "cancel_already_requested",
+                f"A cancel was already requested at {iso(turn.cancel_requested_at)}; this request changed nothing",
+            )
+            return Answer.of(202, self.view(turn, [note]))
+        final = WIRE_STATUS[turn.status]
+        verb = "been cancelled" if turn.status is Status.CANCELLED else final
+        note = wire.warning("already_terminal", f"The task had already {verb}; nothing was changed")
+        return Answer.of(200, self.view(turn, [note]))
