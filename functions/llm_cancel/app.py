@@ -8,7 +8,7 @@ condition); the answer is the response object with the output committed so far.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.llm.handlers import cancel_app
+from turnstop.dialects.llm.cancel import llm_cancel_app
 from turnstop.http.api import count_cancel_status
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -17,7 +17,7 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
-app = cancel_app(store, settings)
+app = llm_cancel_app(store, settings)
 throttled_response = app.throttled_response
 
 

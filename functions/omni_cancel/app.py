@@ -7,7 +7,7 @@ the stop button. One conditional write, no read; 403 is decided from the caller'
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.omni.handlers import cancel_app
+from turnstop.dialects.omni.cancel import omni_cancel_app
 from turnstop.http.api import count_cancel_status
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -16,7 +16,7 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
-app = cancel_app(store, settings)
+app = omni_cancel_app(store, settings)
 throttled_response = app.throttled_response
 
 

@@ -7,7 +7,7 @@ the stop button. One conditional write, no read.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.sessions.handlers import response_cancel_app
+from turnstop.dialects.sessions.cancel import response_cancel_app
 from turnstop.http.api import count_cancel_status
 from turnstop.settings import Settings
 from turnstop.store import Store

@@ -9,7 +9,7 @@ the first answer is kept and replayed.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.tasks.handlers import cancel_app
+from turnstop.dialects.tasks.cancel import tasks_cancel_app
 from turnstop.http.api import count_cancel_status
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -18,7 +18,7 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
-app = cancel_app(store, settings)
+app = tasks_cancel_app(store, settings)
 throttled_response = app.throttled_response
 
 

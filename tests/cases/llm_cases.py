@@ -26,7 +26,8 @@ from openai.types.responses.response_stream_event import ResponseStreamEvent
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import FAST, HookModel, eventually, until_ended
 from turnstop.core.turn import Status
-from turnstop.dialects.llm.handlers import api_app, cancel_app
+from turnstop.dialects.llm.cancel import llm_cancel_app
+from turnstop.dialects.llm.handlers import api_app
 from turnstop.dialects.llm.renderer import RENDERERS
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
@@ -128,7 +129,7 @@ class Llm:
             cadence=FAST,
         )
         self.api = api_app(self.store, self.settings, self.fg_runner, sleep=self._sleep)
-        self.cancel_app = cancel_app(self.store, self.settings)
+        self.cancel_app = llm_cancel_app(self.store, self.settings)
 
     def _sleep(self, seconds: float) -> None:
         if self.on_wait:

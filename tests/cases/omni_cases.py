@@ -15,7 +15,8 @@ from tests.cases.fixtures import Env
 from tests.cases.store_cases import FAST, HookModel, eventually, until_ended
 from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import Status, Turn
-from turnstop.dialects.omni.handlers import api_app, cancel_app
+from turnstop.dialects.omni.cancel import omni_cancel_app
+from turnstop.dialects.omni.handlers import api_app
 from turnstop.dialects.omni.wire import FORBIDDEN, MISSING_ACCOUNT
 from turnstop.dialects.registry import all_renderers
 from turnstop.http.api import request_id
@@ -64,7 +65,7 @@ class Omni:
             max_body_bytes=256 * 1024,
         )
         self.api = api_app(self.env.store, settings, enqueue=self._enqueue)
-        self.cancel_app = cancel_app(self.env.store, settings)
+        self.cancel_app = omni_cancel_app(self.env.store, settings)
 
     def _enqueue(self, turn: Turn, idempotency: IdempotencyClaim | None = None) -> None:
         self.queued.append(turn.id)

@@ -19,7 +19,8 @@ import pytest
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import FAST, HookModel, eventually
 from turnstop.dialects.registry import after_finish, all_renderers
-from turnstop.dialects.tasks.handlers import api_app, cancel_app
+from turnstop.dialects.tasks.cancel import tasks_cancel_app
+from turnstop.dialects.tasks.handlers import api_app
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
@@ -100,7 +101,7 @@ class TasksApi:
         )  # fmt: skip
         self.settings = Settings(table=self.env.store.table, **self.settings_overrides)
         self.api = api_app(self.store, self.settings, resolve=resolve)
-        self.cancel_app = cancel_app(self.store, self.settings, sleep=lambda s: None)
+        self.cancel_app = tasks_cancel_app(self.store, self.settings, sleep=lambda s: None)
         self.store.callbacks.put_secret(TENANT, SECRET, only_if_absent=False)
 
     # -- HTTP

@@ -61,7 +61,8 @@ Resources:
   WorkQueue:
     Type: AWS::SQS::Queue
     Properties:
-      VisibilityTimeout: 1
+      # long enough that a batch processed on a loaded machine is deleted before it reappears
+      VisibilityTimeout: 4
       RedrivePolicy: {deadLetterTargetArn: !GetAtt DLQ.Arn, maxReceiveCount: 2}
   RetryDLQ:
     Type: AWS::SQS::Queue

@@ -12,7 +12,7 @@ from turnstop.core.events import PendingEvent, committed_text
 from turnstop.core.scopes import Scope, ScopeKind
 from turnstop.core.tokens import count_tokens, first_tokens
 from turnstop.core.turn import Status, Usage
-from turnstop.settings import Settings
+from turnstop.settings import Settings, SettingsError
 
 
 @pytest.mark.parametrize("status", [Status.COMPLETED, Status.INCOMPLETE])
@@ -65,16 +65,28 @@ def test_only_text_deltas_count_as_output() -> None:
 
 
 def test_every_setting_is_read_from_its_derived_environment_name() -> None:
-    samples: dict[object, tuple[str, object]] = {int: ("7", 7), float: ("2.5", 2.5), bool: ("true", True)}
+    samples = {"int": ("7", 7), "float": ("2.5", 2.5), "bool": ("true", True)}
     env: dict[str, str] = {}
     expected: dict[str, object] = {}
-    for name, field in Settings.model_fields.items():
-        raw, value = samples.get(field.annotation, ("value-x", "value-x"))  # the rest are (optional) strings
+    for name, kind in Settings.kinds().items():
+        raw, value = samples.get(kind, ("value-x", "value-x"))  # the rest are (optional) strings
         env[Settings.env_name(name)] = raw
         expected[name] = value
     settings = Settings.from_env(env)
     assert {name: getattr(settings, name) for name in expected} == expected
     assert Settings.env_name("persistent_session_days") == "TURNSTOP_PERSISTENT_SESSION_DAYS"
+
+
+def test_a_setting_out_of_its_range_or_of_the_wrong_type_is_refused_at_cold_start() -> None:
+    for env in (
+        {"TURNSTOP_TABLE": "t-1", "TURNSTOP_FLUSH_BYTES": "0"},
+        {"TURNSTOP_TABLE": "t-1", "TURNSTOP_GRACE_SECONDS": "soon"},
+        {"TURNSTOP_TABLE": "t-1", "TURNSTOP_CANCEL_CHECK_CONSISTENT": "maybe"},
+        {"TURNSTOP_TABLE": "t-1", "TURNSTOP_CALLBACK_MAX_ATTEMPTS": "51"},
+        {"TURNSTOP_GRACE_SECONDS": "1"},
+    ):
+        with pytest.raises(SettingsError):
+            Settings.from_env(env)
 
 
 def test_empty_environment_values_mean_the_default() -> None:

@@ -20,7 +20,7 @@ from turnstop.auth import Principal, principal_from_event
 from turnstop.core import errors
 from turnstop.http.body import headers_of
 from turnstop.http.errors import ErrorShape
-from turnstop.http.sse import StreamingResponse
+from turnstop.http.response import StreamingResponse
 from turnstop.store import Store
 
 MAX_REQUEST_ID = 200

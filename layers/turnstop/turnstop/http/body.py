@@ -12,14 +12,15 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from turnstop.core import errors
 from turnstop.core.records import IdempotencyClaim
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:  # pydantic is imported by the routes that parse a model, not at cold start
+    from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound="BaseModel")
 MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -102,11 +103,33 @@ def parse_body(
     describe: Callable[[ValidationError], Exception] | None = None,
 ) -> M:
     """Validate a JSON body into ``model``; every failure is a domain error."""
+    from pydantic import ValidationError
+
     obj = json_object(event, max_bytes, messages, optional=optional)
     try:
         return model.model_validate(obj or {})
     except ValidationError as e:
         raise (describe(e) if describe else errors.InvalidRequest(describe_validation_error(e))) from None
+
+
+MAX_REASON_CHARS = 1000
+
+
+def cancel_reason(body: Mapping[str, Any] | None, *, others: bool) -> str | None:
+    """A cancel's optional ``{"reason": "..."}``, checked without a model (a cancel function
+    loads no pydantic): a string of at most 1,000 characters. ``others``: whether other
+    fields are ignored (else each is an unknown field, 400)."""
+    body = body or {}
+    if not others and (unknown := sorted(set(body) - {"reason"})):
+        raise errors.InvalidRequest(f"Unknown field '{unknown[0]}'")
+    reason = body.get("reason")
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise errors.InvalidRequest("Invalid field 'reason': Input should be a valid string")
+    if len(reason) > MAX_REASON_CHARS:
+        raise errors.InvalidRequest(f"Invalid field 'reason': String should have at most {MAX_REASON_CHARS} characters")
+    return reason
 
 
 def headers_of(event: Mapping[str, Any]) -> dict[str, str]:

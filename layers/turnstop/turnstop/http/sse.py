@@ -15,11 +15,11 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from turnstop.core.events import Event
 from turnstop.core.turn import Turn
+from turnstop.http.response import StreamingResponse
 from turnstop.runtime.active import DETACHED, END, LiveChannel
 from turnstop.runtime.renderer import Renderer, derived_terminal
 from turnstop.settings import Settings
@@ -30,15 +30,6 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
-
-
-@dataclass
-class StreamingResponse:
-    """What a stream handler returns: status and headers at once, then the body as it comes."""
-
-    status_code: int
-    headers: dict[str, str]
-    body: Any = field(default_factory=list)
 
 
 def frame(ev: Event, data: dict[str, Any] | None = None) -> str:

@@ -19,23 +19,29 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from turnstop.core.clock import SYSTEM_CLOCK, Clock
-from turnstop.store.callbacks import Callbacks
-from turnstop.store.credentials import Credentials
 from turnstop.store.db import Dynamo
-from turnstop.store.idempotency import Answers
-from turnstop.store.ledger import Ledger
-from turnstop.store.queue import TurnQueue
-from turnstop.store.sessions import Sessions
-from turnstop.store.sweep import Sweep
-from turnstop.store.tasks import Tasks
-from turnstop.store.threads import Threads
-from turnstop.store.turns import Turns
+
+if TYPE_CHECKING:
+    from turnstop.store.callbacks import Callbacks
+    from turnstop.store.credentials import Credentials
+    from turnstop.store.idempotency import Answers
+    from turnstop.store.ledger import Ledger
+    from turnstop.store.queue import TurnQueue
+    from turnstop.store.sessions import Sessions
+    from turnstop.store.sweep import Sweep
+    from turnstop.store.tasks import Tasks
+    from turnstop.store.threads import Threads
+    from turnstop.store.turns import Turns
 
 
 class Store:
+    """The facade. Each aggregate is built (and its module imported) on first use, so a
+    function loads only the store code it runs: a cancel loads ``turns``, not the rest."""
+
     def __init__(
         self,
         table: str,
@@ -47,16 +53,69 @@ class Store:
         callback_queue_url: str | None = None,
     ) -> None:
         self.db = Dynamo(table, clock, dynamodb)
-        self.turns = Turns(self.db)
-        self.queue = TurnQueue(self.db, queue_url, sqs)
-        self.sweep = Sweep(self.db, self.turns)
-        self.sessions = Sessions(self.db)
-        self.threads = Threads(self.db, self.turns)
-        self.credentials = Credentials(self.db)
-        self.ledger = Ledger(self.db)
-        self.tasks = Tasks(self.db, self.turns)
-        self.callbacks = Callbacks(self.db, callback_queue_url, sqs)
-        self.answers = Answers(self.db)
+        self._queue_url = queue_url
+        self._callback_queue_url = callback_queue_url
+        self._sqs = sqs
+
+    @cached_property
+    def turns(self) -> Turns:
+        from turnstop.store.turns import Turns
+
+        return Turns(self.db)
+
+    @cached_property
+    def queue(self) -> TurnQueue:
+        from turnstop.store.queue import TurnQueue
+
+        return TurnQueue(self.db, self._queue_url, self._sqs)
+
+    @cached_property
+    def sweep(self) -> Sweep:
+        from turnstop.store.sweep import Sweep
+
+        return Sweep(self.db, self.turns)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        from turnstop.store.sessions import Sessions
+
+        return Sessions(self.db)
+
+    @cached_property
+    def threads(self) -> Threads:
+        from turnstop.store.threads import Threads
+
+        return Threads(self.db, self.turns)
+
+    @cached_property
+    def credentials(self) -> Credentials:
+        from turnstop.store.credentials import Credentials
+
+        return Credentials(self.db)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from turnstop.store.ledger import Ledger
+
+        return Ledger(self.db)
+
+    @cached_property
+    def tasks(self) -> Tasks:
+        from turnstop.store.tasks import Tasks
+
+        return Tasks(self.db, self.turns)
+
+    @cached_property
+    def callbacks(self) -> Callbacks:
+        from turnstop.store.callbacks import Callbacks
+
+        return Callbacks(self.db, self._callback_queue_url, self._sqs)
+
+    @cached_property
+    def answers(self) -> Answers:
+        from turnstop.store.idempotency import Answers
+
+        return Answers(self.db)
 
     @property
     def table(self) -> str:

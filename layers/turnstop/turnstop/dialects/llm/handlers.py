@@ -3,7 +3,7 @@
 ``api_app`` serves ``POST /api/v1/llm/responses`` and ``GET /api/v1/llm/responses/{id}`` on
 the streaming path: both may answer with SSE (``stream: true`` in the body, or
 ``?stream=true``), so one streaming function owns these paths and answers JSON when the request
-does not ask for a stream. ``cancel_app`` is the cancel endpoint's own resolver (its own function).
+does not ask for a stream. The cancel endpoint's own resolver (its own function) is in ``cancel.py``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from turnstop.core import errors
 from turnstop.dialects.llm import service
 from turnstop.dialects.llm.service import Llm
 from turnstop.dialects.llm.wire import SHAPE
-from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
-from turnstop.http.body import raw_body
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -64,16 +61,3 @@ def api_app(
     app.post(BASE)(create)
     app.post(f"{BASE}/")(create)
     return app
-
-
-def cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    """``POST /api/v1/llm/responses/{response_id}/cancel``: one conditional write, no read first."""
-    llm = Llm(store, settings)
-
-    def cancel(app: TurnstopResolver, response_id: str) -> Response:
-        principal = require_principal(app.event, store)
-        if len(raw_body(app.event)) > settings.max_body_bytes:
-            raise errors.PayloadTooLarge(f"Request body is too large: the limit is {settings.max_body_bytes} bytes.")
-        return json_response(200, llm.cancel(principal, response_id))
-
-    return api.cancel_app(SHAPE, f"POST {BASE}/<response_id>/cancel", cancel)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
@@ -16,8 +15,6 @@ MODELS = frozenset(
         "turnstop:scripted-mini",
     }
 )
-RESPONSE_ID = re.compile(r"^resp[-_][a-zA-Z0-9]+$")
-MAX_ID_CHARS = 128
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512

@@ -19,9 +19,9 @@ from turnstop.core.events import Event
 from turnstop.core.ids import new_id
 from turnstop.core.records import NewTurn
 from turnstop.core.tokens import count_tokens
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
-from turnstop.dialects.llm import models, wire
-from turnstop.dialects.llm.renderer import KIND, RENDERER, TERMINAL_TYPES, WIRE_STATUS, created_event, response_object
+from turnstop.core.turn import Turn
+from turnstop.dialects.llm import models, responses, wire
+from turnstop.dialects.llm.renderer import KIND, RENDERER, created_event
 from turnstop.dialects.service import DialectService
 from turnstop.http.body import parse_body
 from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
@@ -36,16 +36,6 @@ FOREGROUND_WAIT_S = 50.0
 
 
 # ---------------------------------------------------------------------------------- input
-
-
-def check_id(rid: str) -> None:
-    if len(rid) > models.MAX_ID_CHARS or not models.RESPONSE_ID.fullmatch(rid):
-        raise errors.InvalidRequest(
-            f"Invalid 'response_id': '{rid[:80]}'. Expected an ID that begins with 'resp_' or 'resp-' "
-            "followed by letters and digits.",
-            param="response_id",
-            code="invalid_value",
-        )
 
 
 def parse_create(event: Mapping[str, Any], max_bytes: int) -> models.CreateResponse:
@@ -134,11 +124,7 @@ class Llm(DialectService):
             )
         if body.previous_response_id is not None:
             prev = body.previous_response_id
-            if (
-                len(prev) > models.MAX_ID_CHARS
-                or not models.RESPONSE_ID.fullmatch(prev)
-                or self._visible(principal, prev) is None
-            ):
+            if not responses.is_id(prev) or responses.visible(self.store, principal, prev) is None:
                 raise errors.InvalidRequest(
                     f"Previous response with id '{prev[:80]}' not found.",
                     param="previous_response_id",
@@ -163,65 +149,11 @@ class Llm(DialectService):
         )  # fmt: skip
         return turn
 
-    def _visible(self, principal: Principal, rid: str) -> Turn | None:
-        turn = self.store.turns.get_visible(rid, tenant=principal.tenant, kinds=(KIND,), end_user=principal.end_user)
-        if turn is None or not turn.input.get("store", True):
-            return None
-        return turn
-
     def find(self, principal: Principal, rid: str) -> Turn:
-        check_id(rid)
-        turn = self._visible(principal, rid)
-        if turn is None:
-            raise errors.NotFound(f"Response with id '{rid}' not found.")
-        return turn
+        return responses.find(self.store, principal, rid)
 
     def response_json(self, turn: Turn) -> dict[str, Any]:
-        """The response object as of the head: the terminal event's object once finished, else
-        rendered from the head and the committed output."""
-        if turn.terminal and not turn.cancelled_before_start:
-            last = self.store.turns.read_events(turn.id, turn.seq - 1, turn.seq)
-            if last and last[-1].type in TERMINAL_TYPES and "response" in last[-1].data:
-                obj = dict(last[-1].data["response"])
-                if turn.stored_status is Status.COMPLETED and turn.finished_at is not None:
-                    obj["completed_at"] = turn.finished_at // 1000
-                return obj
-        return response_object(
-            turn, WIRE_STATUS[turn.status], text=self.store.turns.committed_text(turn), usage=turn.usage
-        )
-
-    def cancel(self, principal: Principal, rid: str) -> dict[str, Any]:
-        """One conditional write decides; the request and the output are read after it to render
-        the response object."""
-        check_id(rid)
-        outcome, turn = self.store.turns.request_cancel(
-            rid,
-            tenant=principal.tenant,
-            scope=scopes.LLM_BACKGROUND,
-            end_user=principal.end_user,
-            req=CancelRequest(actor=principal.key_id or None, source="api"),
-            with_old=True,
-        )
-        if turn is not None:  # the decision is made; read the request to render the answer
-            turn = self.store.turns.with_input(turn)
-        if outcome is CancelOutcome.NOT_FOUND or turn is None:
-            if (
-                turn is not None
-                and turn.kind == KIND
-                and turn.scope == scopes.LLM_FOREGROUND
-                and turn.input.get("store", True)  # an unstored response is unknown to every read
-            ):
-                raise errors.InvalidRequest(
-                    f"Response '{rid}' cannot be cancelled: only responses created with background=true can be cancelled.",
-                    param="response_id",
-                    code="response_not_cancellable",
-                )
-            raise errors.NotFound(f"Response with id '{rid}' not found.")
-        if outcome is CancelOutcome.ALREADY_TERMINAL:
-            return self.response_json(turn)
-        # cancelled (was queued), cancelling or already cancelling: it ends cancelled (a cancel
-        # accepted always wins), with exactly the output committed so far.
-        return response_object(turn, "cancelled", text=self.store.turns.committed_text(turn), usage=turn.usage)
+        return responses.response_json(self.store, turn)
 
     def run_live(self, turn: Turn, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> StreamingResponse:
         """Run a foreground stream in this request, each event to the reader as it comes."""

@@ -1,5 +1,5 @@
-"""Routes of the omni dialect. The DELETE cancel has its own resolver so it runs in its own
-function (reserved concurrency); every other route shares one function.
+"""Routes of the omni dialect. The DELETE cancel has its own resolver (``cancel.py``) so it
+runs in its own function (reserved concurrency); every other route shares one function.
 
 Every body is the SDK's envelope: ``{"data": ..., "metadata": {"request_id": ...}}``.
 """
@@ -10,10 +10,9 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from turnstop.dialects.omni import models, wire
+from turnstop.dialects.omni import models, query, wire
 from turnstop.dialects.omni.service import Omni
 from turnstop.dialects.service import Enqueue
-from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import idempotency_claim
 from turnstop.settings import Settings
@@ -43,14 +42,14 @@ def api_app(store: Store, settings: Settings, enqueue: Enqueue | None = None) ->
     def get_threads() -> Response:
         principal = require_principal(app.event, store)
         q = _query(app)
-        account = models.account_from_query(q)
-        data, meta = omni.list_threads(principal, account, models.page_size_from_query(q), q.get("page_token"))
+        account = query.account_from_query(q)
+        data, meta = omni.list_threads(principal, account, query.page_size_from_query(q), q.get("page_token"))
         return _ok(app, data, **meta)
 
     @app.get("/v1/omni-ai/threads/<thread_id>")
     def get_thread(thread_id: str) -> Response:
         principal = require_principal(app.event, store)
-        return _ok(app, omni.get_thread(principal, thread_id, models.account_from_query(_query(app))))
+        return _ok(app, omni.get_thread(principal, thread_id, query.account_from_query(_query(app))))
 
     @app.post("/v1/omni-ai/threads/<thread_id>/messages")
     def create_message(thread_id: str) -> Response:
@@ -63,32 +62,20 @@ def api_app(store: Store, settings: Settings, enqueue: Enqueue | None = None) ->
     def get_messages(thread_id: str) -> Response:
         principal = require_principal(app.event, store)
         q = _query(app)
-        account = models.account_from_query(q)
+        account = query.account_from_query(q)
         data, meta = omni.get_messages(
-            principal, thread_id, account, models.page_size_from_query(q), q.get("page_token")
+            principal, thread_id, account, query.page_size_from_query(q), q.get("page_token")
         )
         return _ok(app, data, **meta)
 
     @app.get("/v1/omni-ai/threads/<thread_id>/response")
     def get_thread_response(thread_id: str) -> Response:
         principal = require_principal(app.event, store)
-        return _ok(app, omni.get_thread_response(principal, thread_id, models.account_from_query(_query(app))))
+        return _ok(app, omni.get_thread_response(principal, thread_id, query.account_from_query(_query(app))))
 
     @app.get("/v1/omni-ai/responses/<response_id>")
     def get_response(response_id: str) -> Response:
         principal = require_principal(app.event, store)
-        return _ok(app, omni.get_response(principal, response_id, models.account_from_query(_query(app))))
+        return _ok(app, omni.get_response(principal, response_id, query.account_from_query(_query(app))))
 
     return app
-
-
-def cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    """``DELETE /v1/omni-ai/responses/{response_id}?account_id=N``: one conditional write."""
-    omni = Omni(store, settings)
-
-    def cancel(app: TurnstopResolver, response_id: str) -> Response:
-        principal = require_principal(app.event, store)
-        account = models.account_from_query(_query(app))
-        return _ok(app, {"canceled": omni.cancel(principal, response_id, account)})
-
-    return api.cancel_app(wire.SHAPE, "DELETE /v1/omni-ai/responses/<response_id>", cancel)

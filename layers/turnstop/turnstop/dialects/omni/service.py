@@ -16,19 +16,15 @@ from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.tokens import count_tokens
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
-from turnstop.dialects.omni import models, wire
+from turnstop.core.turn import Status, Turn
+from turnstop.dialects.omni import models, query, wire
+from turnstop.dialects.omni.query import authorize
 from turnstop.dialects.omni.renderer import OMNI_KIND, assistant_message, created_event, text_parts
-from turnstop.dialects.omni.wire import FORBIDDEN, QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
+from turnstop.dialects.omni.wire import QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
 from turnstop.dialects.service import DialectService
 from turnstop.store.threads import Message, Thread
 
 TITLE_CHARS = 80
-
-
-def authorize(principal: Principal, account_id: int) -> None:
-    if not principal.may_act_for(account_id):
-        raise errors.Forbidden(FORBIDDEN)
 
 
 def new_uuid() -> str:
@@ -160,7 +156,7 @@ class Omni(DialectService):
 
     def _response(self, principal: Principal, response_id: str, account_id: int) -> Turn:
         authorize(principal, account_id)
-        if not models.is_id(response_id):
+        if not query.is_id(response_id):
             raise errors.NotFound(RESPONSE_NOT_FOUND)
         turn = self.store.turns.get_visible(
             response_id, tenant=principal.tenant, kinds=(OMNI_KIND,), scope=scopes.omni(account_id)
@@ -175,27 +171,11 @@ class Omni(DialectService):
     def _response_body(self, turn: Turn) -> dict[str, Any]:
         return wire.response_body(turn, self.store.turns.read_events(turn.id, 0, turn.seq))
 
-    def cancel(self, principal: Principal, response_id: str, account_id: int) -> bool:
-        """One conditional write, no read. ``canceled`` is true when the response ends (or will
-        end) canceled, false when it had already finished otherwise: repeated calls agree."""
-        authorize(principal, account_id)
-        if not models.is_id(response_id):
-            raise errors.NotFound(RESPONSE_NOT_FOUND)
-        outcome, turn = self.store.turns.request_cancel(
-            response_id,
-            tenant=principal.tenant,
-            scope=scopes.omni(account_id),
-            req=CancelRequest(actor=principal.key_id or None, source="api"),
-        )
-        if outcome is CancelOutcome.NOT_FOUND:
-            raise errors.NotFound(RESPONSE_NOT_FOUND)
-        return outcome.ends_cancelled or (turn is not None and turn.status is Status.CANCELLED)
-
     # -- threads
 
     def _thread(self, principal: Principal, thread_id: str, account_id: int) -> Thread:
         authorize(principal, account_id)
-        if not models.is_id(thread_id):
+        if not query.is_id(thread_id):
             raise errors.NotFound(THREAD_NOT_FOUND)
         thread = self.store.threads.get_thread(thread_id)
         if thread is None or not thread.visible_to(principal.tenant, account_id, self.store.now()):
@@ -221,14 +201,14 @@ class Omni(DialectService):
         authorize(principal, account_id)
         after = None
         if page_token:
-            tok = models.decode_token(page_token, ("a", "k", "id"))
+            tok = query.decode_token(page_token, ("a", "k", "id"))
             # a thread cursor is exactly what list_threads handed out: "<created_at:015d>#<id>", id
             k, tid = tok["k"], tok["id"]
             if (
                 tok["a"] != account_id
                 or not isinstance(k, str)
                 or not isinstance(tid, str)
-                or not models.is_id(tid)
+                or not query.is_id(tid)
                 or not re.fullmatch(r"\d{15}#" + re.escape(tid), k)
             ):
                 raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
@@ -238,7 +218,7 @@ class Omni(DialectService):
         data = [wire.thread_body(t) for t in threads if t.visible_to(principal.tenant, account_id, now)]
         meta: dict[str, Any] = {}
         if cursor is not None:
-            meta["next_page_token"] = models.encode_token({"a": account_id, "k": cursor[0], "id": cursor[1]})
+            meta["next_page_token"] = query.encode_token({"a": account_id, "k": cursor[0], "id": cursor[1]})
         return data, meta
 
     def get_messages(
@@ -250,12 +230,12 @@ class Omni(DialectService):
         last = thread.last_seq
         size = page_size
         if page_token:
-            tok = models.decode_token(page_token, ("t", "n"))
+            tok = query.decode_token(page_token, ("t", "n"))
             bound = tok.get("hi", tok.get("lo"))
             if (
                 tok["t"] != thread.id
                 or not isinstance(tok["n"], int)
-                or not 1 <= tok["n"] <= models.MAX_PAGE_SIZE
+                or not 1 <= tok["n"] <= query.MAX_PAGE_SIZE
                 or not isinstance(bound, int)
                 or bound < 0
             ):
@@ -279,9 +259,9 @@ class Omni(DialectService):
         data = [wire.message_body(stored[s]) for s in sorted(stored)]
         meta: dict[str, Any] = {}
         if lo > 0:
-            meta["next_page_token"] = models.encode_token({"t": thread.id, "hi": lo, "n": size})
+            meta["next_page_token"] = query.encode_token({"t": thread.id, "hi": lo, "n": size})
         if hi < last:
-            meta["previous_page_token"] = models.encode_token({"t": thread.id, "lo": hi, "n": size})
+            meta["previous_page_token"] = query.encode_token({"t": thread.id, "lo": hi, "n": size})
         return data, meta
 
     def _derived_assistant(self, thread_id: str, seq: int, user: Message | None) -> Message | None:

@@ -1,7 +1,8 @@
 """Routes of the sessions dialect, one resolver per Lambda function.
 
 ``api_app`` serves the session and ledger routes; ``stream_app`` the streaming routes
-(Function URL in AWS); each cancel endpoint has its own function and resolver.
+(Function URL in AWS); each cancel endpoint has its own function and resolver, in
+``cancel.py`` (lean: no request models, no runtime).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from turnstop.core import errors
 from turnstop.dialects.sessions import models
 from turnstop.dialects.sessions.service import Sessions, parse_after
 from turnstop.dialects.sessions.wire import SHAPE
-from turnstop.http.api import TurnstopResolver, cancel_app, json_response, require_principal, sse_response
+from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
 from turnstop.http.body import headers_of, idempotency_claim, parse_body
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
@@ -40,26 +41,6 @@ def api_app(store: Store, settings: Settings) -> TurnstopResolver:
         return json_response(200, service.ledger(principal, q.get("response_id") or None))
 
     return app
-
-
-def _cancel(store: Store, settings: Settings, route: str) -> TurnstopResolver:
-    service = Sessions(store, settings)
-
-    def cancel(app: TurnstopResolver, rid: str, session_id: str | None = None) -> Response:
-        principal = require_principal(app.event, store)
-        body = parse_body(app.event, models.CancelBody, settings.max_body_bytes, optional=True)
-        status, answer = service.cancel(principal, rid, session_id=session_id, reason=body.reason)
-        return json_response(status, answer)
-
-    return cancel_app(SHAPE, route, cancel)
-
-
-def session_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    return _cancel(store, settings, "POST /v1/sessions/<session_id>/responses/<rid>/cancel")
-
-
-def response_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    return _cancel(store, settings, "POST /v1/responses/<rid>/cancel")
 
 
 def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> TurnstopResolver:

@@ -27,8 +27,3 @@ class CreateResponse(BaseModel):
     @property
     def prompt(self) -> str:
         return self.input or self.message or ""
-
-
-class CancelBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    reason: StrictStr | None = Field(default=None, max_length=1000)

@@ -8,39 +8,24 @@ from typing import Any
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.events import Event
-from turnstop.core.ids import matches, new_id, plausible
+from turnstop.core.ids import new_id, plausible
 from turnstop.core.records import IdempotencyClaim, NewTurn
-from turnstop.core.scopes import Scope
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.service import DialectService
 from turnstop.dialects.sessions import wire
-from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
+from turnstop.dialects.sessions.ids import (
+    CURSOR_DIGITS,
+    MESSAGE_PREFIX,
+    RESPONSE_PREFIX,
+    SESSION_PREFIX,
+    check_rid,
+    check_session_id,
+    kind_and_scope,
+)
+from turnstop.dialects.sessions.renderer import RENDERERS, created_event
 from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
 from turnstop.runtime.runner import TurnRunner
-
-SESSION_PREFIX = "sess_"
-MESSAGE_PREFIX = "msg_"
-RESPONSE_PREFIX = "resp_"
-# An SSE cursor is a plain decimal event id: no sign, no underscores, no spaces.
-CURSOR_DIGITS = 12
-
-
-def check_session_id(session_id: str) -> None:
-    if not matches(SESSION_PREFIX, session_id):
-        raise errors.NotFound("Session not found")
-
-
-def kind_and_scope(session_id: str | None) -> tuple[str, Scope]:
-    if session_id is None:
-        return STATELESS_KIND, scopes.STATELESS
-    check_session_id(session_id)
-    return SESSION_KIND, scopes.session(session_id)
-
-
-def check_rid(rid: str, kind: str) -> None:
-    if not matches(MESSAGE_PREFIX if kind == SESSION_KIND else RESPONSE_PREFIX, rid):
-        raise errors.NotFound("Response not found")
 
 
 def parse_after(headers: Mapping[str, str], query: Mapping[str, str]) -> int:
@@ -117,23 +102,6 @@ class Sessions(DialectService):
             )
 
         return self.start(write, principal, idempotency, queue=False)
-
-    def cancel(
-        self, principal: Principal, rid: str, *, session_id: str | None, reason: str | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        """202 cancelling while in flight; 200 already_complete once finished; 404 otherwise."""
-        kind, scope = kind_and_scope(session_id)
-        check_rid(rid, kind)
-        outcome, _ = self.store.turns.request_cancel(
-            rid,
-            tenant=principal.tenant,
-            scope=scope,
-            end_user=principal.end_user,
-            req=CancelRequest(reason=reason, actor=principal.key_id, source="api"),
-        )
-        if outcome is CancelOutcome.NOT_FOUND:
-            raise errors.NotFound("Response not found")
-        return wire.cancel_answer(rid, outcome)
 
     def find_turn(self, principal: Principal, rid: str, session_id: str | None) -> Turn:
         kind, scope = kind_and_scope(session_id)

@@ -1,5 +1,5 @@
-"""Routes of the tasks dialect. The cancel has its own resolver so it runs in its own function
-(reserved concurrency); create, read and list share one function.
+"""Routes of the tasks dialect. The cancel has its own resolver (``cancel.py``) so it runs in
+its own function (reserved concurrency); create, read and list share one function.
 
 Every route checks the caller's X-Request-Id first (a malformed one is a 400, not replaced),
 then the key (401).
@@ -7,16 +7,12 @@ then the key (401).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from aws_lambda_powertools.event_handler import Response
 
 from turnstop.auth import Principal
 from turnstop.dialects.service import Enqueue
-from turnstop.dialects.tasks import models, wire
+from turnstop.dialects.tasks import ids, models, wire
 from turnstop.dialects.tasks.service import Tasks
-from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import idempotency_claim
 from turnstop.settings import Settings
@@ -25,7 +21,7 @@ from turnstop.webhooks import Resolve, system_resolve
 
 
 def _caller(app: TurnstopResolver, store: Store) -> Principal:
-    models.strict_request_id(app.event)
+    ids.strict_request_id(app.event)
     return require_principal(app.event, store)
 
 
@@ -54,17 +50,3 @@ def api_app(
         return json_response(200, tasks.get(_caller(app, store), task_id))
 
     return app
-
-
-def cancel_app(store: Store, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> TurnstopResolver:
-    """``POST /v1/tasks/{task_id}/cancel``: one conditional write decides. ``sleep`` paces the
-    wait for a concurrent request with the same Idempotency-Key (tests)."""
-    tasks = Tasks(store, settings, sleep=sleep)
-
-    def cancel(app: TurnstopResolver, task_id: str) -> Response:
-        principal = _caller(app, store)
-        body = models.parse_cancel(app.event, settings.max_body_bytes)
-        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
-        return tasks.cancel(principal, task_id, body.reason, idempotency).response()
-
-    return api.cancel_app(wire.SHAPE, "POST /v1/tasks/<task_id>/cancel", cancel)

@@ -16,15 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
 from turnstop.core import errors
-from turnstop.core.ids import matches
 from turnstop.dialects.tasks.renderer import ID_PREFIX, WIRE_STATUS
 from turnstop.dialects.tasks.wire import BODY_MESSAGES
-from turnstop.http.api import valid_request_id
 from turnstop.http.body import headers_of, json_object
 from turnstop.runtime.model import MAX_WORDS
 
 MAX_PROMPT_CHARS = 100_000
-MAX_REASON_CHARS = 1000
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
@@ -76,13 +73,6 @@ class CreateTask(BaseModel):
         return v
 
 
-class CancelTask(BaseModel):
-    """``POST /v1/tasks/{task_id}/cancel`` (the body is optional)."""
-
-    model_config = ConfigDict(extra="forbid")
-    reason: StrictStr | None = Field(default=None, max_length=MAX_REASON_CHARS)
-
-
 def _describe(e: ValidationError) -> errors.InvalidRequest:
     first = e.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "body"
@@ -105,23 +95,6 @@ def _parse(event: Mapping[str, Any], model: type[BaseModel], max_bytes: int, *, 
 
 def parse_create(event: Mapping[str, Any], max_bytes: int) -> CreateTask:
     return _parse(event, CreateTask, max_bytes, optional=False)
-
-
-def parse_cancel(event: Mapping[str, Any], max_bytes: int) -> CancelTask:
-    return _parse(event, CancelTask, max_bytes, optional=True)
-
-
-def check_task_id(task_id: str) -> None:
-    """A malformed id is as unknown as any other: 404, same message."""
-    if not matches(ID_PREFIX, task_id):
-        raise errors.NotFound("No such task")
-
-
-def strict_request_id(event: Mapping[str, Any]) -> None:
-    """Tasks refuse a malformed X-Request-Id (the shared resolver would replace it silently)."""
-    sent = headers_of(event).get("x-request-id")
-    if sent and not valid_request_id(sent):
-        raise errors.InvalidRequest("X-Request-Id must be 1 to 200 printable ASCII characters")
 
 
 # ------------------------------------------------------------------------------ list queries

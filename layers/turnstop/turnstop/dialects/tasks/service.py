@@ -11,36 +11,26 @@
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable
 from typing import Any
 
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
-from turnstop.core.clock import iso
 from turnstop.core.ids import new_id
 from turnstop.core.records import IdempotencyClaim, LedgerEntry, NewTurn
 from turnstop.core.tokens import count_tokens
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
+from turnstop.core.turn import Turn
 from turnstop.dialects.service import DialectService, Enqueue
-from turnstop.dialects.tasks import models, pricing, wire
+from turnstop.dialects.tasks import ids, models, pricing, views, wire
 from turnstop.dialects.tasks.renderer import ID_PREFIX, KIND, WIRE_STATUS, created_event
 from turnstop.dialects.tasks.wire import Answer
 from turnstop.runtime.model import requested_words
 from turnstop.settings import Settings
 from turnstop.store import Store
-from turnstop.store.callbacks import Callback
-from turnstop.store.idempotency import InProgress, KeptAnswer
 from turnstop.store.tasks import index_keys
 from turnstop.webhooks import Resolve, UnsafeUrl, check_url, system_resolve
 
 # the seed's statuses → the effective internal ones a list filter matches
 STATUS_FILTER = {w: frozenset(s for s, v in WIRE_STATUS.items() if v == w) for w in set(WIRE_STATUS.values())}
-# a claimed cancel key is the claimant's this long (longer than the cancel function runs)
-CANCEL_CLAIM_MS = 15_000
-# a request waits for a concurrent same-key request's answer this many times this long, then 409s
-IN_PROGRESS_POLLS = 40
-IN_PROGRESS_POLL_S = 0.05
 
 
 class Tasks(DialectService):
@@ -51,11 +41,9 @@ class Tasks(DialectService):
         enqueue: Enqueue | None = None,
         *,
         resolve: Resolve = system_resolve,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(store, settings, enqueue)
         self.resolve = resolve
-        self.sleep = sleep
 
     @property
     def retention_ms(self) -> int:
@@ -142,7 +130,7 @@ class Tasks(DialectService):
     # ------------------------------------------------------------------ reads
 
     def _find(self, principal: Principal, task_id: str) -> Turn:
-        models.check_task_id(task_id)
+        ids.check_task_id(task_id)
         turn = self.store.turns.get_visible(
             task_id, tenant=principal.tenant, kinds=(KIND,), scope=scopes.TASKS, end_user=principal.end_user
         )
@@ -150,15 +138,8 @@ class Tasks(DialectService):
             raise errors.NotFound(wire.TASK_NOT_FOUND)
         return turn
 
-    def _callback(self, turn: Turn) -> Callback | None:
-        if not turn.input.get("callback_url") or not turn.terminal:
-            return None
-        return self.store.callbacks.get(turn.id)
-
     def view(self, turn: Turn, warnings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The full task object: the head, the output committed so far, the callback's state."""
-        text = self.store.turns.committed_text(turn)
-        return wire.task_object(turn, text=text, callback=self._callback(turn), warnings=warnings or [])
+        return views.task(self.store, turn, warnings)
 
     def get(self, principal: Principal, task_id: str) -> dict[str, Any]:
         return self.view(self._find(principal, task_id))
@@ -182,64 +163,3 @@ class Tasks(DialectService):
         }
 
     # ------------------------------------------------------------------ cancel
-
-    def cancel(
-        self, principal: Principal, task_id: str, reason: str | None, idempotency: IdempotencyClaim | None
-    ) -> Answer:
-        models.check_task_id(task_id)
-        if idempotency is None:
-            return self._cancel(principal, task_id, reason)
-        held = self._claim(idempotency)
-        if held is not None:
-            return Answer(held.status, held.body, replayed=True)
-        try:
-            answer = self._cancel(principal, task_id, reason)
-        except BaseException:
-            self.store.answers.release(idempotency)  # it changed nothing: a retry runs again
-            raise
-        self.store.answers.keep(idempotency, answer.status, answer.body)
-        return answer
-
-    def _claim(self, claim: IdempotencyClaim) -> KeptAnswer | None:
-        """None once this request holds the key; the kept answer when another request with the
-        same key and body answered first (waiting briefly for one still running)."""
-        held = self.store.answers.claim(claim, CANCEL_CLAIM_MS)
-        for _ in range(IN_PROGRESS_POLLS):
-            if not isinstance(held, InProgress):
-                break
-            self.sleep(IN_PROGRESS_POLL_S)
-            held = self.store.answers.get(claim)
-            if held is None:  # the other request failed and gave the key back
-                held = self.store.answers.claim(claim, CANCEL_CLAIM_MS)
-        if isinstance(held, InProgress):
-            raise errors.Conflict(
-                "A request with this Idempotency-Key is still in progress; retry shortly", retryable=True
-            )
-        return held
-
-    def _cancel(self, principal: Principal, task_id: str, reason: str | None) -> Answer:
-        """One conditional write decides; the task is rendered after it."""
-        outcome, turn = self.store.turns.request_cancel(
-            task_id,
-            tenant=principal.tenant,
-            scope=scopes.TASKS,
-            end_user=principal.end_user,
-            req=CancelRequest(reason=reason or None, actor=principal.key_id or None, source="api"),
-        )
-        if outcome is CancelOutcome.NOT_FOUND or turn is None:
-            raise errors.NotFound(wire.TASK_NOT_FOUND)
-        turn = self.store.turns.with_input(turn)  # decided; read the request to render the task
-        if outcome is CancelOutcome.CANCELLED:  # it was queued: cancelled at once, nothing ran
-            return Answer.of(200, self.view(turn))
-        if outcome is CancelOutcome.CANCELLING:  # it runs: it stops cancelled at its next step
-            return Answer.of(202, self.view(turn))
-        if outcome is CancelOutcome.ALREADY_CANCELLING:
-            note = wire.warning(
-                "cancel_already_requested",
-                f"A cancel was already requested at {iso(turn.cancel_requested_at)}; this request changed nothing",
-            )
-            return Answer.of(202, self.view(turn, [note]))
-        final = WIRE_STATUS[turn.status]
-        verb = "been cancelled" if turn.status is Status.CANCELLED else final
-        note = wire.warning("already_terminal", f"The task had already {verb}; nothing was changed")
-        return Answer.of(200, self.view(turn, [note]))

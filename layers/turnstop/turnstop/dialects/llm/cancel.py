@@ -1,0 +1,65 @@
+"""The llm dialect's cancel endpoint, ``POST /api/v1/llm/responses/{response_id}/cancel``, its
+own function. Only what a cancel needs is imported (no request models, no runtime)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from turnstop.auth import Principal
+from turnstop.core import errors, scopes
+from turnstop.core.turn import CancelOutcome, CancelRequest
+from turnstop.dialects.llm import responses
+from turnstop.dialects.llm.renderer import KIND, response_object
+from turnstop.dialects.llm.wire import SHAPE
+from turnstop.http.api import TurnstopResolver, cancel_app, json_response, require_principal
+from turnstop.http.body import raw_body
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+BASE = "/api/v1/llm/responses"
+
+
+def cancel(store: Store, principal: Principal, rid: str) -> dict[str, Any]:
+    """One conditional write decides (background, tenant and end user are in its condition);
+    the request and the output are read after it to render the response object."""
+    responses.check_id(rid)
+    outcome, turn = store.turns.request_cancel(
+        rid,
+        tenant=principal.tenant,
+        scope=scopes.LLM_BACKGROUND,
+        end_user=principal.end_user,
+        req=CancelRequest(actor=principal.key_id or None, source="api"),
+        with_old=True,
+    )
+    if turn is not None:  # the decision is made; read the request to render the answer
+        turn = store.turns.with_input(turn)
+    if outcome is CancelOutcome.NOT_FOUND or turn is None:
+        if (
+            turn is not None
+            and turn.kind == KIND
+            and turn.scope == scopes.LLM_FOREGROUND
+            and turn.input.get("store", True)  # an unstored response is unknown to every read
+        ):
+            raise errors.InvalidRequest(
+                f"Response '{rid}' cannot be cancelled: only responses created with background=true can be cancelled.",
+                param="response_id",
+                code="response_not_cancellable",
+            )
+        raise errors.NotFound(f"Response with id '{rid}' not found.")
+    if outcome is CancelOutcome.ALREADY_TERMINAL:
+        return responses.response_json(store, turn)
+    # cancelled (was queued), cancelling or already cancelling: it ends cancelled (a cancel
+    # accepted always wins), with exactly the output committed so far.
+    return response_object(turn, "cancelled", text=store.turns.committed_text(turn), usage=turn.usage)
+
+
+def llm_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
+    def handle(app: TurnstopResolver, response_id: str) -> Response:
+        principal = require_principal(app.event, store)
+        if len(raw_body(app.event)) > settings.max_body_bytes:
+            raise errors.PayloadTooLarge(f"Request body is too large: the limit is {settings.max_body_bytes} bytes.")
+        return json_response(200, cancel(store, principal, response_id))
+
+    return cancel_app(SHAPE, f"POST {BASE}/<response_id>/cancel", handle)
