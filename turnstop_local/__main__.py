@@ -90,13 +90,15 @@ def _print_banner(runtime: Any, key_note: str) -> None:
 
 def _invoke(args: argparse.Namespace) -> int:
     from turnstop_local.lambda_host import FunctionHost
-    from turnstop_local.runtime import DEFAULT_PREFIX, DEFAULT_TABLE_NAME, attach_to_running
+    from turnstop_local.runtime import DEFAULT_PREFIX, DEFAULT_TABLE_NAME, attach_to_running, state_path
     from turnstop_local.sqs import EventSourceMappings
     from turnstop_local.store import LocalStore
+    from turnstop_local.streams import use_events_file
     from turnstop_local.template import Template
 
     template = Template.load(_template_path(args))
     spec = template.function(args.function)
+    use_events_file(state_path(template.root).parent)  # the turn-events function writes there
     event = json.loads(sys.stdin.read() if args.event == "-" else Path(args.event).read_text(encoding="utf-8"))
     store: LocalStore | None = None
     attached = attach_to_running(template.root)

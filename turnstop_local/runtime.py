@@ -20,6 +20,7 @@ from turnstop_local.lambda_host import FunctionHost
 from turnstop_local.schedules import Schedules
 from turnstop_local.sqs import EventSourceMappings
 from turnstop_local.store import LocalStore, endpoint_answers
+from turnstop_local.streams import StreamMappings, patch_moto, use_events_file
 from turnstop_local.template import LocalResources, Template
 
 __all__ = [
@@ -101,6 +102,7 @@ class LocalRuntime:
         self.resources: LocalResources | None = None
         self.host: FunctionHost | None = None
         self.mappings: EventSourceMappings | None = None
+        self.streams: StreamMappings | None = None
         self.schedules: Schedules | None = None
         self.server: LocalHttpServer | None = None
         self.load_errors: dict[str, BaseException] = {}
@@ -115,10 +117,16 @@ class LocalRuntime:
         try:
             self.store.start()
             self.resources = self.store.create_resources(self.template, self.table_name, self.prefix)
+            use_events_file(state_path(self.repo_root).parent)  # turn events: .turnstop/events.jsonl
             self.host = FunctionHost(self.template, self.resources)
             self.host.apply_common_environment()
             self.load_errors = self.host.load_all()
             self.mappings = EventSourceMappings(self.template, self.host, self.store.sqs_endpoint).start()
+            if self.store.kind == "moto":
+                patch_moto()  # transactions that cost what they touch, streams that survive a rollback
+            self.streams = StreamMappings(
+                self.template, self.host, self.store.dynamodb_endpoint, self.store.sqs_endpoint
+            ).start()
             self.schedules = Schedules(self.template, self.host).start()
             api = LocalApi(self.template.routes, self.template.authorizers, self.host, self.integration_timeout)
             self.server = LocalHttpServer(api, "127.0.0.1", self.port, self.idle_timeout).start_in_thread()
@@ -140,6 +148,9 @@ class LocalRuntime:
         if self.mappings is not None:
             self.mappings.stop()
             self.mappings = None
+        if self.streams is not None:
+            self.streams.stop()
+            self.streams = None
         if self.host is not None:
             self.host.shutdown()
             self.host = None
