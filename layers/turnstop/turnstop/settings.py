@@ -60,6 +60,17 @@ class Settings:
     callback_timeout_seconds: float = _bounded(10.0, gt=0, le=60)
     # http://127.0.0.1 / localhost receivers (on by default only in the local runtime)
     callback_allow_loopback: bool = False
+    # bulk cancels (docs/queue-cancel.md): the cancel queue carries their further pages; a page
+    # holds this many turns, cancelled this many at a time; an admin request works this long
+    # itself before it hands the rest to the queue
+    cancel_queue_url: str | None = None
+    bulk_cancel_page_size: int = _bounded(100, ge=1, le=1000)
+    bulk_cancel_concurrency: int = _bounded(8, ge=1, le=10)  # within a boto3 client's 10 connections
+    bulk_cancel_sync_seconds: float = _bounded(10.0, ge=0, le=25)
+    # turn events out (docs/architecture.md): the EventBridge bus, or (local runtime) a file
+    # that gets one JSON event per line instead
+    event_bus_name: str = "default"
+    events_file: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.table) < 3:

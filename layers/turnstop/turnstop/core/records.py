@@ -24,6 +24,11 @@ class NewTurn:
     # Key attributes of a dialect's own index the head carries from its creation (the tasks
     # list: gsi3pk/gsi3sk). Never values a step's commit changes, so commits write no index copy.
     index_keys: dict[str, str] = field(default_factory=dict)
+    # The caller's own limit (Turnstop-Max-Duration): past it the runtime cancels the turn.
+    max_duration_ms: int | None = None
+    # The thread a turn belongs to when its scope does not name it (an omni response), so a
+    # bulk cancel of that thread finds it in the live index.
+    thread_id: str | None = None
 
 
 @dataclass(frozen=True)

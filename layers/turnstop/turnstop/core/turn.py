@@ -52,6 +52,7 @@ class CancelRequest:
     reason: str | None = None
     actor: str | None = None
     source: str = "api"
+    batch: str | None = None  # the bulk cancel this request belongs to (its report's id)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class Turn:
     cancel_actor: str | None = None
     cancel_source: str | None = None
     cancel_seq: int | None = None  # the committed seq when the cancel was accepted
+    cancel_batch: str | None = None  # the bulk cancel that set the flag, if one did
+    cancel_observed_at: int | None = None  # when the runtime saw the flag (set by the finish)
+    deadline_at: int | None = None  # the caller's own deadline (Turnstop-Max-Duration)
+    born_cancelled: bool = False  # created cancelled: a cancel by its Idempotency-Key came first
     lease_owner: str | None = None
     lease_expires_at: int | None = None
     usage: Usage = field(default_factory=Usage)
@@ -141,6 +146,10 @@ class Turn:
         """Past its grace window. Every read asks this; DynamoDB's TTL is only cleanup."""
         exp = self.expires_at
         return exp is not None and exp <= now_ms
+
+    def past_deadline(self, now_ms: int) -> bool:
+        """The caller's own deadline has passed: the runtime cancels the turn (source ``deadline``)."""
+        return self.deadline_at is not None and self.deadline_at <= now_ms
 
     def lease_expired(self, now_ms: int) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at <= now_ms

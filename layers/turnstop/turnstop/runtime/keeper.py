@@ -8,6 +8,9 @@ Three jobs, each at its own cadence, none of them on the model's thread:
 - end the turn: when the model is done, when the flag is seen, or near the host's deadline, it
   writes the last events and the terminal state together. Completion is conditional on the
   flag being absent, so a cancel accepted with 202 always ends cancelled.
+A turn with its caller's own deadline (``deadline_at``, from ``Turnstop-Max-Duration``) is
+cancelled by the keeper itself once it passes, model silent or not: the same one conditional
+cancel write as any other (source ``deadline``), then the usual cancelled ending.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from turnstop.core.errors import CommitRejected, Retryable
-from turnstop.core.turn import Status, Turn, TurnEnd
+from turnstop.core.turn import CancelRequest, Status, Turn, TurnEnd
 from turnstop.runtime.active import ActiveTurn, ModelEnd, Snapshot
 from turnstop.runtime.renderer import Renderer
 from turnstop.settings import Settings
@@ -28,6 +31,8 @@ from turnstop.store.finish import Closing, MyLease
 log = logging.getLogger(__name__)
 
 MAX_DURATION_ERROR = {"code": "max_duration", "message": "The turn ran out of time"}
+# How the runtime cancels a turn that ran past its caller's deadline (or was queued past it).
+DEADLINE_CANCEL = CancelRequest(reason="The turn ran past its deadline", actor="turnstop", source="deadline")
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ class Keeper:
         now = time.monotonic()
         if self.active.model_end is not None:
             return self._end(self.active.model_end)
+        if self.active.turn.past_deadline(self.store.now()):
+            return self._deadline()
         if self.remaining_ms is not None and self.remaining_ms() < self.cadence.stop_margin_ms:
             return self._end(ModelEnd(Status.FAILED, MAX_DURATION_ERROR))
         waiting = self.active.pending_bytes
@@ -140,8 +147,16 @@ class Keeper:
         self.active.stop()
         return self._finish(self.active.turn, end.status, self.active.pending(), end.error)
 
+    def _deadline(self) -> Ending:
+        """The caller's deadline has passed: cancel the turn (one conditional write, as any
+        cancel) and end it cancelled; a cancel that came first stands."""
+        turn = self.active.turn
+        _, head = self.turns.request_cancel(turn.id, tenant=turn.tenant, req=DEADLINE_CANCEL)
+        return self._refused(head)
+
     def _cancelled(self, flag: Turn) -> Ending:
         """The flag is set: end the turn cancelled, at once, whatever the model is doing."""
+        observed = self.store.now()
         self.active.stop()
         turn = self.active.turn.replace(
             cancel_requested_at=flag.cancel_requested_at, cancel_reason=flag.cancel_reason,
@@ -151,7 +166,7 @@ class Keeper:
         # when the cancel was accepted; the others keep everything emitted until it was seen.
         at_acceptance = self.renderer.output_at_cancel_acceptance and self.active.live is None
         snap = self.active.pending(turn.seq if at_acceptance else None)
-        return self._finish(turn, Status.CANCELLED, snap, None, flag=flag)
+        return self._finish(turn, Status.CANCELLED, snap, None, flag=flag, observed_at=observed)
 
     def _refused(self, old: Turn | None) -> Ending:
         """A write under my lease was refused: a cancel (end it cancelled) or a lost turn."""
@@ -161,7 +176,7 @@ class Keeper:
         return Ending(None)
 
     def _finish(self, turn: Turn, status: Status, snap: Snapshot, error: dict[str, str] | None,
-                flag: Turn | None = None) -> Ending:  # fmt: skip
+                flag: Turn | None = None, observed_at: int | None = None) -> Ending:  # fmt: skip
         at = self.store.now()
         end = TurnEnd(status, snap.usage, snap.text, snap.thinking, error, finished_at=at)
         base = snap.events[-1].seq if snap.events else turn.seq
@@ -172,7 +187,7 @@ class Keeper:
         )  # fmt: skip
         try:
             finished = self.turns.finish(turn, status, record, usage=snap.usage, mode=MyLease(self.owner), error=error,
-                                         at=at, writer=self.owner)  # fmt: skip
+                                         at=at, writer=self.owner, observed_at=observed_at)  # fmt: skip
         except CommitRejected as refused:
             if status is not Status.CANCELLED:
                 return self._refused(refused.old)

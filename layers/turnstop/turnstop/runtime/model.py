@@ -11,6 +11,8 @@ from typing import Protocol
 DEFAULT_WORDS = 64
 MAX_WORDS = 100_000
 _WORD_COUNT = re.compile(r"(\d[\d,]*)\s*-?\s*words?\b", re.IGNORECASE)
+# "think for 30 seconds": the model says nothing that long before its first word
+_THINK = re.compile(r"\bthink(?:s|ing)?\s+for\s+(\d{1,3}(?:\.\d{1,3})?)\s*(?:s|secs?|seconds?)\b", re.IGNORECASE)
 _VOCAB = (
     "the cipher key turns plaintext into ciphertext and back again while every round mixes bits "
     "so that an observer learns nothing useful about the message or the secret"
@@ -35,8 +37,15 @@ def requested_words(prompt: str) -> int:
     return max(1, min(int(m.group(1).replace(",", "")), MAX_WORDS))
 
 
+def silent_seconds(prompt: str) -> float:
+    """How long the prompt asks the model to think, silently, before its first word."""
+    m = _THINK.search(prompt)
+    return float(m.group(1)) if m else 0.0
+
+
 class ScriptedModel:
-    """Streams one word per step, ``step_ms`` apart: deterministic, so tests can count words."""
+    """Streams one word per step, ``step_ms`` apart: deterministic, so tests can count words.
+    A prompt that asks it to "think for N seconds" gets N seconds of silence first."""
 
     def __init__(self, step_ms: int, sleep: Callable[[float], None] = time.sleep) -> None:
         self.step_ms = step_ms
@@ -44,6 +53,8 @@ class ScriptedModel:
 
     def stream(self, prompt: str) -> Iterator[Chunk]:
         n = requested_words(prompt)
+        if silent := silent_seconds(prompt):
+            self.sleep(silent)
         for i in range(n):
             if i and self.step_ms:
                 self.sleep(self.step_ms / 1000)

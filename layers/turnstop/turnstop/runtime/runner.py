@@ -20,7 +20,7 @@ from turnstop.core.events import Event
 from turnstop.core.tokens import first_tokens
 from turnstop.core.turn import Status, Turn, TurnEnd, final_status_after_lost_worker
 from turnstop.runtime.active import ActiveTurn, LiveChannel, ModelEnd, TurnStopping
-from turnstop.runtime.keeper import MAX_DURATION_ERROR, Cadence, Keeper
+from turnstop.runtime.keeper import DEADLINE_CANCEL, MAX_DURATION_ERROR, Cadence, Keeper
 from turnstop.runtime.model import Chunk, Model
 from turnstop.runtime.renderer import Renderers
 from turnstop.store import Store
@@ -89,6 +89,12 @@ class TurnRunner:
         if old.cancelled_before_start:
             # Cancelled before any work started: record it so every reader sees the terminal event.
             return self._settle(self.turns.with_input(old), Status.CANCELLED, NeverStarted(), text="")
+        if old.stored_status is Status.QUEUED and old.past_deadline(self.store.now()):
+            # Queued past its caller's deadline: it never starts; cancel it (one write), then record it.
+            _, head = self.turns.request_cancel(old.id, tenant=old.tenant, req=DEADLINE_CANCEL)
+            return (
+                self._settle_unclaimable(head) if head is not None and head.cancel_requested else WorkerResult.LOST_RACE
+            )
         if old.stored_status is Status.RUNNING:
             if not old.lease_expired(self.store.now()):
                 raise LeaseHeld(old.id)
@@ -112,7 +118,8 @@ class TurnRunner:
             events, renderer.ledger(turn, end), renderer.closing_items(turn, end), closing=len(events), output=text
         )
         try:
-            finished = self.turns.finish(turn, status, record, usage=turn.usage, mode=mode, error=error, at=at)
+            finished = self.turns.finish(turn, status, record, usage=turn.usage, mode=mode, error=error, at=at,
+                                         observed_at=at)  # fmt: skip
         except CommitRejected as e:
             old = e.old
             if isinstance(mode, LostLease) and status is not Status.CANCELLED and old and old.cancel_requested:

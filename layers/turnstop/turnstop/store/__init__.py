@@ -15,6 +15,9 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.tasks        a task's charge at creation; the tasks list    (store/tasks.py)
     store.callbacks    task callbacks (outbox, attempts), secrets     (store/callbacks.py)
     store.answers      Idempotency-Keys whose answer is kept          (store/idempotency.py)
+    store.tombstones   cancels by Idempotency-Key, before the start   (store/tombstones.py)
+    store.live         a tenant's in-flight turns, for bulk cancels   (store/live.py)
+    store.bulk         bulk cancels' reports and pages                (store/bulk.py)
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ from turnstop.core.clock import SYSTEM_CLOCK, Clock
 from turnstop.store.db import Dynamo
 
 if TYPE_CHECKING:
+    from turnstop.store.bulk import BulkReports
     from turnstop.store.callbacks import Callbacks
     from turnstop.store.credentials import Credentials
     from turnstop.store.idempotency import Answers
     from turnstop.store.ledger import Ledger
+    from turnstop.store.live import LiveIndex
     from turnstop.store.queue import TurnQueue
     from turnstop.store.sessions import Sessions
     from turnstop.store.sweep import Sweep
     from turnstop.store.tasks import Tasks
     from turnstop.store.threads import Threads
+    from turnstop.store.tombstones import Tombstones
     from turnstop.store.turns import Turns
 
 
@@ -116,6 +122,24 @@ class Store:
         from turnstop.store.idempotency import Answers
 
         return Answers(self.db)
+
+    @cached_property
+    def tombstones(self) -> Tombstones:
+        from turnstop.store.tombstones import Tombstones
+
+        return Tombstones(self.db, self.turns)
+
+    @cached_property
+    def live(self) -> LiveIndex:
+        from turnstop.store.live import LiveIndex
+
+        return LiveIndex(self.db)
+
+    @cached_property
+    def bulk(self) -> BulkReports:
+        from turnstop.store.bulk import BulkReports
+
+        return BulkReports(self.db)
 
     @property
     def table(self) -> str:

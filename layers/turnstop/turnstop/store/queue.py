@@ -50,6 +50,11 @@ class TurnQueue:
         try:
             self._send(turn.id)
         except (BotoCoreError, ClientError) as e:
+            if turn.cancelled_before_start:
+                # Born cancelled (its key was cancelled first): it never runs, so there is nothing
+                # to undo; the sweeper re-sends a queued turn whose end nobody recorded.
+                log.warning("send_message failed for %s, born cancelled; the sweeper records it", turn.id)
+                return
             if self._abandon_queued(turn, idempotency):
                 raise errors.Retryable("The turn could not be queued; nothing was started") from e
             log.warning("send_message failed for %s, but a worker already has it", turn.id)

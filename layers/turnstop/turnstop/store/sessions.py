@@ -71,6 +71,15 @@ def take_slot(tx: Transaction, session_id: str, turn_id: str, tenant: str, end_u
     )
 
 
+def check_live(tx: Transaction, session_id: str, tenant: str, end_user: str | None, now: int) -> None:
+    """The start transaction's item for a turn that takes no slot (one born cancelled): the
+    session must be live and the caller's, busy or not."""
+    values = {"now": now, "tenant": tenant}
+    if end_user is not None:
+        values["end_user"] = end_user
+    tx.check(SLOT, session_pk(session_id), META_SK, _live(end_user), values=values)
+
+
 def release_slot(tx: Transaction, turn: Turn) -> bool:
     """The item that gives a session turn's slot back (if it still holds it); False when the
     turn holds no session slot."""

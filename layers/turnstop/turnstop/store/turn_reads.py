@@ -10,6 +10,12 @@ from turnstop.store import chunks, codec
 from turnstop.store.codec import INPUT_SK, TURN_SK, ev_sk, turn_pk
 from turnstop.store.db import Dynamo
 
+# What a cancel check reads of the head.
+CHECKED = (
+    "status, seq, lease_owner, cancel_requested_at, cancel_seq, cancel_reason, cancel_source, cancel_actor,"
+    " cancel_batch"
+)
+
 
 class TurnReads:
     def __init__(self, db: Dynamo) -> None:
@@ -85,3 +91,24 @@ class TurnReads:
         if turn.stored_status is Status.QUEUED or turn.seq <= 1:
             return ""
         return committed_text(self.read_events(turn.id, 1, turn.seq))
+
+    def cancel_flag(self, turn_id: str, *, consistent: bool) -> Turn | None:
+        """The cheapest look at a running turn: its head, projected to what a cancel check
+        needs (one read unit or half, whatever the head holds). None when it is not flagged."""
+        out = self.db.call(
+            "get_item",
+            TableName=self.db.table,
+            Key=codec.key(turn_pk(turn_id), TURN_SK),
+            ConsistentRead=consistent,
+            ProjectionExpression=CHECKED,
+        )
+        raw = codec.load(out.get("Item")) or {}
+        if "cancel_requested_at" not in raw:
+            return None
+        return Turn(
+            id=turn_id, kind="", tenant="", scope=Scope.parse("stateless"), stored_status=Status(raw["status"]),
+            created_at=0, seq=int(raw.get("seq", 0)), cancel_requested_at=raw["cancel_requested_at"],
+            cancel_reason=raw.get("cancel_reason"), cancel_actor=raw.get("cancel_actor"),
+            cancel_source=raw.get("cancel_source"), cancel_seq=raw.get("cancel_seq"), lease_owner=raw.get("lease_owner"),
+            cancel_batch=raw.get("cancel_batch"),
+        )  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from turnstop.core import errors
 from turnstop.core.events import Event, PendingEvent
@@ -31,12 +31,21 @@ from turnstop.store import chunks, codec, ledger, sessions
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import MAX_TURN_LIFE_S
 from turnstop.store.finish import Closing, FinishMode, finish_condition
+from turnstop.store.live import live_keys
 from turnstop.store.transaction import Failure, Transaction
 from turnstop.store.turn_reads import TurnReads
 
+if TYPE_CHECKING:
+    from turnstop.store.tombstones import Tombstone
+
+
+def _tombstone_met(failure: Failure, over: Tombstone | None) -> Tombstone | None:
+    from turnstop.store.tombstones import met  # a start meets one rarely: imported then
+
+    return met(failure.old(IDEMPOTENCY) if failure.failed(IDEMPOTENCY) else None, over)
+
+
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
-# What a cancel check reads of the head.
-CHECKED = "status, seq, lease_owner, cancel_requested_at, cancel_seq, cancel_reason, cancel_source, cancel_actor"
 INFLIGHT_PREFIX = "INFLIGHT#"
 INFLIGHT_SHARDS = 8
 HEAD = "head"  # the head's name in every turn transaction
@@ -79,31 +88,38 @@ class Turns(TurnReads):
         ExtraItemsRejected or Retryable; on any of them nothing was written.
 
         ``run_as`` starts the turn already running under that owner's lease (a streaming
-        request runs its turn itself); its request is then kept in memory only.
+        request runs its turn itself); its request is then kept in memory only. A start whose
+        key was cancelled before it (a tombstone) is written born cancelled instead.
         """
         now = self.db.now()
-        head = self._new_head(new, now, run_as, lease_ms)
-        turn = codec.turn_from_item(head, new.input)
-        assert turn is not None
-        first = Event(1, *_typed(created(turn)))
         after: str | None = None  # the cancelled turn whose session slot this one takes over
-        for _ in range(SLOT_ATTEMPTS):
+        over: Tombstone | None = None  # a cancel by this start's key that came first (store/tombstones.py)
+        for _ in range(SLOT_ATTEMPTS + 1):  # + 1: a tombstone is met at most once
+            born = over if over is not None and over.applies_to(new) else None
+            owner = None if born else run_as  # a turn born cancelled never runs
+            head = self._new_head(new, now, owner, lease_ms, born)
+            turn = codec.turn_from_item(head, new.input)
+            assert turn is not None
+            first = Event(1, *_typed(created(turn)))
             tx = Transaction(self.db)
             if idempotency is not None:
-                self._bind_key(tx, idempotency, new.id, now)
+                self._bind_key(tx, idempotency, new.id, now, over)
             if new.scope.session_id is not None:
-                sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after)
-            tx.put(HEAD, head, condition="attribute_not_exists(pk)")
-            ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
-            tx.put("created", chunks.chunk_item(new.id, [first], run_as or "start", ttl))
-            if run_as is None and new.input:
-                tx.put("input", codec.input_item(new.id, new.input, ttl))
+                if born:  # it holds no slot: the session only has to be there
+                    sessions.check_live(tx, new.scope.session_id, new.tenant, new.end_user, now)
+                else:
+                    sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after)
+            self._put_new(tx, new, head, first, now, owner)
             own = set(tx.names)
             if extra is not None:
                 extra(tx)
             failure = tx.commit()
             if failure is None:
                 return turn
+            met = None if idempotency is None else _tombstone_met(failure, over)
+            if met is not None:
+                over = met
+                continue
             error = self._start_refused(failure, idempotency, new, now, own)
             if not (failure.failed(sessions.SLOT) and isinstance(error, errors.Conflict)):
                 raise error
@@ -114,10 +130,22 @@ class Turns(TurnReads):
             after = None if holder is None else str(holder)
         raise errors.Conflict("A turn is already running in this session")
 
-    def _new_head(self, new: NewTurn, now: int, run_as: str | None, lease_ms: int) -> dict[str, Any]:
+    def _put_new(self, tx: Transaction, new: NewTurn, head: dict[str, Any], first: Event, now: int,
+                 run_as: str | None) -> None:  # fmt: skip
+        tx.put(HEAD, head, condition="attribute_not_exists(pk)")
+        ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
+        tx.put("created", chunks.chunk_item(new.id, [first], run_as or "start", ttl))
+        if run_as is None and new.input:  # a turn run by its request keeps its request in memory
+            tx.put("input", codec.input_item(new.id, new.input, ttl))
+
+    def _new_head(self, new: NewTurn, now: int, run_as: str | None, lease_ms: int,
+                  born: Tombstone | None = None) -> dict[str, Any]:  # fmt: skip
         running = {"started_at": now, "lease_owner": run_as, "lease_expires_at": now + lease_ms} if run_as else {}
+        deadline = {} if new.max_duration_ms is None else {"deadline_at": now + new.max_duration_ms}
         return {
             **running,
+            **deadline,
+            **(born.head_fields() if born else {}),
             "pk": turn_pk(new.id),
             "sk": TURN_SK,
             "id": new.id,
@@ -135,10 +163,13 @@ class Turns(TurnReads):
             # in the sparse in-flight index until its finish removes it (see Sweep)
             "gsi2pk": inflight_pk(new.id),
             "gsi2sk": f"{now:015d}#{new.id}",
+            # and in the tenant's live index, for scoped bulk cancels (see store/live.py)
+            **live_keys(new, now),
             **new.index_keys,
         }
 
-    def _bind_key(self, tx: Transaction, claim: IdempotencyClaim, turn_id: str, now: int) -> None:
+    def _bind_key(self, tx: Transaction, claim: IdempotencyClaim, turn_id: str, now: int,
+                  over: Tombstone | None = None) -> None:  # fmt: skip
         expires = now + IDEMPOTENCY_WINDOW_MS
         item = {
             "pk": idempotency_pk(claim.tenant, claim.key),
@@ -148,7 +179,12 @@ class Turns(TurnReads):
             "expires_at": expires,
             "ttl": self.db.ttl(expires),
         }
-        tx.put(IDEMPOTENCY, item, condition="attribute_not_exists(pk) OR expires_at <= :now", values={"now": now})
+        cond = "attribute_not_exists(pk) OR expires_at <= :now"
+        vals: dict[str, Any] = {"now": now}
+        if over is not None:  # replace exactly the tombstone this start met
+            cond += " OR (kind = :tomb AND cancel_requested_at = :tomb_at)"
+            vals.update(tomb="tombstone", tomb_at=over.requested_at)
+        tx.put(IDEMPOTENCY, item, condition=cond, values=vals)
 
     @staticmethod
     def _start_refused(
@@ -194,6 +230,7 @@ class Turns(TurnReads):
             "cancel_source": req.source,
             "cancel_reason": req.reason,
             "cancel_actor": req.actor,
+            "cancel_batch": req.batch,
         }
         if scope is not None:
             cond.append("scope = :scope")
@@ -235,7 +272,11 @@ class Turns(TurnReads):
             "update_item",
             Key=codec.key(turn_pk(turn_id), TURN_SK),
             UpdateExpression="SET status = :running, started_at = :now, lease_owner = :owner, lease_expires_at = :lease",
-            ConditionExpression="status = :queued AND attribute_not_exists(cancel_requested_at)",
+            # a turn past its caller's deadline never starts (the worker cancels it instead)
+            ConditionExpression=(
+                "status = :queued AND attribute_not_exists(cancel_requested_at)"
+                " AND (attribute_not_exists(deadline_at) OR deadline_at > :now)"
+            ),
             ExpressionAttributeValues=codec.values(
                 running=Status.RUNNING.value, queued=Status.QUEUED.value, now=now, owner=owner, lease=now + lease_ms
             ),
@@ -283,34 +324,16 @@ class Turns(TurnReads):
         """Renew my lease while nothing new is to be published (also a cancel check)."""
         self._advance(turn_id, owner, base, {"lease_expires_at": self.db.now() + lease_ms})
 
-    def cancel_flag(self, turn_id: str, *, consistent: bool) -> Turn | None:
-        """The cheapest look at a running turn: its head, projected to what a cancel check
-        needs (one read unit or half, whatever the head holds). None when it is not flagged."""
-        out = self.db.call(
-            "get_item",
-            TableName=self.db.table,
-            Key=codec.key(turn_pk(turn_id), TURN_SK),
-            ConsistentRead=consistent,
-            ProjectionExpression=CHECKED,
-        )
-        raw = codec.load(out.get("Item")) or {}
-        if "cancel_requested_at" not in raw:
-            return None
-        return Turn(
-            id=turn_id, kind="", tenant="", scope=Scope.parse("stateless"), stored_status=Status(raw["status"]),
-            created_at=0, seq=int(raw.get("seq", 0)), cancel_requested_at=raw["cancel_requested_at"],
-            cancel_reason=raw.get("cancel_reason"), cancel_actor=raw.get("cancel_actor"),
-            cancel_source=raw.get("cancel_source"), cancel_seq=raw.get("cancel_seq"), lease_owner=raw.get("lease_owner"),
-        )  # fmt: skip
-
     # ------------------------------------------------------------------ finish
 
     def finish(self, turn: Turn, status: Status, closing: Closing, *, usage: Usage, mode: FinishMode,
-               error: dict[str, Any] | None = None, at: int | None = None, writer: str = "finish") -> Turn:  # fmt: skip
+               error: dict[str, Any] | None = None, at: int | None = None, writer: str = "finish",
+               observed_at: int | None = None) -> Turn:  # fmt: skip
         """Write the last events (the last one is the terminal event) as one chunk and the
         terminal state together, with the ledger entries and the dialect's closing items, and
         give a session turn's slot back. ``turn.seq`` is the committed seq the events follow.
         Exactly one finish wins per turn: the condition names the state it leaves (``mode``).
+        A cancelled turn records ``observed_at``: when its writer saw the cancel flag.
         Raises CommitRejected with the head it was refused against."""
         now = self.db.now() if at is None else at
         done_at = turn.completed_at if turn.cancelled_before_start else now
@@ -323,9 +346,11 @@ class Turns(TurnReads):
         )
         refs = stored != closing.events
         tx.put("events", chunks.chunk_item(turn.id, stored, writer, self.db.ttl(expires), refs))
+        observed = observed_at if status is Status.CANCELLED else None
         self._finish_head(
-            tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error
-        )
+            tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error,
+            observed_at=observed,
+        )  # fmt: skip
         ledger.add_entries(tx, turn, closing.ledger, now)
         for i, item in enumerate(closing.items):
             tx.put(f"closing:{i}", item, condition="attribute_not_exists(pk)")
@@ -338,11 +363,12 @@ class Turns(TurnReads):
             raise errors.CommitRejected(codec.turn_from_item(failure.old(HEAD)))
         return turn.replace(
             stored_status=status, finished_at=done_at, stored_expires_at=expires, seq=seq, usage=usage,
-            lease_owner=None, lease_expires_at=None, error=error,
+            lease_owner=None, lease_expires_at=None, error=error, cancel_observed_at=observed,
         )  # fmt: skip
 
     def _finish_head(self, tx: Transaction, turn: Turn, status: Status, mode: FinishMode, now: int, *, done_at: int,
-                     expires: int, seq: int, usage: Usage, error: dict[str, Any] | None) -> None:  # fmt: skip
+                     expires: int, seq: int, usage: Usage, error: dict[str, Any] | None,
+                     observed_at: int | None = None) -> None:  # fmt: skip
         cond, cond_vals = finish_condition(mode, status, now)
         vals: dict[str, Any] = {"status": status.value, "done": done_at, "exp": expires, "ttl": self.db.ttl(expires),
                                 "seq": seq, "usage": usage.to_item(), "base": turn.seq, **cond_vals}  # fmt: skip
@@ -350,7 +376,11 @@ class Turns(TurnReads):
         if error is not None:
             sets += ", error = :error"
             vals["error"] = codec.compact_json(error)
-        update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk"
+        if observed_at is not None:
+            sets += ", cancel_observed_at = :observed"
+            vals["observed"] = observed_at
+        # out of the in-flight and live indexes: a finished turn is nobody's to sweep or stop
+        update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk, gsi4pk, gsi4sk"
         tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
 
 

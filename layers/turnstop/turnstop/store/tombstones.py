@@ -1,0 +1,142 @@
+"""Cancel before start: a client that started a turn with an Idempotency-Key may cancel it by
+that key before it knows the turn's id.
+
+The key's item ``IDEM#<tenant>#<key>`` / ``IDEM`` is either the binding a start wrote (the
+turn's id, in the turn's own start transaction) or, written here, a **tombstone**: "whatever
+starts with this key is cancelled". A cancel by key is one conditional write either way:
+
+    put the tombstone        if the key is free (absent or expired)  → nothing has started yet
+    ... refused (ALL_OLD)    the binding names the turn               → the one conditional cancel
+                                                                        of that turn (request_cancel)
+
+A start that meets the tombstone in its transaction is written again, born cancelled: a queued
+head with the tombstone's cancel flag, replacing the tombstone with its binding (on the
+condition that it is still that tombstone). So whichever of the two writes lands first, the
+turn ends cancelled; nothing runs and nothing is billed. A tombstone applies to starts of the
+scope (and end user) it was written for; a start of another scope replaces it and runs.
+Tombstones expire with the key's window (24 h) like bindings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from turnstop.core.records import NewTurn
+from turnstop.core.scopes import Scope
+from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
+from turnstop.store import codec
+from turnstop.store.db import Dynamo
+from turnstop.store.turns import IDEMPOTENCY_WINDOW_MS, Turns, idempotency_pk
+
+KIND = "tombstone"
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A cancel that came before its turn: whatever starts with the key is born cancelled."""
+
+    requested_at: int
+    expires_at: int
+    scope: str | None = None
+    end_user: str | None = None
+    reason: str | None = None
+    actor: str | None = None
+    source: str = "api"
+
+    def applies_to(self, new: NewTurn) -> bool:
+        """The cancel would have matched this turn (its scope, and its end user when it named one)."""
+        return (self.scope is None or self.scope == str(new.scope)) and (
+            self.end_user is None or self.end_user == new.end_user
+        )
+
+    def head_fields(self) -> dict[str, Any]:
+        """What a born-cancelled head carries: the flag as the cancel set it."""
+        return {
+            "cancel_requested_at": self.requested_at,
+            "cancel_source": self.source,
+            "cancel_reason": self.reason,
+            "cancel_actor": self.actor,
+            "cancel_seq": 1,
+            "born_cancelled": True,
+        }
+
+
+def tombstone_of(raw: dict[str, Any] | None) -> Tombstone | None:
+    if not raw or raw.get("kind") != KIND:
+        return None
+    return Tombstone(
+        requested_at=int(raw["cancel_requested_at"]),
+        expires_at=int(raw["expires_at"]),
+        scope=raw.get("scope"),
+        end_user=raw.get("end_user"),
+        reason=raw.get("cancel_reason"),
+        actor=raw.get("cancel_actor"),
+        source=str(raw.get("cancel_source") or "api"),
+    )
+
+
+def met(old: dict[str, Any] | None, over: Tombstone | None) -> Tombstone | None:
+    """The tombstone a start's key binding failed against (``old``), if it is not the one the
+    start already knew (and replaces)."""
+    found = tombstone_of(old)
+    return found if found is not None and found != over else None
+
+
+@dataclass(frozen=True)
+class ByTurn:
+    """The key names a turn: it got the usual cancel write."""
+
+    turn_id: str
+    outcome: CancelOutcome
+    turn: Turn | None
+
+
+KeyCancel = Tombstone | ByTurn | None  # None: the key names nothing this caller may cancel
+
+
+class Tombstones:
+    def __init__(self, db: Dynamo, turns: Turns) -> None:
+        self.db = db
+        self.turns = turns
+
+    def cancel(
+        self, tenant: str, key: str, *, scope: Scope, end_user: str | None, req: CancelRequest, with_old: bool = False
+    ) -> KeyCancel:
+        """Cancel what ``key`` started, or will start: a tombstone, or the turn's cancel."""
+        now = self.db.now()
+        expires = now + IDEMPOTENCY_WINDOW_MS
+        tomb = Tombstone(now, expires, str(scope), end_user, req.reason, req.actor, req.source)
+        item = {
+            "pk": idempotency_pk(tenant, key),
+            "sk": "IDEM",
+            "kind": KIND,
+            "scope": tomb.scope,
+            "end_user": end_user,
+            "cancel_requested_at": now,
+            "cancel_source": req.source,
+            "cancel_reason": req.reason,
+            "cancel_actor": req.actor,
+            "expires_at": expires,
+            "ttl": self.db.ttl(expires),
+        }
+        written, old = self.db.conditional(
+            "put_item",
+            Item=codec.dump(item),
+            ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+            ExpressionAttributeValues=codec.values(now=now),
+        )
+        if written is not None:
+            return tomb
+        raw = codec.load(old) or {}
+        earlier = tombstone_of(raw)
+        if earlier is not None:  # cancelled by key before: the same answer, if it is this caller's
+            same = earlier.scope == tomb.scope and (end_user is None or earlier.end_user == end_user)
+            return earlier if same else None
+        turn_id = raw.get("turn_id")
+        if not turn_id:  # the key belongs to a request that started no turn (a kept cancel answer)
+            return None
+        outcome, turn = self.turns.request_cancel(
+            str(turn_id), tenant=tenant, req=req, scope=scope, end_user=end_user, with_old=with_old
+        )
+        return ByTurn(str(turn_id), outcome, turn)

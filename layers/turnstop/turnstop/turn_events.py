@@ -1,0 +1,173 @@
+"""Turn events out: every terminal transition of a turn, as an EventBridge event.
+
+They come from the table's stream (``TurnEventsFunction``), never from the request path, so a
+cancel stays one write and a finish one transaction. A stream record whose old image of a turn
+head was in flight (``queued``/``running``) and whose new image is terminal becomes one event:
+
+    source        "turnstop"
+    detail-type   "turn.cancelled" | "turn.completed" | "turn.failed" | "turn.incomplete"
+    detail        {event_id, tenant, turn_id, dialect, kind, scope, status, end_user, account_id,
+                   source, reason, actor, batch, cancel_requested_at, cancel_observed_at,
+                   cancel_latency_ms, created_at, started_at, finished_at, usage, billed, error}
+
+Times are RFC 3339 UTC; ``source``/``reason``/``actor`` are the cancel's (``api``, ``queue``,
+``admin``, ``deadline``, ``session_delete``...); ``batch`` names the bulk cancel that stopped it.
+``event_id`` (``<turn id>.<status>``) is the same on every delivery: delivery is at least once
+(a retried stream batch re-sends), so consumers dedupe by it. In AWS the events go to an
+EventBridge bus (``TURNSTOP_EVENT_BUS_NAME``); the local runtime appends the same envelopes to
+``.turnstop/events.jsonl`` instead (``TURNSTOP_EVENTS_FILE``), one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from turnstop.core.clock import iso
+from turnstop.core.scopes import ScopeKind
+from turnstop.core.turn import Status, Turn
+from turnstop.store import codec
+
+SOURCE = "turnstop"
+PUT_EVENTS_MAX = 10  # entries per PutEvents call
+DIALECTS = {
+    ScopeKind.SESSION: "sessions",
+    ScopeKind.STATELESS: "sessions",
+    ScopeKind.OMNI: "omni",
+    ScopeKind.LLM: "llm",
+    ScopeKind.TASKS: "tasks",
+    ScopeKind.CHAT: "chat",
+}
+# The statuses in which a finished turn was billed for its output (dialects bill nothing for a
+# cancelled or failed turn: core/billing.py, the seeds).
+BILLED = frozenset({Status.COMPLETED, Status.INCOMPLETE})
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    turn: Turn
+    detail: dict[str, Any]
+
+    @property
+    def detail_type(self) -> str:
+        return f"turn.{self.turn.stored_status.value}"
+
+    @property
+    def time(self) -> datetime:
+        at = self.turn.finished_at or self.turn.created_at
+        return datetime.fromtimestamp(at / 1000, UTC)
+
+    @property
+    def cancel_latency_ms(self) -> int | None:
+        value = self.detail.get("cancel_latency_ms")
+        return None if value is None else int(value)
+
+
+def detail(turn: Turn) -> dict[str, Any]:
+    requested, observed = turn.cancel_requested_at, turn.cancel_observed_at
+    latency = observed - requested if requested is not None and observed is not None else None
+    return {
+        "event_id": f"{turn.id}.{turn.stored_status.value}",
+        "tenant": turn.tenant,
+        "turn_id": turn.id,
+        "dialect": DIALECTS.get(turn.scope.kind, turn.scope.kind.value),
+        "kind": turn.kind,
+        "scope": str(turn.scope),
+        "status": turn.stored_status.value,
+        "end_user": turn.end_user,
+        "account_id": turn.account_id,
+        "source": turn.cancel_source,
+        "reason": turn.cancel_reason,
+        "actor": turn.cancel_actor,
+        "batch": turn.cancel_batch,
+        "cancel_requested_at": iso(requested),
+        "cancel_observed_at": iso(observed),
+        "cancel_latency_ms": latency,
+        "created_at": iso(turn.created_at),
+        "started_at": iso(turn.started_at),
+        "finished_at": iso(turn.finished_at),
+        "usage": {**turn.usage.to_item(), "total_tokens": turn.usage.total_tokens},
+        "billed": turn.stored_status in BILLED,
+        "error": turn.error,
+    }
+
+
+def terminal_event(record: dict[str, Any]) -> TurnEvent | None:
+    """The event of a stream record that moves a turn head from in flight to terminal; None
+    for every other record (chunks, steps, cancels, index items, TTL deletions...)."""
+    change = record.get("dynamodb") or {}
+    new = codec.turn_from_item(change.get("NewImage"))
+    old = codec.turn_from_item(change.get("OldImage"))
+    if new is None or old is None or not new.stored_status.terminal or old.stored_status.terminal:
+        return None
+    return TurnEvent(new, detail(new))
+
+
+class Sink(Protocol):
+    def put(self, events: list[TurnEvent]) -> list[int]:
+        """Publish; the indexes of the events that were not published (to retry)."""
+        ...
+
+
+class EventBridgeSink:
+    def __init__(self, bus: str, client: Any = None) -> None:
+        self.bus = bus
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from turnstop.store.db import client
+
+            self._client = client("events")
+        return self._client
+
+    def put(self, events: list[TurnEvent]) -> list[int]:
+        failed: list[int] = []
+        for start in range(0, len(events), PUT_EVENTS_MAX):
+            chunk = events[start : start + PUT_EVENTS_MAX]
+            entries = [
+                {"Source": SOURCE, "DetailType": e.detail_type, "Detail": codec.compact_json(e.detail), "Time": e.time,
+                 "Resources": [], "EventBusName": self.bus}
+                for e in chunk
+            ]  # fmt: skip
+            answer = self.client.put_events(Entries=entries)
+            failed += [start + i for i, out in enumerate(answer.get("Entries") or []) if out.get("ErrorCode")]
+        return failed
+
+
+class FileSink:
+    """The local runtime's bus: each event appended to a file as EventBridge would deliver it."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: str, region: str = "us-east-1", account: str = "123456789012") -> None:
+        self.path = path
+        self.region = region
+        self.account = account
+
+    def envelope(self, event: TurnEvent) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": event.detail_type,
+            "source": SOURCE,
+            "account": self.account,
+            "time": event.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": [],
+            "detail": event.detail,
+        }
+
+    def put(self, events: list[TurnEvent]) -> list[int]:
+        lines = "".join(json.dumps(self.envelope(e), separators=(",", ":")) + "\n" for e in events)
+        with self._lock:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(lines)
+        return []
