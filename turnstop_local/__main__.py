@@ -173,7 +173,7 @@ def _keys_create(args: argparse.Namespace) -> int:
             )
             return 2
         table = str(attached[0]["table_name"])
-    print(create_api_key(template, table, args.tenant, accounts, key=args.key, name=args.name))
+    print(create_api_key(template, table, args.tenant, accounts, key=args.key, name=args.name, admin=args.admin))
     secret = ensure_tenant_webhook_secret(template, table, args.tenant)
     if secret:  # stdout stays the key alone, for scripts
         print(f"webhook signing secret of tenant {args.tenant} (shown once): {secret}", file=sys.stderr)
@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--accounts", required=True, help="comma-separated account ids the key may act for, e.g. 1,2")
     create.add_argument("--key", help="the key to store (default: a new random one)")
     create.add_argument("--name", default="", help="a label for the key")
+    create.add_argument(
+        "--admin", action="store_true", help="an operator's key: it may also use POST /v1/admin/cancels for its tenant"
+    )
     create.add_argument(
         "--aws",
         action="store_true",

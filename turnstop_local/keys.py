@@ -33,11 +33,14 @@ def create_api_key(
     account_ids: list[int],
     key: str | None = None,
     name: str = "",
+    admin: bool = False,
 ) -> str:
-    """Store an API key with the layer's ``turnstop.auth.create_api_key``; returns the plaintext key."""
+    """Store an API key with the layer's ``turnstop.auth.create_api_key``; returns the plaintext key.
+    ``admin``: the key may also use the admin endpoints (``POST /v1/admin/cancels``) for its tenant."""
     _put_layers_on_path(template)
     auth = importlib.import_module("turnstop.auth")
-    return str(auth.create_api_key(table_name, tenant, account_ids, key=key, name=name))
+    extra = {"admin": True} if admin else {}  # only asked for when wanted: older layers lack it
+    return str(auth.create_api_key(table_name, tenant, account_ids, key=key, name=name, **extra))
 
 
 def parse_account_ids(text: str) -> list[int]:

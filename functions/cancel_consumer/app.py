@@ -1,4 +1,5 @@
-"""Cancel queue consumer: each SQS message asks to stop one turn.
+"""Cancel queue consumer: each SQS message asks to stop one turn, or is one page of a bulk
+cancel of a scope (which queues its next page itself).
 
 Malformed messages fail their record (and reach the DLQ after the queue's maxReceiveCount);
 throttling fails the record so SQS redelivers it; every cancel outcome settles it.
@@ -10,7 +11,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from turnstop.queue_cancel import CancelRecord, handle
+from turnstop.bulk_cancel import BulkCancel
+from turnstop.queue_cancel import BulkMessage, CancelRecord, handle, handle_bulk
 from turnstop.settings import Settings
 from turnstop.store import Store
 
@@ -19,9 +21,14 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 processor = BatchProcessor(event_type=EventType.SQS, model=CancelRecord)
+bulk = BulkCancel(store, settings)
 
 
 def record_handler(record: CancelRecord) -> str:
+    if isinstance(record.body, BulkMessage):
+        page = handle_bulk(bulk, record.body, record.messageId, record.receive_count)
+        logger.info("bulk cancel page settled", extra={"bulk_id": page.bulk_id, "page": page.number})
+        return page.bulk_id
     outcome = handle(store, record.body)
     metrics.add_metric(name=f"QueueCancel_{outcome.value}", unit=MetricUnit.Count, value=1)
     logger.info("queued cancel settled", extra={"turn_id": record.body.turn_id, "outcome": outcome.value})

@@ -1,5 +1,6 @@
 """Rules the template must keep as dialects are added: every cancel endpoint has its own
-function with reserved concurrency and alarms, and every queue has a dead-letter queue."""
+function with reserved concurrency and alarms, and every queue has a dead-letter queue (or is
+one: a redrive target, or where a stream's failed batches go)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,30 @@ from typing import Any
 from turnstop_local.template import Template
 
 
+def is_cancel(path: str, method: str) -> bool:
+    """A cancel endpoint: a path ending in /cancel, the omni DELETE, or the admin bulk cancels."""
+    return (
+        path.endswith("/cancel")
+        or (method == "DELETE" and "/responses/" in path)
+        or path.startswith("/v1/admin/cancels")
+    )
+
+
 def cancel_functions(template: Template) -> set[str]:
-    """Functions serving a cancel endpoint: a path ending in /cancel, or the omni DELETE."""
-    return {
-        r.function_id
-        for r in template.routes
-        if r.path.endswith("/cancel") or (r.method == "DELETE" and "/responses/" in r.path)
-    }
+    """Functions serving a cancel endpoint."""
+    return {r.function_id for r in template.routes if is_cancel(r.path, r.method)}
+
+
+def on_failure_queues(template: Template) -> set[str]:
+    """Queues that receive the failed batches of stream event sources (their dead letters)."""
+    out = set()
+    for function in template.functions.values():
+        for event in (function.properties.get("Events") or {}).values():
+            if event.get("Type") != "DynamoDB":
+                continue
+            config = event["Properties"].get("DestinationConfig") or {}
+            out.add(config["OnFailure"]["Destination"]["Fn::GetAtt"][0])
+    return out
 
 
 def alarms(template: Template) -> list[dict[str, Any]]:
@@ -29,10 +47,11 @@ def test_every_cancel_endpoint_is_its_own_function_with_reserved_concurrency(tem
         "OmniCancelFunction",
         "LlmCancelFunction",
         "TasksCancelFunction",
+        "AdminCancelFunction",
     }
     for fid in cancels:
         served = [r for r in template.routes if r.function_id == fid]
-        assert all(r.path.endswith("/cancel") or r.method == "DELETE" for r in served), fid  # cancels only
+        assert all(is_cancel(r.path, r.method) for r in served), fid  # cancels only
         assert template.function(fid).properties.get("ReservedConcurrentExecutions"), fid
 
 
@@ -54,7 +73,8 @@ def test_every_cancel_function_alarms_on_errors_throttles_and_5xx_answers(templa
 
 
 def test_every_queue_has_a_dead_letter_queue_with_an_alarm(template: Template) -> None:
-    dlqs = {q.dlq_id for q in template.queues.values() if q.dlq_id}
+    dlqs = {q.dlq_id for q in template.queues.values() if q.dlq_id} | on_failure_queues(template)
+    assert on_failure_queues(template) == {"TurnEventsDLQ"}
     for qid, queue in template.queues.items():
         assert queue.dlq_id or qid in dlqs, f"{qid} has no DLQ"
     alarmed = {

@@ -24,16 +24,19 @@ class Principal:
     account_ids: tuple[int, ...] = ()
     key_id: str = ""
     end_user: str | None = None
+    admin: bool = False  # an operator's key: the admin endpoints, for its own tenant only
 
     def may_act_for(self, account_id: int) -> bool:
         return account_id in self.account_ids
 
     def to_context(self) -> dict[str, Any]:
         """The authorizer's context: flat strings, as API Gateway passes them on."""
+        admin = {"admin": "true"} if self.admin else {}
         return {
             "tenant": self.tenant,
             "account_ids": ",".join(str(a) for a in self.account_ids),
             "key_id": self.key_id,
+            **admin,
         }
 
     @classmethod
@@ -41,7 +44,8 @@ class Principal:
         if not ctx.get("tenant"):
             return None
         accounts = tuple(int(a) for a in str(ctx.get("account_ids") or "").split(",") if a.strip())
-        return cls(str(ctx["tenant"]), accounts, str(ctx.get("key_id", "")), end_user)
+        admin = str(ctx.get("admin", "")).lower() == "true"
+        return cls(str(ctx["tenant"]), accounts, str(ctx.get("key_id", "")), end_user, admin)
 
 
 class KeyCache:
@@ -86,11 +90,13 @@ def create_api_key(
     key: str | None = None,
     name: str = "",
     store: Store | None = None,
+    admin: bool = False,
 ) -> str:
-    """Store a key (hashed) for a tenant and the accounts it may act for; return the plaintext."""
+    """Store a key (hashed) for a tenant and the accounts it may act for; return the plaintext.
+    An ``admin`` key may also use the admin endpoints (bulk cancels) for its tenant."""
     secret = key or KEY_PREFIX + secrets.token_urlsafe(32)
     store = store or Store(table_name)
-    cred = Credential(tenant=tenant, account_ids=tuple(account_ids), key_id=new_id("key_"), name=name)
+    cred = Credential(tenant=tenant, account_ids=tuple(account_ids), key_id=new_id("key_"), name=name, admin=admin)
     store.credentials.put(secret, cred)
     return secret
 
@@ -141,7 +147,7 @@ def authenticate(store: Store, headers: dict[str, str]) -> Principal | None:
     if cred is None:
         return None
     end_user = headers.get("x-on-behalf-of") or None
-    return Principal(cred.tenant, cred.account_ids, cred.key_id, end_user)
+    return Principal(cred.tenant, cred.account_ids, cred.key_id, end_user, cred.admin)
 
 
 def principal_from_event(event: dict[str, Any], store: Store) -> Principal | None:

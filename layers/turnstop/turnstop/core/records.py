@@ -76,3 +76,4 @@ class Credential:
     account_ids: tuple[int, ...]
     key_id: str
     name: str = ""
+    admin: bool = False  # may use the operators' endpoints (POST /v1/admin/cancels) for its tenant

@@ -39,12 +39,14 @@ class DialectService:
     ) -> tuple[Turn, bool]:
         """Write a new turn with ``write`` and queue it for a worker (unless the request runs
         it itself: ``queue=False``). Returns (turn, replayed): a repeated Idempotency-Key with
-        the same request gives back the turn it started."""
+        the same request gives back the turn it started. A turn born cancelled (its key was
+        cancelled before it started) is always queued: nothing runs it, the worker records
+        its end, and the request answers with its stream or state (``cancelled_before_start``)."""
         try:
             turn = write()
         except errors.IdempotentReplay as replay:
             return self.replay(replay.turn_id, principal), True
-        if queue:
+        if queue or turn.cancelled_before_start:
             self.enqueue(turn, idempotency)
         return turn, False
 

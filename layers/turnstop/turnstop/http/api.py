@@ -134,6 +134,14 @@ def cancel_app(shape: ErrorShape, route: str, handler: Callable[..., Response]) 
     return app
 
 
+def add_cancel_route(app: TurnstopResolver, route: str, handler: Callable[..., Response]) -> TurnstopResolver:
+    """One more route on a cancel function's resolver (a dialect's cancel by Idempotency-Key
+    beside its cancel by id), answered the same way as ``cancel_app``'s."""
+    method, path = route.split(" ", 1)
+    app.route(path, method)(lambda **params: handler(app, **params))
+    return app
+
+
 def count_cancel_status(metrics: Any, response: dict[str, Any]) -> dict[str, Any]:
     """Count a cancel function's answer as ``CancelStatus<code>``: the alarms on 500/503
     watch these (a caught error is an answer, so Lambda's Errors metric never sees it)."""

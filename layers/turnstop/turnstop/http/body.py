@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -136,14 +137,28 @@ def headers_of(event: Mapping[str, Any]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
 
 
+def _checked_key(key: str) -> str:
+    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise errors.InvalidRequest(f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    return key
+
+
+def start_key(event: Mapping[str, Any]) -> str:
+    """A cancel by key's ``Idempotency-Key``: the key of the request that started (or will
+    start) the turn to cancel. Required."""
+    key = headers_of(event).get("idempotency-key") or None
+    if key is None:
+        raise errors.InvalidRequest("Idempotency-Key is required: the key the turn was (or will be) started with")
+    return _checked_key(key)
+
+
 def idempotency_claim(event: Mapping[str, Any], tenant: str, end_user: str | None) -> IdempotencyClaim | None:
     """The request's Idempotency-Key bound to what it asks for: route, path, end user and the
     body as parsed JSON (so whitespace and key order do not change a match)."""
     key = headers_of(event).get("idempotency-key") or None
     if key is None:
         return None
-    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
-        raise errors.InvalidRequest(f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    _checked_key(key)
     body = raw_body(event)
     try:
         body = json.dumps(loads(body), sort_keys=True, separators=(",", ":")).encode()
@@ -152,3 +167,38 @@ def idempotency_claim(event: Mapping[str, Any], tenant: str, end_user: str | Non
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
     fingerprint = IdempotencyClaim.fingerprint_of(method, str(event.get("rawPath", "")), end_user or "", body)
     return IdempotencyClaim(tenant, key, fingerprint)
+
+
+MAX_DURATION_HEADER = "turnstop-max-duration"
+MAX_DURATION_SECONDS = 900  # Lambda's own limit: no turn can run longer anyway
+_SECONDS = re.compile(r"\d{1,6}(\.\d{1,6})?")
+
+
+def _duration(value: float, where: str) -> float:
+    if not 0 < value <= MAX_DURATION_SECONDS:
+        raise errors.InvalidRequest(
+            f"{where} must be a number of seconds greater than 0 and at most {MAX_DURATION_SECONDS}", param=where
+        )
+    return value
+
+
+def max_duration_ms(event: Mapping[str, Any], in_body: float | None = None) -> int | None:
+    """A turn's own deadline, in ms from its start: the ``Turnstop-Max-Duration: <seconds>``
+    header of the request that starts it, or ``max_duration_seconds`` in its body (both: they
+    must agree). Past it the runtime cancels the turn (source ``deadline``)."""
+    raw = headers_of(event).get(MAX_DURATION_HEADER)
+    header = None
+    if raw is not None:
+        if not _SECONDS.fullmatch(raw.strip()):
+            raise errors.InvalidRequest(
+                f"Turnstop-Max-Duration must be a number of seconds greater than 0 and at most {MAX_DURATION_SECONDS}",
+                param="Turnstop-Max-Duration",
+            )
+        header = _duration(float(raw.strip()), "Turnstop-Max-Duration")
+    body = None if in_body is None else _duration(float(in_body), "max_duration_seconds")
+    if header is not None and body is not None and header != body:
+        raise errors.InvalidRequest(
+            "Turnstop-Max-Duration and max_duration_seconds disagree; send one", param="max_duration_seconds"
+        )
+    seconds = header if header is not None else body
+    return None if seconds is None else max(1, round(seconds * 1000))

@@ -25,6 +25,7 @@ class Credentials:
             "account_ids": list(cred.account_ids),
             "key_id": cred.key_id,
             "name": cred.name,
+            "admin": cred.admin or None,
             "created_at": self.db.now(),
         }
         self.db.call("put_item", TableName=self.db.table, Item=codec.dump(item))
@@ -38,4 +39,5 @@ class Credentials:
             account_ids=tuple(int(a) for a in raw.get("account_ids", [])),
             key_id=raw["key_id"],
             name=raw.get("name", ""),
+            admin=bool(raw.get("admin")),
         )

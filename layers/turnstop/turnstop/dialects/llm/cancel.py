@@ -1,5 +1,6 @@
 """The llm dialect's cancel endpoint, ``POST /api/v1/llm/responses/{response_id}/cancel``, its
-own function. Only what a cancel needs is imported (no request models, no runtime)."""
+own function, with the cancel by Idempotency-Key beside it (``POST /api/v1/llm/responses/cancel``).
+Only what a cancel needs is imported (no request models, no runtime)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from aws_lambda_powertools.event_handler import Response
 
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
-from turnstop.core.turn import CancelOutcome, CancelRequest
+from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.llm import responses
 from turnstop.dialects.llm.renderer import KIND, response_object
 from turnstop.dialects.llm.wire import SHAPE
-from turnstop.http.api import TurnstopResolver, cancel_app, json_response, require_principal
-from turnstop.http.body import raw_body
+from turnstop.http.api import TurnstopResolver, add_cancel_route, cancel_app, json_response, require_principal
+from turnstop.http.body import raw_body, start_key
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.store.tombstones import Tombstone
 
 BASE = "/api/v1/llm/responses"
 
@@ -33,6 +35,10 @@ def cancel(store: Store, principal: Principal, rid: str) -> dict[str, Any]:
         req=CancelRequest(actor=principal.key_id or None, source="api"),
         with_old=True,
     )
+    return _answer(store, rid, outcome, turn)
+
+
+def _answer(store: Store, rid: str, outcome: CancelOutcome, turn: Turn | None) -> dict[str, Any]:
     if turn is not None:  # the decision is made; read the request to render the answer
         turn = store.turns.with_input(turn)
     if outcome is CancelOutcome.NOT_FOUND or turn is None:
@@ -55,11 +61,36 @@ def cancel(store: Store, principal: Principal, rid: str) -> dict[str, Any]:
     return response_object(turn, "cancelled", text=store.turns.committed_text(turn), usage=turn.usage)
 
 
+def cancel_by_key(store: Store, principal: Principal, key: str) -> tuple[int, dict[str, Any]]:
+    """The background response the key created, cancelled as above (200); or, if none exists
+    yet, a tombstone: the one it creates is born ``cancelled`` (202, no id yet). One
+    conditional write either way."""
+    found = store.tombstones.cancel(
+        principal.tenant, key, scope=scopes.LLM_BACKGROUND, end_user=principal.end_user,
+        req=CancelRequest(actor=principal.key_id or None, source="api"), with_old=True,
+    )  # fmt: skip
+    if isinstance(found, Tombstone):
+        return 202, {"id": None, "object": "response", "status": "cancelled", "idempotency_key": key, "output": []}
+    if found is None:
+        raise errors.NotFound("No response was created with this Idempotency-Key.")
+    return 200, _answer(store, found.turn_id, found.outcome, found.turn)
+
+
 def llm_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    def handle(app: TurnstopResolver, response_id: str) -> Response:
-        principal = require_principal(app.event, store)
+    def check_size(app: TurnstopResolver) -> None:
         if len(raw_body(app.event)) > settings.max_body_bytes:
             raise errors.PayloadTooLarge(f"Request body is too large: the limit is {settings.max_body_bytes} bytes.")
+
+    def handle(app: TurnstopResolver, response_id: str) -> Response:
+        principal = require_principal(app.event, store)
+        check_size(app)
         return json_response(200, cancel(store, principal, response_id))
 
-    return cancel_app(SHAPE, f"POST {BASE}/<response_id>/cancel", handle)
+    def handle_key(app: TurnstopResolver) -> Response:
+        principal = require_principal(app.event, store)
+        check_size(app)
+        return json_response(*cancel_by_key(store, principal, start_key(app.event)))
+
+    return add_cancel_route(
+        cancel_app(SHAPE, f"POST {BASE}/<response_id>/cancel", handle), f"POST {BASE}/cancel", handle_key
+    )

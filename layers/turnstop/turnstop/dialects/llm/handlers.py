@@ -17,6 +17,7 @@ from turnstop.dialects.llm import service
 from turnstop.dialects.llm.service import Llm
 from turnstop.dialects.llm.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
+from turnstop.http.body import idempotency_claim, max_duration_ms
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -35,8 +36,11 @@ def api_app(
     def create() -> Response:
         principal = require_principal(app.event, store)
         body = service.parse_create(app.event, settings.max_body_bytes)
-        turn = llm.create(principal, body, runner)
-        if body.stream and not body.background:
+        limit_ms = max_duration_ms(app.event, body.max_duration_seconds)
+        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
+        turn, replayed = llm.create(principal, body, runner, idempotency=idempotency, max_duration_ms=limit_ms)
+        # a replay, or a response born cancelled (its key was cancelled first), runs nothing here
+        if body.stream and not body.background and not (replayed or turn.cancelled_before_start):
             return sse_response(llm.run_live(turn, runner, app.remaining_ms))
         if body.stream:
             return sse_response(llm.stream(turn, 0))

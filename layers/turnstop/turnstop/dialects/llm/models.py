@@ -63,6 +63,8 @@ class CreateResponse(BaseModel):
     user: StrictStr | None = None
     tool_choice: Literal["none", "auto", "required"] = "auto"
     tools: list[Any] = Field(default_factory=list, max_length=0)
+    # turnstop's own: the response's deadline (or the Turnstop-Max-Duration header)
+    max_duration_seconds: StrictFloat | StrictInt | None = None
 
     @field_validator("metadata")
     @classmethod
@@ -87,6 +89,6 @@ class CreateResponse(BaseModel):
 
     def to_turn_input(self) -> dict[str, Any]:
         """Every request field the response object echoes, plus the prompt for the model."""
-        raw = self.model_dump(mode="json", exclude={"stream", "tools"})
+        raw = self.model_dump(mode="json", exclude={"stream", "tools", "max_duration_seconds"})
         raw["prompt"] = self.prompt
         return raw

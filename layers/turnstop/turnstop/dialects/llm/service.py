@@ -17,7 +17,7 @@ from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.events import Event
 from turnstop.core.ids import new_id
-from turnstop.core.records import NewTurn
+from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Turn
 from turnstop.dialects.llm import models, responses, wire
@@ -109,9 +109,14 @@ def wait_for_end(
 
 
 class Llm(DialectService):
-    def create(self, principal: Principal, body: models.CreateResponse, runner: TurnRunner | None = None) -> Turn:
+    def create(
+        self, principal: Principal, body: models.CreateResponse, runner: TurnRunner | None = None, *,
+        idempotency: IdempotencyClaim | None = None, max_duration_ms: int | None = None,
+    ) -> tuple[Turn, bool]:  # fmt: skip
         """Validate against state (model, previous response), write the turn and queue it;
-        a foreground stream runs in the request instead, under ``runner``'s lease."""
+        a foreground stream runs in the request instead, under ``runner``'s lease. Returns
+        (turn, replayed): an Idempotency-Key used before with the same request gives back the
+        response it created."""
         if body.model not in models.MODELS:
             raise errors.InvalidRequest(
                 f"The requested model '{body.model[:120]}' does not exist.", param="model", code="model_not_found"
@@ -139,15 +144,15 @@ class Llm(DialectService):
             input=body.to_turn_input(),
             end_user=principal.end_user,
             input_tokens=count_tokens((body.instructions or "") + " " + body.prompt),
+            max_duration_ms=max_duration_ms,
         )
         in_request = runner is not None and body.stream and not body.background
         run_as = runner.owner if in_request and runner else None
         lease = runner.lease_ms if runner else 0
-        turn, _ = self.start(
-            lambda: self.store.turns.start(new, created_event, run_as=run_as, lease_ms=lease), principal, None,
-            queue=not in_request,
+        return self.start(
+            lambda: self.store.turns.start(new, created_event, idempotency=idempotency, run_as=run_as, lease_ms=lease),
+            principal, idempotency, queue=not in_request,
         )  # fmt: skip
-        return turn
 
     def find(self, principal: Principal, rid: str) -> Turn:
         return responses.find(self.store, principal, rid)

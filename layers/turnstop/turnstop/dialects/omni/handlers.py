@@ -14,7 +14,7 @@ from turnstop.dialects.omni import models, query, wire
 from turnstop.dialects.omni.service import Omni
 from turnstop.dialects.service import Enqueue
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
-from turnstop.http.body import idempotency_claim
+from turnstop.http.body import idempotency_claim, max_duration_ms
 from turnstop.settings import Settings
 from turnstop.store import Store
 
@@ -36,7 +36,8 @@ def api_app(store: Store, settings: Settings, enqueue: Enqueue | None = None) ->
         principal = require_principal(app.event, store)
         body = models.parse_turn_body(app.event, models.CreateThread, settings.max_body_bytes)
         idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
-        return _ok(app, omni.create_thread(principal, body, idempotency), 201)
+        limit_ms = max_duration_ms(app.event)
+        return _ok(app, omni.create_thread(principal, body, idempotency, max_duration_ms=limit_ms), 201)
 
     @app.get("/v1/omni-ai/threads")
     def get_threads() -> Response:
@@ -56,7 +57,8 @@ def api_app(store: Store, settings: Settings, enqueue: Enqueue | None = None) ->
         principal = require_principal(app.event, store)
         body = models.parse_turn_body(app.event, models.CreateMessage, settings.max_body_bytes)
         idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
-        return _ok(app, omni.create_message(principal, thread_id, body, idempotency), 201)
+        limit_ms = max_duration_ms(app.event)
+        return _ok(app, omni.create_message(principal, thread_id, body, idempotency, max_duration_ms=limit_ms), 201)
 
     @app.get("/v1/omni-ai/threads/<thread_id>/messages")
     def get_messages(thread_id: str) -> Response:

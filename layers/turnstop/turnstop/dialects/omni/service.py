@@ -60,6 +60,7 @@ class Omni(DialectService):
         thread_expires_at: int,
         capabilities: list[str],
         type_: str,
+        max_duration_ms: int | None = None,
     ) -> NewTurn:
         return NewTurn(
             id=new_uuid(),
@@ -80,6 +81,8 @@ class Omni(DialectService):
             end_user=principal.end_user,
             account_id=account_id,
             input_tokens=count_tokens(prompt),
+            max_duration_ms=max_duration_ms,
+            thread_id=thread_id,  # a bulk cancel of the thread finds it (store/live.py)
         )
 
     def _user_message(self, new: NewTurn, text: str, context: models.TurnContext | None, now: int) -> Message:
@@ -104,15 +107,17 @@ class Omni(DialectService):
         }
 
     def create_thread(
-        self, principal: Principal, body: models.CreateThread, idempotency: IdempotencyClaim | None = None
-    ) -> dict[str, Any]:
+        self, principal: Principal, body: models.CreateThread, idempotency: IdempotencyClaim | None = None, *,
+        max_duration_ms: int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         authorize(principal, body.account_id)
         now = self.store.now()
         thread_id = new_uuid()
         expires = now + self.thread_retention_ms
         new = self._new_turn(
-            principal, body.account_id, thread_id, 1, body.prompt, expires, list(body.capabilities), body.type
-        )
+            principal, body.account_id, thread_id, 1, body.prompt, expires, list(body.capabilities), body.type,
+            max_duration_ms,
+        )  # fmt: skip
         thread = Thread(
             id=thread_id,
             tenant=principal.tenant,
@@ -134,6 +139,8 @@ class Omni(DialectService):
         thread_id: str,
         body: models.CreateMessage,
         idempotency: IdempotencyClaim | None = None,
+        *,
+        max_duration_ms: int | None = None,
     ) -> dict[str, Any]:
         authorize(principal, body.account_id)
         thread = self._thread(principal, thread_id, body.account_id)
@@ -147,6 +154,7 @@ class Omni(DialectService):
             thread.expires_at,
             list(body.capabilities),
             "instant",
+            max_duration_ms,
         )
         user = self._user_message(new, body.text, body.context, now)
         write = lambda: self.store.threads.add_message(thread, user, new, created_event, idempotency)  # noqa: E731

@@ -1,5 +1,7 @@
-"""The sessions dialect's two cancel endpoints, each its own function. Only what a cancel
-needs is imported here (no request models, no runtime, no streaming), so they start lean."""
+"""The sessions dialect's two cancel endpoints, each its own function, each with its cancel
+by Idempotency-Key beside it (``…/responses/cancel``: the turn the key started, or a tombstone
+so that the turn it will start is born cancelled). Only what a cancel needs is imported here
+(no request models, no runtime, no streaming), so they start lean."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from turnstop.core import errors
 from turnstop.core.turn import CancelOutcome, CancelRequest
 from turnstop.dialects.sessions.ids import check_rid, kind_and_scope
 from turnstop.dialects.sessions.wire import SHAPE, cancel_answer
-from turnstop.http.api import TurnstopResolver, cancel_app, json_response, require_principal
-from turnstop.http.body import cancel_reason, json_object
+from turnstop.http.api import TurnstopResolver, add_cancel_route, cancel_app, json_response, require_principal
+from turnstop.http.body import cancel_reason, json_object, start_key
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.store.tombstones import Tombstone
 
 
 def cancel(
@@ -37,19 +40,48 @@ def cancel(
     return cancel_answer(rid, outcome)
 
 
-def _app(store: Store, settings: Settings, route: str) -> TurnstopResolver:
+def cancel_by_key(
+    store: Store, principal: Principal, key: str, *, session_id: str | None, reason: str | None
+) -> tuple[int, dict[str, Any]]:
+    """One conditional write either way: the turn the key started is cancelled as above, or,
+    if none has started yet, a tombstone makes the one that will start born cancelled
+    (``202 {"response_id": null, "status": "cancelling"}``)."""
+    _, scope = kind_and_scope(session_id)
+    found = store.tombstones.cancel(
+        principal.tenant, key, scope=scope, end_user=principal.end_user,
+        req=CancelRequest(reason=reason, actor=principal.key_id, source="api"),
+    )  # fmt: skip
+    if isinstance(found, Tombstone):
+        return 202, {"response_id": None, "status": "cancelling"}
+    if found is None or found.outcome is CancelOutcome.NOT_FOUND:
+        raise errors.NotFound("Response not found")
+    return cancel_answer(found.turn_id, found.outcome)
+
+
+def _app(store: Store, settings: Settings, route: str, by_key: str) -> TurnstopResolver:
+    def reason_of(app: TurnstopResolver) -> str | None:
+        return cancel_reason(json_object(app.event, settings.max_body_bytes, optional=True), others=True)
+
     def handle(app: TurnstopResolver, rid: str, session_id: str | None = None) -> Response:
         principal = require_principal(app.event, store)
-        reason = cancel_reason(json_object(app.event, settings.max_body_bytes, optional=True), others=True)
-        status, answer = cancel(store, principal, rid, session_id=session_id, reason=reason)
+        status, answer = cancel(store, principal, rid, session_id=session_id, reason=reason_of(app))
         return json_response(status, answer)
 
-    return cancel_app(SHAPE, route, handle)
+    def handle_key(app: TurnstopResolver, session_id: str | None = None) -> Response:
+        principal = require_principal(app.event, store)
+        key = start_key(app.event)
+        status, answer = cancel_by_key(store, principal, key, session_id=session_id, reason=reason_of(app))
+        return json_response(status, answer)
+
+    return add_cancel_route(cancel_app(SHAPE, route, handle), by_key, handle_key)
 
 
 def session_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    return _app(store, settings, "POST /v1/sessions/<session_id>/responses/<rid>/cancel")
+    return _app(
+        store, settings, "POST /v1/sessions/<session_id>/responses/<rid>/cancel",
+        "POST /v1/sessions/<session_id>/responses/cancel",
+    )  # fmt: skip
 
 
 def response_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    return _app(store, settings, "POST /v1/responses/<rid>/cancel")
+    return _app(store, settings, "POST /v1/responses/<rid>/cancel", "POST /v1/responses/cancel")

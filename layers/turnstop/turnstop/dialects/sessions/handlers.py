@@ -14,7 +14,7 @@ from turnstop.dialects.sessions import models
 from turnstop.dialects.sessions.service import Sessions, parse_after
 from turnstop.dialects.sessions.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
-from turnstop.http.body import headers_of, idempotency_claim, parse_body
+from turnstop.http.body import headers_of, idempotency_claim, max_duration_ms, parse_body
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -51,17 +51,22 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
     def start(session_id: str | None) -> Response:
         event = app.event
         principal = require_principal(event, store)
+        body: models.CreateResponse | models.SendMessage
         if session_id is None:
-            prompt = parse_body(event, models.CreateResponse, settings.max_body_bytes).prompt
+            body = parse_body(event, models.CreateResponse, settings.max_body_bytes)
+            prompt = body.prompt
             if not prompt:
                 raise errors.InvalidRequest("Invalid field 'input': Field required")
         else:
-            prompt = parse_body(event, models.SendMessage, settings.max_body_bytes).message
+            body = parse_body(event, models.SendMessage, settings.max_body_bytes)
+            prompt = body.message
+        limit_ms = max_duration_ms(event, body.max_duration_seconds)
         idempotency = idempotency_claim(event, principal.tenant, principal.end_user)
         turn, replayed = service.start_turn(
-            principal, prompt=prompt, session_id=session_id, idempotency=idempotency, runner=runner
-        )
-        if replayed:
+            principal, prompt=prompt, session_id=session_id, idempotency=idempotency, runner=runner,
+            max_duration_ms=limit_ms,
+        )  # fmt: skip
+        if replayed or turn.cancelled_before_start:  # born cancelled: its stream is created … cancelled
             return sse_response(service.stream(turn, 0))
         return sse_response(service.run_live(turn, runner, app.remaining_ms))
 

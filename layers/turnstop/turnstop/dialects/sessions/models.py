@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 MAX_PROMPT_CHARS = 200_000
 
@@ -15,6 +15,7 @@ class CreateSession(BaseModel):
 class SendMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     message: StrictStr = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    max_duration_seconds: StrictFloat | StrictInt | None = None  # or the Turnstop-Max-Duration header
 
 
 class CreateResponse(BaseModel):
@@ -23,6 +24,7 @@ class CreateResponse(BaseModel):
     model_config = ConfigDict(extra="ignore")
     input: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
     message: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    max_duration_seconds: StrictFloat | StrictInt | None = None
 
     @property
     def prompt(self) -> str:

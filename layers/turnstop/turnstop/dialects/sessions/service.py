@@ -80,7 +80,7 @@ class Sessions(DialectService):
 
     def start_turn(
         self, principal: Principal, *, prompt: str, session_id: str | None, idempotency: IdempotencyClaim | None,
-        runner: TurnRunner,
+        runner: TurnRunner, max_duration_ms: int | None = None,
     ) -> tuple[Turn, bool]:  # fmt: skip
         """Create the turn, running under ``runner``'s lease (the streaming request runs it
         itself), or for a repeated Idempotency-Key find the one it started: (turn, replayed)."""
@@ -94,6 +94,7 @@ class Sessions(DialectService):
             input={"prompt": prompt},
             end_user=principal.end_user,
             input_tokens=count_tokens(prompt),
+            max_duration_ms=max_duration_ms,
         )
 
         def write() -> Turn:

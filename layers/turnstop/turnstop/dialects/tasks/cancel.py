@@ -4,6 +4,10 @@ One conditional UpdateItem (``Turns.request_cancel``) decides; its answer is the
 stands then. With an Idempotency-Key the key is claimed first and the answer kept, so a
 replay repeats it byte for byte (``store.answers``; see store/idempotency.py). Only what a
 cancel needs is imported (no request models, no runtime, no webhooks).
+
+``POST /v1/tasks/cancel`` cancels by the *create's* Idempotency-Key instead (the header names
+the key the task was, or will be, created with): the task it created, answered as above, or a
+tombstone, so the task it will create is born cancelled (``202``, no id yet).
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.clock import iso
 from turnstop.core.records import IdempotencyClaim
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.tasks import ids, views, wire
 from turnstop.dialects.tasks.renderer import WIRE_STATUS
 from turnstop.dialects.tasks.wire import Answer
 from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, require_principal
-from turnstop.http.body import cancel_reason, idempotency_claim, json_object
+from turnstop.http.body import cancel_reason, idempotency_claim, json_object, start_key
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.idempotency import InProgress, KeptAnswer
+from turnstop.store.tombstones import Tombstone
 
 # a claimed cancel key is the claimant's this long (longer than the cancel function runs)
 CANCEL_CLAIM_MS = 15_000
@@ -83,6 +88,25 @@ class TaskCancel:
             end_user=principal.end_user,
             req=CancelRequest(reason=reason or None, actor=principal.key_id or None, source="api"),
         )
+        return self._answer(outcome, turn)
+
+    def cancel_by_key(self, principal: Principal, key: str, reason: str | None) -> Answer:
+        """One conditional write either way: the task the key created, cancelled as above, or a
+        tombstone so that the task it will create is born cancelled (202)."""
+        found = self.store.tombstones.cancel(
+            principal.tenant, key, scope=scopes.TASKS, end_user=principal.end_user,
+            req=CancelRequest(reason=reason or None, actor=principal.key_id or None, source="api"),
+        )  # fmt: skip
+        if isinstance(found, Tombstone):
+            return Answer.of(202, {
+                "object": "task", "task_id": None, "status": "cancelled", "idempotency_key": key,
+                "cancel_requested_at": iso(found.requested_at), "warnings": [],
+            })  # fmt: skip
+        if found is None:
+            raise errors.NotFound(wire.TASK_NOT_FOUND)
+        return self._answer(found.outcome, found.turn)
+
+    def _answer(self, outcome: CancelOutcome, turn: Turn | None) -> Answer:
         if outcome is CancelOutcome.NOT_FOUND or turn is None:
             raise errors.NotFound(wire.TASK_NOT_FOUND)
         turn = self.store.turns.with_input(turn)  # decided; read the request to render the task
@@ -115,4 +139,13 @@ def tasks_cancel_app(store: Store, settings: Settings, sleep: Callable[[float], 
         idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
         return tasks.cancel(principal, task_id, reason, idempotency).response()
 
-    return api.cancel_app(wire.SHAPE, "POST /v1/tasks/<task_id>/cancel", cancel)
+    def cancel_by_key(app: TurnstopResolver) -> Response:
+        ids.strict_request_id(app.event)
+        principal = require_principal(app.event, store)
+        reason = cancel_reason(
+            json_object(app.event, settings.max_body_bytes, wire.BODY_MESSAGES, optional=True), others=False
+        )
+        return tasks.cancel_by_key(principal, start_key(app.event), reason).response()
+
+    by_id = api.cancel_app(wire.SHAPE, "POST /v1/tasks/<task_id>/cancel", cancel)
+    return api.add_cancel_route(by_id, "POST /v1/tasks/cancel", cancel_by_key)

@@ -14,7 +14,7 @@ from turnstop.dialects.service import Enqueue
 from turnstop.dialects.tasks import ids, models, wire
 from turnstop.dialects.tasks.service import Tasks
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
-from turnstop.http.body import idempotency_claim
+from turnstop.http.body import idempotency_claim, max_duration_ms
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.webhooks import Resolve, system_resolve
@@ -37,7 +37,8 @@ def api_app(
         body = models.parse_create(app.event, settings.max_body_bytes)
         idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
         links_base = models.links_base(app.event, settings.public_base_url)
-        return tasks.create(principal, body, idempotency, links_base).response()
+        limit_ms = max_duration_ms(app.event, body.max_duration_seconds)
+        return tasks.create(principal, body, idempotency, links_base, max_duration_ms=limit_ms).response()
 
     @app.get("/v1/tasks")
     def list_tasks() -> Response:

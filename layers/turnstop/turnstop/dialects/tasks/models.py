@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
 from turnstop.core import errors
 from turnstop.dialects.tasks.renderer import ID_PREFIX, WIRE_STATUS
@@ -59,6 +59,7 @@ class CreateTask(BaseModel):
     input: TaskInput
     metadata: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     callback: CallbackSpec | None = None
+    max_duration_seconds: StrictFloat | StrictInt | None = None  # or the Turnstop-Max-Duration header
 
     @field_validator("metadata")
     @classmethod

@@ -77,8 +77,9 @@ class Tasks(DialectService):
         return body.callback.url
 
     def create(
-        self, principal: Principal, body: models.CreateTask, idempotency: IdempotencyClaim | None, links_base: str
-    ) -> Answer:
+        self, principal: Principal, body: models.CreateTask, idempotency: IdempotencyClaim | None, links_base: str,
+        *, max_duration_ms: int | None = None,
+    ) -> Answer:  # fmt: skip
         """202 with the queued task; charged in the transaction that creates it."""
         resolved = self._resolve_model(body)
         url = self._callback_url(body)
@@ -111,6 +112,7 @@ class Tasks(DialectService):
             end_user=principal.end_user,
             input_tokens=input_tokens,
             index_keys=index_keys(principal.tenant, task_id, self.store.now()),
+            max_duration_ms=max_duration_ms,
         )
         entry = LedgerEntry(
             "charge",

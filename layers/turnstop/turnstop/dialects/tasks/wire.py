@@ -97,11 +97,21 @@ class Answer:
 
 
 def as_created(turn: Turn) -> Turn:
-    """The head as its create answered it: a create replay answers exactly that again."""
+    """The head as its create answered it: a create replay answers exactly that again. A task
+    born cancelled (its Idempotency-Key was cancelled first) was created cancelled."""
+    flag = (
+        {}
+        if turn.born_cancelled
+        else {
+            "cancel_requested_at": None,
+            "cancel_reason": None,
+            "cancel_actor": None,
+            "cancel_source": None,
+        }
+    )
     return turn.replace(
         stored_status=Status.QUEUED, seq=1, started_at=None, finished_at=None, stored_expires_at=None,
-        cancel_requested_at=None, cancel_reason=None, cancel_actor=None, cancel_source=None,
-        lease_owner=None, lease_expires_at=None, usage=Usage(turn.usage.input_tokens, 0), error=None,
+        lease_owner=None, lease_expires_at=None, usage=Usage(turn.usage.input_tokens, 0), error=None, **flag,
     )  # fmt: skip
 
 
