@@ -35,10 +35,12 @@ class LocalApi:
     state_dir: Path
     grace_seconds: float
 
-    def make_key(self, tenant: str, accounts: str = "1") -> str:
-        """A key for another tenant, created through the CLI against this running instance."""
+    def make_key(self, tenant: str, accounts: str = "1", *, admin: bool = False) -> str:
+        """A key for another tenant (an operator's with ``admin``), created through the CLI
+        against this running instance."""
         out = subprocess.run(
-            [sys.executable, "-m", "turnstop_local", "keys", "create", "--tenant", tenant, "--accounts", accounts],
+            [sys.executable, "-m", "turnstop_local", "keys", "create", "--tenant", tenant, "--accounts", accounts]
+            + (["--admin"] if admin else []),
             cwd=ROOT,
             env={**os.environ, "TURNSTOP_STATE_DIR": str(self.state_dir)},
             capture_output=True,
@@ -71,6 +73,10 @@ def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         "TURNSTOP_STATE_DIR": str(state_dir),
         "TURNSTOP_DEV_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
         "TURNSTOP_CALLBACK_BACKOFF_BASE_SECONDS": "1",  # task callback retries after 1 s, 2 s, ...
+        "TURNSTOP_BULK_CANCEL_PAGE_SIZE": "25",  # bulk cancels of a few hundred turns run several pages
+        # each running turn looks for its cancel flag once a second, so the bulk cancel's hundreds
+        # of in-flight turns fit a 2-core machine (200 ms, the default, is for latency, not tests)
+        "TURNSTOP_CANCEL_CHECK_MS": "1000",
     }
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
