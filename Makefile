@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PORT   ?= 3000
 
-.PHONY: run test install test-unit test-integration test-e2e lint bench load invoke clean
+.PHONY: run test install test-unit test-integration test-e2e lint bench bench-bulk load invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -48,6 +48,10 @@ test-e2e: install
 
 bench: install
 	$(PY) -m bench
+
+# The bulk-cancel part of `make bench` alone: 1,000 in-flight turns of a tenant among 10,000.
+bench-bulk: install
+	$(PY) -m bench.bulk
 
 # Not part of `make test`: N simultaneous streams against a local instance it starts (docs/local-runtime.md).
 load: install

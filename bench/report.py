@@ -25,6 +25,11 @@ publishes coalesced chunks every 2 s and reads the flag every 200 ms).
 - *Token lag*: from the model producing a token to the live reader receiving it.
 - *Cancel → terminal*: from the cancel request's answer to the `…cancelled` event at the
   reader; "silent model" cancels 0.3 s into a 3 s silence (a long tool call).
+- *Bulk cancel*: one tenant's in-flight turns stopped by one bulk cancel (found through the
+  live index, a page of 100 per queue message, eight cancel writes at a time), against the
+  same number stopped by single cancels sent one by one; units are the whole operation's
+  (index reads, the cancel writes, the report's and pages' items). The other tenants' turns
+  are never read.
 - *Cold init*: CPU time to import a cancel function and create its DynamoDB client, over
   `import boto3; boto3.client("dynamodb")`, in fresh interpreters (median).
 
@@ -61,12 +66,26 @@ def markdown(r: dict[str, Any]) -> str:
     for key, v in r["cancel_to_terminal"].items():
         design, scenario = key.split("/")
         lines.append(f"| {design} | {scenario} | {v['n']} | {v['p50_ms']} | {v['p99_ms']} | {v['max_ms']} |")
+    lines += bulk_lines(r["bulk_cancel"]) if "bulk_cancel" in r else []
     ci = r["cold_init"]
     lines += ["", f'## Cold init (baseline `import boto3; boto3.client("dynamodb")`: {ci["baseline_ms"]} ms CPU)', ""]
     lines += ["| function | ms CPU | ratio |", "|---|---|---|"]
     lines += [f"| {name} | {v['ms']} | {v['ratio']}× |" for name, v in ci.items() if isinstance(v, dict)]
     lines += ["", _ratios(r), "", HOW_TO_READ]
     return "\n".join(lines) + "\n"
+
+
+def bulk_lines(b: dict[str, Any]) -> list[str]:
+    lines = ["", f"## Bulk cancel: {b['target']:,} in-flight turns of one tenant among {b['in_flight']:,}", ""]
+    lines += ["| how | seconds | write units | read units | units per turn | USD |", "|---|---|---|---|---|---|"]
+    for label, key in (("one bulk cancel", "bulk"), (f"{b['target']:,} single cancels, one by one", "singles")):
+        v = b[key]
+        lines.append(f"| {label} | {v['seconds']} | {v['write_units']} | {v['read_units']} | {v['units_per_turn']} | "
+                     f"${v['usd']:.6f} |")  # fmt: skip
+    ratio = b["ratio"]
+    lines += ["", f"Bulk over singles: {ratio['time']}× the time, {ratio['units']}× the request units "
+                  f"({b['bulk']['pages']} pages)."]  # fmt: skip
+    return lines
 
 
 def _ratios(r: dict[str, Any]) -> str:
