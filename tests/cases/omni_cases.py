@@ -668,3 +668,10 @@ def test_a_lost_workers_cancelled_turn_keeps_the_text_committed_before_it_died(o
     assert omni.run(owner="worker-b") == ["cancelled"]  # the redelivered message
     msg = assistant(omni.history(r["thread_id"]))[0]
     assert msg["outcome"] == "canceled" and msg["content"]["parts"] == [{"type": "text", "text": "alpha beta "}]
+
+
+def test_an_answer_longer_than_one_item_can_hold_joins_the_history_whole(omni: Omni) -> None:
+    r = omni.create_thread("Write a 90000-word essay").data  # about 540 KB of text
+    assert omni.run() == ["completed"]
+    msg = assistant(omni.history(r["thread_id"]))[0]
+    assert msg["outcome"] == "completed" and len(msg["content"]["parts"][0]["text"].split()) == 90000

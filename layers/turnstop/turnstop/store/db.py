@@ -46,6 +46,16 @@ def client(service: str) -> Any:
         return _clients[service]
 
 
+def too_large(error: Exception) -> bool:
+    """DynamoDB refused an item (or a transaction) over its size limits (400 KB an item)."""
+    response = getattr(error, "response", None) or {}
+    message = str(response.get("Error", {}).get("Message", "")).lower()
+    reasons = response.get("CancellationReasons") or []
+    return (error_code(error) == "ValidationException" and ("size" in message and "exceed" in message)) or any(
+        r.get("Code") == "ValidationError" and "size" in str(r.get("Message", "")).lower() for r in reasons
+    )
+
+
 def error_code(error: Exception) -> str:
     response = getattr(error, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
@@ -84,6 +94,8 @@ class Dynamo:
             code = error_code(e)
             if code in RETRYABLE_CODES:
                 raise errors.Retryable(f"DynamoDB {op} throttled: {code}") from e
+            if too_large(e):
+                raise errors.PayloadTooLarge("The request is too large to be stored") from e
             raise
         except BotoCoreError as e:
             raise errors.Retryable(f"DynamoDB {op} unavailable: {type(e).__name__}") from e

@@ -30,7 +30,7 @@ from turnstop.core.turn import (
 from turnstop.store import chunks, codec, ledger, sessions
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import MAX_TURN_LIFE_S
-from turnstop.store.finish import Closing, FinishMode, finish_condition
+from turnstop.store.finish import Closing, FinishMode, MyLease, finish_condition
 from turnstop.store.transaction import Failure, Transaction
 from turnstop.store.turn_reads import TurnReads
 
@@ -270,12 +270,14 @@ class Turns(TurnReads):
         now = self.db.now()
         last = events[-1].seq
         assert events[0].seq == base + 1
-        item = chunks.chunk_item(turn_id, events, owner, self.db.ttl(now, MAX_TURN_LIFE_S))
-        written, old = self.db.conditional(
-            "put_item", Item=codec.dump(item), ConditionExpression="attribute_not_exists(pk)"
-        )
-        if written is None and (codec.load(old) or {}).get("owner") != owner:
-            raise errors.CommitRejected(None)  # another writer finished this turn there
+        ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
+        for part in chunks.split(events):
+            item = chunks.chunk_item(turn_id, part, owner, ttl)
+            written, old = self.db.conditional(
+                "put_item", Item=codec.dump(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+            if written is None and (codec.load(old) or {}).get("owner") != owner:
+                raise errors.CommitRejected(None)  # another writer finished this turn there
         self._advance(turn_id, owner, base, {"seq": last, "usage": usage.to_item(), "lease_expires_at": now + lease_ms})
         return last
 
@@ -322,7 +324,13 @@ class Turns(TurnReads):
             closing.events[-closing.closing :], closing.output
         )
         refs = stored != closing.events
-        tx.put("events", chunks.chunk_item(turn.id, stored, writer, self.db.ttl(expires), refs))
+        parts = chunks.split(stored)
+        # Several chunks only under my own lease (no other writer can exist): the earlier ones
+        # are put unconditionally too, over any chunk a refused flush of mine left at their key.
+        assert len(parts) == 1 or isinstance(mode, MyLease)
+        for i, part in enumerate(parts):
+            name = "events" if i == len(parts) - 1 else f"events:{i}"
+            tx.put(name, chunks.chunk_item(turn.id, part, writer, self.db.ttl(expires), refs))
         self._finish_head(
             tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error
         )
