@@ -58,9 +58,13 @@ class Thread:
     next_seq: int
     expires_at: int
     last_response: str | None = None
+    end_user: str | None = None  # the X-On-Behalf-Of user who created it, if any
 
-    def visible_to(self, tenant: str, account_id: int, now_ms: int) -> bool:
-        return self.tenant == tenant and self.account_id == account_id and self.expires_at > now_ms
+    def visible_to(self, tenant: str, account_id: int, now_ms: int, end_user: str | None = None) -> bool:
+        """Its tenant and account see it within retention; a call naming an end user sees only
+        that end user's threads (a call without one, the tenant's own, sees them all)."""
+        mine = end_user is None or self.end_user == end_user
+        return self.tenant == tenant and self.account_id == account_id and self.expires_at > now_ms and mine
 
     @property
     def last_seq(self) -> int:
@@ -173,6 +177,7 @@ def thread_from_item(raw: dict[str, Any] | None) -> Thread | None:
         next_seq=int(raw["next_seq"]),
         expires_at=int(raw["expires_at"]),
         last_response=raw.get("last_response"),
+        end_user=raw.get("end_user"),
     )
 
 
@@ -194,6 +199,7 @@ def thread_item(thread: Thread) -> dict[str, Any]:
         "updated_at": thread.updated_at,
         "next_seq": thread.next_seq,
         "last_response": thread.last_response,
+        "end_user": thread.end_user,
         "expires_at": thread.expires_at,
         "ttl": thread.expires_at // 1000 + TTL_SLACK_S,
         "gsi1pk": owner_key(thread.tenant, thread.account_id),
@@ -305,10 +311,16 @@ class Threads:
         return thread_from_item(self.db.get(thread_pk(thread_id), META_SK))
 
     def list_threads(
-        self, tenant: str, account_id: int, limit: int, after: tuple[str, str] | None = None
+        self,
+        tenant: str,
+        account_id: int,
+        limit: int,
+        after: tuple[str, str] | None = None,
+        end_user: str | None = None,
     ) -> tuple[list[Thread], tuple[str, str] | None]:
-        """Threads of an owner, most recently active first. ``after`` / the returned cursor is
-        (gsi1sk, thread id) of the last thread of the previous page."""
+        """Threads of an owner (of one end user, when named), most recently active first.
+        ``after`` / the returned cursor is (gsi1sk, thread id) where the previous page stopped;
+        filtered by end user, a page may hold fewer than ``limit`` threads and still have a next."""
         kw: dict[str, Any] = {
             "TableName": self.db.table,
             "IndexName": "gsi1",
@@ -317,6 +329,9 @@ class Threads:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if end_user is not None:
+            kw["FilterExpression"] = "end_user = :eu"
+            kw["ExpressionAttributeValues"] = codec.values(pk=owner_key(tenant, account_id), eu=end_user)
         if after is not None:
             kw["ExclusiveStartKey"] = {
                 "gsi1pk": {"S": owner_key(tenant, account_id)},
@@ -328,9 +343,9 @@ class Threads:
         items = [codec.load(i) or {} for i in page.get("Items", [])]
         threads = [t for t in (thread_from_item(i) for i in items) if t is not None]
         cursor = None
-        if "LastEvaluatedKey" in page and items:
-            last = items[-1]
-            cursor = (str(last["gsi1sk"]), str(last["id"]))
+        if "LastEvaluatedKey" in page:
+            last = codec.load(page["LastEvaluatedKey"]) or {}
+            cursor = (str(last["gsi1sk"]), str(last["pk"]).removeprefix("THREAD#"))
         return threads, cursor
 
     def messages(self, thread_id: str, after: int, upto: int) -> list[Message]:
