@@ -4,12 +4,15 @@ domain errors in one place."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.clock import Clock
 from turnstop.store import codec
+
+log = logging.getLogger(__name__)
 
 # How long DynamoDB keeps an item after its logical expiry before TTL may remove it.
 TTL_SLACK_S = 86_400
@@ -93,12 +96,14 @@ class Dynamo:
         except ClientError as e:
             code = error_code(e)
             if code in RETRYABLE_CODES:
-                raise errors.Retryable(f"DynamoDB {op} throttled: {code}") from e
+                log.warning("DynamoDB %s throttled: %s", op, code)
+                raise errors.Retryable() from e
             if too_large(e):
                 raise errors.PayloadTooLarge("The request is too large to be stored") from e
             raise
         except BotoCoreError as e:
-            raise errors.Retryable(f"DynamoDB {op} unavailable: {type(e).__name__}") from e
+            log.warning("DynamoDB %s unavailable: %s", op, type(e).__name__)
+            raise errors.Retryable() from e
 
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
         out = self.call("get_item", TableName=self.table, Key=codec.key(pk, sk), ConsistentRead=consistent)
@@ -120,7 +125,7 @@ class Dynamo:
                 if not request:
                     break
             else:
-                raise errors.Retryable("DynamoDB kept some keys of a BatchGetItem unprocessed")
+                raise errors.Retryable()
         return out
 
     def query_all(self, **kw: Any) -> list[dict[str, Any]]:

@@ -231,7 +231,7 @@ class Threads:
         try:
             return self.turns.start(new, created, idempotency=idempotency, extra=extra)
         except errors.ExtraItemsRejected:
-            raise errors.Retryable("thread id collision") from None
+            raise errors.Retryable() from None
 
     def add_message(
         self,

@@ -168,7 +168,7 @@ class Turns(TurnReads):
         theirs = {n: failure.old(n) for n in failure.failed_names if n not in own}
         if theirs:
             return errors.ExtraItemsRejected(theirs)
-        return errors.Retryable("turn id collision")
+        return errors.Retryable()
 
     # ------------------------------------------------------------------ cancel
 
@@ -343,7 +343,14 @@ class Turns(TurnReads):
             # The session is gone or has moved on to another turn; the turn still has to end.
             failure = tx.without(sessions.SLOT).commit()
         if failure is not None:
-            raise errors.CommitRejected(codec.turn_from_item(failure.old(HEAD)))
+            old = codec.turn_from_item(failure.old(HEAD))
+            if (
+                old is not None
+                and old.terminal
+                and (old.stored_status, old.seq, old.finished_at) == (status, seq, done_at)
+            ):
+                return old  # this very finish landed before: its answer was lost (a timeout), not its write
+            raise errors.CommitRejected(old)
         return turn.replace(
             stored_status=status, finished_at=done_at, stored_expires_at=expires, seq=seq, usage=usage,
             lease_owner=None, lease_expires_at=None, error=error,
