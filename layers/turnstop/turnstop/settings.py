@@ -47,6 +47,17 @@ class Settings(BaseModel):
     callback_timeout_seconds: float = Field(default=10, gt=0, le=60)
     # http://127.0.0.1 / localhost receivers (on by default only in the local runtime)
     callback_allow_loopback: bool = False
+    # chat dialect (docs/chat.md): sign-in through an OpenID provider, cookie sessions,
+    # allowed browser origins, the cancel's rate limit
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_scopes: str = "openid email profile"
+    chat_tenant: str = Field(default="chat", min_length=1)
+    allowed_origins: str = ""  # comma-separated; "http://localhost:*" allows any port of that host
+    chat_rate_per_minute: int = Field(default=60, ge=1)
+    chat_session_idle_seconds: float = Field(default=8 * 3600, gt=0)
+    chat_session_max_seconds: float = Field(default=7 * 86_400, gt=0)
+    chat_thread_retention_days: float = Field(default=30, gt=0)
 
     @staticmethod
     def env_name(field: str) -> str:
