@@ -32,10 +32,11 @@ from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, outcome_from_conflict
 from turnstop.store import codec
+from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import META_SK, TURN_SK, turn_pk
 from turnstop.store.db import TTL_SLACK_S, Dynamo
 from turnstop.store.transaction import Transaction
-from turnstop.store.turns import Turns, cancel_write
+from turnstop.store.turns import Turns
 
 THREAD_KIND = "chat_thread"
 MESSAGE_KIND = "chat_message"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from turnstop.core import errors
@@ -29,6 +28,7 @@ from turnstop.core.turn import (
     outcome_from_success,
 )
 from turnstop.store import chunks, codec, ledger, sessions
+from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import MAX_TURN_LIFE_S
 from turnstop.store.finish import Closing, FinishMode, finish_condition
@@ -357,41 +357,6 @@ class Turns(TurnReads):
             vals["error"] = codec.compact_json(error)
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk"
         tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
-
-
-@dataclass(frozen=True)
-class CancelWrite:
-    """The cancel's one conditional update of a head, as an UpdateItem or a transaction item."""
-
-    update: str
-    condition: str
-    values: dict[str, Any]
-
-
-def cancel_write(
-    turn_id: str, *, tenant: str, req: CancelRequest, scope: Scope | None, end_user: str | None, only_queued: bool,
-    now: int,
-) -> CancelWrite:  # fmt: skip
-    """Set the cancel flag if the turn is the caller's (tenant, scope, end user), in flight
-    (or, ``only_queued``, not started yet) and not flagged already."""
-    in_flight = "status = :queued" if only_queued else "status IN (:queued, :running)"
-    cond = ["tenant = :tenant", in_flight, "attribute_not_exists(cancel_requested_at)"]
-    vals: dict[str, Any] = {"tenant": tenant, "queued": Status.QUEUED.value}
-    if not only_queued:
-        vals["running"] = Status.RUNNING.value
-    if scope is not None:
-        cond.append("scope = :scope")
-        vals["scope"] = str(scope)
-    if end_user is not None:
-        cond.append("end_user = :end_user")
-        vals["end_user"] = end_user
-    sets = {"cancel_requested_at": now, "cancel_source": req.source, "cancel_reason": req.reason,
-            "cancel_actor": req.actor}  # fmt: skip
-    present = {k: v for k, v in sets.items() if v is not None}
-    # cancel_seq: what was committed when the cancel was accepted (a dialect whose cancel
-    # answer shows the output ends the turn with exactly that output)
-    update = "SET cancel_seq = seq, " + ", ".join(f"{k} = :{k}" for k in present)
-    return CancelWrite(update, " AND ".join(cond), {**vals, **present})
 
 
 def _life_s(new: NewTurn) -> int:
