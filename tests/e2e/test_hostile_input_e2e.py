@@ -12,6 +12,7 @@ on its own while the cases run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import Callable, Iterator
@@ -69,7 +70,13 @@ def _tasks(body: Any) -> bool:
     )
 
 
+def _chat(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("error"), str) and isinstance(body.get("message"), str)
+
+
 SHAPES: list[tuple[str, Callable[[Any], bool]]] = [
+    ("/chat", _chat),
+    ("/auth/", _chat),
     ("/api/v1/llm/", _llm),
     ("/v1/omni-ai/", _omni),
     ("/v1/tasks", _tasks),
@@ -101,6 +108,9 @@ VALID_BODY: dict[str, Any] = {
     "POST /v1/omni-ai/threads/{thread_id}/messages": {"account_id": 1, "text": NOTE},
     "POST /v1/tasks": {"capability": "text.generate", "model": "auto", "input": {"prompt": NOTE}},
     "POST /v1/tasks/{task_id}/cancel": {},
+    # chat: a thread whose reply finished and that holds no action (nothing to cancel or confirm)
+    "POST /chat/cancel": {"thread_id": "{thread_id}"},
+    "POST /chat/confirm": {"thread_id": "{thread_id}"},
 }
 VALID_QUERY: dict[str, dict[str, str]] = {
     "GET /v1/omni-ai/threads": {"account_id": "1"},
@@ -144,6 +154,20 @@ BAD_HEADERS: dict[str, dict[str, list[str]]] = {
     for key in ("GET /v1/sessions/{id}/responses/{rid}/events", "GET /v1/responses/{rid}/events")
 }
 DEV, OTHER_TENANT = "$dev", "$other-tenant"
+# The chat dialect signs browsers in: its routes take a session cookie (alice's for DEV, bob's
+# for OTHER_TENANT: another user's thread is as foreign as another tenant's), never a key.
+# Its sign-in routes are public by design; they get the bad query values below, unsigned.
+COOKIE_ROUTES = ("/chat",)
+SIGN_IN_BAD_QUERY: dict[str, dict[str, list[str]]] = {
+    "GET /auth/login": {
+        "return_to": ["//evil.example/", "https://evil.example/", "x" * 5000],
+        "login_hint": ["h" * 5000, "b\u00f6b\u202e", "a\x00b"],
+    },
+    "GET /auth/callback": {"state": ["s" * 5000, "unknown"], "code": ["c" * 5000]},
+}
+# A POST /chat or /chat/stream that is valid would start a turn (which is what they are for):
+# for them every case spoils the body or the credentials, so none is valid.
+STARTS_A_TURN = {"POST /chat", "POST /chat/stream"}
 ODD_IDS = ["a" * 5000, "%00", "..%2F..%2Fetc", "%E2%80%AE", "x%20y", "%27%20OR%20%271%27%3D%271", "%F0%9F%92%A5" * 300]
 
 
@@ -168,6 +192,8 @@ class World:
     sqs: Any
     table: str
     queues: list[str]
+    cookies: dict[str, str]  # DEV / OTHER_TENANT -> a signed-in browser's session cookie (alice's, bob's)
+    chat_thread: str  # alice's chat thread: its reply finished, no action pending
 
 
 # ----------------------------------------------------------------- the server and its contents
@@ -183,9 +209,31 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         alice = {"Authorization": f"Bearer {api.key}", "X-On-Behalf-Of": "alice"}
         with httpx.Client(base_url=api.url, headers=alice, timeout=60) as c:
             ids = finished_turns_of_alice(c)
+        cookies = {DEV: signed_in(api, "alice"), OTHER_TENANT: signed_in(api, "bob")}
+        with httpx.Client(base_url=api.url, cookies={"session_id": cookies[DEV]}, timeout=60) as c:
+            reply = c.post("/chat", json={"message": NOTE})
+            assert reply.status_code == 200 and not reply.json()["requires_confirmation"], reply.text
+        queues = list(state["queue_urls"].values())
+        ids["GET /chat/threads/{thread_id}"] = {"thread_id": reply.json()["thread_id"]}
         yield World(
-            api, api.make_key("tenant-b"), ids, ddb, sqs, state["table_name"], list(state["queue_urls"].values())
+            api,
+            api.make_key("tenant-b"),
+            ids,
+            ddb,
+            sqs,
+            state["table_name"],
+            queues,
+            cookies,
+            reply.json()["thread_id"],
         )
+
+
+def signed_in(api: LocalApi, user: str) -> str:
+    """A browser's session cookie for ``user``, through the dev provider's sign-in."""
+    with httpx.Client(base_url=api.url, follow_redirects=True, timeout=60) as browser:
+        r = browser.get("/auth/login", params={"login_hint": user})
+        assert r.status_code == 200 and r.json()["user"] == user, r.text
+        return str(browser.cookies["session_id"])
 
 
 def finished_turns_of_alice(c: httpx.Client) -> dict[str, dict[str, str]]:
@@ -215,7 +263,8 @@ def finished_turns_of_alice(c: httpx.Client) -> dict[str, dict[str, str]]:
     for route in ROUTES:
         own = {"rid": lone} if route.path.startswith("/v1/responses/") else dict(by_name)
         own["response_id"] = llm if route.path.startswith("/api/v1/llm/") else omni
-        ids[route.route_key] = {p: own[p] for p in path_params(route.path)}
+        signed = route.path.startswith(COOKIE_ROUTES + ("/auth/",))  # the chat's ids come with its cookies
+        ids[route.route_key] = {} if signed else {p: own[p] for p in path_params(route.path)}
     return ids
 
 
@@ -230,6 +279,68 @@ def fill(path: str, values: dict[str, str]) -> str:
 
 
 # ----------------------------------------------------------------- the cases
+
+
+def sign_in_cases(route_key: str, method: str, path: str) -> Iterator[Case]:
+    """The sign-in routes are public: bad query values, a forged cookie, a preflight from
+    another site."""
+    base = Case("", route_key, method, path, auth=None)
+    for param, values in SIGN_IN_BAD_QUERY.get(route_key, {}).items():
+        for value in values:
+            yield dataclasses.replace(base, name=f"?{param}={value[:20]!r}", query={param: value})
+    if route_key == "GET /auth/callback":
+        yield dataclasses.replace(base, name="a bare callback")
+    if route_key in ("GET /auth/session", "POST /auth/logout"):
+        yield dataclasses.replace(base, name="no cookie")
+        yield dataclasses.replace(base, name="forged cookie", headers={"Cookie": "session_id=forged"})
+    if method == "OPTIONS":
+        yield from preflights(base)
+
+
+def preflights(base: Case) -> Iterator[Case]:
+    for origin in ("https://evil.example", "null"):
+        yield dataclasses.replace(
+            base,
+            name=f"preflight from {origin}",
+            path=base.path.replace("{proxy+}", "cancel"),
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        )
+
+
+def cookie_cases(route_key: str, method: str, template_path: str, ids: dict[str, str], thread: str) -> Iterator[Case]:
+    """The chat routes: a session cookie instead of a key, thread ids in the path or the body."""
+    path = fill(template_path, ids)
+    valid = VALID_BODY.get(route_key, {"message": NOTE} if route_key in STARTS_A_TURN else None)
+    valid = None if valid is None else {k: thread if v == "{thread_id}" else v for k, v in valid.items()}
+    body = None if valid is None else json.dumps(valid).encode()
+    base = Case("", route_key, method, path, body=body)
+    if method == "OPTIONS":
+        yield from preflights(dataclasses.replace(base, auth=None))
+        return
+    for name, cookie in [("no cookie", None), ("forged cookie", "forged"), ("cookie of 5000 chars", "c" * 5000)]:
+        headers: dict[str, str | bytes] = {} if cookie is None else {"Cookie": f"session_id={cookie}"}
+        yield dataclasses.replace(base, name=name, auth=None, headers=headers)
+    if method == "POST":  # state-changing: refused as cross-site request forgery
+        yield dataclasses.replace(base, name="as a form (CSRF)", headers={"Content-Type": "text/plain"})
+        yield dataclasses.replace(base, name="from another site", headers={"Origin": "https://evil.example"})
+    if ids or (valid and "thread_id" in valid) or route_key in STARTS_A_TURN:
+        # bob, signed in, names alice's thread
+        foreign = None if valid is None else json.dumps({**valid, "thread_id": thread}).encode()
+        yield dataclasses.replace(base, name="another user's thread", auth=OTHER_TENANT, body=foreign)
+    for odd in ODD_IDS:
+        if ids:
+            yield dataclasses.replace(base, name=f"thread_id={odd[:24]}", path=fill(template_path, {"thread_id": odd}))
+        elif valid is not None:
+            yield dataclasses.replace(
+                base, name=f"thread_id={odd[:24]} in the body", body=json.dumps({**valid, "thread_id": odd}).encode()
+            )
+    if valid is not None:
+        for name, raw in BAD_BODIES:
+            yield dataclasses.replace(base, name=name, body=raw)
+        for key in valid:
+            wrong: list[Any] = [{"x": []}, [1], 7, "", None]
+            for w in wrong:
+                yield dataclasses.replace(base, name=f"{key} as {w!r}", body=json.dumps({**valid, key: w}).encode())
 
 
 def cases_for(route_key: str, method: str, template_path: str, ids: dict[str, str]) -> Iterator[Case]:
@@ -272,22 +383,7 @@ def cases_for(route_key: str, method: str, template_path: str, ids: dict[str, st
             for odd in ODD_IDS:
                 yield case(f"{param}={odd[:24]}", path=fill(template_path, {**ids, param: odd}))
     if valid is not None:  # a route that reads no body ignores one (a DELETE's, the llm cancel's)
-        for name, raw in [
-            ("malformed JSON", b"{"),
-            ("truncated JSON", b'{"input": "ab'),
-            ("nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000),
-            ("objects nested 5,000 deep", b'{"a":' * 5000 + b"1" + b"}" * 5000),
-            ("a 5,000-digit integer", b'{"n": ' + b"9" * 5000 + b"}"),
-            ("a huge float", b'{"n": 1e999999}'),
-            ("NaN", b'{"n": NaN}'),
-            ("not UTF-8", b'{"input": "\xff\xfe"}'),
-            ("a lone surrogate", b'{"input": "\\ud800"}'),
-            ("a JSON array", b"[]"),
-            ("a JSON string", b'"hello"'),
-            ("JSON null", b"null"),
-            ("a number", b"42"),
-            ("over the body limit", json.dumps({"input": "x" * (MAX_BODY + 1)}).encode()),
-        ]:
+        for name, raw in BAD_BODIES:
             yield case(name, body=raw)
         for key, value in valid.items():
             wrong: list[Any] = ["text", [1]] if isinstance(value, dict) else [{"x": []}, [1]]
@@ -295,12 +391,36 @@ def cases_for(route_key: str, method: str, template_path: str, ids: dict[str, st
                 yield case(f"{key} as {type(w).__name__}", body=json.dumps({**valid, key: w}).encode())
 
 
-def all_cases(world_ids: dict[str, dict[str, str]]) -> list[Case]:
+BAD_BODIES: list[tuple[str, bytes]] = [
+    ("malformed JSON", b"{"),
+    ("truncated JSON", b'{"input": "ab'),
+    ("nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000),
+    ("objects nested 5,000 deep", b'{"a":' * 5000 + b"1" + b"}" * 5000),
+    ("a 5,000-digit integer", b'{"n": ' + b"9" * 5000 + b"}"),
+    ("a huge float", b'{"n": 1e999999}'),
+    ("NaN", b'{"n": NaN}'),
+    ("not UTF-8", b'{"input": "\xff\xfe"}'),
+    ("a lone surrogate", b'{"input": "\\ud800"}'),
+    ("a JSON array", b"[]"),
+    ("a JSON string", b'"hello"'),
+    ("JSON null", b"null"),
+    ("a number", b"42"),
+    ("over the body limit", json.dumps({"input": "x" * (MAX_BODY + 1)}).encode()),
+]
+
+
+def all_cases(world_ids: dict[str, dict[str, str]], chat_thread: str) -> list[Case]:
     out: list[Case] = []
     for route in ROUTES:
         methods = ["GET", "POST", "DELETE"] if route.method == "ANY" else [route.method]
         for method in methods:
-            out.extend(cases_for(route.route_key, method, route.path, world_ids[route.route_key]))
+            ids = world_ids[route.route_key]
+            if route.path.startswith("/auth/"):
+                out.extend(sign_in_cases(route.route_key, method, route.path))
+            elif route.path.startswith(COOKIE_ROUTES):
+                out.extend(cookie_cases(route.route_key, method, route.path, ids, chat_thread))
+            else:
+                out.extend(cases_for(route.route_key, method, route.path, ids))
     return out
 
 
@@ -312,7 +432,7 @@ def snapshot(world: World) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"TableName": world.table, "ConsistentRead": True}
     while True:
         page = world.ddb.scan(**kwargs)
-        items.extend(json.dumps(item, sort_keys=True, default=str) for item in page["Items"])
+        items.extend(json.dumps(unmoving(item), sort_keys=True, default=str) for item in page["Items"] if moves(item))
         if "LastEvaluatedKey" not in page:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -328,6 +448,18 @@ def snapshot(world: World) -> dict[str, Any]:
             )
         )
     return {"items": sorted(items), "queues": queues}
+
+
+def moves(item: dict[str, Any]) -> bool:
+    """Request counts of the chat's rate limit change with every signed-in request, by design."""
+    return not str(item["pk"]["S"]).startswith("RATE#")
+
+
+def unmoving(item: dict[str, Any]) -> dict[str, Any]:
+    """A browser session without the idle expiry that use pushes forward (by design)."""
+    if str(item["pk"]["S"]).startswith("COOKIE#"):
+        return {k: v for k, v in item.items() if k not in ("last_seen", "idle_expires_at")}
+    return item
 
 
 def quiet(world: World) -> dict[str, Any]:
@@ -348,18 +480,21 @@ def quiet(world: World) -> dict[str, Any]:
 
 def send(client: httpx.Client, world: World, case: Case) -> httpx.Response:
     keys = {DEV: world.api.key, OTHER_TENANT: world.other_key}
-    headers: dict[str, str | bytes] = {"X-On-Behalf-Of": "alice", **case.headers}
-    if case.auth is not None:
-        headers["Authorization"] = f"Bearer {keys[case.auth]}" if case.auth in keys else case.auth
+    headers: dict[str, str | bytes] = {"X-On-Behalf-Of": "alice"}
     if case.body is not None:
         headers["Content-Type"] = "application/json"
+    if case.path.startswith(COOKIE_ROUTES) and case.auth in world.cookies:
+        headers["Cookie"] = f"session_id={world.cookies[case.auth]}"
+    elif case.auth is not None:
+        headers["Authorization"] = f"Bearer {keys[case.auth]}" if case.auth in keys else case.auth
+    headers.update(case.headers)
     query = "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in case.query.items())
     raw = [(k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in headers.items()]
     return client.request(case.method, case.path + ("?" + query if query else ""), headers=raw, content=case.body)
 
 
 def test_every_route_answers_hostile_input_with_a_4xx_in_its_dialects_shape_and_changes_nothing(world: World) -> None:
-    cases = all_cases(world.ids)
+    cases = all_cases(world.ids, world.chat_thread)
     assert len({c.route for c in cases}) == len(ROUTES)
     before = quiet(world)
     problems: list[str] = []

@@ -24,6 +24,10 @@ class NewTurn:
     # Key attributes of a dialect's own index the head carries from its creation (the tasks
     # list: gsi3pk/gsi3sk). Never values a step's commit changes, so commits write no index copy.
     index_keys: dict[str, str] = field(default_factory=dict)
+    # In the sweeper's in-flight index while queued or running (a lost message is re-sent to a
+    # worker). False for a turn only a person may start: a chat action awaiting confirmation
+    # must never be run by a worker, however long it waits (its items are kept for its grace).
+    swept: bool = True
 
 
 @dataclass(frozen=True)

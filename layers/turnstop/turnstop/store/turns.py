@@ -28,6 +28,7 @@ from turnstop.core.turn import (
     outcome_from_success,
 )
 from turnstop.store import chunks, codec, ledger, sessions
+from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import MAX_TURN_LIFE_S
 from turnstop.store.finish import Closing, FinishMode, MyLease, finish_condition
@@ -93,11 +94,7 @@ class Turns(TurnReads):
                 self._bind_key(tx, idempotency, new.id, now)
             if new.scope.session_id is not None:
                 sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after)
-            tx.put(HEAD, head, condition="attribute_not_exists(pk)")
-            ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
-            tx.put("created", chunks.chunk_item(new.id, [first], run_as or "start", ttl))
-            if run_as is None and new.input:
-                tx.put("input", codec.input_item(new.id, new.input, ttl))
+            self._put_new(tx, new, head, first, now, writer=run_as or "start", keep_input=run_as is None)
             own = set(tx.names)
             if extra is not None:
                 extra(tx)
@@ -114,8 +111,30 @@ class Turns(TurnReads):
             after = None if holder is None else str(holder)
         raise errors.Conflict("A turn is already running in this session")
 
+    def stage(self, tx: Transaction, new: NewTurn, created: Callable[[Turn], PendingEvent], *, prefix: str) -> Turn:
+        """Add a second, queued turn (head, first event, request) to another turn's start
+        transaction, its items named ``<prefix>head`` and so on: two turns that start together
+        or not at all (a chat reply and the action it plans). Returns the staged turn."""
+        now = self.db.now()
+        head = self._new_head(new, now, None, 0)
+        turn = codec.turn_from_item(head, new.input)
+        assert turn is not None
+        self._put_new(tx, new, head, Event(1, *_typed(created(turn))), now, writer="start", keep_input=True,
+                      prefix=prefix)  # fmt: skip
+        return turn
+
+    def _put_new(self, tx: Transaction, new: NewTurn, head: dict[str, Any], first: Event, now: int, *, writer: str,
+                 keep_input: bool, prefix: str = "") -> None:  # fmt: skip
+        tx.put(prefix + HEAD, head, condition="attribute_not_exists(pk)")
+        ttl = self.db.ttl(now, _life_s(new))
+        tx.put(prefix + "created", chunks.chunk_item(new.id, [first], writer, ttl))
+        if keep_input and new.input:
+            tx.put(prefix + "input", codec.input_item(new.id, new.input, ttl))
+
     def _new_head(self, new: NewTurn, now: int, run_as: str | None, lease_ms: int) -> dict[str, Any]:
         running = {"started_at": now, "lease_owner": run_as, "lease_expires_at": now + lease_ms} if run_as else {}
+        # in the sparse in-flight index until its finish removes it (see Sweep)
+        inflight = {"gsi2pk": inflight_pk(new.id), "gsi2sk": f"{now:015d}#{new.id}"} if new.swept else {}
         return {
             **running,
             "pk": turn_pk(new.id),
@@ -131,10 +150,8 @@ class Turns(TurnReads):
             "seq": 1,
             "grace_ms": new.grace_ms,
             "usage": Usage(new.input_tokens, 0).to_item(),
-            "ttl": self.db.ttl(now, MAX_TURN_LIFE_S),
-            # in the sparse in-flight index until its finish removes it (see Sweep)
-            "gsi2pk": inflight_pk(new.id),
-            "gsi2sk": f"{now:015d}#{new.id}",
+            "ttl": self.db.ttl(now, _life_s(new)),
+            **inflight,
             **new.index_keys,
         }
 
@@ -181,35 +198,23 @@ class Turns(TurnReads):
         scope: Scope | None = None,
         end_user: str | None = None,
         with_old: bool = False,
+        only_queued: bool = False,
     ) -> tuple[CancelOutcome, Turn | None]:
         """One conditional UpdateItem, never a read first. Returns the outcome and the head
         after the write (success) or the head the write failed against. ``not_found`` comes
         with no head unless ``with_old`` and the head is the caller's own live turn in another
-        scope (a dialect that explains why, e.g. a scope that is not cancellable)."""
+        scope (a dialect that explains why, e.g. a scope that is not cancellable).
+        ``only_queued``: cancel it only if no work has started (a chat action awaiting
+        confirmation, whose confirmation is its claim); a running one is ``already_started``."""
         now = self.db.now()
-        cond = ["tenant = :tenant", "status IN (:queued, :running)", "attribute_not_exists(cancel_requested_at)"]
-        vals: dict[str, Any] = {"tenant": tenant, "queued": Status.QUEUED.value, "running": Status.RUNNING.value}
-        sets = {
-            "cancel_requested_at": now,
-            "cancel_source": req.source,
-            "cancel_reason": req.reason,
-            "cancel_actor": req.actor,
-        }
-        if scope is not None:
-            cond.append("scope = :scope")
-            vals["scope"] = str(scope)
-        if end_user is not None:
-            cond.append("end_user = :end_user")
-            vals["end_user"] = end_user
-        present = {k: v for k, v in sets.items() if v is not None}
+        write = cancel_write(turn_id, tenant=tenant, req=req, scope=scope, end_user=end_user,
+                             only_queued=only_queued, now=now)  # fmt: skip
         new, old = self.db.conditional(
             "update_item",
             Key=codec.key(turn_pk(turn_id), TURN_SK),
-            # cancel_seq: what was committed when the cancel was accepted (a dialect whose
-            # cancel answer shows the output ends the turn with exactly that output)
-            UpdateExpression="SET cancel_seq = seq, " + ", ".join(f"{k} = :{k}" for k in present),
-            ConditionExpression=" AND ".join(cond),
-            ExpressionAttributeValues=codec.values(**vals, **present),
+            UpdateExpression=write.update,
+            ConditionExpression=write.condition,
+            ExpressionAttributeValues=codec.values(**write.values),
             ReturnValues="ALL_NEW",
         )
         if new is not None:
@@ -217,7 +222,7 @@ class Turns(TurnReads):
             assert turn is not None
             return outcome_from_success(turn.stored_status), turn
         old_turn = codec.turn_from_item(old)
-        outcome = outcome_from_conflict(old_turn, now, tenant, scope, end_user)
+        outcome = outcome_from_conflict(old_turn, now, tenant, scope, end_user, only_queued)
         if outcome is CancelOutcome.NOT_FOUND:
             # Only a scope mismatch on the caller's own live turn is explained; anything
             # else (another tenant's or end user's, expired, unknown) stays bare not_found.
@@ -367,6 +372,12 @@ class Turns(TurnReads):
             vals["error"] = codec.compact_json(error)
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk"
         tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
+
+
+def _life_s(new: NewTurn) -> int:
+    """How long a new turn's items are kept before it ends (cleanup only). A turn only a person
+    may start (not swept) may wait its whole grace for them, on top of a turn's usual life."""
+    return MAX_TURN_LIFE_S if new.swept else MAX_TURN_LIFE_S + new.grace_ms // 1000
 
 
 def _typed(event: PendingEvent) -> tuple[str, dict[str, Any]]:
