@@ -4,8 +4,8 @@ Random interleavings of what happens to turns in production: start (stateless or
 session, with or without an Idempotency-Key), claim, publish and finish by a worker written
 out by hand, cancels over HTTP and from the queue (by the owner, the tenant, another tenant,
 another end user), time passing (leases and grace windows expire), a redelivered message
-(which runs a queued turn whole, or settles a lost worker's), session deletes and idempotent
-replays. After every step, for every turn:
+(which runs a queued turn whole, or settles a lost worker's), the sweeper re-sending the
+messages of turns nobody moves, session deletes and idempotent replays. After every step, for every turn:
 
 - once ended, it has exactly one terminal event, the last, and its status never changes;
   a turn still running has none;
@@ -54,6 +54,7 @@ from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.finish import Closing, MyLease
+from turnstop.store.turns import INFLIGHT_SHARDS
 
 SOAK = os.environ.get("TURNSTOP_SOAK") == "1"
 TENANTS = ("t1", "t2")
@@ -260,6 +261,9 @@ def machine(client: Any, template: Any, examples: int, steps: int) -> None:
         def redeliver(self, turn: str) -> None:
             """The turn's queue message again: runs a queued turn whole, settles a cancelled or
             lost one, or comes back later while a live lease holds it."""
+            self._run_message(turn)
+
+        def _run_message(self, turn: str) -> None:
             self.touched.add(turn)
             runner = TurnRunner(self.store, lambda t: HookModel(2), renderers=RENDERERS, lease_ms=LEASE_MS,
                                 owner=f"worker-{new_id('r')}", cadence=FAST)  # fmt: skip
@@ -268,7 +272,16 @@ def machine(client: Any, template: Any, examples: int, steps: int) -> None:
             except LeaseHeld:
                 pass
 
-        @rule(seconds=st.sampled_from((1, LEASE_MS // 1000 + 1, 121)))
+        @rule()
+        def sweep(self) -> None:
+            """The sweeper: in-flight turns nobody moves (queued too long, or a dead worker's
+            lease expired) get their message again, at most once per window."""
+            for shard in range(INFLIGHT_SHARDS):
+                for turn in self.store.sweep.stale_turns(shard, queued_for_ms=300_000):
+                    if self.store.sweep.mark_swept(turn, again_after_ms=1_200_000):
+                        self._run_message(turn)
+
+        @rule(seconds=st.sampled_from((1, LEASE_MS // 1000 + 1, 121, 301)))
         def time_passes(self, seconds: int) -> None:
             self.clock.advance(seconds=seconds)
 
