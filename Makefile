@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PORT   ?= 3000
 
-.PHONY: run test install test-unit test-integration test-e2e lint bench bench-bulk load invoke clean
+.PHONY: run test install test-unit test-integration test-e2e lint bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -56,6 +56,10 @@ bench-bulk: install
 # Not part of `make test`: N simultaneous streams against a local instance it starts (docs/local-runtime.md).
 load: install
 	$(PY) -m bench.load
+
+# Not part of `make test`: the stateful property test with many random examples, on moto and DynamoDB Local.
+soak: install
+	TURNSTOP_SOAK=1 $(PYTEST) --timeout=0 tests/unit/test_stateful.py tests/integration/test_stateful.py
 
 # Docker-free `sam local invoke`: make invoke FN=SessionCancelFunction EVENT=events/session_cancel.json
 invoke: install

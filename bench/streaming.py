@@ -58,12 +58,24 @@ def cost_of(meter: CapacityMeter) -> Cost:
     return Cost(writes, reads)
 
 
+def by_call(meter: CapacityMeter) -> dict[str, dict[str, float]]:
+    """Calls and units per operation (with index units apart): where a turn's cost goes."""
+    out: dict[str, dict[str, float]] = {}
+    for op, units in meter.calls:
+        row = out.setdefault(op, {"calls": 0, "table_units": 0.0, "index_units": 0.0})
+        row["calls"] += 1
+        row["table_units"] += units.get("table", 0.0)
+        row["index_units"] += sum(v for k, v in units.items() if k != "table")
+    return out
+
+
 def one_stream(store: Store, meter: CapacityMeter, design: str, rate: float, prompt: str) -> dict[str, Any]:
     """A 1,000-token turn with its live reader: cost, wall time, each token's lag."""
     model = TimedModel(TOKENS, rate)
     meter.reset()
     run = DESIGNS[design](store, prompt).run(model)
     cost = cost_of(meter)
+    calls = by_call(meter)
     lags = [(r - p) * 1000 for r, p in zip(run.received, model.produced, strict=False)]
     return {
         "cost": cost.json(),
@@ -73,6 +85,7 @@ def one_stream(store: Store, meter: CapacityMeter, design: str, rate: float, pro
         "token_lag_ms": {"p50": pct(lags, 0.5), "p99": pct(lags, 0.99), "max": pct(lags, 1.0)},
         "tokens": len(run.received),
         "terminal": run.terminal,
+        "by_call": calls,
     }
 
 

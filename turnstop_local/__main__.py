@@ -80,6 +80,10 @@ def _print_banner(runtime: Any, key_note: str) -> None:
         f"  routes: {len(routes)} ({streaming} streaming), SQS mappings: {len(runtime.template.sqs_event_sources)}",
         f"  {key_note}",
     ]
+    if runtime.oidc is not None:
+        lines.append(
+            f"  chat sign-in: {runtime.url}/auth/login?login_hint=<user> (dev OpenID provider {runtime.oidc.issuer})"
+        )
     for logical_id, error in runtime.load_errors.items():
         lines.append(f"  WARNING {logical_id} failed to load ({type(error).__name__}: {error}); its routes answer 500")
     print("\n".join(lines), flush=True)

@@ -16,7 +16,9 @@ from types import TracebackType
 from typing import Any
 
 from turnstop_local.http_server import INTEGRATION_TIMEOUT_SECONDS, LocalApi, LocalHttpServer
+from turnstop_local.knobs import number_setting
 from turnstop_local.lambda_host import FunctionHost
+from turnstop_local.oidc import PORT_SETTING, DevOidcProvider, local_chat_environment
 from turnstop_local.schedules import Schedules
 from turnstop_local.sqs import EventSourceMappings
 from turnstop_local.store import LocalStore, endpoint_answers
@@ -105,6 +107,7 @@ class LocalRuntime:
         self.streams: StreamMappings | None = None
         self.schedules: Schedules | None = None
         self.server: LocalHttpServer | None = None
+        self.oidc: DevOidcProvider | None = None  # the chat sign-in's development OpenID provider
         self.load_errors: dict[str, BaseException] = {}
 
     @property
@@ -118,7 +121,11 @@ class LocalRuntime:
             self.store.start()
             self.resources = self.store.create_resources(self.template, self.table_name, self.prefix)
             use_events_file(state_path(self.repo_root).parent)  # turn events: .turnstop/events.jsonl
-            self.host = FunctionHost(self.template, self.resources)
+            oidc_port = int(number_setting(PORT_SETTING, 0, minimum=0, maximum=65535))
+            self.oidc = DevOidcProvider(port=oidc_port).start()
+            # the chat functions sign in against it, unless this process names its own settings
+            environ = {**local_chat_environment(self.oidc), **os.environ}
+            self.host = FunctionHost(self.template, self.resources, environ)
             self.host.apply_common_environment()
             self.load_errors = self.host.load_all()
             self.mappings = EventSourceMappings(self.template, self.host, self.store.sqs_endpoint).start()
@@ -154,6 +161,9 @@ class LocalRuntime:
         if self.host is not None:
             self.host.shutdown()
             self.host = None
+        if self.oidc is not None:
+            self.oidc.stop()
+            self.oidc = None
         self.store.stop()
         if self.write_state:
             self._remove_state()
@@ -177,6 +187,7 @@ class LocalRuntime:
             "dynamodb_endpoint": self.store.dynamodb_endpoint,
             "sqs_endpoint": self.store.sqs_endpoint,
             "table_name": self.table_name,
+            "oidc_issuer": self.oidc.issuer if self.oidc else None,
             "queue_urls": {k: q.url for k, q in self.resources.queues.items()},
             "resources": self.resources.to_json(),
         }

@@ -19,7 +19,10 @@ from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.settings import Settings
+from turnstop.store import sessions
+from turnstop.store.start_keys import idempotency_pk
 from turnstop.store.tombstones import ByTurn, Tombstone
+from turnstop.store.transaction import Transaction
 from turnstop.turn_events import terminal_event
 
 OTHER = "t2"
@@ -298,6 +301,28 @@ def test_a_session_turn_born_cancelled_takes_no_slot(env: Env) -> None:
     running = new_turn(env, session_id=session.id)  # the session is free for the next message
     assert runner(env, HookModel(1)).handle(born.id) == "cancelled"
     assert not running.cancel_requested
+
+
+def test_a_cancel_by_key_in_a_session_writes_its_tombstone_only_if_the_session_is_the_callers(env: Env) -> None:
+    session = env.store.sessions.create("sess_tomb1", TENANT, True, 3_600_000)
+
+    def by_key_in(tenant: str, end_user: str | None, key: str) -> Any:
+        def own(tx: Transaction, now: int) -> None:
+            sessions.check_live(tx, session.id, tenant, end_user, now)
+
+        return env.store.tombstones.cancel(
+            tenant, key, scope=scopes.session(session.id), end_user=end_user, req=CancelRequest(), check=own
+        )
+
+    assert by_key_in(OTHER, None, "k-theirs") is None  # another tenant names the session: nothing written
+    assert env.store.db.get(idempotency_pk(OTHER, "k-theirs"), "IDEM") is None
+    assert by_key_in(TENANT, "mallory", "k-mallory") is None  # nor does another end user of a session
+    assert env.store.db.get(idempotency_pk(TENANT, "k-mallory"), "IDEM") is None
+    assert isinstance(by_key_in(TENANT, None, "k-mine"), Tombstone)
+    turn = new_turn(env, session_id=session.id, idem=claim_of("k-mine"))
+    assert turn.born_cancelled
+    found = by_key_in(TENANT, None, "k-mine")  # after the start: the key names the turn
+    assert isinstance(found, ByTurn) and found.turn_id == turn.id
 
 
 # ---------------------------------------------------------------------------- deadlines

@@ -570,3 +570,14 @@ def test_given_max_output_tokens_when_reached_then_incomplete_with_that_reason_a
     events = llm.retrieve(obj["id"], {"stream": "true"}).events
     assert events[-1]["type"] == "response.incomplete"
     assert sorted(e["kind"] for e in llm.store.ledger.entries(TENANT, obj["id"])) == ["debit", "usage"]
+
+
+def test_given_an_answer_longer_than_one_item_can_hold_when_it_finishes_then_it_is_read_whole(llm: Llm) -> None:
+    rid = llm.start_bg("Write a 40000-word essay")  # the response object repeats the text five times
+    assert llm.run(rid) == "completed"
+    final = llm.retrieve(rid).json
+    assert final["status"] == "completed" and len(final["output_text"].split()) == 40000
+    assert final["output"][0]["content"][0]["text"] == final["output_text"]
+    evs = llm.retrieve(rid, {"stream": "true", "starting_after": str(40000)}).events  # the closing events alone
+    assert [e["type"] for e in evs][-1] == "response.completed"
+    assert evs[-1]["response"]["output_text"] == final["output_text"]

@@ -482,6 +482,39 @@ def test_another_accounts_thread_is_404_for_reads_and_new_messages(omni: Omni) -
     assert omni.snapshot() == before and omni.queued == []
 
 
+def test_another_end_users_threads_and_responses_are_404_and_unlisted_while_the_tenant_sees_all(
+    omni: Omni,
+) -> None:
+    alice, bob = {"x-on-behalf-of": "alice"}, {"x-on-behalf-of": "bob"}
+    mine = omni.create_thread("alice's thread", headers=alice).data
+    omni.env.clock.advance(ms=5)
+    theirs = omni.create_thread("bob's thread", headers=bob).data
+    omni.env.clock.advance(ms=5)
+    omni.create_thread("bob's second", headers=bob)
+    tid, rid = mine["thread_id"], mine["response_id"]
+    before = omni.snapshot()
+    for out in (
+        omni.send(tid, headers=bob),
+        omni.call("GET", f"/v1/omni-ai/threads/{tid}", {"account_id": 1}, headers=bob),
+        omni.call("GET", f"/v1/omni-ai/threads/{tid}/messages", {"account_id": 1}, headers=bob),
+        omni.call("GET", f"/v1/omni-ai/threads/{tid}/response", {"account_id": 1}, headers=bob),
+    ):
+        assert out.status == 404 and out.body["error"]["message"] == "Thread not found"
+    for out in (omni.response(rid, headers=bob), omni.cancel(rid, headers=bob)):
+        assert out.status == 404 and out.body["error"]["message"] == "Response not found"
+    assert omni.snapshot() == before
+    # Bob's listing holds only his threads, one per page, with a token while more may follow.
+    page1 = omni.call("GET", "/v1/omni-ai/threads", {"account_id": 1, "page_size": 1}, headers=bob)
+    token = page1.body["metadata"]["next_page_token"]
+    page2 = omni.call("GET", "/v1/omni-ai/threads", {"account_id": 1, "page_size": 1, "page_token": token}, headers=bob)
+    listed = [t["id"] for t in page1.data + page2.data]
+    assert theirs["thread_id"] in listed and tid not in listed and len(listed) == 2
+    everyone = omni.call("GET", "/v1/omni-ai/threads", {"account_id": 1, "page_size": 10})
+    assert len(everyone.data) == 3  # the tenant's own call, without an end user, sees them all
+    assert omni.response(rid).status == 200 and omni.response(rid, headers=alice).status == 200
+    assert omni.cancel(rid, headers=alice).data == {"canceled": True}
+
+
 def test_responses_and_threads_past_their_retention_answer_404(omni: Omni) -> None:
     r = omni.create_thread().data
     omni.run()
@@ -668,3 +701,10 @@ def test_a_lost_workers_cancelled_turn_keeps_the_text_committed_before_it_died(o
     assert omni.run(owner="worker-b") == ["cancelled"]  # the redelivered message
     msg = assistant(omni.history(r["thread_id"]))[0]
     assert msg["outcome"] == "canceled" and msg["content"]["parts"] == [{"type": "text", "text": "alpha beta "}]
+
+
+def test_an_answer_longer_than_one_item_can_hold_joins_the_history_whole(omni: Omni) -> None:
+    r = omni.create_thread("Write a 90000-word essay").data  # about 540 KB of text
+    assert omni.run() == ["completed"]
+    msg = assistant(omni.history(r["thread_id"]))[0]
+    assert msg["outcome"] == "completed" and len(msg["content"]["parts"][0]["text"].split()) == 90000

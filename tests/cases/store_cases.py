@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -649,3 +650,17 @@ def test_the_after_finish_hook_hears_of_each_finish_once_and_cannot_undo_it(env:
     assert hooked.handle(turn.id) == "already_final"
     assert heard == [(turn.id, Status.COMPLETED)]
     assert env.store.turns.get(turn.id).status is Status.COMPLETED  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------- output near the store's limits
+
+
+def test_a_model_chunk_bigger_than_an_item_can_hold_is_stored_in_pieces_and_the_turn_completes(env: Env) -> None:
+    turn = start(env)
+    rng = random.Random(7)  # one chunk over DynamoDB's 400 KB item limit, and not very compressible
+    huge = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(600_000)) + " "
+    assert runner(env, OneChunk(huge)).handle(turn.id) == "completed"
+    evs = events(env, turn.id)
+    deltas = [e.data["delta"] for e in evs if e.type == "response.delta"]
+    assert len(deltas) > 1 and "".join(deltas) == huge  # cut into pieces, nothing lost
+    assert evs[-1].type == "response.completed"

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,13 @@ def _store_kinds() -> list[str]:
 @pytest.fixture(scope="session", params=_store_kinds())
 def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     store_kind: str = request.param
-    state_dir = tmp_path_factory.mktemp(f"turnstop-state-{store_kind}")
+    with serve(tmp_path_factory.mktemp(f"turnstop-state-{store_kind}"), store_kind) as api:
+        yield api
+
+
+@contextmanager
+def serve(state_dir: Path, store_kind: str, grace_seconds: float = GRACE_SECONDS) -> Iterator[LocalApi]:
+    """A local runtime in its own process and state directory, until the block ends."""
     log_path = state_dir / "server.log"
     env = {
         **os.environ,
@@ -69,7 +76,7 @@ def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         "TURNSTOP_DEV_API_KEY": DEV_KEY,
         "TURNSTOP_DEV_ACCOUNT_IDS": "1,2",
         "TURNSTOP_SCRIPTED_STEP_MS": str(STEP_MS),
-        "TURNSTOP_GRACE_SECONDS": str(GRACE_SECONDS),
+        "TURNSTOP_GRACE_SECONDS": str(grace_seconds),
         "TURNSTOP_STATE_DIR": str(state_dir),
         "TURNSTOP_DEV_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
         "TURNSTOP_CALLBACK_BACKOFF_BASE_SECONDS": "1",  # task callback retries after 1 s, 2 s, ...
@@ -102,7 +109,7 @@ def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             proc.kill()
             raise RuntimeError("local runtime did not start:\n" + log_path.read_text()[-4000:])
         try:
-            yield LocalApi(url, DEV_KEY, state_dir, GRACE_SECONDS)
+            yield LocalApi(url, DEV_KEY, state_dir, grace_seconds)
         finally:
             proc.terminate()
             try:

@@ -56,12 +56,14 @@ def admin_event(scope: dict[str, Any] | None = None, *, admin: bool = True, tena
 _LLM_API: dict[str, Any] = {}
 
 
-def queued_turns(aws: Aws, n: int, tenant: str = "dev") -> list[str]:
+def queued_turns(aws: Aws, n: int, tenant: str = "dev", end_user: str | None = None) -> list[str]:
     """Background llm responses, queued (the worker is not run): in flight until stopped."""
     fn = _LLM_API.get(aws.table) or _LLM_API.setdefault(aws.table, aws.function("llm_api"))
     out = []
     for _ in range(n):
         ev = with_principal(load_event("llm_api"), tenant)
+        if end_user is not None:
+            ev["headers"]["x-on-behalf-of"] = end_user
         ev["body"] = json.dumps({"model": "turnstop:scripted", "input": "Write a 900-word essay", "background": True})
         out.append(json.loads("".join(fn.stream_handler(ev).body))["id"])
     return out
@@ -111,6 +113,32 @@ def test_the_admin_endpoint_refuses_non_admin_keys_other_tenants_and_empty_scope
     for rid in turns:  # nothing was cancelled
         head = aws.store.turns.head(rid)
         assert head is not None and not head.cancel_requested
+
+
+def test_an_admin_key_acting_for_an_end_user_stops_and_reads_only_that_end_users(aws: Aws, cancel_queue: str) -> None:
+    ann, bob = queued_turns(aws, 2, end_user="ann"), queued_turns(aws, 2, end_user="bob")
+    fn = aws.function("admin_cancels")
+    as_ann = admin_event({"tenant": "dev"})
+    as_ann["headers"]["x-on-behalf-of"] = "ann"
+    out = fn.lambda_handler(as_ann, Context())
+    assert out["statusCode"] == 200 and body(out)["scope"] == {"tenant": "dev", "end_user": "ann"}
+    assert (body(out)["matched"], body(out)["cancelled"]) == (2, 2)
+    for rid in bob:
+        head = aws.store.turns.head(rid)
+        assert head is not None and not head.cancel_requested
+    naming_bob = admin_event({"end_user": "bob"})
+    naming_bob["headers"]["x-on-behalf-of"] = "ann"
+    refused = fn.lambda_handler(naming_bob, Context())
+    assert refused["statusCode"] == 403 and "that end user's" in body(refused)["error"]["message"]
+    location = out["headers"]["Location"]
+    read = admin_event()
+    read.update(routeKey="GET /v1/admin/cancels/{bulk_id}", rawPath=location, body=None)
+    read["requestContext"]["http"].update(method="GET", path=location)
+    read["headers"]["x-on-behalf-of"] = "bob"
+    assert fn.lambda_handler(read, Context())["statusCode"] == 404  # ann's report is not bob's to read
+    read["headers"]["x-on-behalf-of"] = "ann"
+    assert fn.lambda_handler(read, Context())["statusCode"] == 200
+    assert all(aws.store.turns.head(rid).cancel_requested for rid in ann)  # type: ignore[union-attr]
 
 
 def test_an_admin_request_out_of_time_hands_the_rest_to_the_queue(

@@ -48,6 +48,7 @@ def test_every_cancel_endpoint_is_its_own_function_with_reserved_concurrency(tem
         "LlmCancelFunction",
         "TasksCancelFunction",
         "AdminCancelFunction",
+        "ChatCancelFunction",
     }
     for fid in cancels:
         served = [r for r in template.routes if r.function_id == fid]

@@ -3,7 +3,9 @@ caller's own tenant) and ``GET /v1/admin/cancels/{id}`` (its report). Its own fu
 reserved concurrency, like every cancel endpoint, and as lean (no pydantic, no runtime).
 
 Only keys created as admin keys (``keys create --admin``) may call it, and only for their own
-tenant: another tenant's scope is refused (403) before anything is read. The request works
+tenant: another tenant's scope is refused (403) before anything is read. Acting on behalf of an
+end user (``X-On-Behalf-Of``), as every other route, narrows it to that end user: the scope is
+that end user's (naming another is 403) and only reports of such scopes can be read. The request works
 through pages itself for up to ``TURNSTOP_BULK_CANCEL_SYNC_SECONDS`` and answers ``200`` with
 the whole report; a scope larger than that is handed on to the cancel queue page by page and
 the answer is ``202`` with the report so far (``Location`` names where to follow it).
@@ -60,6 +62,12 @@ def admin_cancels_app(
         principal = _admin(app, store)
         body = json_object(app.event, settings.max_body_bytes)
         request = parse_request(body, caller_tenant=principal.tenant)
+        if principal.end_user is not None:
+            if request.scope.end_user not in (None, principal.end_user):
+                raise errors.Forbidden("A key acting on behalf of an end user may stop only that end user's turns")
+            request = dataclasses.replace(
+                request, scope=dataclasses.replace(request.scope, end_user=principal.end_user)
+            )
         if request.actor is None:
             request = dataclasses.replace(request, actor=principal.key_id or None)
         report, page = bulk.open(new_id("bulk_"), request, "admin")
@@ -80,7 +88,12 @@ def admin_cancels_app(
     def read(bulk_id: str) -> Response:
         principal = _admin(app, store)
         report = store.bulk.get(bulk_id) if plausible(bulk_id) else None
-        if report is None or report.tenant != principal.tenant:
+        theirs = (
+            principal.end_user is not None
+            and report is not None
+            and report.request.scope.end_user != principal.end_user
+        )
+        if report is None or report.tenant != principal.tenant or theirs:
             raise errors.NotFound("No such bulk cancel")
         return json_response(200, report_json(report))
 

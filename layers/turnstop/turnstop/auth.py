@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 import time
@@ -9,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from turnstop.core import errors
 from turnstop.core.ids import new_id
 from turnstop.core.records import Credential
 from turnstop.store import Store
@@ -16,6 +18,7 @@ from turnstop.store.credentials import hash_secret
 
 KEY_PREFIX = "ts_"
 MAX_KEY_CHARS = 512
+MAX_END_USER_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Principal:
         }
 
     @classmethod
-    def from_context(cls, ctx: dict[str, Any], end_user: str | None) -> Principal | None:
+    def from_context(cls, ctx: dict[str, Any], end_user: str | None = None) -> Principal | None:
         if not ctx.get("tenant"):
             return None
         accounts = tuple(int(a) for a in str(ctx.get("account_ids") or "").split(",") if a.strip())
@@ -140,22 +143,34 @@ def resolve_key(store: Store, secret: str, cache: KeyCache = KEY_CACHE) -> Crede
 
 
 def authenticate(store: Store, headers: dict[str, str]) -> Principal | None:
+    """The key's principal (its tenant and accounts), or None for a missing or unknown key."""
     token = bearer_token(headers)
     if token is None:
         return None
     cred = resolve_key(store, token)
     if cred is None:
         return None
-    end_user = headers.get("x-on-behalf-of") or None
-    return Principal(cred.tenant, cred.account_ids, cred.key_id, end_user, cred.admin)
+    return Principal(cred.tenant, cred.account_ids, cred.key_id, admin=cred.admin)
+
+
+def end_user_of(headers: dict[str, str]) -> str | None:
+    """The end user named by ``X-On-Behalf-Of``: at most 256 printable ASCII characters
+    (it is stored with every turn it creates and compared on every read), else a 400."""
+    value = headers.get("x-on-behalf-of") or None
+    if value is not None and (len(value) > MAX_END_USER_CHARS or not value.isascii() or not value.isprintable()):
+        raise errors.InvalidRequest(f"X-On-Behalf-Of must be at most {MAX_END_USER_CHARS} printable ASCII characters")
+    return value
 
 
 def principal_from_event(event: dict[str, Any], store: Store) -> Principal | None:
     """The caller of a payload-2.0 event: from the authorizer's context when API Gateway ran
-    it, else (Function URL streaming, direct invoke) by checking the key here."""
+    it, else (Function URL streaming, direct invoke) by checking the key here; with the end
+    user it acts for, if any."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     auth = (event.get("requestContext") or {}).get("authorizer") or {}
     ctx = auth.get("lambda")
     if isinstance(ctx, dict) and ("tenant" in ctx or "anonymous" in ctx):
-        return Principal.from_context(ctx, headers.get("x-on-behalf-of") or None)
-    return authenticate(store, headers)
+        principal = Principal.from_context(ctx)
+    else:
+        principal = authenticate(store, headers)
+    return None if principal is None else dataclasses.replace(principal, end_user=end_user_of(headers))

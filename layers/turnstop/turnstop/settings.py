@@ -71,10 +71,23 @@ class Settings:
     # that gets one JSON event per line instead
     event_bus_name: str = "default"
     events_file: str | None = None
+    # chat dialect (docs/chat.md): sign-in through an OpenID provider, cookie sessions,
+    # allowed browser origins, the cancel's rate limit
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_scopes: str = "openid email profile"
+    chat_tenant: str = "chat"
+    allowed_origins: str = ""  # comma-separated; "http://localhost:*" allows any port of that host
+    chat_rate_per_minute: int = _bounded(60, ge=1)
+    chat_session_idle_seconds: float = _bounded(8 * 3600.0, gt=0)
+    chat_session_max_seconds: float = _bounded(7 * 86_400.0, gt=0)
+    chat_thread_retention_days: float = _bounded(30.0, gt=0)
 
     def __post_init__(self) -> None:
         if len(self.table) < 3:
             raise SettingsError(f"{self.env_name('table')} must name a table")
+        if not self.chat_tenant:
+            raise SettingsError(f"{self.env_name('chat_tenant')} must name a tenant")
         for f in dataclasses.fields(self):
             value, bounds = getattr(self, f.name), f.metadata
             if isinstance(value, bool) or value is None or not bounds:

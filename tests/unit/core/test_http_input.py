@@ -9,6 +9,7 @@ import uuid
 import pytest
 from pydantic import BaseModel
 
+from turnstop.auth import end_user_of
 from turnstop.core import errors
 from turnstop.http.api import request_id
 from turnstop.http.body import BodyMessages, idempotency_claim, json_object, parse_body
@@ -35,12 +36,31 @@ def event(body: str | None, **headers: str) -> dict[str, object]:
         "{not json",
         "[1, 2]",
         '{"message": 5}',
+        '{"message": "x", "n": NaN}',  # not JSON, though Python's parser takes it
+        '{"message": "x", "n": -Infinity}',
+        '{"message": "x", "n": 1e999}',  # a number no store or client holds
+        '{"message": "\\ud800"}',  # a lone surrogate: no UTF-8 for it, nothing can store it
     ],
-    ids=["deep", "huge-int", "syntax", "not-object", "wrong-type"],
+    ids=["deep", "huge-int", "syntax", "not-object", "wrong-type", "nan", "infinity", "inf-float", "surrogate"],
 )
 def test_every_unparseable_body_is_an_invalid_request(body: str) -> None:
     with pytest.raises(errors.InvalidRequest):
         parse_body(event(body), Body, 1 << 20)
+
+
+def test_escaped_pairs_and_plain_numbers_still_parse() -> None:
+    assert parse_body(event('{"message": "\\ud83d\\ude00 1.5e3"}'), Body, 1 << 20).message == "\U0001f600 1.5e3"
+
+
+@pytest.mark.parametrize("value", ["u" * 257, "bob\x7f", "b\u00f6b", "tab\there"])
+def test_an_end_user_that_is_not_short_printable_ascii_is_an_invalid_request(value: str) -> None:
+    with pytest.raises(errors.InvalidRequest):
+        end_user_of({"x-on-behalf-of": value})
+
+
+def test_an_end_user_is_taken_as_sent_and_none_when_absent() -> None:
+    assert end_user_of({"x-on-behalf-of": "alice@example.com"}) == "alice@example.com"
+    assert end_user_of({}) is None and end_user_of({"x-on-behalf-of": ""}) is None
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe{}", b"not base64 at all!"], ids=["not-utf8", "bad-base64"])

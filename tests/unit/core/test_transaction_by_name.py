@@ -88,3 +88,20 @@ def test_throttling_becomes_retryable_in_one_place() -> None:
 
     with pytest.raises(errors.Retryable):
         Dynamo("t", FakeClock(), Throttled()).get("TURN#x", "TURN")
+
+
+def test_an_item_over_dynamodbs_size_limit_is_a_clear_payload_too_large() -> None:
+    class Refuses:
+        def put_item(self, **_: Any) -> Any:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationException",
+                        "Message": "Item size has exceeded the maximum allowed size",
+                    }
+                },
+                "PutItem",
+            )
+
+    with pytest.raises(errors.PayloadTooLarge):
+        Dynamo("t", FakeClock(), Refuses()).call("put_item", TableName="t", Item={})

@@ -59,7 +59,11 @@ class RateLimited(TurnstopError):
 
 
 class Retryable(TurnstopError):
-    """Throttled or briefly unavailable backend; safe to retry."""
+    """Throttled or briefly unavailable backend; safe to retry (answers carry Retry-After)."""
+
+    def __init__(self, message: str = "The service is briefly unavailable; retry shortly", **details: object) -> None:
+        details.setdefault("retry_after", 1)
+        super().__init__(message, **details)
 
 
 class CommitRejected(Exception):

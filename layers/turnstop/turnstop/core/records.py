@@ -29,6 +29,10 @@ class NewTurn:
     # The thread a turn belongs to when its scope does not name it (an omni response), so a
     # bulk cancel of that thread finds it in the live index.
     thread_id: str | None = None
+    # In the sweeper's in-flight index while queued or running (a lost message is re-sent to a
+    # worker). False for a turn only a person may start: a chat action awaiting confirmation
+    # must never be run by a worker, however long it waits (its items are kept for its grace).
+    swept: bool = True
 
 
 @dataclass(frozen=True)

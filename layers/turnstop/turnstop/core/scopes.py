@@ -47,6 +47,10 @@ def omni(account_id: int) -> Scope:
     return Scope(ScopeKind.OMNI, str(account_id))
 
 
+def chat(thread_id: str) -> Scope:
+    return Scope(ScopeKind.CHAT, thread_id)
+
+
 STATELESS = Scope(ScopeKind.STATELESS)
 LLM_BACKGROUND = Scope(ScopeKind.LLM, "bg")
 LLM_FOREGROUND = Scope(ScopeKind.LLM, "fg")

@@ -40,6 +40,9 @@ class CancelOutcome(enum.StrEnum):
     ALREADY_CANCELLING = "already_cancelling"  # running and flagged by an earlier request
     ALREADY_TERMINAL = "already_terminal"  # finished before this request (any terminal state)
     NOT_FOUND = "not_found"  # unknown, another tenant's or scope's, or past its grace window
+    # A cancel of queued turns only (a chat action awaiting confirmation) found it running:
+    # its confirmation won and the cancel changed nothing.
+    ALREADY_STARTED = "already_started"
 
     @property
     def ends_cancelled(self) -> bool:
@@ -183,6 +186,7 @@ def outcome_from_conflict(
     tenant: str,
     scope: Scope | None = None,
     end_user: str | None = None,
+    only_queued: bool = False,
 ) -> CancelOutcome:
     """Why a cancel's conditional write failed, from the item it failed against (ALL_OLD).
 
@@ -194,6 +198,8 @@ def outcome_from_conflict(
         return CancelOutcome.ALREADY_TERMINAL
     if old.cancel_requested:
         return CancelOutcome.ALREADY_CANCELLING
+    if only_queued and old.stored_status is Status.RUNNING:
+        return CancelOutcome.ALREADY_STARTED
     # The condition is exactly "visible, in flight, unflagged": an old item that satisfies
     # it cannot have failed it.
     raise AssertionError(f"cancel of {old.id} failed against an item that meets its condition")

@@ -62,10 +62,16 @@ def sse_response(stream: StreamingResponse) -> Response:
     return Response(status_code=stream.status_code, content_type=None, body=stream.body, headers=stream.headers)
 
 
+RequestHeaders = Callable[[Mapping[str, Any]], dict[str, str]]
+
+
 class TurnstopResolver(APIGatewayHttpResolver):
-    def __init__(self, shape: ErrorShape) -> None:
+    def __init__(self, shape: ErrorShape, headers: RequestHeaders | None = None) -> None:
+        """``headers``: what every answer carries besides X-Request-Id, errors and throttles
+        included, computed from the request (a browser API's CORS headers)."""
         super().__init__()
         self.shape = shape
+        self.request_headers = headers
         self.exception_handler(Exception)(self._error)
         self.not_found(self._not_found)
 
@@ -97,7 +103,12 @@ class TurnstopResolver(APIGatewayHttpResolver):
         result = super().resolve(event, context)
         headers = result.setdefault("headers", {})
         headers.setdefault("X-Request-Id", request_id(event))
+        for name, value in self._request_headers(event).items():
+            headers.setdefault(name, value)
         return result
+
+    def _request_headers(self, event: Mapping[str, Any]) -> dict[str, str]:
+        return self.request_headers(event) if self.request_headers is not None else {}
 
     def stream(self, event: dict[str, Any], context: Any = None) -> StreamingResponse:
         """Serve a request on the streaming path: the same routes and errors, the body lazy."""
@@ -112,7 +123,7 @@ class TurnstopResolver(APIGatewayHttpResolver):
         response = self.error_response(errors.RateLimited("Too many concurrent requests; retry shortly"), event)
         return {
             "statusCode": response.status_code,
-            "headers": {**response.headers, "X-Request-Id": request_id(event)},
+            "headers": {**self._request_headers(event), **response.headers, "X-Request-Id": request_id(event)},
             "body": response.body,
         }
 
@@ -124,12 +135,14 @@ def require_principal(event: Mapping[str, Any], store: Store) -> Principal:
     return principal
 
 
-def cancel_app(shape: ErrorShape, route: str, handler: Callable[..., Response]) -> TurnstopResolver:
+def cancel_app(
+    shape: ErrorShape, route: str, handler: Callable[..., Response], *, headers: RequestHeaders | None = None
+) -> TurnstopResolver:
     """The resolver of a cancel function: one route, the dialect's error shape. ``route`` is
-    ``"<METHOD> <path>"`` with ``<name>`` path parameters; ``handler(app, **params)`` answers.
-    Every cancel endpoint is built this way."""
+    ``"<METHOD> <path>"`` with ``<name>`` path parameters; ``handler(app, **params)`` answers;
+    ``headers`` as in ``TurnstopResolver``. Every cancel endpoint is built this way."""
     method, path = route.split(" ", 1)
-    app = TurnstopResolver(shape)
+    app = TurnstopResolver(shape, headers)
     app.route(path, method)(lambda **params: handler(app, **params))
     return app
 

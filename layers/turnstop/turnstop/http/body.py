@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,10 +55,33 @@ def raw_body(event: Mapping[str, Any]) -> bytes:
     return body.encode() if isinstance(body, str) else bytes(body)
 
 
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def _may_hold_surrogates(data: bytes | str) -> bool:
+    if isinstance(data, bytes):
+        return b"\\ud" in data.lower()
+    return "\\ud" in data.lower()
+
+
 def loads(data: bytes | str) -> Any:
-    """``json.loads`` whose every failure is a ValueError with a readable message."""
+    """Strict ``json.loads`` (no NaN or Infinity, finite numbers, valid Unicode) whose every
+    failure is a ValueError with a readable message."""
     try:
-        return json.loads(data)
+        obj = json.loads(data, parse_constant=_constant, parse_float=_finite)
+        if _may_hold_surrogates(data):
+            json.dumps(obj, ensure_ascii=False).encode()  # a lone surrogate cannot be stored
+        return obj
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone surrogate (not valid Unicode)") from None
     except json.JSONDecodeError as e:
         raise ValueError(str(e)) from None
     except UnicodeDecodeError:

@@ -150,6 +150,10 @@ class ActiveTurn:
             self.turn = self.turn.replace(seq=last, usage=snap.usage)
             self.durable_text, self.durable_thinking = snap.text, snap.thinking
 
+    def durable_upto(self, seq: int) -> None:
+        """Events up to ``seq`` turned out durable: a write whose answer was lost had landed."""
+        self.published(self.pending(seq))
+
     @property
     def pending_bytes(self) -> int:
         return self._bytes

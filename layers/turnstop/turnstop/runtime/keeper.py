@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from turnstop.core.errors import CommitRejected, Retryable
+from turnstop.core.events import Event
 from turnstop.core.turn import CancelRequest, Status, Turn, TurnEnd
 from turnstop.runtime.active import ActiveTurn, ModelEnd, Snapshot
 from turnstop.runtime.renderer import Renderer
@@ -86,6 +87,7 @@ class Keeper:
         self.remaining_ms = remaining_ms
         now = time.monotonic()
         self._last_publish = self._last_check = self._last_write = now
+        self._closing: _Finishing | None = None
 
     # -- the loop
 
@@ -97,9 +99,10 @@ class Keeper:
             self.active.wake.wait(self.cadence.check_ms / 1000)
             self.active.wake.clear()
             try:
-                ending = self._tick()
-            except CommitRejected as refused:
-                ending = self._refused(refused.old)
+                try:
+                    ending = self._tick()
+                except CommitRejected as refused:
+                    ending = self._refused(refused.old)  # may write (a cancelled finish), may fail
             except Exception as error:
                 level = logging.WARNING if isinstance(error, Retryable) else logging.ERROR
                 log.log(level, "keeping turn %s failed; retrying", self.active.turn.id, exc_info=error)
@@ -112,6 +115,8 @@ class Keeper:
 
     def _tick(self) -> Ending | None:
         now = time.monotonic()
+        if self._closing is not None:  # a finish whose answer was lost: the very same finish again
+            return self._write_finish(self._closing)
         if self.active.model_end is not None:
             return self._end(self.active.model_end)
         if self.active.turn.past_deadline(self.store.now()):
@@ -142,19 +147,19 @@ class Keeper:
 
     # -- endings
 
-    def _end(self, end: ModelEnd) -> Ending:
+    def _end(self, end: ModelEnd) -> Ending | None:
         """The model is done (or out of time): write what is left and the terminal state."""
         self.active.stop()
         return self._finish(self.active.turn, end.status, self.active.pending(), end.error)
 
-    def _deadline(self) -> Ending:
+    def _deadline(self) -> Ending | None:
         """The caller's deadline has passed: cancel the turn (one conditional write, as any
         cancel) and end it cancelled; a cancel that came first stands."""
         turn = self.active.turn
         _, head = self.turns.request_cancel(turn.id, tenant=turn.tenant, req=DEADLINE_CANCEL)
         return self._refused(head)
 
-    def _cancelled(self, flag: Turn) -> Ending:
+    def _cancelled(self, flag: Turn) -> Ending | None:
         """The flag is set: end the turn cancelled, at once, whatever the model is doing."""
         observed = self.store.now()
         self.active.stop()
@@ -168,15 +173,25 @@ class Keeper:
         snap = self.active.pending(turn.seq if at_acceptance else None)
         return self._finish(turn, Status.CANCELLED, snap, None, flag=flag, observed_at=observed)
 
-    def _refused(self, old: Turn | None) -> Ending:
-        """A write under my lease was refused: a cancel (end it cancelled) or a lost turn."""
-        if old is not None and old.cancel_requested and not old.terminal and old.lease_owner == self.owner:
-            return self._cancelled(old)
+    def _refused(self, old: Turn | None) -> Ending | None:
+        """A write under my lease was refused; the head says why. My own earlier write landed
+        after all (its answer was lost, e.g. a timeout): catch up and go on. A cancel: end the
+        turn cancelled. Anything else: the turn is no longer mine."""
+        mine = old is not None and not old.terminal and old.lease_owner == self.owner
+        if mine and old is not None:
+            caught_up = old.seq > self.active.turn.seq
+            if caught_up:
+                self.active.durable_upto(old.seq)
+                self._last_write = time.monotonic()
+            if old.cancel_requested:
+                return self._cancelled(old)
+            if caught_up:
+                return None
         self.active.stop()
         return Ending(None)
 
     def _finish(self, turn: Turn, status: Status, snap: Snapshot, error: dict[str, str] | None,
-                flag: Turn | None = None, observed_at: int | None = None) -> Ending:  # fmt: skip
+                flag: Turn | None = None, observed_at: int | None = None) -> Ending | None:  # fmt: skip
         at = self.store.now()
         end = TurnEnd(status, snap.usage, snap.text, snap.thinking, error, finished_at=at)
         base = snap.events[-1].seq if snap.events else turn.seq
@@ -185,13 +200,37 @@ class Keeper:
             [*snap.events, *closing], self.renderer.ledger(turn, end), self.renderer.closing_items(turn, end),
             closing=len(closing), output=snap.text,
         )  # fmt: skip
+        return self._write_finish(_Finishing(turn, status, record, end, closing, at, flag, observed_at))
+
+    def _write_finish(self, f: _Finishing) -> Ending | None:
+        """Write a finish. Until it lands or is refused, a failed attempt is repeated as it was
+        (same events, same time), so a finish that landed though its answer was lost is
+        recognised by the store as this one."""
+        self._closing = f
         try:
-            finished = self.turns.finish(turn, status, record, usage=snap.usage, mode=MyLease(self.owner), error=error,
-                                         at=at, writer=self.owner, observed_at=observed_at)  # fmt: skip
+            finished = self.turns.finish(f.turn, f.status, f.record, usage=f.end.usage, mode=MyLease(self.owner),
+                                         error=f.end.error, at=f.at, writer=self.owner,
+                                         observed_at=f.observed_at)  # fmt: skip
         except CommitRejected as refused:
-            if status is not Status.CANCELLED:
+            self._closing = None
+            if f.status is not Status.CANCELLED:
                 return self._refused(refused.old)
             return Ending(None)
+        self._closing = None
         if self.active.live is not None:
-            self.active.live.put(closing)  # it has every emitted event already
-        return Ending(status, finished, end, flag)
+            self.active.live.put(f.closing)  # it has every emitted event already
+        return Ending(f.status, finished, f.end, f.flag)
+
+
+@dataclass(frozen=True)
+class _Finishing:
+    """A finish being written: what to write, and what to report once it landed."""
+
+    turn: Turn
+    status: Status
+    record: Closing
+    end: TurnEnd
+    closing: list[Event]
+    at: int
+    flag: Turn | None
+    observed_at: int | None = None  # a cancelled finish: when the flag was seen

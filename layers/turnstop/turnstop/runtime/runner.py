@@ -49,6 +49,14 @@ class LeaseHeld(Exception):
 
 
 MODEL_LET_GO_S = 1.0
+MAX_DELTA_CHARS = 32_768
+
+
+def pieces(text: str, size: int = MAX_DELTA_CHARS) -> list[str]:
+    """``text`` in consecutive pieces of at most ``size`` characters (one piece when short)."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [text]
+
+
 WORKER_LOST_ERROR = {"code": "worker_lost", "message": "The worker running this turn stopped responding"}
 
 
@@ -200,7 +208,8 @@ class TurnRunner:
                 if room <= 0:  # more output than the caller allowed
                     return ModelEnd(Status.INCOMPLETE)
                 text = first_tokens(text, room)
-            active.emit(renderer.on_delta(turn, text, chunk.kind), text, chunk.kind, flush_bytes=flush_bytes)
+            for piece in pieces(text):  # a huge model chunk becomes several events, none near a store limit
+                active.emit(renderer.on_delta(turn, piece, chunk.kind), piece, chunk.kind, flush_bytes=flush_bytes)
             if text != chunk.text:
                 return ModelEnd(Status.INCOMPLETE)
         return ModelEnd(Status.COMPLETED)

@@ -18,6 +18,9 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.tombstones   cancels by Idempotency-Key, before the start   (store/tombstones.py)
     store.live         a tenant's in-flight turns, for bulk cancels   (store/live.py)
     store.bulk         bulk cancels' reports and pages                (store/bulk.py)
+    store.chat         chat threads, messages, actions; their cancels (store/chat.py)
+    store.signins      browser sessions and sign-ins in progress      (store/signins.py)
+    store.rates        per-subject request counts per window          (store/rates.py)
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ from turnstop.store.db import Dynamo
 if TYPE_CHECKING:
     from turnstop.store.bulk import BulkReports
     from turnstop.store.callbacks import Callbacks
+    from turnstop.store.chat import Chat
     from turnstop.store.credentials import Credentials
     from turnstop.store.idempotency import Answers
     from turnstop.store.ledger import Ledger
     from turnstop.store.live import LiveIndex
     from turnstop.store.queue import TurnQueue
+    from turnstop.store.rates import Rates
     from turnstop.store.sessions import Sessions
+    from turnstop.store.signins import Signins
     from turnstop.store.sweep import Sweep
     from turnstop.store.tasks import Tasks
     from turnstop.store.threads import Threads
@@ -140,6 +146,24 @@ class Store:
         from turnstop.store.bulk import BulkReports
 
         return BulkReports(self.db)
+
+    @cached_property
+    def chat(self) -> Chat:
+        from turnstop.store.chat import Chat
+
+        return Chat(self.db, self.turns)
+
+    @cached_property
+    def signins(self) -> Signins:
+        from turnstop.store.signins import Signins
+
+        return Signins(self.db)
+
+    @cached_property
+    def rates(self) -> Rates:
+        from turnstop.store.rates import Rates
+
+        return Rates(self.db)
 
     @property
     def table(self) -> str:

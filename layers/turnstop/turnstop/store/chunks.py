@@ -8,7 +8,9 @@ harmless. Readers query ``EV#<after+1> .. EV#<seq>``; where chunks overlap, the 
 higher key wins for each seq. That is always the finishing chunk: it is written at the
 head's final seq without a condition (its head update is the guard), while every other
 writer puts its chunks only if absent, so a lost worker's late write can neither replace the
-finishing chunk nor, sorting before it, override its events.
+finishing chunk nor, sorting before it, override its events. (A finish writes several chunks
+only under its own lease, when no other writer can exist; a lost worker's turn is ended with
+one closing event, one chunk.)
 
 A finished turn's closing events may repeat the whole output (the llm's response object
 does, five times over); when it is long, the stored copy holds a reference instead
@@ -27,6 +29,8 @@ from turnstop.core.events import Event
 from turnstop.store.codec import ev_sk, turn_pk
 
 OUTPUT_REF = {"$turnstop": "output_text"}
+# A chunk holds at most this much uncompressed (DynamoDB's item limit is 400 KB, compressed).
+MAX_CHUNK_BYTES = 256 * 1024
 # Outputs at least this long are stored by reference in closing events.
 OUTPUT_REF_MIN_CHARS = 1024
 
@@ -52,6 +56,21 @@ def events_of(raw: dict[str, Any]) -> list[Event]:
     blob = raw["ev"]
     payload = json.loads(zlib.decompress(bytes(blob.value if hasattr(blob, "value") else blob)))
     return [Event(first + i, t, d) for i, (t, d) in enumerate(payload)]
+
+
+def split(events: list[Event], limit: int = MAX_CHUNK_BYTES) -> list[list[Event]]:
+    """Consecutive events in parts of at most ``limit`` bytes each (an event larger than that
+    is a part of its own: the runtime cuts model output into pieces well below it)."""
+    parts: list[list[Event]] = [[]]
+    size = 0
+    for e in events:
+        weight = chunk_bytes([e])
+        if parts[-1] and size + weight > limit:
+            parts.append([])
+            size = 0
+        parts[-1].append(e)
+        size += weight
+    return [p for p in parts if p]
 
 
 def chunk_bytes(events: Iterable[Event]) -> int:

@@ -4,12 +4,15 @@ domain errors in one place."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.clock import Clock
 from turnstop.store import codec
+
+log = logging.getLogger(__name__)
 
 # How long DynamoDB keeps an item after its logical expiry before TTL may remove it.
 TTL_SLACK_S = 86_400
@@ -44,6 +47,16 @@ def client(service: str) -> Any:
             cfg = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10)
             _clients[service] = boto3.client(service, config=cfg)
         return _clients[service]
+
+
+def too_large(error: Exception) -> bool:
+    """DynamoDB refused an item (or a transaction) over its size limits (400 KB an item)."""
+    response = getattr(error, "response", None) or {}
+    message = str(response.get("Error", {}).get("Message", "")).lower()
+    reasons = response.get("CancellationReasons") or []
+    return (error_code(error) == "ValidationException" and ("size" in message and "exceed" in message)) or any(
+        r.get("Code") == "ValidationError" and "size" in str(r.get("Message", "")).lower() for r in reasons
+    )
 
 
 def error_code(error: Exception) -> str:
@@ -83,10 +96,14 @@ class Dynamo:
         except ClientError as e:
             code = error_code(e)
             if code in RETRYABLE_CODES:
-                raise errors.Retryable(f"DynamoDB {op} throttled: {code}") from e
+                log.warning("DynamoDB %s throttled: %s", op, code)
+                raise errors.Retryable() from e
+            if too_large(e):
+                raise errors.PayloadTooLarge("The request is too large to be stored") from e
             raise
         except BotoCoreError as e:
-            raise errors.Retryable(f"DynamoDB {op} unavailable: {type(e).__name__}") from e
+            log.warning("DynamoDB %s unavailable: %s", op, type(e).__name__)
+            raise errors.Retryable() from e
 
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
         out = self.call("get_item", TableName=self.table, Key=codec.key(pk, sk), ConsistentRead=consistent)
@@ -108,7 +125,7 @@ class Dynamo:
                 if not request:
                     break
             else:
-                raise errors.Retryable("DynamoDB kept some keys of a BatchGetItem unprocessed")
+                raise errors.Retryable()
         return out
 
     def query_all(self, **kw: Any) -> list[dict[str, Any]]:

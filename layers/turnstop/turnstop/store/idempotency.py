@@ -26,7 +26,7 @@ from turnstop.core import errors
 from turnstop.core.records import IdempotencyClaim
 from turnstop.store import codec
 from turnstop.store.db import Dynamo
-from turnstop.store.turns import IDEMPOTENCY_WINDOW_MS, idempotency_pk
+from turnstop.store.start_keys import IDEMPOTENCY_WINDOW_MS, idempotency_pk
 
 IDEM_SK = "IDEM"
 PENDING, DONE = "pending", "done"

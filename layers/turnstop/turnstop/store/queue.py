@@ -13,8 +13,9 @@ from turnstop.core.turn import Status, Turn
 from turnstop.store import codec, sessions
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import Dynamo, client
+from turnstop.store.start_keys import IDEMPOTENCY, idempotency_pk
 from turnstop.store.transaction import Transaction
-from turnstop.store.turns import HEAD, IDEMPOTENCY, idempotency_pk
+from turnstop.store.turns import HEAD
 
 log = logging.getLogger(__name__)
 

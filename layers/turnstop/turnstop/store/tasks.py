@@ -76,7 +76,7 @@ class Tasks:
         try:
             return self.turns.start(new, created, idempotency=idempotency, extra=extra)
         except errors.ExtraItemsRejected:
-            raise errors.Retryable("task id collision") from None
+            raise errors.Retryable() from None
 
     def page(
         self,

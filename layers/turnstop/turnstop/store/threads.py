@@ -58,9 +58,13 @@ class Thread:
     next_seq: int
     expires_at: int
     last_response: str | None = None
+    end_user: str | None = None  # the X-On-Behalf-Of user who created it, if any
 
-    def visible_to(self, tenant: str, account_id: int, now_ms: int) -> bool:
-        return self.tenant == tenant and self.account_id == account_id and self.expires_at > now_ms
+    def visible_to(self, tenant: str, account_id: int, now_ms: int, end_user: str | None = None) -> bool:
+        """Its tenant and account see it within retention; a call naming an end user sees only
+        that end user's threads (a call without one, the tenant's own, sees them all)."""
+        mine = end_user is None or self.end_user == end_user
+        return self.tenant == tenant and self.account_id == account_id and self.expires_at > now_ms and mine
 
     @property
     def last_seq(self) -> int:
@@ -81,9 +85,19 @@ class Message:
     error: dict[str, Any] | None = None
 
 
-def message_item(msg: Message, *, tenant: str, account_id: int, expires_at: int) -> dict[str, Any]:
-    """The plain item of a message (``codec.dump`` turns it into DynamoDB's form)."""
-    return {
+# Content longer than this (characters of compact JSON; at most 4 bytes each in UTF-8) spills
+# into continuation items, so a long answer never meets DynamoDB's 400 KB item limit.
+CONTENT_SLICE_CHARS = 75_000
+MESSAGE_PART_KIND = "omni_message_part"
+
+
+def message_items(msg: Message, *, tenant: str, account_id: int, expires_at: int) -> list[dict[str, Any]]:
+    """The plain items of a message (``codec.dump`` turns them into DynamoDB's form): the
+    message, and when its content is long, continuation items ``MSG#<seq>#<n>``."""
+    content = codec.compact_json({"parts": msg.parts})
+    slices = [content[i : i + CONTENT_SLICE_CHARS] for i in range(0, len(content), CONTENT_SLICE_CHARS)] or [""]
+    ttl = expires_at // 1000 + TTL_SLACK_S
+    head = {
         "pk": thread_pk(msg.thread_id),
         "sk": msg_sk(msg.seq),
         "kind": MESSAGE_KIND,
@@ -91,7 +105,8 @@ def message_item(msg: Message, *, tenant: str, account_id: int, expires_at: int)
         "thread_id": msg.thread_id,
         "seq": msg.seq,
         "role": msg.role,
-        "content": codec.compact_json({"parts": msg.parts}),
+        "content": slices[0],
+        "content_slices": len(slices) if len(slices) > 1 else None,
         "outcome": msg.outcome,
         "created_at": msg.created_at,
         "response_id": msg.response_id,
@@ -99,19 +114,48 @@ def message_item(msg: Message, *, tenant: str, account_id: int, expires_at: int)
         "error": None if msg.error is None else codec.compact_json(msg.error),
         "tenant": tenant,
         "account_id": account_id,
-        "ttl": expires_at // 1000 + TTL_SLACK_S,
+        "ttl": ttl,
     }
+    rest = [
+        {
+            "pk": thread_pk(msg.thread_id),
+            "sk": f"{msg_sk(msg.seq)}#{n}",
+            "kind": MESSAGE_PART_KIND,
+            "content": part,
+            "ttl": ttl,
+        }
+        for n, part in enumerate(slices[1:], start=1)
+    ]
+    return [head, *rest]
 
 
-def message_from_item(raw: dict[str, Any] | None) -> Message | None:
-    if not raw or raw.get("kind") != MESSAGE_KIND:
-        return None
+def messages_from_items(raws: list[dict[str, Any]]) -> list[Message]:
+    """Messages from their items in key order (a message's continuations follow it)."""
+    out: list[Message] = []
+    pending: dict[str, Any] | None = None
+    content: list[str] = []
+
+    def close() -> None:
+        if pending is not None:
+            out.append(_message(pending, "".join(content)))
+
+    for raw in raws:
+        if raw.get("kind") == MESSAGE_KIND:
+            close()
+            pending, content = raw, [str(raw["content"])]
+        elif raw.get("kind") == MESSAGE_PART_KIND and pending is not None:
+            content.append(str(raw["content"]))
+    close()
+    return out
+
+
+def _message(raw: dict[str, Any], content: str) -> Message:
     return Message(
         id=raw["id"],
         thread_id=raw["thread_id"],
         seq=int(raw["seq"]),
         role=raw["role"],
-        parts=json.loads(raw["content"])["parts"],
+        parts=json.loads(content)["parts"],
         outcome=raw["outcome"],
         created_at=int(raw["created_at"]),
         response_id=raw["response_id"],
@@ -133,6 +177,7 @@ def thread_from_item(raw: dict[str, Any] | None) -> Thread | None:
         next_seq=int(raw["next_seq"]),
         expires_at=int(raw["expires_at"]),
         last_response=raw.get("last_response"),
+        end_user=raw.get("end_user"),
     )
 
 
@@ -154,6 +199,7 @@ def thread_item(thread: Thread) -> dict[str, Any]:
         "updated_at": thread.updated_at,
         "next_seq": thread.next_seq,
         "last_response": thread.last_response,
+        "end_user": thread.end_user,
         "expires_at": thread.expires_at,
         "ttl": thread.expires_at // 1000 + TTL_SLACK_S,
         "gsi1pk": owner_key(thread.tenant, thread.account_id),
@@ -185,7 +231,7 @@ class Threads:
         try:
             return self.turns.start(new, created, idempotency=idempotency, extra=extra)
         except errors.ExtraItemsRejected:
-            raise errors.Retryable("thread id collision") from None
+            raise errors.Retryable() from None
 
     def add_message(
         self,
@@ -255,8 +301,9 @@ class Threads:
         )
 
     def _put_message(self, tx: Transaction, msg: Message, thread: Thread) -> None:
-        item = message_item(msg, tenant=thread.tenant, account_id=thread.account_id, expires_at=thread.expires_at)
-        tx.put(USER_MESSAGE, item, condition="attribute_not_exists(pk)")
+        items = message_items(msg, tenant=thread.tenant, account_id=thread.account_id, expires_at=thread.expires_at)
+        for n, item in enumerate(items):
+            tx.put(USER_MESSAGE if n == 0 else f"{USER_MESSAGE}:{n}", item, condition="attribute_not_exists(pk)")
 
     # ------------------------------------------------------------------ reads
 
@@ -264,10 +311,16 @@ class Threads:
         return thread_from_item(self.db.get(thread_pk(thread_id), META_SK))
 
     def list_threads(
-        self, tenant: str, account_id: int, limit: int, after: tuple[str, str] | None = None
+        self,
+        tenant: str,
+        account_id: int,
+        limit: int,
+        after: tuple[str, str] | None = None,
+        end_user: str | None = None,
     ) -> tuple[list[Thread], tuple[str, str] | None]:
-        """Threads of an owner, most recently active first. ``after`` / the returned cursor is
-        (gsi1sk, thread id) of the last thread of the previous page."""
+        """Threads of an owner (of one end user, when named), most recently active first.
+        ``after`` / the returned cursor is (gsi1sk, thread id) where the previous page stopped;
+        filtered by end user, a page may hold fewer than ``limit`` threads and still have a next."""
         kw: dict[str, Any] = {
             "TableName": self.db.table,
             "IndexName": "gsi1",
@@ -276,6 +329,9 @@ class Threads:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if end_user is not None:
+            kw["FilterExpression"] = "end_user = :eu"
+            kw["ExpressionAttributeValues"] = codec.values(pk=owner_key(tenant, account_id), eu=end_user)
         if after is not None:
             kw["ExclusiveStartKey"] = {
                 "gsi1pk": {"S": owner_key(tenant, account_id)},
@@ -287,21 +343,24 @@ class Threads:
         items = [codec.load(i) or {} for i in page.get("Items", [])]
         threads = [t for t in (thread_from_item(i) for i in items) if t is not None]
         cursor = None
-        if "LastEvaluatedKey" in page and items:
-            last = items[-1]
-            cursor = (str(last["gsi1sk"]), str(last["id"]))
+        if "LastEvaluatedKey" in page:
+            last = codec.load(page["LastEvaluatedKey"]) or {}
+            cursor = (str(last["gsi1sk"]), str(last["pk"]).removeprefix("THREAD#"))
         return threads, cursor
 
     def messages(self, thread_id: str, after: int, upto: int) -> list[Message]:
-        """Stored messages with after < seq <= upto, in order."""
+        """Stored messages with after < seq <= upto, in order (continuations joined)."""
         if upto <= after:
             return []
         items = self.db.query_all(
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues=codec.values(pk=thread_pk(thread_id), lo=msg_sk(after + 1), hi=msg_sk(upto)),
+            ExpressionAttributeValues=codec.values(
+                pk=thread_pk(thread_id), lo=msg_sk(after + 1), hi=msg_sk(upto) + "#~"
+            ),
             ConsistentRead=True,
         )
-        return [m for m in (message_from_item(codec.load(i)) for i in items) if m is not None]
+        return messages_from_items([codec.load(i) or {} for i in items])
 
     def get_message(self, thread_id: str, seq: int) -> Message | None:
-        return message_from_item(self.db.get(thread_pk(thread_id), msg_sk(seq)))
+        found = self.messages(thread_id, seq - 1, seq)
+        return found[0] if found else None

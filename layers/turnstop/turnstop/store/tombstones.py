@@ -14,11 +14,14 @@ head with the tombstone's cancel flag, replacing the tombstone with its binding 
 condition that it is still that tombstone). So whichever of the two writes lands first, the
 turn ends cancelled; nothing runs and nothing is billed. A tombstone applies to starts of the
 scope (and end user) it was written for; a start of another scope replaces it and runs.
+A cancel by key that names a session puts its tombstone only if the session is the caller's
+and live, in one transaction with a check of it: naming another's session writes nothing.
 Tombstones expire with the key's window (24 h) like bindings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +30,12 @@ from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.store import codec
 from turnstop.store.db import Dynamo
-from turnstop.store.turns import IDEMPOTENCY_WINDOW_MS, Turns, idempotency_pk
+from turnstop.store.start_keys import IDEMPOTENCY_WINDOW_MS, idempotency_pk
+from turnstop.store.transaction import Transaction
+from turnstop.store.turns import Turns
 
 KIND = "tombstone"
+TOMBSTONE = "tombstone"  # the tombstone's name in a transaction with a check of its parent
 
 
 @dataclass(frozen=True)
@@ -101,9 +107,12 @@ class Tombstones:
         self.turns = turns
 
     def cancel(
-        self, tenant: str, key: str, *, scope: Scope, end_user: str | None, req: CancelRequest, with_old: bool = False
-    ) -> KeyCancel:
-        """Cancel what ``key`` started, or will start: a tombstone, or the turn's cancel."""
+        self, tenant: str, key: str, *, scope: Scope, end_user: str | None, req: CancelRequest, with_old: bool = False,
+        check: Callable[[Transaction, int], None] | None = None,
+    ) -> KeyCancel:  # fmt: skip
+        """Cancel what ``key`` started, or will start: a tombstone, or the turn's cancel.
+        ``check`` adds a condition on another item (at a time) to the tombstone's write, in one
+        transaction: when it fails (the session is not the caller's), nothing is written."""
         now = self.db.now()
         expires = now + IDEMPOTENCY_WINDOW_MS
         tomb = Tombstone(now, expires, str(scope), end_user, req.reason, req.actor, req.source)
@@ -120,15 +129,24 @@ class Tombstones:
             "expires_at": expires,
             "ttl": self.db.ttl(expires),
         }
-        written, old = self.db.conditional(
-            "put_item",
-            Item=codec.dump(item),
-            ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
-            ExpressionAttributeValues=codec.values(now=now),
-        )
-        if written is not None:
-            return tomb
-        raw = codec.load(old) or {}
+        free = "attribute_not_exists(pk) OR expires_at <= :now"
+        if check is None:
+            written, old = self.db.conditional(
+                "put_item", Item=codec.dump(item), ConditionExpression=free,
+                ExpressionAttributeValues=codec.values(now=now),
+            )  # fmt: skip
+            if written is not None:
+                return tomb
+            raw = codec.load(old) or {}
+        else:
+            tx = Transaction(self.db).put(TOMBSTONE, item, condition=free, values={"now": now})
+            check(tx, now)
+            failure = tx.commit()
+            if failure is None:
+                return tomb
+            if set(failure.failed_names) - {TOMBSTONE}:
+                return None  # the checked item refused: nothing of the caller's there
+            raw = failure.old(TOMBSTONE) or {}
         earlier = tombstone_of(raw)
         if earlier is not None:  # cancelled by key before: the same answer, if it is this caller's
             same = earlier.scope == tomb.scope and (end_user is None or earlier.end_user == end_user)

@@ -123,7 +123,7 @@ class Transaction:
                 if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
                     return self._failure(reasons)
                 if attempt + 1 == ATTEMPTS:
-                    raise errors.Retryable("transaction kept conflicting with concurrent writes") from e
+                    raise errors.Retryable() from e
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
         return None
 

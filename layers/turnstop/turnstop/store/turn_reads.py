@@ -61,8 +61,9 @@ class TurnReads:
             return None
         return turn
 
-    def read_events(self, turn_id: str, after: int, upto: int) -> list[Event]:
-        """Committed events with after < seq <= upto, in order (``upto``: the head's seq)."""
+    def read_events(self, turn_id: str, after: int, upto: int, *, resolve: bool = True) -> list[Event]:
+        """Committed events with after < seq <= upto, in order (``upto``: the head's seq, or
+        less). Output references in closing events are filled in unless ``resolve`` is off."""
         if upto <= after:
             return []
         items = self.db.query_all(
@@ -71,20 +72,25 @@ class TurnReads:
             ConsistentRead=True,
         )
         by_seq: dict[int, Event] = {}
-        referring: set[int] = set()
+        referring: dict[int, int] = {}  # seq of an event holding a reference -> its chunk's last seq
         for item in items:  # ascending keys: a later (higher) chunk wins where chunks overlap
             raw = codec.load(item) or {}
             for event in chunks.events_of(raw):
                 by_seq[event.seq] = event
                 if chunks.holds_references(raw):
-                    referring.add(event.seq)
+                    referring[event.seq] = int(str(raw["sk"])[3:])
                 else:
-                    referring.discard(event.seq)
+                    referring.pop(event.seq, None)
         out = [by_seq[s] for s in sorted(by_seq) if after < s <= upto]
-        return [self._resolved(turn_id, e) if e.seq in referring else e for e in out]
+        if not resolve or not referring:
+            return out
+        return [self._resolved(turn_id, e, referring[e.seq]) if e.seq in referring else e for e in out]
 
-    def _resolved(self, turn_id: str, event: Event) -> Event:
-        return chunks.resolve(event, committed_text(self.read_events(turn_id, 0, event.seq - 1)))
+    def _resolved(self, turn_id: str, event: Event, chunk_last: int) -> Event:
+        """A closing event with the turn's output put back: every delta before it. They may be
+        in the same chunk as the event (keyed by its last seq), so read up to that key."""
+        before = [e for e in self.read_events(turn_id, 0, chunk_last, resolve=False) if e.seq < event.seq]
+        return chunks.resolve(event, committed_text(before))
 
     def committed_text(self, turn: Turn) -> str:
         """The visible output committed so far (nothing before a worker started it)."""

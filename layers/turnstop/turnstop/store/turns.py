@@ -28,29 +28,27 @@ from turnstop.core.turn import (
     outcome_from_success,
 )
 from turnstop.store import chunks, codec, ledger, sessions
+from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import MAX_TURN_LIFE_S
-from turnstop.store.finish import Closing, FinishMode, finish_condition
+from turnstop.store.finish import Closing, FinishMode, MyLease, finish_condition
 from turnstop.store.live import live_keys
+from turnstop.store.start_keys import (
+    IDEMPOTENCY_WINDOW_MS,
+    bind_key,
+    refused_key,
+    tombstone_met,
+)
 from turnstop.store.transaction import Failure, Transaction
 from turnstop.store.turn_reads import TurnReads
 
 if TYPE_CHECKING:
     from turnstop.store.tombstones import Tombstone
 
-
-def _tombstone_met(failure: Failure, over: Tombstone | None) -> Tombstone | None:
-    from turnstop.store.tombstones import met  # a start meets one rarely: imported then
-
-    return met(failure.old(IDEMPOTENCY) if failure.failed(IDEMPOTENCY) else None, over)
-
-
-IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
 INFLIGHT_PREFIX = "INFLIGHT#"
 INFLIGHT_SHARDS = 8
 HEAD = "head"  # the head's name in every turn transaction
 SLOT_ATTEMPTS = 3  # a start retries when the session's slot changed hands meanwhile
-IDEMPOTENCY = "idempotency"
 
 ExtraItems = Callable[[Transaction], None]  # adds a dialect's named items to a start transaction
 
@@ -58,10 +56,6 @@ ExtraItems = Callable[[Transaction], None]  # adds a dialect's named items to a 
 def inflight_pk(turn_id: str) -> str:
     """Spread in-flight turns over a few index partitions so none gets hot."""
     return f"{INFLIGHT_PREFIX}{int(hashlib.sha256(turn_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS}"
-
-
-def idempotency_pk(tenant: str, key: str) -> str:
-    return f"IDEM#{tenant}#{key}"
 
 
 class Turns(TurnReads):
@@ -103,20 +97,20 @@ class Turns(TurnReads):
             first = Event(1, *_typed(created(turn)))
             tx = Transaction(self.db)
             if idempotency is not None:
-                self._bind_key(tx, idempotency, new.id, now, over)
+                bind_key(tx, idempotency, new.id, now, self.db.ttl(now + IDEMPOTENCY_WINDOW_MS), over)
             if new.scope.session_id is not None:
                 if born:  # it holds no slot: the session only has to be there
                     sessions.check_live(tx, new.scope.session_id, new.tenant, new.end_user, now)
                 else:
                     sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after)
-            self._put_new(tx, new, head, first, now, owner)
+            self._put_new(tx, new, head, first, now, writer=owner or "start", keep_input=owner is None)
             own = set(tx.names)
             if extra is not None:
                 extra(tx)
             failure = tx.commit()
             if failure is None:
                 return turn
-            met = None if idempotency is None else _tombstone_met(failure, over)
+            met = None if idempotency is None else tombstone_met(failure, over)
             if met is not None:
                 over = met
                 continue
@@ -130,18 +124,32 @@ class Turns(TurnReads):
             after = None if holder is None else str(holder)
         raise errors.Conflict("A turn is already running in this session")
 
-    def _put_new(self, tx: Transaction, new: NewTurn, head: dict[str, Any], first: Event, now: int,
-                 run_as: str | None) -> None:  # fmt: skip
-        tx.put(HEAD, head, condition="attribute_not_exists(pk)")
-        ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
-        tx.put("created", chunks.chunk_item(new.id, [first], run_as or "start", ttl))
-        if run_as is None and new.input:  # a turn run by its request keeps its request in memory
-            tx.put("input", codec.input_item(new.id, new.input, ttl))
+    def stage(self, tx: Transaction, new: NewTurn, created: Callable[[Turn], PendingEvent], *, prefix: str) -> Turn:
+        """Add a second, queued turn (head, first event, request) to another turn's start
+        transaction, its items named ``<prefix>head`` and so on: two turns that start together
+        or not at all (a chat reply and the action it plans). Returns the staged turn."""
+        now = self.db.now()
+        head = self._new_head(new, now, None, 0)
+        turn = codec.turn_from_item(head, new.input)
+        assert turn is not None
+        self._put_new(tx, new, head, Event(1, *_typed(created(turn))), now, writer="start", keep_input=True,
+                      prefix=prefix)  # fmt: skip
+        return turn
+
+    def _put_new(self, tx: Transaction, new: NewTurn, head: dict[str, Any], first: Event, now: int, *, writer: str,
+                 keep_input: bool, prefix: str = "") -> None:  # fmt: skip
+        tx.put(prefix + HEAD, head, condition="attribute_not_exists(pk)")
+        ttl = self.db.ttl(now, _life_s(new))
+        tx.put(prefix + "created", chunks.chunk_item(new.id, [first], writer, ttl))
+        if keep_input and new.input:
+            tx.put(prefix + "input", codec.input_item(new.id, new.input, ttl))
 
     def _new_head(self, new: NewTurn, now: int, run_as: str | None, lease_ms: int,
                   born: Tombstone | None = None) -> dict[str, Any]:  # fmt: skip
         running = {"started_at": now, "lease_owner": run_as, "lease_expires_at": now + lease_ms} if run_as else {}
         deadline = {} if new.max_duration_ms is None else {"deadline_at": now + new.max_duration_ms}
+        # in the sparse in-flight index until its finish removes it (see Sweep)
+        inflight = {"gsi2pk": inflight_pk(new.id), "gsi2sk": f"{now:015d}#{new.id}"} if new.swept else {}
         return {
             **running,
             **deadline,
@@ -159,44 +167,19 @@ class Turns(TurnReads):
             "seq": 1,
             "grace_ms": new.grace_ms,
             "usage": Usage(new.input_tokens, 0).to_item(),
-            "ttl": self.db.ttl(now, MAX_TURN_LIFE_S),
-            # in the sparse in-flight index until its finish removes it (see Sweep)
-            "gsi2pk": inflight_pk(new.id),
-            "gsi2sk": f"{now:015d}#{new.id}",
+            "ttl": self.db.ttl(now, _life_s(new)),
+            **inflight,
             # and in the tenant's live index, for scoped bulk cancels (see store/live.py)
             **live_keys(new, now),
             **new.index_keys,
         }
 
-    def _bind_key(self, tx: Transaction, claim: IdempotencyClaim, turn_id: str, now: int,
-                  over: Tombstone | None = None) -> None:  # fmt: skip
-        expires = now + IDEMPOTENCY_WINDOW_MS
-        item = {
-            "pk": idempotency_pk(claim.tenant, claim.key),
-            "sk": "IDEM",
-            "turn_id": turn_id,
-            "fingerprint": claim.fingerprint,
-            "expires_at": expires,
-            "ttl": self.db.ttl(expires),
-        }
-        cond = "attribute_not_exists(pk) OR expires_at <= :now"
-        vals: dict[str, Any] = {"now": now}
-        if over is not None:  # replace exactly the tombstone this start met
-            cond += " OR (kind = :tomb AND cancel_requested_at = :tomb_at)"
-            vals.update(tomb="tombstone", tomb_at=over.requested_at)
-        tx.put(IDEMPOTENCY, item, condition=cond, values=vals)
-
     @staticmethod
     def _start_refused(
         failure: Failure, idempotency: IdempotencyClaim | None, new: NewTurn, now: int, own: set[str]
     ) -> Exception:
-        if idempotency is not None and failure.failed(IDEMPOTENCY):
-            old = failure.old(IDEMPOTENCY) or {}
-            if old.get("fingerprint") == idempotency.fingerprint:
-                return errors.IdempotentReplay(old["turn_id"])
-            return errors.IdempotencyMismatch(
-                "Idempotency-Key was already used with a different request body", turn_id=old.get("turn_id")
-            )
+        if idempotency is not None and (key_error := refused_key(failure, idempotency)) is not None:
+            return key_error
         if failure.failed(sessions.SLOT):
             return sessions.refused_slot(failure.old(sessions.SLOT), new.tenant, new.end_user, now)
         if failure.failed(sessions.PREVIOUS):
@@ -204,7 +187,7 @@ class Turns(TurnReads):
         theirs = {n: failure.old(n) for n in failure.failed_names if n not in own}
         if theirs:
             return errors.ExtraItemsRejected(theirs)
-        return errors.Retryable("turn id collision")
+        return errors.Retryable()
 
     # ------------------------------------------------------------------ cancel
 
@@ -217,36 +200,23 @@ class Turns(TurnReads):
         scope: Scope | None = None,
         end_user: str | None = None,
         with_old: bool = False,
+        only_queued: bool = False,
     ) -> tuple[CancelOutcome, Turn | None]:
         """One conditional UpdateItem, never a read first. Returns the outcome and the head
         after the write (success) or the head the write failed against. ``not_found`` comes
         with no head unless ``with_old`` and the head is the caller's own live turn in another
-        scope (a dialect that explains why, e.g. a scope that is not cancellable)."""
+        scope (a dialect that explains why, e.g. a scope that is not cancellable).
+        ``only_queued``: cancel it only if no work has started (a chat action awaiting
+        confirmation, whose confirmation is its claim); a running one is ``already_started``."""
         now = self.db.now()
-        cond = ["tenant = :tenant", "status IN (:queued, :running)", "attribute_not_exists(cancel_requested_at)"]
-        vals: dict[str, Any] = {"tenant": tenant, "queued": Status.QUEUED.value, "running": Status.RUNNING.value}
-        sets = {
-            "cancel_requested_at": now,
-            "cancel_source": req.source,
-            "cancel_reason": req.reason,
-            "cancel_actor": req.actor,
-            "cancel_batch": req.batch,
-        }
-        if scope is not None:
-            cond.append("scope = :scope")
-            vals["scope"] = str(scope)
-        if end_user is not None:
-            cond.append("end_user = :end_user")
-            vals["end_user"] = end_user
-        present = {k: v for k, v in sets.items() if v is not None}
+        write = cancel_write(turn_id, tenant=tenant, req=req, scope=scope, end_user=end_user,
+                             only_queued=only_queued, now=now)  # fmt: skip
         new, old = self.db.conditional(
             "update_item",
             Key=codec.key(turn_pk(turn_id), TURN_SK),
-            # cancel_seq: what was committed when the cancel was accepted (a dialect whose
-            # cancel answer shows the output ends the turn with exactly that output)
-            UpdateExpression="SET cancel_seq = seq, " + ", ".join(f"{k} = :{k}" for k in present),
-            ConditionExpression=" AND ".join(cond),
-            ExpressionAttributeValues=codec.values(**vals, **present),
+            UpdateExpression=write.update,
+            ConditionExpression=write.condition,
+            ExpressionAttributeValues=codec.values(**write.values),
             ReturnValues="ALL_NEW",
         )
         if new is not None:
@@ -254,7 +224,7 @@ class Turns(TurnReads):
             assert turn is not None
             return outcome_from_success(turn.stored_status), turn
         old_turn = codec.turn_from_item(old)
-        outcome = outcome_from_conflict(old_turn, now, tenant, scope, end_user)
+        outcome = outcome_from_conflict(old_turn, now, tenant, scope, end_user, only_queued)
         if outcome is CancelOutcome.NOT_FOUND:
             # Only a scope mismatch on the caller's own live turn is explained; anything
             # else (another tenant's or end user's, expired, unknown) stays bare not_found.
@@ -311,12 +281,14 @@ class Turns(TurnReads):
         now = self.db.now()
         last = events[-1].seq
         assert events[0].seq == base + 1
-        item = chunks.chunk_item(turn_id, events, owner, self.db.ttl(now, MAX_TURN_LIFE_S))
-        written, old = self.db.conditional(
-            "put_item", Item=codec.dump(item), ConditionExpression="attribute_not_exists(pk)"
-        )
-        if written is None and (codec.load(old) or {}).get("owner") != owner:
-            raise errors.CommitRejected(None)  # another writer finished this turn there
+        ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
+        for part in chunks.split(events):
+            item = chunks.chunk_item(turn_id, part, owner, ttl)
+            written, old = self.db.conditional(
+                "put_item", Item=codec.dump(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+            if written is None and (codec.load(old) or {}).get("owner") != owner:
+                raise errors.CommitRejected(None)  # another writer finished this turn there
         self._advance(turn_id, owner, base, {"seq": last, "usage": usage.to_item(), "lease_expires_at": now + lease_ms})
         return last
 
@@ -345,7 +317,13 @@ class Turns(TurnReads):
             closing.events[-closing.closing :], closing.output
         )
         refs = stored != closing.events
-        tx.put("events", chunks.chunk_item(turn.id, stored, writer, self.db.ttl(expires), refs))
+        parts = chunks.split(stored)
+        # Several chunks only under my own lease (no other writer can exist): the earlier ones
+        # are put unconditionally too, over any chunk a refused flush of mine left at their key.
+        assert len(parts) == 1 or isinstance(mode, MyLease)
+        for i, part in enumerate(parts):
+            name = "events" if i == len(parts) - 1 else f"events:{i}"
+            tx.put(name, chunks.chunk_item(turn.id, part, writer, self.db.ttl(expires), refs))
         observed = observed_at if status is Status.CANCELLED else None
         self._finish_head(
             tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error,
@@ -360,7 +338,14 @@ class Turns(TurnReads):
             # The session is gone or has moved on to another turn; the turn still has to end.
             failure = tx.without(sessions.SLOT).commit()
         if failure is not None:
-            raise errors.CommitRejected(codec.turn_from_item(failure.old(HEAD)))
+            old = codec.turn_from_item(failure.old(HEAD))
+            if (
+                old is not None
+                and old.terminal
+                and (old.stored_status, old.seq, old.finished_at) == (status, seq, done_at)
+            ):
+                return old  # this very finish landed before: its answer was lost (a timeout), not its write
+            raise errors.CommitRejected(old)
         return turn.replace(
             stored_status=status, finished_at=done_at, stored_expires_at=expires, seq=seq, usage=usage,
             lease_owner=None, lease_expires_at=None, error=error, cancel_observed_at=observed,
@@ -382,6 +367,12 @@ class Turns(TurnReads):
         # out of the in-flight and live indexes: a finished turn is nobody's to sweep or stop
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk, gsi4pk, gsi4sk"
         tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
+
+
+def _life_s(new: NewTurn) -> int:
+    """How long a new turn's items are kept before it ends (cleanup only). A turn only a person
+    may start (not swept) may wait its whole grace for them, on top of a turn's usual life."""
+    return MAX_TURN_LIFE_S if new.swept else MAX_TURN_LIFE_S + new.grace_ms // 1000
 
 
 def _typed(event: PendingEvent) -> tuple[str, dict[str, Any]]:

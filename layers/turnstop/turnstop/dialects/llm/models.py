@@ -88,7 +88,8 @@ class CreateResponse(BaseModel):
         return "\n".join(m.text for m in self.input)
 
     def to_turn_input(self) -> dict[str, Any]:
-        """Every request field the response object echoes, plus the prompt for the model."""
-        raw = self.model_dump(mode="json", exclude={"stream", "tools", "max_duration_seconds"})
+        """Every request field the response object echoes, plus the prompt for the model. The
+        input itself is stored once, as the prompt (the response object does not echo it)."""
+        raw = self.model_dump(mode="json", exclude={"stream", "tools", "input", "max_duration_seconds"})
         raw["prompt"] = self.prompt
         return raw

@@ -24,6 +24,7 @@ def cancel(store: Store, principal: Principal, response_id: str, account_id: int
         response_id,
         tenant=principal.tenant,
         scope=scopes.omni(account_id),
+        end_user=principal.end_user,
         req=CancelRequest(actor=principal.key_id or None, source="api"),
     )
     if outcome is CancelOutcome.NOT_FOUND:

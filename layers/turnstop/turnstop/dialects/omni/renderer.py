@@ -16,7 +16,7 @@ from typing import Any
 from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, TurnEnd
 from turnstop.runtime.renderer import Renderer
-from turnstop.store.threads import Message, message_item
+from turnstop.store.threads import Message, message_items
 
 OMNI_KIND = "omni"
 CREATED = "omni.response.created"
@@ -81,8 +81,8 @@ def assistant_message(turn: Turn, status: Status, text: str, error: dict[str, An
     )
 
 
-def assistant_item(turn: Turn, status: Status, text: str, error: dict[str, Any] | None) -> dict[str, Any]:
-    return message_item(
+def assistant_items(turn: Turn, status: Status, text: str, error: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return message_items(
         assistant_message(turn, status, text, error),
         tenant=turn.tenant,
         account_id=int(turn.account_id or 0),
@@ -109,7 +109,7 @@ class OmniRenderer(Renderer):
         return [PendingEvent(f"omni.response.{wire}", data)]
 
     def closing_items(self, turn: Turn, outcome: TurnEnd) -> list[dict[str, Any]]:
-        return [assistant_item(turn, outcome.status, outcome.text, outcome.error)]
+        return assistant_items(turn, outcome.status, outcome.text, outcome.error)
 
 
 RENDERERS: dict[str, Renderer] = {OMNI_KIND: OmniRenderer()}

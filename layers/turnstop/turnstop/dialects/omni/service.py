@@ -128,6 +128,7 @@ class Omni(DialectService):
             next_seq=3,
             expires_at=expires,
             last_response=new.id,
+            end_user=principal.end_user,
         )
         user = self._user_message(new, body.visible_text, body.context, now)
         write = lambda: self.store.threads.create_thread(thread, user, new, created_event, idempotency)  # noqa: E731
@@ -167,7 +168,11 @@ class Omni(DialectService):
         if not query.is_id(response_id):
             raise errors.NotFound(RESPONSE_NOT_FOUND)
         turn = self.store.turns.get_visible(
-            response_id, tenant=principal.tenant, kinds=(OMNI_KIND,), scope=scopes.omni(account_id)
+            response_id,
+            tenant=principal.tenant,
+            kinds=(OMNI_KIND,),
+            scope=scopes.omni(account_id),
+            end_user=principal.end_user,
         )
         if turn is None:
             raise errors.NotFound(RESPONSE_NOT_FOUND)
@@ -186,7 +191,7 @@ class Omni(DialectService):
         if not query.is_id(thread_id):
             raise errors.NotFound(THREAD_NOT_FOUND)
         thread = self.store.threads.get_thread(thread_id)
-        if thread is None or not thread.visible_to(principal.tenant, account_id, self.store.now()):
+        if thread is None or not thread.visible_to(principal.tenant, account_id, self.store.now(), principal.end_user):
             raise errors.NotFound(THREAD_NOT_FOUND)
         return thread
 
@@ -199,7 +204,8 @@ class Omni(DialectService):
         if not thread.last_response:
             return None
         turn = self.store.turns.get(thread.last_response)
-        if turn is None or turn.terminal or not turn.visible_to(principal.tenant, scopes.omni(account_id)):
+        visible = turn is not None and turn.visible_to(principal.tenant, scopes.omni(account_id), principal.end_user)
+        if turn is None or turn.terminal or not visible:
             return None
         return self._response_body(turn)
 
@@ -221,9 +227,13 @@ class Omni(DialectService):
             ):
                 raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
             after = (tok["k"], tok["id"])
-        threads, cursor = self.store.threads.list_threads(principal.tenant, account_id, page_size, after)
+        threads, cursor = self.store.threads.list_threads(
+            principal.tenant, account_id, page_size, after, principal.end_user
+        )
         now = self.store.now()
-        data = [wire.thread_body(t) for t in threads if t.visible_to(principal.tenant, account_id, now)]
+        data = [
+            wire.thread_body(t) for t in threads if t.visible_to(principal.tenant, account_id, now, principal.end_user)
+        ]
         meta: dict[str, Any] = {}
         if cursor is not None:
             meta["next_page_token"] = query.encode_token({"a": account_id, "k": cursor[0], "id": cursor[1]})

@@ -18,7 +18,9 @@ from turnstop.http.api import TurnstopResolver, add_cancel_route, cancel_app, js
 from turnstop.http.body import cancel_reason, json_object, start_key
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.store.sessions import check_live
 from turnstop.store.tombstones import Tombstone
+from turnstop.store.transaction import Transaction
 
 
 def cancel(
@@ -47,9 +49,15 @@ def cancel_by_key(
     if none has started yet, a tombstone makes the one that will start born cancelled
     (``202 {"response_id": null, "status": "cancelling"}``)."""
     _, scope = kind_and_scope(session_id)
+
+    def own_session(tx: Transaction, now: int) -> None:  # only in the caller's live session
+        assert session_id is not None
+        check_live(tx, session_id, principal.tenant, principal.end_user, now)
+
     found = store.tombstones.cancel(
         principal.tenant, key, scope=scope, end_user=principal.end_user,
         req=CancelRequest(reason=reason, actor=principal.key_id, source="api"),
+        check=None if session_id is None else own_session,
     )  # fmt: skip
     if isinstance(found, Tombstone):
         return 202, {"response_id": None, "status": "cancelling"}

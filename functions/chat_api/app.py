@@ -1,0 +1,30 @@
+"""Chat dialect: POST /chat (the reply runs in this request), POST /chat/confirm,
+GET /chat/threads/{thread_id}, and the CORS preflights of /chat/*."""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+
+from turnstop.dialects.chat.agent import AgentModel
+from turnstop.dialects.chat.handlers import api_app
+from turnstop.dialects.chat.renderer import RENDERERS, after_finish
+from turnstop.runtime.keeper import Cadence
+from turnstop.runtime.runner import TurnRunner
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+store = Store(settings.table)
+runner = TurnRunner(
+    store, lambda turn: AgentModel(settings.scripted_step_ms), renderers=RENDERERS,
+    lease_ms=settings.lease_ms, cadence=Cadence.from_settings(settings), on_finished=after_finish(store),
+)  # fmt: skip
+app = api_app(store, settings, runner)
+throttled_response = app.throttled_response
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict, context: object) -> dict:
+    return app.resolve(event, context)

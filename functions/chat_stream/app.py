@@ -1,0 +1,36 @@
+"""Chat dialect streaming route: POST /chat/stream (SSE: token, confirmation_required, then
+done / cancelled / error).
+
+``stream_handler`` is what the local runtime calls; ``wsgi`` is what the Lambda Web Adapter
+serves behind the Function URL in AWS (``run.sh``). Same code on both paths.
+"""
+
+from aws_lambda_powertools import Logger
+
+from turnstop.dialects.chat.agent import AgentModel
+from turnstop.dialects.chat.handlers import stream_app
+from turnstop.dialects.chat.renderer import RENDERERS, after_finish
+from turnstop.http.streaming import wsgi_app
+from turnstop.runtime.keeper import Cadence
+from turnstop.runtime.runner import TurnRunner
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+logger = Logger()
+settings = Settings.from_env()
+store = Store(settings.table)
+runner = TurnRunner(
+    store, lambda turn: AgentModel(settings.scripted_step_ms), renderers=RENDERERS,
+    lease_ms=settings.lease_ms, cadence=Cadence.from_settings(settings), on_finished=after_finish(store),
+)  # fmt: skip
+app = stream_app(store, settings, runner)
+stream_handler = app.stream
+throttled_response = app.throttled_response
+wsgi = wsgi_app(stream_handler)
+
+if __name__ == "__main__":
+    import os
+
+    from turnstop.http.streaming import serve_wsgi
+
+    serve_wsgi(wsgi, int(os.environ.get("PORT", "8080")))

@@ -1,0 +1,130 @@
+"""Routes of the chat dialect, one resolver per Lambda function.
+
+``api_app``: ``POST /chat``, ``POST /chat/confirm``, ``GET /chat/threads/{thread_id}`` (and the
+CORS preflights); ``stream_app``: ``POST /chat/stream`` (SSE; a Function URL in AWS);
+``cancel_app``: ``POST /chat/cancel``, its own function; ``auth_app``: ``/auth/*``, the only
+function that imports the sign-in (JWT) code.
+
+Every route: CORS headers for allowed origins; a state-changing one first passes the CSRF
+check (403), then needs a signed-in session (401). The cancel counts against the session's
+rate limit (429) and answers any store failure with the seed's ``500 cancellation_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aws_lambda_powertools.event_handler import Response
+
+from turnstop.core import errors
+from turnstop.dialects.chat.models import SendMessage, ThreadRef
+from turnstop.dialects.chat.service import Chat, store_failure
+from turnstop.dialects.chat.web import ChatUser, Origins, count_request, signed_in
+from turnstop.dialects.chat.wire import SHAPE, CancellationFailed
+from turnstop.http import api
+from turnstop.http.api import TurnstopResolver, json_response, sse_response
+from turnstop.http.body import parse_body
+from turnstop.runtime.runner import TurnRunner
+from turnstop.settings import Settings
+from turnstop.store import Store
+
+log = logging.getLogger(__name__)
+
+ANY_PATH = ".+"  # Powertools route rules are regular expressions: every path, for preflights
+
+
+def _resolver(settings: Settings) -> tuple[TurnstopResolver, Origins]:
+    origins = Origins(settings)
+    app = TurnstopResolver(SHAPE, origins.cors_headers)
+    app.route(ANY_PATH, method="OPTIONS")(lambda: origins.preflight(app.event))
+    return app, origins
+
+
+def _user(app: TurnstopResolver, origins: Origins, store: Store, settings: Settings, *, changes: bool) -> ChatUser:
+    if changes:
+        origins.check_state_change(app.event)
+    return signed_in(app.event, store, settings)
+
+
+def api_app(store: Store, settings: Settings, runner: TurnRunner) -> TurnstopResolver:
+    """A message's reply runs in the request that sends it, under ``runner``."""
+    app, origins = _resolver(settings)
+    chat = Chat(store, settings)
+
+    @app.post("/chat")
+    def send() -> Response:
+        user = _user(app, origins, store, settings, changes=True)
+        sent = chat.send(user, parse_body(app.event, SendMessage, settings.max_body_bytes), runner)
+        return json_response(200, chat.reply(sent, runner, app.remaining_ms), {"X-Thread-Id": sent.thread_id})
+
+    @app.post("/chat/confirm")
+    def confirm() -> Response:
+        user = _user(app, origins, store, settings, changes=True)
+        body = parse_body(app.event, ThreadRef, settings.max_body_bytes)
+        return json_response(200, chat.confirm(user, body.thread_id))
+
+    @app.get("/chat/threads/<thread_id>")
+    def thread(thread_id: str) -> Response:
+        user = _user(app, origins, store, settings, changes=False)
+        return json_response(200, chat.thread(user, thread_id))
+
+    return app
+
+
+def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> TurnstopResolver:
+    app, origins = _resolver(settings)
+    chat = Chat(store, settings)
+
+    @app.post("/chat/stream")
+    def stream() -> Response:
+        user = _user(app, origins, store, settings, changes=True)
+        sent = chat.send(user, parse_body(app.event, SendMessage, settings.max_body_bytes), runner)
+        return sse_response(chat.stream(sent, runner, app.remaining_ms))
+
+    return app
+
+
+def cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
+    """``POST /chat/cancel``: one conditional write per turn in flight (one write for both)."""
+    origins = Origins(settings)
+    chat = Chat(store, settings)
+
+    def cancel(app: TurnstopResolver) -> Response:
+        origins.check_state_change(app.event)
+        try:
+            user = signed_in(app.event, store, settings)
+            rate = count_request(store, user, settings.chat_rate_per_minute)
+            body = parse_body(app.event, ThreadRef, settings.max_body_bytes)
+            return json_response(200, chat.cancel(user, body.thread_id), rate)
+        except errors.Retryable as e:
+            raise CancellationFailed(f"Failed to cancel action: {store_failure(e)}") from None
+        except errors.TurnstopError:
+            raise
+        except Exception as e:  # the store failed mid-cancel: the seed's 500, never a traceback
+            log.error("chat cancel failed, request %s", app.request_id, exc_info=e)
+            raise CancellationFailed(f"Failed to cancel action: {store_failure(e)}") from None
+
+    return api.cancel_app(SHAPE, "POST /chat/cancel", cancel, headers=origins.cors_headers)
+
+
+def auth_app(store: Store, settings: Settings) -> TurnstopResolver:
+    from turnstop.dialects.chat.signin import SignIn
+
+    app, origins = _resolver(settings)
+    signin = SignIn(store, settings)
+
+    def query() -> dict[str, str]:
+        return dict(app.current_event.query_string_parameters or {})
+
+    app.get("/auth/login")(lambda: signin.login(app.event, query()))
+    app.get("/auth/callback")(lambda: signin.callback(app.event, query()))
+
+    @app.post("/auth/logout")
+    def logout() -> Response:
+        return signin.logout(app.event, _user(app, origins, store, settings, changes=True))
+
+    @app.get("/auth/session")
+    def session() -> Response:
+        return json_response(200, signin.whoami(_user(app, origins, store, settings, changes=False)))
+
+    return app

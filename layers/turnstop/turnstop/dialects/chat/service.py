@@ -1,0 +1,312 @@
+"""The chat dialect's operations on the shared core: messages (a reply turn, and the action it
+plans), cancel, confirm, and the thread's history.
+
+A planned action is a turn (kind ``chat_action``, scope ``chat:<thread>``) that waits in
+``queued`` until confirm claims it; it is never swept or queued, so only a confirmation starts
+it. A cancel is the core's conditional write with ``only_queued``: it stops an action only
+before its confirmation, and a confirmation (a claim) refuses a flagged one, so of a confirm
+and a cancel racing exactly one wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from turnstop.core import errors, scopes
+from turnstop.core.errors import CommitRejected
+from turnstop.core.events import Event
+from turnstop.core.ids import matches, new_id
+from turnstop.core.records import NewTurn
+from turnstop.core.tokens import count_tokens
+from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
+from turnstop.dialects.chat import agent, wire
+from turnstop.dialects.chat.models import SendMessage
+from turnstop.dialects.chat.renderer import (
+    ACTION_KIND,
+    RENDERER,
+    REPLY_KIND,
+    action_executed,
+    action_planned,
+    reply_created,
+)
+from turnstop.dialects.chat.web import ChatUser
+from turnstop.dialects.service import DialectService
+from turnstop.http.sse import StreamingResponse, live_response
+from turnstop.runtime.active import DETACHED, END
+from turnstop.runtime.runner import TurnRunner
+from turnstop.store.chat import (
+    PENDING_ACTION,
+    PREVIOUS_REPLY,
+    THREAD,
+    ActionRecord,
+    CancelTarget,
+    ChatMessage,
+    ChatThread,
+    PlannedAction,
+    message_item,
+    thread_from_item,
+)
+from turnstop.store.db import error_code
+from turnstop.store.finish import Closing, LostLease, MyLease
+
+log = logging.getLogger(__name__)
+
+THREAD_PREFIX = "thread_"
+REPLY_PREFIX = "reply_"
+ACTION_PREFIX = "act_"
+# How long a confirm holds its action while it carries it out; a confirm whose request died
+# after its claim is finished by the next confirm once this has lapsed.
+CONFIRM_LEASE_MS = 10_000
+MIN_GRACE_MS = 60_000
+WAIT_STEP_S = 0.25
+NOTHING_TO_CANCEL = (
+    "Nothing to cancel: no action on this thread is waiting for confirmation and no reply is being written"
+)
+NOTHING_TO_CONFIRM = "Nothing to confirm: no action on this thread is waiting for confirmation"
+
+
+def action_status(head: Turn) -> str:
+    """An action's status as the thread shows it: ``pending`` until decided; ``cancelled``;
+    ``confirmed`` once claimed, ``executed`` once carried out."""
+    status = head.status
+    if status is Status.QUEUED:
+        return "pending"
+    if status is Status.CANCELLED:
+        return "cancelled"
+    return "executed" if status is Status.COMPLETED else "confirmed"
+
+
+def decided_at(head: Turn) -> int | None:
+    if head.status is Status.QUEUED:
+        return None
+    return head.completed_at if head.status is Status.CANCELLED else head.started_at
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message accepted: its reply turn (running under this request's runner), its thread
+    and the action it planned."""
+
+    turn: Turn
+    thread_id: str
+    action: agent.Action | None
+
+
+def store_failure(e: Exception) -> str:
+    """A store failure's details as the cancel's error shows them (never a traceback)."""
+    if isinstance(e, errors.TurnstopError):
+        return e.message or type(e).__name__
+    code = error_code(e)
+    return f"the store refused the request ({code})" if code else f"the store failed ({type(e).__name__})"
+
+
+class Chat(DialectService):
+    # ------------------------------------------------------------------ messages
+
+    def send(self, user: ChatUser, body: SendMessage, runner: TurnRunner) -> Sent:
+        """Accept a message: its thread (new, or the caller's), its reply turn running under
+        ``runner`` and, when the agent plans one, its action waiting for confirmation: one
+        transaction. Raises NotFound (not the caller's thread) or Conflict (an action still
+        waits for an answer, a reply is still being written, or another message won)."""
+        now = self.store.now()
+        if body.thread_id is None:
+            retention_ms = int(self.settings.chat_thread_retention_days * 86_400_000)
+            thread = ChatThread(new_id(THREAD_PREFIX), user.tenant, user.user, now, now + retention_ms)
+        else:
+            thread = self._thread(user, body.thread_id)
+        plan = agent.plan(body.message)
+        seq, scope = thread.next_seq, scopes.chat(thread.id)
+        grace_ms = max(MIN_GRACE_MS, thread.expires_at - now)  # its turns stay readable as long as it
+        planned: PlannedAction | None = None
+        asks: dict[str, Any] | None = None
+        if plan.action is not None:
+            a = plan.action
+            action_id = new_id(ACTION_PREFIX)
+            details = {"type": a.type, "summary": a.summary, "confirmation": a.confirmation, "result": a.result,
+                       "params": a.params}  # fmt: skip
+            new_action = NewTurn(
+                id=action_id, kind=ACTION_KIND, tenant=user.tenant, scope=scope, grace_ms=grace_ms, end_user=user.user,
+                input={"action": details, "outcome_seq": seq + 2, "expires_at": thread.expires_at}, swept=False,
+            )  # fmt: skip
+            planned = PlannedAction(
+                new_action, action_planned, ActionRecord(action_id, seq + 2, a.type, a.summary, now)
+            )
+            asks = {"id": action_id, "confirmation": a.confirmation}
+        reply = NewTurn(
+            id=new_id(REPLY_PREFIX), kind=REPLY_KIND, tenant=user.tenant, scope=scope, grace_ms=grace_ms,
+            end_user=user.user, input_tokens=count_tokens(body.message),
+            input={"prompt": body.message, "assistant_seq": seq + 1, "expires_at": thread.expires_at, "action": asks},
+        )  # fmt: skip
+        try:
+            turn, _ = self.store.chat.send(
+                thread, is_new=body.thread_id is None, text=body.message, reply=reply, reply_created=reply_created,
+                action=planned, run_as=runner.owner, lease_ms=runner.lease_ms,
+            )  # fmt: skip
+        except errors.ExtraItemsRejected as rejected:
+            raise self._refused(rejected, thread, body.thread_id is None, user, now) from None
+        return Sent(turn, thread.id, plan.action)
+
+    @staticmethod
+    def _refused(rejected: errors.ExtraItemsRejected, thread: ChatThread, is_new: bool, user: ChatUser,
+                 now: int) -> errors.TurnstopError:  # fmt: skip
+        if PENDING_ACTION in rejected.failed:
+            return errors.Conflict(
+                "An action on this thread is waiting for confirmation: confirm it or cancel it first",
+                code="action_pending",
+            )
+        if PREVIOUS_REPLY in rejected.failed:
+            return errors.Conflict(
+                "A reply is still being written on this thread: wait for it or cancel it first",
+                code="reply_in_progress",
+            )
+        if is_new:
+            return errors.Retryable("thread id collision; send the message again")
+        old = thread_from_item(rejected.failed.get(THREAD))
+        if old is None or not old.visible_to(user.tenant, user.user, now):
+            return errors.NotFound("Thread not found")
+        return errors.Conflict("Another message was sent on this thread at the same time; send it again")
+
+    def reply(self, sent: Sent, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> dict[str, Any]:
+        """Run the reply in this request and answer with it whole (``POST /chat``). A reply
+        cancelled meanwhile answers with what it had said; a failed one is an error."""
+        channel, running = runner.start(sent.turn, remaining_ms)
+        text: list[str] = []
+        last: Event | None = None
+        try:
+            while True:
+                item = channel.get(timeout=WAIT_STEP_S)
+                if item is END or item is DETACHED:
+                    break
+                for ev in item or []:
+                    if ev.type == "token.delta":
+                        text.append(str(ev.data["delta"]))
+                    last = ev
+        finally:
+            running.join()
+        if last is None or last.type not in ("done", "cancelled"):
+            data = last.data if last is not None and last.type == "error" else {}
+            raise errors.TurnstopError(str(data.get("message", "The reply was interrupted")),
+                                       code=str(data.get("error", "reply_failed")))  # fmt: skip
+        asks = sent.action.confirmation if sent.action is not None and last.type == "done" else None
+        return wire.chat_answer(sent.thread_id, "".join(text), asks)
+
+    def stream(self, sent: Sent, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> StreamingResponse:
+        """Run the reply in this request, streaming each event as it comes (``POST /chat/stream``)."""
+        channel, running = runner.start(sent.turn, remaining_ms)
+        answer = live_response(self.store, self.settings, sent.turn, channel, running, renderer=RENDERER,
+                               render=wire.frame)  # fmt: skip
+        answer.headers["X-Thread-Id"] = sent.thread_id
+        return answer
+
+    # ------------------------------------------------------------------ cancel and confirm
+
+    def cancel(self, user: ChatUser, thread_id: str) -> dict[str, Any]:
+        """Cancel what is in flight on the thread: the action waiting for confirmation and the
+        reply still being written, in one write (both flagged, or neither). A repeat answers
+        the same; an action whose confirmation won is ``nothing_to_cancel`` (409) and nothing
+        changes."""
+        thread = self._thread(user, thread_id)
+        targets = [CancelTarget("action", thread.action, True)] if thread.action else []
+        if thread.reply:
+            targets.append(CancelTarget("reply", thread.reply, False))
+        req = CancelRequest(reason="cancelled by the user", actor=user.user, source="chat")
+        cancelled_before = False
+        while targets:
+            result = self.store.chat.cancel_together(
+                targets, tenant=user.tenant, scope=scopes.chat(thread.id), end_user=user.user, req=req
+            )
+            if result.landed:
+                return wire.cancel_answer(thread.id)
+            still: list[CancelTarget] = []
+            for target in targets:
+                if target.name not in result.refused:
+                    still.append(target)  # would have been flagged: try again without the others
+                    continue
+                outcome, old = result.refused[target.name]
+                if outcome is CancelOutcome.ALREADY_CANCELLING or (old is not None and old.status is Status.CANCELLED):
+                    cancelled_before = True
+                elif target.only_queued and outcome is not CancelOutcome.NOT_FOUND:
+                    # the action was confirmed first: the cancel lost, and changes nothing
+                    raise errors.Conflict(
+                        "Nothing to cancel: the action was already confirmed", code="nothing_to_cancel"
+                    )
+            targets = still
+        if cancelled_before:
+            return wire.cancel_answer(thread.id)
+        raise errors.Conflict(NOTHING_TO_CANCEL, code="nothing_to_cancel")
+
+    def confirm(self, user: ChatUser, thread_id: str) -> dict[str, Any]:
+        """Carry out the action waiting for confirmation: claim it (refused once a cancel has
+        flagged it, or another confirm has claimed it), then record its outcome with its end."""
+        thread = self._thread(user, thread_id)
+        if not thread.action:
+            raise errors.Conflict(NOTHING_TO_CONFIRM, code="nothing_to_confirm")
+        owner = f"confirm-{uuid.uuid4().hex[:12]}"
+        try:
+            turn = self.store.turns.claim(thread.action, owner, CONFIRM_LEASE_MS)
+            mode: MyLease | LostLease = MyLease(owner)
+        except CommitRejected as refused:
+            old = refused.old
+            lapsed = (
+                old is not None and old.stored_status is Status.RUNNING and not old.cancel_requested
+                and old.lease_expires_at is not None and old.lease_expired(self.store.now())
+            )  # fmt: skip
+            if not lapsed or old is None or old.lease_expires_at is None:
+                raise errors.Conflict(self._why_not(old), code="nothing_to_confirm") from None
+            # a confirm that won and then died before carrying it out: finish its work
+            turn, mode = self.store.turns.with_input(old), LostLease(old.lease_expires_at)
+        if turn.kind != ACTION_KIND or not turn.visible_to(user.tenant, scopes.chat(thread.id), user.user):
+            raise errors.NotFound("Thread not found")
+        result = str(turn.input["action"]["result"])
+        executed = action_executed(turn)
+        outcome = ChatMessage(int(turn.input["outcome_seq"]), "assistant", result, self.store.now())
+        closing = Closing(
+            [Event(turn.seq + 1, executed.type, executed.data)], [],
+            [message_item(thread.id, int(turn.input["expires_at"]), outcome, turn.id)],
+        )  # fmt: skip
+        try:
+            self.store.turns.finish(turn, Status.COMPLETED, closing, usage=turn.usage, mode=mode, writer=owner)
+        except CommitRejected as refused:
+            raise errors.Conflict(self._why_not(refused.old), code="nothing_to_confirm") from None
+        return wire.confirm_answer(thread.id, result)
+
+    @staticmethod
+    def _why_not(old: Turn | None) -> str:
+        if old is not None and old.status is Status.CANCELLED:
+            return "Nothing to confirm: the action was cancelled"
+        if old is not None and old.stored_status in (Status.RUNNING, Status.COMPLETED):
+            return "Nothing to confirm: the action was already confirmed"
+        return NOTHING_TO_CONFIRM
+
+    # ------------------------------------------------------------------ reads
+
+    def thread(self, user: ChatUser, thread_id: str) -> dict[str, Any]:
+        """The thread's messages and actions (each action's status from its turn)."""
+        self._check_id(thread_id)
+        thread, messages, records = self.store.chat.history(thread_id)
+        if thread is None or not thread.visible_to(user.tenant, user.user, self.store.now()):
+            raise errors.NotFound("Thread not found")
+        heads = self.store.chat.action_heads([r.id for r in records])
+        actions = [
+            wire.action_body(r.id, r.type, r.summary, action_status(heads[r.id]), r.created_at, decided_at(heads[r.id]))
+            for r in records
+            if r.id in heads
+        ]
+        return wire.thread_body(thread.id, [wire.message_body(m.role, m.content, m.created_at) for m in messages],
+                                actions)  # fmt: skip
+
+    def _thread(self, user: ChatUser, thread_id: str) -> ChatThread:
+        self._check_id(thread_id)
+        thread = self.store.chat.get_thread(thread_id)
+        if thread is None or not thread.visible_to(user.tenant, user.user, self.store.now()):
+            raise errors.NotFound("Thread not found")
+        return thread
+
+    @staticmethod
+    def _check_id(thread_id: str) -> None:
+        if not matches(THREAD_PREFIX, thread_id):
+            raise errors.NotFound("Thread not found")
