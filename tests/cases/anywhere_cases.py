@@ -97,6 +97,19 @@ def test_the_live_index_holds_a_tenants_in_flight_turns_and_only_those(env: Env)
     assert sorted(live_ids(env, BulkScope(OTHER))) == sorted(t.id for t in theirs)
 
 
+def test_a_cancel_takes_its_turn_out_of_the_live_index_even_if_nothing_ever_finishes_it(env: Env) -> None:
+    """A turn no worker will ever record (a chat action awaiting confirmation, cancelled) must
+    not stay in the index for every later bulk cancel to meet; a turn born cancelled never
+    enters it."""
+    left = new_turn(env)
+    flagged = new_turn(env)
+    assert cancel(env, flagged.id) is CancelOutcome.CANCELLED
+    by_key(env, "k-live")
+    born = new_turn(env, idem=claim_of("k-live"))
+    assert born.cancelled_before_start
+    assert live_ids(env, BulkScope(TENANT)) == [left.id]
+
+
 def test_a_sessions_or_threads_in_flight_turns_are_one_query(env: Env) -> None:
     session = env.store.sessions.create("sess_live1", TENANT, True, 3_600_000)
     in_session = new_turn(env, session_id=session.id)
@@ -129,23 +142,36 @@ def test_pages_of_a_tenant_follow_on_across_shards_without_repeats(env: Env) -> 
 # ---------------------------------------------------------------------------- bulk cancels
 
 
-def test_a_bulk_cancel_stops_every_in_flight_turn_of_the_tenant_and_counts_each_once(env: Env) -> None:
+def test_a_bulk_cancel_stops_every_in_flight_turn_of_the_tenant_and_counts_each_once(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queued = [new_turn(env) for _ in range(5)]
     running = new_turn(env)
     env.store.turns.claim(running.id, "worker-a", 30_000)
     stopping = new_turn(env)
-    assert cancel(env, stopping.id) is CancelOutcome.CANCELLED  # an earlier cancel: already stopping
+    assert cancel(env, stopping.id) is CancelOutcome.CANCELLED  # an earlier cancel took it out of the index
+    finishing = new_turn(env, prompt="Write a 2-word note")
     theirs = [new_turn(env, tenant=OTHER) for _ in range(3)]
-    b, sent = bulk(env, page_size=3)
+    read = env.store.live.page
+
+    def then_one_finishes(*args: Any, **kw: Any) -> Any:  # between the page's read and its cancels
+        found = read(*args, **kw)
+        assert runner(env, HookModel(2)).handle(finishing.id) == "completed"
+        return found
+
+    monkeypatch.setattr(env.store.live, "page", then_one_finishes)
+    b, sent = bulk(env, page_size=10)
     _, first = b.open("bulk-1", BulkRequest(BulkScope(TENANT), reason="billing stop", actor="ops"), "queue")
-    assert run_chain(b, sent, first) == 3
+    assert run_chain(b, sent, first) == 1
     report = env.store.bulk.get("bulk-1")
-    assert report is not None and report.status == "completed" and report.pages == 3
+    assert report is not None and report.status == "completed" and report.pages == 1
     assert report.counts == {"matched": 7, "cancelled": 6, "already_finished": 1, "failed": 0}
     for turn in [*queued, running]:
         head = env.store.turns.head(turn.id)
         assert head is not None and head.cancel_requested and head.cancel_batch == "bulk-1"
         assert (head.cancel_source, head.cancel_reason, head.cancel_actor) == ("queue", "billing stop", "ops")
+    earlier = env.store.turns.head(stopping.id)
+    assert earlier is not None and earlier.cancel_batch is None and earlier.cancel_source == "api"
     for turn in theirs:  # another tenant's turns are untouched
         head = env.store.turns.head(turn.id)
         assert head is not None and not head.cancel_requested and head.status is Status.QUEUED

@@ -42,8 +42,8 @@ def test_concurrent_cancels_and_completion_end_in_exactly_one_terminal_state(env
 
 def test_a_committed_step_writes_its_items_and_no_index_copy(env: Env) -> None:
     """DynamoDB Local bills index writes by AWS's rules: only a turn's start, claim and
-    finish touch the in-flight index, only its start and finish the live index (bulk
-    cancels); a publish writes the table and nothing else."""
+    finish touch the in-flight index, only its start and finish (or a cancel) the live
+    index (bulk cancels); a publish writes the table and nothing else."""
     meter = CapacityMeter(env.client)
     try:
         turn = start(env)

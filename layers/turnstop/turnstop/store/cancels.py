@@ -41,6 +41,7 @@ def cancel_write(
             "cancel_actor": req.actor, "cancel_batch": req.batch}  # fmt: skip
     present = {k: v for k, v in sets.items() if v is not None}
     # cancel_seq: what was committed when the cancel was accepted (a dialect whose cancel
-    # answer shows the output ends the turn with exactly that output)
-    update = "SET cancel_seq = seq, " + ", ".join(f"{k} = :{k}" for k in present)
+    # answer shows the output ends the turn with exactly that output). A flagged turn is no
+    # longer a bulk cancel's to stop: out of the live index (store/live.py) with the flag.
+    update = "SET cancel_seq = seq, " + ", ".join(f"{k} = :{k}" for k in present) + " REMOVE gsi4pk, gsi4sk"
     return CancelWrite(update, " AND ".join(cond), {**vals, **present})

@@ -1,8 +1,11 @@
 """The live index (``gsi4``): a tenant's in-flight turns, for scoped bulk cancels.
 
 Sparse like the sweeper's ``gsi2``: a head carries ``gsi4pk`` / ``gsi4sk`` from its creation
-until its finish removes them, so the index holds only turns in flight, and only the keys of
-the tenant's own turns are read, whatever the table holds.
+until a cancel or its finish removes them, so the index holds only the turns a cancel can still
+stop, and only the keys of the tenant's own turns are read, whatever the table holds. The cancel
+takes a turn out because some turns never finish once flagged (a chat action cancelled while it
+awaits confirmation is never run, so nothing ever writes its end); a turn's index writes are the
+same either way, one when it starts and one when it leaves.
 
     gsi4pk = LIVE#<tenant>#<shard>                 a few shards, so one busy tenant's starts
                                                    and finishes never make a hot partition
@@ -11,7 +14,7 @@ the tenant's own turns are read, whatever the table holds.
 A session's or a thread's in-flight turns are one Query (one shard, ``begins_with`` the
 parent); a tenant's are one Query per shard. An account, an end user and ``created_before``
 narrow either by a filter. The index projects ``created_at``, ``account_id`` and
-``end_user``: values no claim, cancel or step changes, so only a start and a finish write it.
+``end_user``: values no claim or step changes, so only a start, a cancel or a finish writes it.
 """
 
 from __future__ import annotations

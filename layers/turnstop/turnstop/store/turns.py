@@ -169,8 +169,8 @@ class Turns(TurnReads):
             "usage": Usage(new.input_tokens, 0).to_item(),
             "ttl": self.db.ttl(now, _life_s(new)),
             **inflight,
-            # and in the tenant's live index, for scoped bulk cancels (see store/live.py)
-            **live_keys(new, now),
+            # and in the tenant's live index, for scoped bulk cancels, unless born cancelled
+            **({} if born else live_keys(new, now)),
             **new.index_keys,
         }
 
@@ -364,7 +364,8 @@ class Turns(TurnReads):
         if observed_at is not None:
             sets += ", cancel_observed_at = :observed"
             vals["observed"] = observed_at
-        # out of the in-flight and live indexes: a finished turn is nobody's to sweep or stop
+        # out of the in-flight and live indexes (if a cancel has not taken it out of the live
+        # one already): a finished turn is nobody's to sweep or stop
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk, gsi4pk, gsi4sk"
         tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
 
