@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import boto3
@@ -20,6 +21,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.conftest import LocalApi, sse_events, wait_for
+from tests.e2e.test_chat_e2e import sign_in
 
 SILENT = "Think for 120 seconds, then write a 5-word note"  # in flight, and quiet, until stopped
 TERMINAL = ("cancelled", "completed", "failed", "incomplete")
@@ -306,3 +308,26 @@ def test_a_deadline_fires_while_the_model_is_silent(local_api: LocalApi) -> None
     for bad in ("0", "-3", "901", "soon"):
         reply = c.post("/v1/responses", json={"input": "hi"}, headers={"Turnstop-Max-Duration": bad})
         assert reply.status_code == 400, bad
+
+
+def test_a_deadline_stops_a_chat_reply_and_a_bad_one_is_refused_in_the_chats_shape(local_api: LocalApi) -> None:
+    with closing(sign_in(local_api, "dana")) as browser:
+        # Given a chat reply that says nothing for two minutes, asked to stop after one second
+        with browser.stream(
+            "POST", "/chat/stream", json={"message": SILENT}, headers={"Turnstop-Max-Duration": "1"}
+        ) as r:
+            thread_id = r.headers["X-Thread-Id"]
+            events = list(sse_events(r.iter_lines()))
+        # Then the runtime cancels it itself, and its event says so
+        assert events[-1]["event"] == "cancelled", events
+        sent = wait_for(
+            lambda: [e for e in events_out(local_api) if e["detail"]["scope"] == f"chat:{thread_id}"],
+            "the chat reply's turn event",
+        )
+        (event,) = sent
+        assert (event["detail-type"], event["detail"]["dialect"], event["detail"]["source"]) == (
+            "turn.cancelled", "chat", "deadline",
+        )  # fmt: skip
+        # And a deadline out of range is the chat's own 400, and starts nothing
+        bad = browser.post("/chat", json={"message": "hello"}, headers={"Turnstop-Max-Duration": "901"})
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_request", bad.text

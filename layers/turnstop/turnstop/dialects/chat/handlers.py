@@ -23,7 +23,7 @@ from turnstop.dialects.chat.web import ChatUser, Origins, count_request, signed_
 from turnstop.dialects.chat.wire import SHAPE, CancellationFailed
 from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, json_response, sse_response
-from turnstop.http.body import parse_body
+from turnstop.http.body import max_duration_ms, parse_body
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -54,7 +54,8 @@ def api_app(store: Store, settings: Settings, runner: TurnRunner) -> TurnstopRes
     @app.post("/chat")
     def send() -> Response:
         user = _user(app, origins, store, settings, changes=True)
-        sent = chat.send(user, parse_body(app.event, SendMessage, settings.max_body_bytes), runner)
+        body = parse_body(app.event, SendMessage, settings.max_body_bytes)
+        sent = chat.send(user, body, runner, max_duration_ms=max_duration_ms(app.event))
         return json_response(200, chat.reply(sent, runner, app.remaining_ms), {"X-Thread-Id": sent.thread_id})
 
     @app.post("/chat/confirm")
@@ -78,7 +79,8 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
     @app.post("/chat/stream")
     def stream() -> Response:
         user = _user(app, origins, store, settings, changes=True)
-        sent = chat.send(user, parse_body(app.event, SendMessage, settings.max_body_bytes), runner)
+        body = parse_body(app.event, SendMessage, settings.max_body_bytes)
+        sent = chat.send(user, body, runner, max_duration_ms=max_duration_ms(app.event))
         return sse_response(chat.stream(sent, runner, app.remaining_ms))
 
     return app

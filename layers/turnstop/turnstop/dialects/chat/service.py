@@ -107,9 +107,12 @@ def store_failure(e: Exception) -> str:
 class Chat(DialectService):
     # ------------------------------------------------------------------ messages
 
-    def send(self, user: ChatUser, body: SendMessage, runner: TurnRunner) -> Sent:
+    def send(
+        self, user: ChatUser, body: SendMessage, runner: TurnRunner, *, max_duration_ms: int | None = None
+    ) -> Sent:
         """Accept a message: its thread (new, or the caller's), its reply turn running under
-        ``runner`` and, when the agent plans one, its action waiting for confirmation: one
+        ``runner`` (stopped at ``max_duration_ms``, Turnstop-Max-Duration, if given) and, when the
+        agent plans one, its action waiting for confirmation (for a person: no deadline): one
         transaction. Raises NotFound (not the caller's thread) or Conflict (an action still
         waits for an answer, a reply is still being written, or another message won)."""
         now = self.store.now()
@@ -138,7 +141,7 @@ class Chat(DialectService):
             asks = {"id": action_id, "confirmation": a.confirmation}
         reply = NewTurn(
             id=new_id(REPLY_PREFIX), kind=REPLY_KIND, tenant=user.tenant, scope=scope, grace_ms=grace_ms,
-            end_user=user.user, input_tokens=count_tokens(body.message),
+            end_user=user.user, input_tokens=count_tokens(body.message), max_duration_ms=max_duration_ms,
             input={"prompt": body.message, "assistant_seq": seq + 1, "expires_at": thread.expires_at, "action": asks},
         )  # fmt: skip
         try:
