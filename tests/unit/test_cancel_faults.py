@@ -166,8 +166,8 @@ def test_a_cancel_that_meets_a_store_fault_is_a_retryable_503_and_its_retry_is_a
 # ---------------------------------------------------------------------------- the chat dialect
 
 SAMPLE_THREAD = "thread_xyz789"  # the thread id the sample events name
-# The seed's answer to a store failure during a cancel (docs/chat.md, "Store failures"): a 500
-# with no Retry-After; for throttling, a conflict or a timeout its message says to retry.
+# The seed's answer to a store failure during a cancel (docs/chat.md, "Store failures"): a 500,
+# with Retry-After for throttling, a conflict or a timeout, and a message that says to retry.
 CHAT_STORE_FAILURE = {
     "error": "cancellation_error",
     "message": "Failed to cancel action: The service is briefly unavailable; retry shortly",
@@ -267,6 +267,7 @@ def test_a_chat_cancel_that_meets_a_store_fault_is_the_seeds_500_and_its_retry_c
         first = cancel.lambda_handler(event, Context())
         assert injected.fired == injected.times  # the fault met the write the cancel makes
         assert (first["statusCode"], body(first)) == (500, CHAT_STORE_FAILURE), first
+        assert {k.lower(): v for k, v in first["headers"].items()}["retry-after"] == "1"
         for turn_id in flagged:  # nothing half-written: every flag set exactly when the write landed
             head = aws.store.turns.head(turn_id)
             assert head is not None and head.cancel_requested is landed, (turn_id, head)

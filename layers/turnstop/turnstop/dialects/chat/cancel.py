@@ -92,8 +92,10 @@ def chat_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
             rate = count_request(store, user, settings.chat_rate_per_minute)
             thread_id = thread_id_of(app.event, settings.max_body_bytes)
             return json_response(200, cancel(store, user, thread_id), rate)
-        except errors.Retryable as e:  # throttled, a conflict, a timeout: the seed's 500 all the same
-            raise wire.CancellationFailed(f"Failed to cancel action: {store_failure(e)}") from None
+        except errors.Retryable as e:  # throttled, a conflict, a timeout: the seed's 500 all the same,
+            # with the Retry-After every other dialect sends for a store failure worth retrying
+            message = f"Failed to cancel action: {store_failure(e)}"
+            raise wire.CancellationFailed(message, retry_after=e.details.get("retry_after", 1)) from None
         except errors.TurnstopError:
             raise
         except Exception as e:  # the store failed mid-cancel: the seed's 500, never a traceback
