@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CANCEL_FUNCTIONS = ("session_cancel", "response_cancel", "omni_cancel", "llm_cancel")
+CANCEL_FUNCTIONS = ("session_cancel", "response_cancel", "omni_cancel", "llm_cancel", "tasks_cancel", "chat_cancel")
 BASELINE = "import boto3\nboto3.client('dynamodb')"
 
 

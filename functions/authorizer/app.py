@@ -1,7 +1,13 @@
 """HTTP API Lambda authorizer: resolves a Bearer key into a principal.
 
-It never denies: an unknown or missing key passes on as ``anonymous`` so that each dialect
-answers with its own documented 401 shape (API Gateway's own denial is a bare 403).
+It reads the ``Authorization: Bearer <key>`` header and nothing else. It never denies: an
+unknown or missing key passes on as ``anonymous`` so that each dialect answers with its own
+documented 401 shape (API Gateway's own denial is a bare 403).
+
+Cookies are not credentials here: the browser routes (``/chat*``, ``/auth/*``) opt out of this
+authorizer (``Authorizer: NONE``) and their functions resolve the ``session_id`` cookie
+themselves (``dialects/chat/web.signed_in``), as the streaming chat function behind its
+Function URL must anyway.
 """
 
 from aws_lambda_powertools import Logger

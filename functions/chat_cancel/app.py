@@ -2,13 +2,14 @@
 
 Its own function so it has its own reserved concurrency: a flood of new messages never
 starves the stop button. The pending action and the reply in flight are flagged in one
-write; 60 requests a minute per session; a store failure is the seed's 500.
+write; 60 requests a minute per session; a store failure is the seed's 500. It imports only
+the dialect's lean ``cancel.py`` (no request models, no runtime, no streaming).
 """
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.chat.handlers import cancel_app
+from turnstop.dialects.chat.cancel import chat_cancel_app
 from turnstop.http.api import count_cancel_status
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -17,7 +18,7 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
-app = cancel_app(store, settings)
+app = chat_cancel_app(store, settings)
 throttled_response = app.throttled_response
 
 

@@ -26,7 +26,8 @@ from turnstop.core.records import NewTurn
 from turnstop.core.signin import WebSession, secret_hash
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status
 from turnstop.dialects.chat.agent import AgentModel
-from turnstop.dialects.chat.handlers import api_app, cancel_app, stream_app
+from turnstop.dialects.chat.cancel import chat_cancel_app
+from turnstop.dialects.chat.handlers import api_app, stream_app
 from turnstop.dialects.chat.renderer import RENDERERS, action_planned, after_finish
 from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import Chunk, Model
@@ -153,7 +154,7 @@ class ChatApi:
         )  # fmt: skip
         self.api = api_app(self.store, self.settings, self.runner)
         self.streams = stream_app(self.store, self.settings, self.runner)
-        self.canceller = cancel_app(self.store, self.settings)
+        self.canceller = chat_cancel_app(self.store, self.settings)
 
     # -- sessions
 

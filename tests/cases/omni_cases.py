@@ -662,6 +662,27 @@ def test_an_idempotency_key_replays_the_same_turn_and_rejects_another_body(omni:
     assert other.status == 422 and other.body["error"]["code"] == 422
 
 
+def test_concurrent_replays_of_a_stalled_queued_turn_send_its_message_once(
+    omni: Omni, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replays of a turn still queued long after its creation re-send its message (the first
+    attempt may have died before queueing it) — once, however many arrive together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = omni.create_thread("same", headers={"Idempotency-Key": "k-stalled"})
+    sent: list[str] = []
+    monkeypatch.setattr(omni.env.store.queue, "requeue", sent.append)
+    omni.env.clock.advance(seconds=11)  # past the re-send threshold, the message looks lost
+    with ThreadPoolExecutor(9) as pool:
+        replies = list(
+            pool.map(lambda _: omni.create_thread("same", headers={"Idempotency-Key": "k-stalled"}), range(9))
+        )
+    assert [r.status for r in replies] == [201] * 9
+    assert all(r.data == first.data for r in replies)
+    assert sent == [first.data["response_id"]]
+    assert omni.queued == [first.data["response_id"]]  # the create's own message, not one per replay
+
+
 def test_the_status_vocabulary_maps_every_internal_state() -> None:
     from turnstop.dialects.omni.renderer import MESSAGE_OUTCOME, WIRE_STATUS
 

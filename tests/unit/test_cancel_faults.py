@@ -1,13 +1,16 @@
 """Every cancel function when DynamoDB fails under it: throttling, a transaction in flight on
 the head, a timeout before the write and a timeout after it (the write landed, its answer was
-lost). The caller gets a retryable 503 in the dialect's shape with Retry-After; nothing is
-half-written (the head holds the cancel exactly when the write landed); the retry gets the
-answer of an accepted cancel; the turn ends cancelled once."""
+lost). The caller gets a retryable 503 in the dialect's shape with Retry-After (the chat
+dialect: the seed's 500 ``cancellation_error``); nothing is half-written (the head holds the
+cancel exactly when the write landed); the retry gets the answer of an accepted cancel; the
+turn ends cancelled once (a chat action never executes)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import secrets
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +18,11 @@ import pytest
 
 from tests.faults import Fault, FaultyClient, conflict, over_capacity, throttled, timeout, updates
 from tests.unit.functions_harness import Aws, Context, aws, load_event, wait_for_turn_threads  # noqa: F401
+from turnstop.core.signin import WebSession, secret_hash
 from turnstop.core.turn import Status
+from turnstop.dialects.chat.agent import AgentModel
+from turnstop.runtime.model import Chunk
+from turnstop.store.transaction import ATTEMPTS
 
 LONG = "Write a 5000-word essay"
 
@@ -154,3 +161,149 @@ def test_a_cancel_that_meets_a_store_fault_is_a_retryable_503_and_its_retry_is_a
     assert head is not None and head.status is Status.CANCELLED
     terminal = [e for e in aws.store.turns.read_events(turn_id, 0, head.seq) if e.seq == head.seq]
     assert len(terminal) == 1 and "cancel" in terminal[0].type
+
+
+# ---------------------------------------------------------------------------- the chat dialect
+
+SAMPLE_THREAD = "thread_xyz789"  # the thread id the sample events name
+# The seed's answer to a store failure during a cancel (docs/chat.md, "Store failures"): a 500,
+# with Retry-After for throttling, a conflict or a timeout, and a message that says to retry.
+CHAT_STORE_FAILURE = {
+    "error": "cancellation_error",
+    "message": "Failed to cancel action: The service is briefly unavailable; retry shortly",
+}
+
+
+def chat_cancelled(thread_id: str) -> dict[str, Any]:
+    return {"thread_id": thread_id, "status": "cancelled", "response": "Action cancelled.", "cancelled": True}
+
+
+def signed_in(aws: Aws) -> str:
+    """A session of alice in the dev tenant, as /auth/callback creates it; its cookie's value."""
+    value = secrets.token_urlsafe(32)
+    now = aws.store.now()
+    aws.store.signins.create_session(
+        WebSession(secret_hash(value), "dev", "alice", "alice", now, now + 3_600_000, now + 3_600_000, now)
+    )
+    return value
+
+
+def chat_event(name: str, session: str, thread_id: str | None = None) -> dict[str, Any]:
+    ev = load_event(name)
+    ev["cookies"] = [f"session_id={session}"]
+    return retarget(ev, SAMPLE_THREAD, thread_id) if thread_id else ev
+
+
+class HeldReply:
+    """The agent's reply to the sample message, held after its first word until ``go`` is set:
+    a reply still being written while the cancel runs, however slow the machine."""
+
+    def __init__(self, go: threading.Event) -> None:
+        self.go = go
+
+    def stream(self, prompt: str) -> Iterator[Chunk]:
+        for i, chunk in enumerate(AgentModel(0).stream(prompt)):
+            if i == 1:
+                self.go.wait(30)
+            yield chunk
+
+
+@dataclass(frozen=True)
+class ChatCase:
+    """What is in flight when the cancel comes, and so the one write the cancel makes."""
+
+    streaming: bool  # the reply is still being written too: both flagged in one transaction
+    op: str
+    match: Callable[[dict[str, Any]], bool]
+
+
+CHAT_CASES = {
+    # the reply has ended (the thread forgot it): one UpdateItem flags the action
+    "chat-action": ChatCase(False, "update_item", updates("cancel_requested_at")),
+    # the action waits and its reply streams: one TransactWriteItems flags both
+    "chat-action-and-streaming-reply": ChatCase(True, "transact_write_items", lambda kw: True),
+}
+
+
+def fault_for(case: ChatCase, fault: str) -> Fault:
+    error, landed = FAULTS[fault]
+    # a transaction that meets one in flight is retried in place (store/transaction.py); it fails
+    # only when the conflict outlasts every attempt
+    times = ATTEMPTS if case.op == "transact_write_items" and error is conflict else 1
+    return Fault(case.op, error, after=landed, times=times, match=case.match)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("case", CHAT_CASES)
+def test_a_chat_cancel_that_meets_a_store_fault_is_the_seeds_500_and_its_retry_cancels(
+    aws: Aws, case: str, fault: str
+) -> None:
+    c, landed = CHAT_CASES[case], FAULTS[fault][1]
+    session = signed_in(aws)
+    api, cancel = aws.function("chat_api"), aws.function("chat_cancel")
+    go = threading.Event()
+    streamed = None
+    try:
+        if c.streaming:
+            stream = aws.function("chat_stream")
+            stream.runner.model_factory = lambda turn: HeldReply(go)
+            streamed = stream.stream_handler(chat_event("chat_stream", session))
+            assert streamed.status_code == 200
+            thread_id = streamed.headers["X-Thread-Id"]
+        else:
+            asked = api.lambda_handler(chat_event("chat_api", session), Context())
+            assert asked["statusCode"] == 200 and body(asked)["requires_confirmation"] is True
+            thread_id = body(asked)["thread_id"]
+        thread = aws.store.chat.get_thread(thread_id)
+        assert thread is not None and thread.action is not None and bool(thread.reply) is c.streaming
+        flagged = [thread.action, *([thread.reply] if thread.reply else [])]
+
+        faulty = FaultyClient(cancel.store.db.ddb)
+        cancel.store.db._ddb = faulty
+        injected = fault_for(c, fault)
+        faulty.inject(injected)
+        event = chat_event("chat_cancel", session, thread_id)
+
+        first = cancel.lambda_handler(event, Context())
+        assert injected.fired == injected.times  # the fault met the write the cancel makes
+        assert (first["statusCode"], body(first)) == (500, CHAT_STORE_FAILURE), first
+        assert {k.lower(): v for k, v in first["headers"].items()}["retry-after"] == "1"
+        for turn_id in flagged:  # nothing half-written: every flag set exactly when the write landed
+            head = aws.store.turns.head(turn_id)
+            assert head is not None and head.cancel_requested is landed, (turn_id, head)
+
+        retry = cancel.lambda_handler(event, Context())
+        assert (retry["statusCode"], body(retry)) == (200, chat_cancelled(thread_id)), retry
+    finally:
+        go.set()
+    if streamed is not None:  # the reply ends cancelled, its stream too
+        frames = "".join(x if isinstance(x, str) else x.decode() for x in streamed.body)
+        assert frames.rstrip("\n").split("\n")[-2] == "event: cancelled", frames
+    wait_for_turn_threads()
+    # the action never executes: it is cancelled, a confirmation is refused, no outcome is written
+    no = api.lambda_handler(chat_event("chat_api_confirm", session, thread_id), Context())
+    assert no["statusCode"] == 409 and body(no)["error"] == "nothing_to_confirm"
+    for turn_id in flagged:
+        head = aws.store.turns.head(turn_id)
+        assert head is not None and head.status is Status.CANCELLED, (turn_id, head)
+    view = body(api.lambda_handler(chat_event("chat_api_thread", session, thread_id), Context()))
+    assert [a["status"] for a in view["actions"]] == ["cancelled"]
+    assert not [m for m in view["messages"] if m["content"].startswith("Created a meeting")]
+
+
+def test_a_transaction_conflict_that_clears_is_retried_in_place_and_the_chat_cancel_answers_200(aws: Aws) -> None:
+    session = signed_in(aws)
+    stream, cancel = aws.function("chat_stream"), aws.function("chat_cancel")
+    go = threading.Event()
+    stream.runner.model_factory = lambda turn: HeldReply(go)
+    try:
+        thread_id = stream.stream_handler(chat_event("chat_stream", session)).headers["X-Thread-Id"]
+        faulty = FaultyClient(cancel.store.db.ddb)
+        cancel.store.db._ddb = faulty
+        faulty.inject(Fault("transact_write_items", conflict, times=ATTEMPTS - 1))
+        out = cancel.lambda_handler(chat_event("chat_cancel", session, thread_id), Context())
+        assert faulty.fired == ATTEMPTS - 1
+        assert (out["statusCode"], body(out)) == (200, chat_cancelled(thread_id))
+    finally:
+        go.set()
+    wait_for_turn_threads()

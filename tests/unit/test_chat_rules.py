@@ -1,8 +1,10 @@
 """The chat dialect's pure rules: what the scripted agent recognises, which origins may call,
-where a sign-in may return to, how cookies are read, and what a queued-only cancel concludes."""
+where a sign-in may return to, how cookies are read, how a cancel's or a confirm's body is read,
+and what a queued-only cancel concludes."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,9 +14,12 @@ from turnstop.core.events import Event
 from turnstop.core.turn import CancelOutcome, Status, Turn, outcome_from_conflict
 from turnstop.dialects.chat import agent, wire
 from turnstop.dialects.chat.agent import AgentModel
+from turnstop.dialects.chat.models import SendMessage
 from turnstop.dialects.chat.service import action_status
 from turnstop.dialects.chat.signin import safe_return_to
+from turnstop.dialects.chat.threads import thread_id_of
 from turnstop.dialects.chat.web import Origins, cookies_of, secure_cookies
+from turnstop.http.body import parse_body
 from turnstop.settings import Settings
 
 
@@ -123,3 +128,29 @@ def test_a_stored_token_delta_is_sent_as_the_seeds_token_event() -> None:
     assert (
         wire.frame(ev) == 'event: token\ndata: {"event_type":"token","data":{"thread_id":"thread_a","text":"hi "}}\n\n'
     )
+
+
+def refusal(read: Any) -> str:
+    with pytest.raises(errors.InvalidRequest) as refused:
+        read()
+    return refused.value.message
+
+
+@pytest.mark.parametrize("thread_id", ["", 5, True, ["thread_a"], {"id": 1}, 1.5, "t" * 129])
+def test_a_cancels_thread_id_is_refused_in_the_words_of_post_chats_model(thread_id: Any) -> None:
+    """The cancel reads ``{"thread_id"}`` without pydantic; its 400s are the model's, word for word."""
+    lean = refusal(lambda: thread_id_of({"body": json.dumps({"thread_id": thread_id})}, 1 << 20))
+    model = refusal(
+        lambda: parse_body({"body": json.dumps({"message": "hi", "thread_id": thread_id})}, SendMessage, 1 << 20)
+    )
+    assert lean == model and lean.startswith("Invalid field 'thread_id': ")
+
+
+def test_a_cancels_body_needs_a_thread_id_and_ignores_other_fields() -> None:
+    for body, problem in (("{}", "Field required"), ('{"threadId": "thread_a"}', "Field required"),
+                          ('{"thread_id": null}', "Input should be a valid string")):  # fmt: skip
+        assert refusal(lambda b=body: thread_id_of({"body": b}, 1024)) == f"Invalid field 'thread_id': {problem}"
+    assert refusal(lambda: thread_id_of({"body": ""}, 1024)) == "Request body is required"
+    assert refusal(lambda: thread_id_of({"body": "[1]"}, 1024)) == "Request body must be a JSON object"
+    assert thread_id_of({"body": '{"thread_id": "thread_a", "extra": 1}'}, 1024) == "thread_a"
+    assert thread_id_of({"body": json.dumps({"thread_id": "t" * 128})}, 1024) == "t" * 128

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from tests.unit.functions_harness import DEV_KEY, Aws, Context, aws, load_event, with_principal  # noqa: F401
+from turnstop.core.signin import WebSession, secret_hash
 from turnstop.core.turn import Status
 
 
@@ -53,6 +54,22 @@ def test_the_authorizer_resolves_a_known_key_and_passes_unknown_ones_as_anonymou
     }
     ev["headers"]["authorization"] = "Bearer nope"
     assert fn.lambda_handler(ev, Context())["context"] == {"anonymous": "true"}
+
+
+def test_the_authorizer_reads_the_bearer_key_only_never_a_session_cookie(aws: Aws) -> None:
+    """A live browser session is no credential to it: the cookie routes opt out of the
+    authorizer and resolve their cookie themselves (template.yaml, docs/chat.md)."""
+    value = "a-live-session-cookie-value-0123456789"
+    now = aws.store.now()
+    aws.store.signins.create_session(
+        WebSession(secret_hash(value), "dev", "alice", "alice", now, now + 3_600_000, now + 3_600_000, now)
+    )
+    fn = aws.function("authorizer")
+    ev = load_event("authorizer")
+    del ev["headers"]["authorization"]
+    ev["cookies"] = [f"session_id={value}"]
+    ev["headers"]["cookie"] = f"session_id={value}"
+    assert fn.lambda_handler(ev, Context()) == {"isAuthorized": True, "context": {"anonymous": "true"}}
 
 
 # ---------------------------------------------------------------------------- sessions api

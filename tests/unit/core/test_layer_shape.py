@@ -4,9 +4,13 @@ package that loads no dialect until asked (lean cold starts for the cancel funct
 from __future__ import annotations
 
 import ast
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -63,3 +67,44 @@ def test_a_cancel_function_loads_only_its_own_dialect() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['turnstop.dialects.service']"
+
+
+CANCEL_FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*_cancel/app.py"))
+DIALECT_OF = {"response_cancel": "sessions", "session_cancel": "sessions"}  # else the name's first word
+# What a cancel never needs: request models (pydantic), the sign-in (JWT), the runtime that runs
+# a turn, streaming, webhooks; and of its own dialect anything but the cancel's light modules.
+NEVER = ("pydantic", "jwt", "turnstop.runtime.runner", "turnstop.runtime.keeper", "turnstop.runtime.active",
+         "turnstop.runtime.model", "turnstop.http.sse", "turnstop.http.streaming", "turnstop.webhooks")  # fmt: skip
+NOT_OF_ITS_DIALECT = ("handlers", "models", "service", "agent", "signin", "oidc")
+
+
+def modules_loaded_by(function: str) -> set[str]:
+    """The modules a fresh interpreter holds once the function's app.py is imported (its cold start)."""
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(ROOT / 'functions' / function / 'app.py')!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "turnstop"), "TURNSTOP_TABLE": "shape-table",
+           "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "shape"}  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_every_cancel_function_is_checked() -> None:
+    assert {"chat_cancel", "llm_cancel", "omni_cancel", "response_cancel", "session_cancel", "tasks_cancel"} <= set(
+        CANCEL_FUNCTIONS
+    )
+
+
+@pytest.mark.parametrize("function", CANCEL_FUNCTIONS)
+def test_a_cancel_function_imports_its_dialects_cancel_module_and_nothing_heavy(function: str) -> None:
+    dialect = DIALECT_OF.get(function, function.split("_")[0])
+    own = f"turnstop.dialects.{dialect}"
+    loaded = modules_loaded_by(function)
+    assert f"{own}.cancel" in loaded
+    others = {m for m in loaded if m.startswith("turnstop.dialects.") and m != own and not m.startswith(own + ".")}
+    assert others == set()
+    assert {m for m in loaded if m.startswith(own + ".") and m.split(".")[3] in NOT_OF_ITS_DIALECT} == set()
+    assert {m for m in loaded if m in NEVER or m.startswith(tuple(f"{n}." for n in NEVER))} == set()

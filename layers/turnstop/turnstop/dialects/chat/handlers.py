@@ -1,34 +1,29 @@
 """Routes of the chat dialect, one resolver per Lambda function.
 
 ``api_app``: ``POST /chat``, ``POST /chat/confirm``, ``GET /chat/threads/{thread_id}`` (and the
-CORS preflights); ``stream_app``: ``POST /chat/stream`` (SSE; a Function URL in AWS);
-``cancel_app``: ``POST /chat/cancel``, its own function; ``auth_app``: ``/auth/*``, the only
-function that imports the sign-in (JWT) code.
+CORS preflights of every ``/chat`` path); ``stream_app``: ``POST /chat/stream`` (SSE; a Function
+URL in AWS); ``auth_app``: ``/auth/*``, the only function that imports the sign-in (JWT) code.
+``POST /chat/cancel`` has its own function and resolver, in ``cancel.py`` (lean: no request
+models, no runtime).
 
 Every route: CORS headers for allowed origins; a state-changing one first passes the CSRF
-check (403), then needs a signed-in session (401). The cancel counts against the session's
-rate limit (429) and answers any store failure with the seed's ``500 cancellation_error``.
+check (403), then needs a signed-in session (401).
 """
 
 from __future__ import annotations
 
-import logging
-
 from aws_lambda_powertools.event_handler import Response
 
-from turnstop.core import errors
-from turnstop.dialects.chat.models import SendMessage, ThreadRef
-from turnstop.dialects.chat.service import Chat, store_failure
-from turnstop.dialects.chat.web import ChatUser, Origins, count_request, signed_in
-from turnstop.dialects.chat.wire import SHAPE, CancellationFailed
-from turnstop.http import api
+from turnstop.dialects.chat.models import SendMessage
+from turnstop.dialects.chat.service import Chat
+from turnstop.dialects.chat.threads import thread_id_of
+from turnstop.dialects.chat.web import ChatUser, Origins, signed_in
+from turnstop.dialects.chat.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, sse_response
 from turnstop.http.body import max_duration_ms, parse_body
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
-
-log = logging.getLogger(__name__)
 
 ANY_PATH = ".+"  # Powertools route rules are regular expressions: every path, for preflights
 
@@ -61,8 +56,7 @@ def api_app(store: Store, settings: Settings, runner: TurnRunner) -> TurnstopRes
     @app.post("/chat/confirm")
     def confirm() -> Response:
         user = _user(app, origins, store, settings, changes=True)
-        body = parse_body(app.event, ThreadRef, settings.max_body_bytes)
-        return json_response(200, chat.confirm(user, body.thread_id))
+        return json_response(200, chat.confirm(user, thread_id_of(app.event, settings.max_body_bytes)))
 
     @app.get("/chat/threads/<thread_id>")
     def thread(thread_id: str) -> Response:
@@ -84,29 +78,6 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
         return sse_response(chat.stream(sent, runner, app.remaining_ms))
 
     return app
-
-
-def cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    """``POST /chat/cancel``: one conditional write per turn in flight (one write for both)."""
-    origins = Origins(settings)
-    chat = Chat(store, settings)
-
-    def cancel(app: TurnstopResolver) -> Response:
-        origins.check_state_change(app.event)
-        try:
-            user = signed_in(app.event, store, settings)
-            rate = count_request(store, user, settings.chat_rate_per_minute)
-            body = parse_body(app.event, ThreadRef, settings.max_body_bytes)
-            return json_response(200, chat.cancel(user, body.thread_id), rate)
-        except errors.Retryable as e:
-            raise CancellationFailed(f"Failed to cancel action: {store_failure(e)}") from None
-        except errors.TurnstopError:
-            raise
-        except Exception as e:  # the store failed mid-cancel: the seed's 500, never a traceback
-            log.error("chat cancel failed, request %s", app.request_id, exc_info=e)
-            raise CancellationFailed(f"Failed to cancel action: {store_failure(e)}") from None
-
-    return api.cancel_app(SHAPE, "POST /chat/cancel", cancel, headers=origins.cors_headers)
 
 
 def auth_app(store: Store, settings: Settings) -> TurnstopResolver:

@@ -1,11 +1,13 @@
-"""Request bodies of the chat dialect."""
+"""Request bodies of the chat dialect. A cancel's and a confirm's ``{"thread_id"}`` is read
+without a model (``threads.thread_id_of``): the cancel function loads no pydantic."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from turnstop.dialects.chat.threads import MAX_THREAD_ID_CHARS
+
 MAX_MESSAGE_CHARS = 32_000
-MAX_THREAD_ID_CHARS = 128
 
 
 class SendMessage(BaseModel):
@@ -21,10 +23,3 @@ class SendMessage(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
-
-
-class ThreadRef(BaseModel):
-    """``POST /chat/cancel`` and ``POST /chat/confirm``."""
-
-    model_config = ConfigDict(extra="ignore")
-    thread_id: StrictStr = Field(min_length=1, max_length=MAX_THREAD_ID_CHARS)

@@ -1,5 +1,5 @@
 """The chat dialect's operations on the shared core: messages (a reply turn, and the action it
-plans), cancel, confirm, and the thread's history.
+plans), confirm, and the thread's history. The cancel is ``cancel.py`` (its own, lean function).
 
 A planned action is a turn (kind ``chat_action``, scope ``chat:<thread>``) that waits in
 ``queued`` until confirm claims it; it is never swept or queued, so only a confirmation starts
@@ -19,10 +19,10 @@ from typing import Any
 from turnstop.core import errors, scopes
 from turnstop.core.errors import CommitRejected
 from turnstop.core.events import Event
-from turnstop.core.ids import matches, new_id
+from turnstop.core.ids import new_id
 from turnstop.core.records import NewTurn
 from turnstop.core.tokens import count_tokens
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
+from turnstop.core.turn import Status, Turn
 from turnstop.dialects.chat import agent, wire
 from turnstop.dialects.chat.models import SendMessage
 from turnstop.dialects.chat.renderer import (
@@ -33,6 +33,7 @@ from turnstop.dialects.chat.renderer import (
     action_planned,
     reply_created,
 )
+from turnstop.dialects.chat.threads import THREAD_NOT_FOUND, THREAD_PREFIX, check_thread_id, owned_thread
 from turnstop.dialects.chat.web import ChatUser
 from turnstop.dialects.service import DialectService
 from turnstop.http.sse import StreamingResponse, live_response
@@ -43,19 +44,16 @@ from turnstop.store.chat import (
     PREVIOUS_REPLY,
     THREAD,
     ActionRecord,
-    CancelTarget,
     ChatMessage,
     ChatThread,
     PlannedAction,
     message_item,
     thread_from_item,
 )
-from turnstop.store.db import error_code
 from turnstop.store.finish import Closing, LostLease, MyLease
 
 log = logging.getLogger(__name__)
 
-THREAD_PREFIX = "thread_"
 REPLY_PREFIX = "reply_"
 ACTION_PREFIX = "act_"
 # How long a confirm holds its action while it carries it out; a confirm whose request died
@@ -63,9 +61,6 @@ ACTION_PREFIX = "act_"
 CONFIRM_LEASE_MS = 10_000
 MIN_GRACE_MS = 60_000
 WAIT_STEP_S = 0.25
-NOTHING_TO_CANCEL = (
-    "Nothing to cancel: no action on this thread is waiting for confirmation and no reply is being written"
-)
 NOTHING_TO_CONFIRM = "Nothing to confirm: no action on this thread is waiting for confirmation"
 
 
@@ -94,14 +89,6 @@ class Sent:
     turn: Turn
     thread_id: str
     action: agent.Action | None
-
-
-def store_failure(e: Exception) -> str:
-    """A store failure's details as the cancel's error shows them (never a traceback)."""
-    if isinstance(e, errors.TurnstopError):
-        return e.message or type(e).__name__
-    code = error_code(e)
-    return f"the store refused the request ({code})" if code else f"the store failed ({type(e).__name__})"
 
 
 class Chat(DialectService):
@@ -170,7 +157,7 @@ class Chat(DialectService):
             return errors.Retryable("thread id collision; send the message again")
         old = thread_from_item(rejected.failed.get(THREAD))
         if old is None or not old.visible_to(user.tenant, user.user, now):
-            return errors.NotFound("Thread not found")
+            return errors.NotFound(THREAD_NOT_FOUND)
         return errors.Conflict("Another message was sent on this thread at the same time; send it again")
 
     def reply(self, sent: Sent, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> dict[str, Any]:
@@ -205,42 +192,7 @@ class Chat(DialectService):
         answer.headers["X-Thread-Id"] = sent.thread_id
         return answer
 
-    # ------------------------------------------------------------------ cancel and confirm
-
-    def cancel(self, user: ChatUser, thread_id: str) -> dict[str, Any]:
-        """Cancel what is in flight on the thread: the action waiting for confirmation and the
-        reply still being written, in one write (both flagged, or neither). A repeat answers
-        the same; an action whose confirmation won is ``nothing_to_cancel`` (409) and nothing
-        changes."""
-        thread = self._thread(user, thread_id)
-        targets = [CancelTarget("action", thread.action, True)] if thread.action else []
-        if thread.reply:
-            targets.append(CancelTarget("reply", thread.reply, False))
-        req = CancelRequest(reason="cancelled by the user", actor=user.user, source="chat")
-        cancelled_before = False
-        while targets:
-            result = self.store.chat.cancel_together(
-                targets, tenant=user.tenant, scope=scopes.chat(thread.id), end_user=user.user, req=req
-            )
-            if result.landed:
-                return wire.cancel_answer(thread.id)
-            still: list[CancelTarget] = []
-            for target in targets:
-                if target.name not in result.refused:
-                    still.append(target)  # would have been flagged: try again without the others
-                    continue
-                outcome, old = result.refused[target.name]
-                if outcome is CancelOutcome.ALREADY_CANCELLING or (old is not None and old.status is Status.CANCELLED):
-                    cancelled_before = True
-                elif target.only_queued and outcome is not CancelOutcome.NOT_FOUND:
-                    # the action was confirmed first: the cancel lost, and changes nothing
-                    raise errors.Conflict(
-                        "Nothing to cancel: the action was already confirmed", code="nothing_to_cancel"
-                    )
-            targets = still
-        if cancelled_before:
-            return wire.cancel_answer(thread.id)
-        raise errors.Conflict(NOTHING_TO_CANCEL, code="nothing_to_cancel")
+    # ------------------------------------------------------------------ confirm
 
     def confirm(self, user: ChatUser, thread_id: str) -> dict[str, Any]:
         """Carry out the action waiting for confirmation: claim it (refused once a cancel has
@@ -263,7 +215,7 @@ class Chat(DialectService):
             # a confirm that won and then died before carrying it out: finish its work
             turn, mode = self.store.turns.with_input(old), LostLease(old.lease_expires_at)
         if turn.kind != ACTION_KIND or not turn.visible_to(user.tenant, scopes.chat(thread.id), user.user):
-            raise errors.NotFound("Thread not found")
+            raise errors.NotFound(THREAD_NOT_FOUND)
         result = str(turn.input["action"]["result"])
         executed = action_executed(turn)
         outcome = ChatMessage(int(turn.input["outcome_seq"]), "assistant", result, self.store.now())
@@ -289,10 +241,10 @@ class Chat(DialectService):
 
     def thread(self, user: ChatUser, thread_id: str) -> dict[str, Any]:
         """The thread's messages and actions (each action's status from its turn)."""
-        self._check_id(thread_id)
+        check_thread_id(thread_id)
         thread, messages, records = self.store.chat.history(thread_id)
         if thread is None or not thread.visible_to(user.tenant, user.user, self.store.now()):
-            raise errors.NotFound("Thread not found")
+            raise errors.NotFound(THREAD_NOT_FOUND)
         heads = self.store.chat.action_heads([r.id for r in records])
         actions = [
             wire.action_body(r.id, r.type, r.summary, action_status(heads[r.id]), r.created_at, decided_at(heads[r.id]))
@@ -303,13 +255,4 @@ class Chat(DialectService):
                                 actions)  # fmt: skip
 
     def _thread(self, user: ChatUser, thread_id: str) -> ChatThread:
-        self._check_id(thread_id)
-        thread = self.store.chat.get_thread(thread_id)
-        if thread is None or not thread.visible_to(user.tenant, user.user, self.store.now()):
-            raise errors.NotFound("Thread not found")
-        return thread
-
-    @staticmethod
-    def _check_id(thread_id: str) -> None:
-        if not matches(THREAD_PREFIX, thread_id):
-            raise errors.NotFound("Thread not found")
+        return owned_thread(self.store, user, thread_id)
