@@ -62,7 +62,7 @@ Resources:
     Type: AWS::SQS::Queue
     Properties:
       # long enough that a batch processed on a loaded machine is deleted before it reappears
-      VisibilityTimeout: 4
+      VisibilityTimeout: 8
       RedrivePolicy: {deadLetterTargetArn: !GetAtt DLQ.Arn, maxReceiveCount: 2}
   RetryDLQ:
     Type: AWS::SQS::Queue
