@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PORT   ?= 3000
+# test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
+JOBS   ?= 2
 
 .PHONY: run test install test-unit test-integration test-e2e lint bench bench-bulk load soak invoke clean
 
@@ -38,10 +40,10 @@ lint: install
 	$(BIN)/cfn-lint template.yaml
 
 test-unit: install
-	$(PYTEST) tests/unit
+	$(PYTEST) -n $(JOBS) tests/unit
 
 test-integration: install
-	$(PYTEST) tests/integration
+	$(PYTEST) -n $(JOBS) tests/integration
 
 test-e2e: install
 	$(PYTEST) tests/e2e

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,18 +52,54 @@ class LocalApi:
         return out.stdout.strip().splitlines()[-1].strip()
 
 
-def _store_kinds() -> list[str]:
+def all_store_kinds() -> list[str]:
     """Both embedded stores where DynamoDB Local can run (CI), else moto's server alone."""
     from turnstop_local.store import choose_store_kind
 
     return ["dynamodb-local", "moto"] if choose_store_kind(ROOT) == "dynamodb-local" else ["moto"]
 
 
-@pytest.fixture(scope="session", params=_store_kinds())
-def local_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
-    store_kind: str = request.param
-    with serve(tmp_path_factory.mktemp(f"turnstop-state-{store_kind}"), store_kind) as api:
-        yield api
+class Servers:
+    """One local runtime per store for the whole test session, started on first use."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._stack = ExitStack()
+        self._apis: dict[str, LocalApi] = {}
+
+    def get(self, store_kind: str) -> LocalApi:
+        if store_kind not in self._apis:
+            state_dir = self._tmp.mktemp(f"turnstop-state-{store_kind}")
+            self._apis[store_kind] = self._stack.enter_context(serve(state_dir, store_kind))
+        return self._apis[store_kind]
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    running = Servers(tmp_path_factory)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The e2e tier runs once, on the default store (DynamoDB Local where Java 17+ is present, as
+    in CI and ``make run``). A module marked ``each_store`` also runs on moto's server, the store
+    ``make run`` falls back to without Java; the unit tier covers every path on moto besides."""
+    if "local_api" in metafunc.fixturenames:
+        kinds = all_store_kinds()
+        each = metafunc.definition.get_closest_marker("each_store") is not None
+        metafunc.parametrize("local_api", kinds if each else kinds[:1], indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def local_api(request: pytest.FixtureRequest, servers: Servers) -> LocalApi:
+    """The local runtime on the store this test is parametrized with."""
+    return servers.get(request.param)
 
 
 @contextmanager

@@ -15,6 +15,9 @@ from mka1.utils.retries import RetryConfig
 
 from tests.e2e.conftest import LocalApi, wait_for
 
+# the flows `make run` serves, on DynamoDB Local and on moto's server alike
+pytestmark = pytest.mark.each_store
+
 MODEL = "meetkai:functionary-urdu-mini-pak"
 ESSAY = "Write a 5000-word essay"
 

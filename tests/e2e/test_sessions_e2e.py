@@ -12,6 +12,9 @@ import pytest
 
 from tests.e2e.conftest import LocalApi, sse_events, wait_for
 
+# the flows `make run` serves, on DynamoDB Local and on moto's server alike
+pytestmark = pytest.mark.each_store
+
 
 @pytest.fixture
 def client(local_api: LocalApi) -> Iterator[httpx.Client]:
