@@ -170,14 +170,21 @@ def test_sessions_stream_stops_from_the_stop_button_and_resumes(page: Any, local
     assert page.locator("#output").text_content() == turn_text(local_api, session_id, turn_id)
 
 
-def test_llm_background_response_stops_and_is_not_billed(page: Any, local_api: LocalApi, shots: Any) -> None:
+def test_llm_background_response_resumes_stops_and_is_not_billed(page: Any, local_api: LocalApi, shots: Any) -> None:
     # Given a background LLM response streaming in the page
     open_playground(page, "llm")
     start_and_wait_for_tokens(page)
     turn_id = str(page.locator("#turn-id").text_content())
     assert turn_id.startswith("resp_")
 
-    # When Stop is pressed
+    # When the reader reconnects (GET ?stream=true&starting_after=<last sequence_number>)
+    page.click("#reconnect")
+    resumed = re.compile(rf"GET /api/v1/llm/responses/{turn_id}\?stream=true&starting_after=\d+ → 200")
+    expect(page.locator("#log")).to_have_text(resumed)
+    resumed_at = len(str(page.locator("#output").text_content()))
+    expect(page.locator("#output")).to_have_text(at_least(resumed_at + 40))
+
+    # And Stop is pressed
     stop_and_wait_for_end(page)
 
     # Then the stream ends with response.cancelled and the ledger's usage entry says billed: false
@@ -185,7 +192,10 @@ def test_llm_background_response_stops_and_is_not_billed(page: Any, local_api: L
     assert json.loads(str(page.locator("#usage").text_content()))["output_tokens"] > 0
     assert page.locator("#billing").text_content() == "billed: false (usage recorded)"
     shots(page, "llm-stopped")
-    assert api_json(local_api, f"/api/v1/llm/responses/{turn_id}")["status"] == "cancelled"
+    # and the text shown, live then resumed, is the response's output exactly
+    response = api_json(local_api, f"/api/v1/llm/responses/{turn_id}")
+    assert response["status"] == "cancelled"
+    assert page.locator("#output").text_content() == response["output"][0]["content"][0]["text"]
 
 
 def test_task_stops_and_is_refunded_in_full(page: Any, local_api: LocalApi, shots: Any) -> None:
