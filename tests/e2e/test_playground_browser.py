@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 20_000
 # The e2e runtime checks a turn's cancel flag every second (tests/e2e/conftest.py), plus a flush.
-STOP_TO_END_BOUND_MS = 5_000
+STOP_TO_END_BOUND_MS = 10_000
 
 pytestmark = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),
