@@ -26,6 +26,11 @@ function setStatus(status) {
   badge.dataset.status = status;
 }
 
+// Output arrives: the turn runs (a "cancelling" badge stays until the terminal event).
+function markRunning() {
+  if (["starting", "queued"].includes($("status").dataset.status)) setStatus("running");
+}
+
 function log(text) {
   const item = document.createElement("li");
   item.textContent = text;
@@ -263,8 +268,7 @@ const sessions = {
         if ("billed" in data) show("terminal", `${m.event} (billed: ${data.billed})`);
       }
     }
-    if (data.status === "running" && $("status").dataset.status === "queued") setStatus("running");
-    if (m.event === "message.delta" && $("status").dataset.status !== "running") setStatus("running");
+    if (m.event === "message.delta") markRunning();
   },
   async stop(current) {
     const answer = await call("POST", `/v1/sessions/${current.sessionId}/responses/${current.id}/cancel`);
@@ -307,7 +311,7 @@ const llm = {
     }
     if (m.event === "response.output_text.delta") {
       appendOutput(data.delta || "");
-      if ($("status").dataset.status !== "running") setStatus("running");
+      markRunning();
     } else if (data.response && data.response.status) {
       const status = data.response.status;
       if (["completed", "cancelled", "failed", "incomplete"].includes(status)) {
@@ -446,7 +450,7 @@ const chat = {
     }
     if (m.event === "token") {
       appendOutput(data.text || "");
-      if ($("status").dataset.status !== "running") setStatus("running");
+      markRunning();
     } else if (m.event === "confirmation_required") {
       $("confirmation-message").textContent = data.confirmation_message || data.message || "Confirm?";
       $("confirmation-message").hidden = false;
