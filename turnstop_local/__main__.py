@@ -81,8 +81,8 @@ def _print_banner(runtime: Any, key_note: str) -> None:
         f"  table: {runtime.table_name}",
         f"  routes: {len(routes)} ({streaming} streaming), SQS mappings: {len(runtime.template.sqs_event_sources)}",
         f"  {key_note}",
+        f"  playground: {runtime.url}/playground",
     ]
-    lines.append(f"  playground: {runtime.url}/playground")
     if runtime.oidc is not None:
         lines.append(
             f"  chat sign-in: {runtime.url}/auth/login?login_hint=<user> (dev OpenID provider {runtime.oidc.issuer})"
