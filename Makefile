@@ -10,14 +10,19 @@ PORT   ?= 3000
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-.PHONY: run test install test-unit test-integration test-e2e lint bench bench-bulk load soak invoke clean
+.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
 
 test: install lint test-unit test-integration test-e2e
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed chromium
+
+# Debian's chromium for the playground's browser test (tests/e2e/test_playground_browser.py);
+# where it cannot be installed the script says why and that test skips.
+chromium:
+	@scripts/install-chromium
 
 $(VENV)/.installed: requirements.txt layers/turnstop/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +67,10 @@ load: install
 # Not part of `make test`: the stateful property test with many random examples, on moto and DynamoDB Local.
 soak: install
 	TURNSTOP_SOAK=1 $(PYTEST) --timeout=0 tests/unit/test_stateful.py tests/integration/test_stateful.py
+
+# Re-take the playground's screenshots in docs/img: its browser test, saving each step there.
+screenshots: install
+	TURNSTOP_SCREENSHOTS_DIR=docs/img $(PYTEST) tests/e2e/test_playground_browser.py
 
 # Docker-free `sam local invoke`: make invoke FN=SessionCancelFunction EVENT=events/session_cancel.json
 invoke: install

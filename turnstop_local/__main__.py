@@ -56,6 +56,8 @@ def _serve(args: argparse.Namespace) -> int:
                 runtime.template, runtime.table_name, DEV_TENANT, dev_key.account_ids, key=dev_key.key, name="dev"
             )
             key_note = f"dev API key: {dev_key.key}" if dev_key.generated else "dev API key: $TURNSTOP_DEV_API_KEY"
+            if runtime.server is not None:  # the playground page is prefilled with it (docs/playground.md)
+                runtime.server.playground.enable_dev_key(dev_key.key, dev_key.account_ids, DEV_TENANT)
         except Exception as error:  # the API still serves without a seeded key
             key_note = f"dev API key NOT seeded ({type(error).__name__}: {error})"
         key_note += seed_dev_webhook_secret(runtime.template, runtime.table_name)
@@ -79,6 +81,7 @@ def _print_banner(runtime: Any, key_note: str) -> None:
         f"  table: {runtime.table_name}",
         f"  routes: {len(routes)} ({streaming} streaming), SQS mappings: {len(runtime.template.sqs_event_sources)}",
         f"  {key_note}",
+        f"  playground: {runtime.url}/playground",
     ]
     if runtime.oidc is not None:
         lines.append(

@@ -50,6 +50,7 @@ from turnstop_local.apigw import (
 from turnstop_local.apigw.api import CLIENT_CHECK_SECONDS
 from turnstop_local.knobs import IDLE_TIMEOUT_SECONDS, number_setting
 from turnstop_local.lambda_host import StreamHead, StreamInvocation, Throttled
+from turnstop_local.playground import Playground
 from turnstop_local.template import Route
 
 __all__ = [
@@ -105,6 +106,7 @@ class LocalHttpServer(ThreadingHTTPServer):
         self._thread: threading.Thread | None = None
         self._count_lock = threading.Lock()
         self.clients_gone = 0  # answers whose client left before they were complete
+        self.playground = Playground()  # /playground (docs/playground.md)
         super().__init__((host, port), _RequestHandler)
 
     def note_client_gone(self) -> None:
@@ -215,8 +217,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         match = api.routes.match(self.command, raw_path)
         if match is None:
-            self._send(json_message(404, "Not Found"), request_id)
-            self._access_log(started, 404, None)
+            # not a template route: a page of the local runtime itself, else API Gateway's 404
+            page = self.server.playground.answer(self.command, raw_path, self.headers)
+            response = page or json_message(404, "Not Found")
+            self._send(response, request_id)
+            self._access_log(started, response.status, None)
             return
         route, path_parameters = match
         event = build_http_event(

@@ -1,0 +1,580 @@
+// The turnstop playground: start a turn in one dialect, watch it, stop it, and show what the
+// API says about the stop (terminal event, time to the stream's end, usage, ledger).
+// Every call is a same-origin request to the local runtime's real routes, the ones SDKs use.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+const DEFAULT_PROMPTS = {
+  sessions: "Write a 5000-word essay on cryptography",
+  llm: "Write a 5000-word essay on cryptography",
+  omni: "Write a 3000-word essay on markets",
+  tasks: "Write a 5000-word report on cryptography",
+  chat: "Schedule a meeting titled 'Project Review' on March 10th at 3 PM",
+};
+const LLM_MODEL = "meetkai:functionary-urdu-mini-pak";
+const POLL_MS = 250;
+
+let accountId = 1;
+let turn = null; // the turn on screen: {dialect, id, ...}
+
+// ------------------------------------------------------------------------------ the page
+
+function setStatus(status) {
+  const badge = $("status");
+  badge.textContent = status;
+  badge.dataset.status = status;
+}
+
+// Output arrives: the turn runs (a "cancelling" badge stays until the terminal event).
+function markRunning() {
+  if (["starting", "queued"].includes($("status").dataset.status)) setStatus("running");
+}
+
+function log(text) {
+  const item = document.createElement("li");
+  item.textContent = text;
+  $("log").appendChild(item);
+  item.scrollIntoView({ block: "nearest" });
+}
+
+function show(id, value) {
+  $(id).textContent = typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function appendOutput(text) {
+  const out = $("output");
+  out.textContent += text;
+  out.scrollTop = out.scrollHeight;
+  turn.tokens += 1;
+  show("counts", `${turn.tokens} deltas`);
+}
+
+function setOutput(text) {
+  $("output").textContent = text;
+  $("output").scrollTop = $("output").scrollHeight;
+}
+
+function buttons({ start, stop, reconnect }) {
+  $("start").disabled = !start;
+  $("stop").disabled = !stop;
+  $("reconnect").disabled = !reconnect;
+}
+
+function resetTurn(dialect) {
+  if (turn && turn.abort) turn.abort.abort();
+  if (turn) turn.gone = true;
+  turn = { dialect, id: null, tokens: 0, lastEventId: null, stopClickedAt: null, ended: false, abort: null };
+  setOutput("");
+  for (const id of ["stop-latency", "terminal", "usage", "billing", "action", "ledger"]) show(id, "–");
+  show("turn-id", "");
+  show("counts", "");
+  $("stop-latency").removeAttribute("data-ms");
+  $("log").textContent = "";
+  $("confirmation").hidden = true;
+  $("confirmation-message").hidden = true;
+  setStatus("idle");
+  return turn;
+}
+
+function fail(message) {
+  setStatus("error");
+  show("terminal", message);
+  log("error: " + message);
+  buttons({ start: true, stop: false, reconnect: false });
+}
+
+// ------------------------------------------------------------------------------ HTTP
+
+function authHeaders() {
+  if (DIALECTS[turn.dialect].cookie) return {};
+  const key = $("api-key").value.trim();
+  return key ? { Authorization: "Bearer " + key } : {};
+}
+
+async function call(method, path, body) {
+  const headers = { ...authHeaders() };
+  const init = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const text = await response.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch (_) {
+    json = text;
+  }
+  log(`${method} ${path} → ${response.status}`);
+  return { status: response.status, ok: response.ok, json, headers: response.headers };
+}
+
+function errorText(answer) {
+  const j = answer.json;
+  const message = j && (j.message || (j.error && (j.error.message || j.error)) || j.detail);
+  return `${answer.status} ${typeof message === "string" ? message : JSON.stringify(j)}`;
+}
+
+// Reads a text/event-stream body as it arrives; calls onEvent({id, event, data}) per event and
+// resolves when the body ends. The streaming POSTs cannot use EventSource (it only GETs).
+async function readSse(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(buffer.slice(cut).match(/^\r?\n\r?\n/)[0].length + cut);
+      const message = { id: null, event: "message", data: [] };
+      for (const line of block.split(/\r?\n/)) {
+        if (!line || line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const raw = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") message.data.push(raw);
+        else if (field === "id") message.id = raw;
+        else if (field === "event") message.event = raw;
+      }
+      if (!message.data.length) continue;
+      const text = message.data.join("\n");
+      try {
+        message.data = JSON.parse(text);
+      } catch (_) {
+        message.data = text;
+      }
+      onEvent(message);
+    }
+  }
+}
+
+// Opens a stream and follows it to its end; a Reconnect aborts it (the turn goes on).
+async function follow(current, method, path, body, extraHeaders, onEvent) {
+  current.abort = new AbortController();
+  const headers = { ...authHeaders(), ...extraHeaders };
+  const init = { method, headers, signal: current.abort.signal, credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+    log(`${method} ${path} → ${response.status} (stream)`);
+    if (!response.ok) {
+      const answer = { status: response.status, json: await response.json().catch(() => null) };
+      fail(errorText(answer));
+      return null;
+    }
+    if (current.onHeaders) current.onHeaders(response.headers);
+    await readSse(response, (message) => {
+      if (message.id) current.lastEventId = message.id;
+      onEvent(message);
+    });
+  } catch (error) {
+    if (error.name === "AbortError") return null; // Reconnect dropped it on purpose
+    if (!current.gone) fail(String(error));
+    return null;
+  }
+  if (!current.gone) streamEnded(current);
+  return response;
+}
+
+// The stream (or the polling) is over: measure from the Stop click, show the ledger.
+function streamEnded(current) {
+  if (current.ended || current.gone) return;
+  current.ended = true;
+  if (current.stopClickedAt !== null) {
+    const ms = Math.round(performance.now() - current.stopClickedAt);
+    $("stop-latency").dataset.ms = String(ms);
+    show("stop-latency", `${ms} ms from the Stop click to the end of the stream`);
+  }
+  $("turn").dataset.ended = "true";
+  log("stream ended");
+  buttons({ start: true, stop: false, reconnect: DIALECTS[current.dialect].resumable && !!current.id });
+  if (DIALECTS[current.dialect].ledger) showLedger(current);
+}
+
+async function showLedger(current) {
+  const answer = await call("GET", `/v1/ledger?response_id=${encodeURIComponent(current.id)}`);
+  if (current.gone) return;
+  if (!answer.ok) {
+    show("ledger", errorText(answer));
+    return;
+  }
+  const entries = (answer.json && answer.json.data) || [];
+  show("ledger", entries.length ? entries.map((e) => JSON.stringify(e)).join("\n") : "no entries for this turn: nothing recorded, nothing billed");
+  show("billing", billingSummary(entries));
+}
+
+// What the ledger says about money: sessions write nothing for a cancelled stream, LLM and omni
+// a usage entry with billed: false, tasks a charge and its refund.
+function billingSummary(entries) {
+  const sum = (kind) => entries.filter((e) => e.kind === kind).reduce((n, e) => n + Number(e.credits || 0), 0);
+  const charged = sum("charge");
+  const refunded = sum("refund");
+  if (charged > 0) {
+    const billed = charged - refunded > 1e-9;
+    return `billed: ${billed} (charged ${charged} credits, refunded ${refunded})`;
+  }
+  const billed = entries.some((e) => e.billed === true || e.kind === "debit");
+  if (!entries.length) return "billed: false (no ledger entry for this turn)";
+  return `billed: ${billed} (${entries.map((e) => e.kind).join(", ")} recorded)`;
+}
+
+function terminal(current, name, status, details) {
+  current.terminal = name;
+  setStatus(status);
+  show("terminal", name);
+  if (details && details.usage) show("usage", compactUsage(details.usage));
+}
+
+function compactUsage(usage) {
+  const keep = ["input_tokens", "output_tokens", "total_tokens"].filter((k) => k in usage);
+  return keep.length ? Object.fromEntries(keep.map((k) => [k, usage[k]])) : usage;
+}
+
+// ------------------------------------------------------------------------------ dialects
+
+const sessions = {
+  resumable: true,
+  ledger: true,
+  async start(current, prompt) {
+    const created = await call("POST", "/v1/sessions", { persistent: true });
+    if (!created.ok) return fail(errorText(created));
+    current.sessionId = created.json.id;
+    current.onHeaders = (headers) => {
+      current.id = headers.get("X-Response-Id");
+      show("turn-id", current.id || "");
+      buttons({ start: false, stop: true, reconnect: true });
+    };
+    await follow(current, "POST", `/v1/sessions/${current.sessionId}/messages`, { message: prompt }, {}, (m) =>
+      sessions.onEvent(current, m),
+    );
+  },
+  onEvent(current, m) {
+    const data = m.data || {};
+    if (m.event === "message.delta") appendOutput(data.delta || "");
+    else if (m.event === "message.created") setStatus(data.status || "queued");
+    else if (m.event.startsWith("message.") && data.status && m.event !== "message.created") {
+      setStatus(data.status);
+      if (["completed", "cancelled", "failed", "incomplete"].includes(data.status)) {
+        terminal(current, m.event, data.status, data);
+        if ("billed" in data) show("terminal", `${m.event} (billed: ${data.billed})`);
+      }
+    }
+    if (m.event === "message.delta") markRunning();
+  },
+  async stop(current) {
+    const answer = await call("POST", `/v1/sessions/${current.sessionId}/responses/${current.id}/cancel`);
+    log(`cancel answered ${answer.status} ${JSON.stringify(answer.json)}`);
+    if (answer.status === 202) setStatus("cancelling");
+  },
+  async reconnect(current) {
+    await follow(
+      current,
+      "GET",
+      `/v1/sessions/${current.sessionId}/responses/${current.id}/events`,
+      undefined,
+      current.lastEventId ? { "Last-Event-ID": current.lastEventId } : {},
+      (m) => sessions.onEvent(current, m),
+    );
+  },
+};
+
+const llm = {
+  resumable: true,
+  ledger: true,
+  async start(current, prompt) {
+    current.onHeaders = null;
+    await follow(
+      current,
+      "POST",
+      "/api/v1/llm/responses",
+      { model: LLM_MODEL, input: prompt, background: true, stream: true },
+      {},
+      (m) => llm.onEvent(current, m),
+    );
+  },
+  onEvent(current, m) {
+    const data = m.data || {};
+    if (typeof data.sequence_number === "number") current.lastEventId = String(data.sequence_number);
+    if (data.response && data.response.id && !current.id) {
+      current.id = data.response.id;
+      show("turn-id", current.id);
+      buttons({ start: false, stop: true, reconnect: true });
+    }
+    if (m.event === "response.output_text.delta") {
+      appendOutput(data.delta || "");
+      markRunning();
+    } else if (data.response && data.response.status) {
+      const status = data.response.status;
+      if (["completed", "cancelled", "failed", "incomplete"].includes(status)) {
+        terminal(current, m.event, status, data.response);
+        current.usage = data.response.usage;
+      } else setStatus(status);
+    }
+  },
+  async stop(current) {
+    const answer = await call("POST", `/api/v1/llm/responses/${current.id}/cancel`);
+    log(`cancel answered ${answer.status}: status ${answer.json && answer.json.status}`);
+    if (answer.ok && answer.json && answer.json.usage) show("usage", compactUsage(answer.json.usage));
+  },
+  async reconnect(current) {
+    const after = current.lastEventId ? `&starting_after=${current.lastEventId}` : "";
+    await follow(current, "GET", `/api/v1/llm/responses/${current.id}?stream=true${after}`, undefined, {}, (m) =>
+      llm.onEvent(current, m),
+    );
+  },
+};
+
+// Omni and tasks are polled, as their SDKs do: the "stream" is the polling, and it ends when
+// the poll sees a final status. Reconnect restarts the polling (a poll is its own resume).
+function poller(current, read) {
+  const token = {};
+  current.poll = token;
+  const tick = async () => {
+    if (current.gone || current.poll !== token) return;
+    let final = false;
+    try {
+      final = await read();
+    } catch (error) {
+      return fail(String(error));
+    }
+    if (final) streamEnded(current);
+    else if (!current.gone && current.poll === token) setTimeout(tick, POLL_MS);
+  };
+  tick();
+}
+
+const omni = {
+  resumable: true,
+  ledger: true,
+  async start(current, prompt) {
+    const created = await call("POST", "/v1/omni-ai/threads", { type: "instant", account_id: accountId, text: prompt });
+    if (!created.ok) return fail(errorText(created));
+    current.id = created.json.data.response_id;
+    current.threadId = created.json.data.thread_id;
+    show("turn-id", current.id);
+    buttons({ start: false, stop: true, reconnect: true });
+    omni.poll(current);
+  },
+  poll(current) {
+    poller(current, async () => {
+      const answer = await fetch(`/v1/omni-ai/responses/${current.id}?account_id=${accountId}`, { headers: authHeaders() });
+      const body = await answer.json();
+      if (!answer.ok) throw new Error(errorText({ status: answer.status, json: body }));
+      const response = body.data;
+      const text = ((response.content && response.content.parts) || []).map((p) => p.text || "").join("");
+      if (text.length !== $("output").textContent.length) {
+        setOutput(text);
+        show("counts", `${text.split(/\s+/).filter(Boolean).length} words`);
+      }
+      const status = response.status;
+      if (["succeeded", "failed", "canceled"].includes(status)) {
+        terminal(current, `status: ${status}`, status === "canceled" ? "cancelled" : status, response);
+        return true;
+      }
+      if ($("status").dataset.status !== "cancelling") setStatus(status);
+      return false;
+    });
+  },
+  async stop(current) {
+    const answer = await call("DELETE", `/v1/omni-ai/responses/${current.id}?account_id=${accountId}`);
+    log(`cancel answered ${answer.status} ${JSON.stringify(answer.json && answer.json.data)}`);
+    if (answer.ok && answer.json.data.canceled) setStatus("cancelling");
+  },
+  async reconnect(current) {
+    omni.poll(current);
+  },
+};
+
+const tasks = {
+  resumable: true,
+  ledger: true,
+  async start(current, prompt) {
+    const created = await call("POST", "/v1/tasks", { capability: "text.generate", model: "auto", input: { prompt } });
+    if (!created.ok) return fail(errorText(created));
+    current.id = created.json.task_id;
+    show("turn-id", current.id);
+    setStatus(created.json.status);
+    buttons({ start: false, stop: true, reconnect: true });
+    tasks.poll(current);
+  },
+  poll(current) {
+    poller(current, async () => {
+      const answer = await fetch(`/v1/tasks/${current.id}`, { headers: authHeaders() });
+      const task = await answer.json();
+      if (!answer.ok) throw new Error(errorText({ status: answer.status, json: task }));
+      const text = (task.output && task.output.text) || "";
+      if (text.length !== $("output").textContent.length) setOutput(text);
+      if (task.progress && task.progress.message) show("counts", task.progress.message);
+      if (["succeeded", "failed", "cancelled"].includes(task.status)) {
+        terminal(current, `status: ${task.status}`, task.status, task);
+        current.task = task;
+        return true;
+      }
+      setStatus(task.cancel_requested_at ? "cancelling" : task.status);
+      return false;
+    });
+  },
+  async stop(current) {
+    const answer = await call("POST", `/v1/tasks/${current.id}/cancel`, { reason: "Stopped from the playground" });
+    log(`cancel answered ${answer.status}: status ${answer.json && answer.json.status}`);
+  },
+  async reconnect(current) {
+    tasks.poll(current);
+  },
+};
+
+const chat = {
+  cookie: true,
+  resumable: false,
+  ledger: false,
+  async start(current, prompt) {
+    const body = { message: prompt };
+    if (chat.threadId) body.thread_id = chat.threadId;
+    current.onHeaders = () => buttons({ start: false, stop: true, reconnect: false });
+    await follow(current, "POST", "/chat/stream", body, {}, (m) => chat.onEvent(current, m));
+  },
+  onEvent(current, m) {
+    const data = (m.data && m.data.data) || {};
+    if (data.thread_id) {
+      current.id = chat.threadId = data.thread_id;
+      show("turn-id", data.thread_id);
+    }
+    if (m.event === "token") {
+      appendOutput(data.text || "");
+      markRunning();
+    } else if (m.event === "confirmation_required") {
+      $("confirmation-message").textContent = data.confirmation_message || data.message || "Confirm?";
+      $("confirmation-message").hidden = false;
+      $("confirmation").hidden = false;
+      setStatus("pending");
+      show("action", "pending");
+    } else if (m.event === "done" || m.event === "cancelled" || m.event === "error") {
+      const status = m.event === "done" ? (data.status || "completed") : m.event === "cancelled" ? "cancelled" : "failed";
+      if (!(m.event === "done" && $("status").dataset.status === "pending")) setStatus(status);
+      current.terminal = m.event;
+      show("terminal", m.event);
+      show("billing", "billed: false (the chat dialect bills nothing; no ledger entries)");
+    }
+  },
+  async stop(current) {
+    const answer = await call("POST", "/chat/cancel", { thread_id: current.id });
+    log(`cancel answered ${answer.status} ${JSON.stringify(answer.json)}`);
+  },
+  async decide(current, path) {
+    const answer = await call("POST", path, { thread_id: current.id });
+    if (!answer.ok) return fail(errorText(answer));
+    $("confirmation").hidden = true;
+    setStatus(answer.json.status);
+    show("terminal", answer.json.response || answer.json.status);
+    const thread = await call("GET", `/chat/threads/${current.id}`);
+    const actions = (thread.ok && thread.json.actions) || [];
+    const last = actions[actions.length - 1];
+    show("action", last ? `${last.status}: ${last.type} "${last.summary}" (${last.id})` : answer.json.status);
+    $("action").dataset.status = last ? last.status : answer.json.status;
+  },
+};
+
+const DIALECTS = { sessions, llm, omni, tasks, chat };
+
+// ------------------------------------------------------------------------------ chat sign-in
+
+async function refreshSignIn() {
+  const answer = await fetch("/auth/session", { credentials: "same-origin" });
+  const body = await answer.json().catch(() => ({}));
+  const signedIn = answer.ok && body.signed_in;
+  show("signin-state", signedIn ? `signed in as ${body.user} (tenant ${body.tenant})` : "not signed in");
+  $("signin-state").dataset.user = signedIn ? body.user : "";
+  $("sign-in").hidden = !!signedIn;
+  $("login-hint").hidden = !!signedIn;
+  $("sign-out").hidden = !signedIn;
+}
+
+function signIn() {
+  // The sign-in is the real one: authorization code + PKCE against the OpenID provider (the dev
+  // provider locally), back here with the session cookie set.
+  const hint = encodeURIComponent($("login-hint").value.trim() || "dev");
+  const back = encodeURIComponent("/playground?dialect=chat");
+  window.location.assign(`/auth/login?login_hint=${hint}&return_to=${back}`);
+}
+
+async function signOut() {
+  await fetch("/auth/logout", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: "{}" });
+  chat.threadId = null;
+  refreshSignIn();
+}
+
+// ------------------------------------------------------------------------------ wiring
+
+function chooseDialect(dialect, keepPrompt) {
+  $("dialect").value = dialect;
+  const isChat = dialect === "chat";
+  $("signin").hidden = !isChat;
+  $("key-field").hidden = isChat; // chat signs in with a cookie, not a key
+  $("action-row").hidden = !isChat;
+  $("ledger-box").hidden = isChat; // the chat seed has no billing
+  if (!keepPrompt) $("prompt").value = DEFAULT_PROMPTS[dialect];
+  resetTurn(dialect);
+  buttons({ start: true, stop: false, reconnect: false });
+  if (isChat) refreshSignIn();
+  const url = new URL(window.location.href);
+  url.searchParams.set("dialect", dialect);
+  history.replaceState(null, "", url.pathname + url.search);
+}
+
+async function loadDevKey() {
+  const answer = await fetch("/playground/dev-key", { credentials: "same-origin" });
+  if (answer.ok) {
+    const dev = await answer.json();
+    $("api-key").value = dev.key;
+    accountId = (dev.account_ids && dev.account_ids[0]) || 1;
+    show("key-note", `the dev key of this local runtime (tenant ${dev.tenant}, account ${accountId})`);
+  } else {
+    show("key-note", "paste an API key: python -m turnstop_local keys create --tenant T --accounts 1");
+  }
+}
+
+function bind() {
+  $("dialect").addEventListener("change", (e) => chooseDialect(e.target.value, false));
+  $("start").addEventListener("click", () => {
+    const current = resetTurn($("dialect").value);
+    buttons({ start: false, stop: false, reconnect: false });
+    setStatus("starting");
+    DIALECTS[current.dialect].start(current, $("prompt").value).catch((error) => fail(String(error)));
+  });
+  $("stop").addEventListener("click", () => {
+    if (!turn || !turn.id || turn.ended) return;
+    turn.stopClickedAt = performance.now();
+    $("stop").disabled = true;
+    DIALECTS[turn.dialect].stop(turn).catch((error) => fail(String(error)));
+  });
+  $("reconnect").addEventListener("click", () => {
+    if (!turn || !turn.id) return;
+    if (turn.abort) turn.abort.abort();
+    const current = turn;
+    current.ended = false;
+    $("turn").removeAttribute("data-ended");
+    log(`reconnect after event ${current.lastEventId || "(none)"}`);
+    setOutput($("output").textContent);
+    DIALECTS[current.dialect].reconnect(current).catch((error) => fail(String(error)));
+  });
+  $("confirm").addEventListener("click", () => chat.decide(turn, "/chat/confirm"));
+  $("cancel-action").addEventListener("click", () => chat.decide(turn, "/chat/cancel"));
+  $("sign-in").addEventListener("click", signIn);
+  $("sign-out").addEventListener("click", signOut);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  bind();
+  const wanted = new URL(window.location.href).searchParams.get("dialect");
+  chooseDialect(DIALECTS[wanted] ? wanted : "sessions", false);
+  loadDevKey();
+});
