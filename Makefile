@@ -17,9 +17,12 @@ test: install lint test-unit test-integration test-e2e
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt layers/turnstop/requirements.txt
+# The project itself is installed editable (without dependencies: requirements.txt pins them),
+# which puts the `turnstop` command line in $(BIN) (docs/cli.md).
+$(VENV)/.installed: requirements.txt layers/turnstop/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 # DynamoDB Local needs Java 17+; without it the local runtime and tests use moto's server.
@@ -31,9 +34,9 @@ node_modules/.installed: package.json
 	fi
 
 lint: install
-	$(BIN)/ruff check layers functions turnstop_local tests bench
-	$(BIN)/ruff format --check layers functions turnstop_local tests bench
-	$(BIN)/mypy -p turnstop -p turnstop_local
+	$(BIN)/ruff check layers functions turnstop_local turnstop_cli tests bench
+	$(BIN)/ruff format --check layers functions turnstop_local turnstop_cli tests bench
+	$(BIN)/mypy -p turnstop -p turnstop_local -p turnstop_cli
 	$(BIN)/mypy --explicit-package-bases functions tests bench
 	$(BIN)/cfn-lint template.yaml
 
