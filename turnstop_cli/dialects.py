@@ -90,8 +90,10 @@ class StreamDialect(Dialect):
                 with api.sse(self.stream_path(ref), what=f"tail {ref.label}", params=params, headers=headers) as source:
                     for sse in source.iter_sse():
                         data = parse_data(sse.data)
-                        cursor = self.cursor_of(sse, data) or cursor
-                        failures, seen = 0, True
+                        seq = self.cursor_of(sse, data)
+                        if seq is not None and seq > cursor:  # progress: the reconnect budget starts afresh
+                            cursor, failures = seq, 0
+                        seen = True
                         state = terminal_state(sse.event)
                         delta = data.get("delta") if isinstance(data, dict) and sse.event.endswith(".delta") else None
                         out.tail_event(
