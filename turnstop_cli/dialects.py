@@ -370,7 +370,7 @@ class Chat(PollDialect):
         messages = [m for m in obj.get("messages") or [] if isinstance(m, Mapping)]
         text = "".join(f"{m.get('role')}: {m.get('content')}\n" for m in messages)
         if any(a.get("status") in self._IN_FLIGHT for a in actions):
-            return PollView("queued", "pending", text)
+            return PollView("pending", "pending", text)
         last = str(actions[-1].get("status")) if actions else "idle"
         return PollView({"executed": "completed", "idle": "completed"}.get(last, last), last, text)
 

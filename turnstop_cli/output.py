@@ -26,6 +26,7 @@ _STATE_STYLE = {
     "running": "cyan",
     "cancelling": "yellow",
     "queued": "blue",
+    "pending": "blue",
 }
 
 

@@ -342,3 +342,12 @@ def test_keys_are_not_created_over_http_against_a_deployed_stack(
     monkeypatch.setenv("TURNSTOP_STATE_DIR", str(tmp_path))
     result = run("keys", "create", "--tenant", "acme", "--accounts", "1", "--base-url", "https://api.example.com")
     assert result.exit_code == ExitCode.USAGE and "--aws" in result.output
+
+
+def test_a_bulk_id_reads_its_report_and_is_no_turn_to_tail_or_cancel(api: Any) -> None:
+    seen = api(lambda request: httpx.Response(200, json={"id": "bulk_1", "status": "completed", "cancelled": 4}))
+    assert run("tail", "bulk_1").exit_code == ExitCode.USAGE
+    assert run("cancel", "bulk_1").exit_code == ExitCode.USAGE
+    result = run("status", "bulk_1", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["cancelled"] == 4
+    assert [r.url.path for r in seen] == ["/v1/admin/cancels/bulk_1"]
