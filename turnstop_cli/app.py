@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from turnstop_cli.client import Api
 from turnstop_cli.dialects import DIALECT, TailOptions, resolve
@@ -215,10 +214,7 @@ def scope_body(scope: str, value: str, reason: str | None, created_before: str |
 
 def bulk_cancel(api: Api, out: Out, scope: str, value: str, reason: str | None, created_before: str | None) -> None:
     body = scope_body(scope, value, reason, created_before)
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out.err, transient=True,
-        disable=out.json_mode,
-    ) as progress:  # fmt: skip
+    with out.busy() as progress:
         task = progress.add_task(f"stopping the in-flight turns of {scope} {value}", total=None)
         try:
             response = api.request("POST", "/v1/admin/cancels", what=f"bulk cancel of {scope} {value}", json=body)
@@ -272,7 +268,10 @@ def status(
             out.report(api.json("GET", f"/v1/admin/cancels/{ref.id}", what=f"bulk cancel {ref.id}"))
             return
         handler, ref = resolve(api, ref)
-        out.status(handler.status(api, ref))
+        with out.busy() as progress:
+            progress.add_task(f"reading {ref.label}", total=None)
+            summary = handler.status(api, ref)
+        out.status(summary)
 
 
 # ----------------------------------------------------------------------------- ledger
@@ -326,6 +325,12 @@ def keys_create(
                 f"{target.base_url} is not a local instance, and keys are not created over HTTP",
                 hint="write the key to the deployed table with AWS credentials: "
                 "TURNSTOP_TABLE=<TableName output> turnstop keys create --aws --tenant … --accounts …",
+            )
+        if not aws and target.source == "option" and target.state_file is None:
+            # another local instance than the one found: its store is named by its own local.json
+            raise usage(
+                f"no local.json describes the instance at {target.base_url}",
+                hint="set TURNSTOP_STATE_DIR to the directory of that instance's local.json",
             )
         if aws and not os.environ.get("TURNSTOP_TABLE"):
             raise usage("--aws needs TURNSTOP_TABLE: the deployed stack's TableName output")

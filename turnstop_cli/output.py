@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -62,6 +63,13 @@ class Out:
             sys.stdout.write("\n")
             sys.stdout.flush()
             self._mid_line = False
+
+    def busy(self) -> Progress:
+        """A spinner on stderr while something takes a while (a terminal only; never with --json)."""
+        return Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.err, transient=True,
+            disable=self.json_mode or not self.err.is_terminal,
+        )  # fmt: skip
 
     # ----------------------------------------------------------------------------- tail
 
