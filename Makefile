@@ -69,4 +69,4 @@ invoke: install
 	$(PY) -m turnstop_local invoke $(FN) -e $(EVENT)
 
 clean:
-	rm -rf $(VENV) node_modules .turnstop
+	rm -rf $(VENV) node_modules .turnstop turnstop.egg-info
