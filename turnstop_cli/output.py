@@ -167,7 +167,7 @@ def compact(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping) and all(not isinstance(v, Mapping | list) for v in value.values()):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
+        return ", ".join(f"{k}={compact(v)}" for k, v in value.items())
     return json.dumps(value, default=str)
 
 

@@ -351,3 +351,42 @@ def test_a_bulk_id_reads_its_report_and_is_no_turn_to_tail_or_cancel(api: Any) -
     result = run("status", "bulk_1", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["cancelled"] == 4
     assert [r.url.path for r in seen] == ["/v1/admin/cancels/bulk_1"]
+
+
+def test_tail_prints_the_text_on_stdout_and_the_end_on_stderr(api: Any) -> None:
+    api(
+        lambda request: stream(
+            sse(
+                (1, "message.created", {"status": "queued"}),
+                (2, "message.delta", {"delta": "the "}),
+                (3, "message.delta", {"delta": "key"}),
+                (4, "message.cancelled", {"status": "cancelled", "billed": False, "usage": {"output_tokens": 2}}),
+            )
+        )
+    )
+    result = run("tail", "sess_s/msg_m")
+    assert result.exit_code == 0
+    assert result.stdout == "the key\n"
+    assert "message.cancelled" in result.stderr and "billed: false" in result.stderr
+
+
+def test_status_of_a_running_session_turn_is_read_from_its_replay(api: Any) -> None:
+    def replay_then_quiet() -> Iterator[bytes]:
+        yield sse((1, "message.created", {"status": "queued"}), (2, "message.delta", {"delta": "the "}))
+        raise httpx.ReadTimeout("no event for a while")
+
+    api(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=replay_then_quiet()))
+    result = run("status", "sess_s/msg_m", "--json")
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.stdout)
+    assert (status["state"], status["events"], status["last_event"]) == ("running", 2, "message.delta")
+
+
+def test_status_of_a_finished_session_turn_is_its_terminal_event(api: Any) -> None:
+    api(
+        lambda request: stream(
+            sse((1, "message.created", {}), (2, "message.completed", {"status": "completed", "billed": True}))
+        )
+    )
+    status = json.loads(run("status", "sess_s/msg_m", "--json").stdout)
+    assert (status["state"], status["billed"]) == ("completed", True)
