@@ -225,7 +225,7 @@ def bulk_cancel(api: Api, out: Out, scope: str, value: str, reason: str | None, 
                     "--accounts 1 --admin, then --api-key / TURNSTOP_API_KEY"
                 )
             raise
-        report = response.json()
+        report = api.answer(response, f"bulk cancel of {scope} {value}")
         while report.get("status") == "running":  # 202: the rest runs from the cancel queue, page by page
             progress.update(task, description=bulk_progress(report))
             time.sleep(0.5)

@@ -110,12 +110,15 @@ class Api:
             raise self.failure(response, what)
         return response
 
-    def json(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, what=what, **kwargs)
+    def json(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
+        return self.answer(self.request(method, path, what=what, **kwargs), what)
+
+    def answer(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        """A successful answer's JSON object (anything else is an API error, never a traceback)."""
         body = body_of(response)
-        if isinstance(body, str):
+        if not isinstance(body, dict):
             raise CliError(
-                f"{what}: the API answered {response.status_code} with no JSON", ExitCode.API_ERROR, body=body
+                f"{what}: the API answered {response.status_code} without a JSON object", ExitCode.API_ERROR, body=body
             )
         return body
 

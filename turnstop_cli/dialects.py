@@ -91,9 +91,11 @@ class StreamDialect(Dialect):
                     for sse in source.iter_sse():
                         data = parse_data(sse.data)
                         seq = self.cursor_of(sse, data)
-                        if seq is not None and seq > cursor:  # progress: the reconnect budget starts afresh
-                            cursor, failures = seq, 0
                         seen = True
+                        if seq is not None and seq <= cursor:
+                            continue  # already printed: never twice, whatever a server replays
+                        if seq is not None:  # progress: the reconnect budget starts afresh
+                            cursor, failures = seq, 0
                         state = terminal_state(sse.event)
                         delta = data.get("delta") if isinstance(data, dict) and sse.event.endswith(".delta") else None
                         out.tail_event(
@@ -145,7 +147,7 @@ class Sessions(StreamDialect):
     def cancel(self, api: Api, ref: TurnRef, reason: str | None) -> dict[str, Any]:
         body = {"reason": reason} if reason is not None else None
         response = api.request("POST", self.base(ref) + "/cancel", what=f"cancel {ref.label}", json=body)
-        answer = response.json()
+        answer = api.answer(response, f"cancel {ref.label}")
         return cancel_summary(ref, self.name, response.status_code, str(answer.get("status")), answer)
 
     def status(self, api: Api, ref: TurnRef) -> dict[str, Any]:
@@ -164,10 +166,10 @@ class Sessions(StreamDialect):
                     state = terminal_state(sse.event)
                     if state is not None or time.monotonic() > deadline:
                         break
-        except httpx.ConnectError as error:
-            raise api.unreachable(error) from error
         except httpx.ReadTimeout:
             pass  # quiet: still running
+        except httpx.TransportError as error:
+            raise api.unreachable(error) from error
         if state is None:
             state = "running" if events > 1 else "queued"
         status = (last_data or {}).get("status") if isinstance(last_data, dict) else None
@@ -204,7 +206,7 @@ class Llm(StreamDialect):
     def cancel(self, api: Api, ref: TurnRef, reason: str | None) -> dict[str, Any]:
         self._no_reason(reason)
         response = api.request("POST", self.path(ref) + "/cancel", what=f"cancel {ref.id}")
-        answer = response.json()
+        answer = api.answer(response, f"cancel {ref.label}")
         return cancel_summary(ref, self.name, response.status_code, str(answer.get("status")), answer)
 
     def status(self, api: Api, ref: TurnRef) -> dict[str, Any]:
@@ -322,7 +324,7 @@ class Tasks(PollDialect):
     def cancel(self, api: Api, ref: TurnRef, reason: str | None) -> dict[str, Any]:
         body = {"reason": reason} if reason is not None else None
         response = api.request("POST", f"/v1/tasks/{ref.id}/cancel", what=f"cancel {ref.id}", json=body)
-        answer = response.json()
+        answer = api.answer(response, f"cancel {ref.label}")
         outcome = "cancelling" if response.status_code == 202 else str(answer.get("status"))
         return cancel_summary(ref, self.name, response.status_code, outcome, answer)
 
@@ -351,7 +353,7 @@ class Omni(PollDialect):
         response = api.request(
             "DELETE", f"/v1/omni-ai/responses/{ref.id}", what=f"cancel {ref.id}", params={"account_id": ref.account_id}
         )
-        answer = response.json()
+        answer = api.answer(response, f"cancel {ref.label}")
         canceled = bool((answer.get("data") or {}).get("canceled"))
         return cancel_summary(ref, self.name, response.status_code, "canceled" if canceled else "not_canceled", answer)
 
@@ -382,7 +384,7 @@ class Chat(PollDialect):
         response = api.request(
             "POST", "/chat/cancel", what=f"cancel {ref.id}", json={"thread_id": ref.id}, headers=api.chat_headers()
         )
-        answer = response.json()
+        answer = api.answer(response, f"cancel {ref.label}")
         return cancel_summary(ref, self.name, response.status_code, str(answer.get("status")), answer)
 
 

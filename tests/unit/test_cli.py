@@ -390,3 +390,18 @@ def test_status_of_a_finished_session_turn_is_its_terminal_event(api: Any) -> No
     )
     status = json.loads(run("status", "sess_s/msg_m", "--json").stdout)
     assert (status["state"], status["billed"]) == ("completed", True)
+
+
+def test_events_a_reconnect_sends_again_are_not_printed_twice(api: Any) -> None:
+    first = sse((1, "message.created", {}), (2, "message.delta", {"delta": "a "}))
+    replies = iter([stream(first), stream(first + sse((3, "message.completed", {"status": "completed"})))])
+    api(lambda request: next(replies))
+    result = run("tail", "sess_s/msg_m", "--json")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["seq"] for line in result.stdout.splitlines()] == [1, 2, 3]
+
+
+def test_an_answer_that_is_not_json_is_an_api_error_not_a_traceback(api: Any) -> None:
+    api(lambda request: httpx.Response(200, text="<html>gateway</html>"))
+    result = run("cancel", "task_abc")
+    assert result.exit_code == ExitCode.API_ERROR and "without a JSON object" in result.output
