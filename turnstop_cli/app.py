@@ -108,9 +108,10 @@ def api_for(base_url: str | None, api_key: str | None, chat_session: str | None 
     return Api(discover(base_url, api_key), chat_session=chat_session)
 
 
-def turn_ref(turn_id: str, dialect: str | None, session: str | None, account: int, verb: str) -> TurnRef:
+def turn_ref(turn_id: str, dialect: str | None, session: str | None, account: int) -> TurnRef:
+    """A turn's id as typed (tail and cancel take turns; a bulk cancel's id is refused)."""
     ref = classify(turn_id, dialect=dialect, session=session, account=account)
-    check_bulk(ref, verb)
+    check_bulk(ref)
     return ref
 
 
@@ -144,7 +145,7 @@ def tail(
     whichever way it ended (completed, cancelled, failed, incomplete).
     """
     with command(json_out) as out, api_for(base_url, api_key, chat_session) as api:
-        ref = turn_ref(turn_id, dialect, session, account, "tail")
+        ref = turn_ref(turn_id, dialect, session, account)
         handler, ref = resolve(api, ref)
         handler.tail(api, ref, out, TailOptions(after=after, interval=interval, max_reconnects=max_reconnects))
 
@@ -186,7 +187,7 @@ def cancel(
             return
         if created_before is not None:
             raise usage("--created-before goes with --scope")
-        ref = turn_ref(target, dialect, session, account, "cancel")
+        ref = turn_ref(target, dialect, session, account)
         handler, ref = resolve(api, ref)
         summary = handler.cancel(api, ref, reason)
         if out.json_mode:

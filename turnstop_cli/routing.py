@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from turnstop_cli.errors import CliError, usage
+from turnstop_cli.errors import usage
 
 DIALECTS = ("sessions", "llm", "omni", "tasks", "chat")
 BULK = "bulk"
@@ -91,9 +91,6 @@ def classify(text: str, *, dialect: str | None = None, session: str | None = Non
     return TurnRef(text, found, session, account)
 
 
-def check_bulk(ref: TurnRef, command: str) -> None:
+def check_bulk(ref: TurnRef) -> None:
     if ref.dialect == BULK:
-        raise CliError(
-            f"{ref.id} is a bulk cancel's report: `turnstop status {ref.id}` shows it; {command} takes a turn id",
-            usage("").code,
-        )
+        raise usage(f"{ref.id} is a bulk cancel's report, not a turn: `turnstop status {ref.id}` shows it")
