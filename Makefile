@@ -15,18 +15,22 @@ JOBS   ?= 2
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
 
-test: install lint test-unit test-integration test-e2e
+test: install chromium lint test-unit test-integration test-e2e
 
-install: $(VENV)/.installed node_modules/.installed chromium
+install: $(VENV)/.installed node_modules/.installed
 
-# Debian's chromium for the playground's browser test (tests/e2e/test_playground_browser.py);
+# Debian's chromium for the playground's browser test (tests/e2e/test_playground_browser.py),
+# installed by `make test` only (`make run` needs no browser on the machine);
 # where it cannot be installed the script says why and that test skips.
 chromium:
 	@scripts/install-chromium
 
-$(VENV)/.installed: requirements.txt layers/turnstop/requirements.txt
+# The project itself is installed editable (without dependencies: requirements.txt pins them),
+# which puts the `turnstop` command line in $(BIN) (docs/cli.md).
+$(VENV)/.installed: requirements.txt layers/turnstop/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 # DynamoDB Local needs Java 17+; without it the local runtime and tests use moto's server.
@@ -38,9 +42,9 @@ node_modules/.installed: package.json
 	fi
 
 lint: install
-	$(BIN)/ruff check layers functions turnstop_local tests bench
-	$(BIN)/ruff format --check layers functions turnstop_local tests bench
-	$(BIN)/mypy -p turnstop -p turnstop_local
+	$(BIN)/ruff check layers functions turnstop_local turnstop_cli tests bench
+	$(BIN)/ruff format --check layers functions turnstop_local turnstop_cli tests bench
+	$(BIN)/mypy -p turnstop -p turnstop_local -p turnstop_cli
 	$(BIN)/mypy --explicit-package-bases functions tests bench
 	$(BIN)/cfn-lint template.yaml
 
@@ -69,7 +73,7 @@ soak: install
 	TURNSTOP_SOAK=1 $(PYTEST) --timeout=0 tests/unit/test_stateful.py tests/integration/test_stateful.py
 
 # Re-take the playground's screenshots in docs/img: its browser test, saving each step there.
-screenshots: install
+screenshots: install chromium
 	TURNSTOP_SCREENSHOTS_DIR=docs/img $(PYTEST) tests/e2e/test_playground_browser.py
 
 # Docker-free `sam local invoke`: make invoke FN=SessionCancelFunction EVENT=events/session_cancel.json
@@ -77,4 +81,4 @@ invoke: install
 	$(PY) -m turnstop_local invoke $(FN) -e $(EVENT)
 
 clean:
-	rm -rf $(VENV) node_modules .turnstop
+	rm -rf $(VENV) node_modules .turnstop turnstop.egg-info

@@ -56,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
                 runtime.template, runtime.table_name, DEV_TENANT, dev_key.account_ids, key=dev_key.key, name="dev"
             )
             key_note = f"dev API key: {dev_key.key}" if dev_key.generated else "dev API key: $TURNSTOP_DEV_API_KEY"
+            runtime.record_dev_key(dev_key.key)
             if runtime.server is not None:  # the playground page is prefilled with it (docs/playground.md)
                 runtime.server.playground.enable_dev_key(dev_key.key, dev_key.account_ids, DEV_TENANT)
         except Exception as error:  # the API still serves without a seeded key

@@ -109,6 +109,7 @@ class LocalRuntime:
         self.server: LocalHttpServer | None = None
         self.oidc: DevOidcProvider | None = None  # the chat sign-in's development OpenID provider
         self.load_errors: dict[str, BaseException] = {}
+        self.dev_api_key: str | None = None  # the seeded dev key, for local clients (the `turnstop` CLI)
 
     @property
     def url(self) -> str:
@@ -190,13 +191,24 @@ class LocalRuntime:
             "oidc_issuer": self.oidc.issuer if self.oidc else None,
             "queue_urls": {k: q.url for k, q in self.resources.queues.items()},
             "resources": self.resources.to_json(),
+            "dev_api_key": self.dev_api_key,
         }
+
+    def record_dev_key(self, key: str) -> None:
+        """Name the seeded dev key in ``local.json``, so that local clients (the ``turnstop``
+        command line) use this instance with no configuration."""
+        self.dev_api_key = key
+        if self.write_state and self.server is not None:
+            self._write_state()
 
     def _write_state(self) -> None:
         path = state_path(self.repo_root)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.state(), indent=2) + "\n", encoding="utf-8")
+        temporary.unlink(missing_ok=True)
+        # It holds the dev key: readable by its owner only, like ~/.aws/credentials.
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as out:
+            out.write(json.dumps(self.state(), indent=2) + "\n")
         temporary.replace(path)
 
     def _remove_state(self) -> None:

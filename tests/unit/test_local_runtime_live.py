@@ -535,6 +535,9 @@ def test_cli_serve_keys_and_invoke(tmp_path: Path) -> None:
         assert url is not None, server.stderr.read() if server.stderr and server.poll() is not None else "no ready line"
         state = json.loads((state_dir / "local.json").read_text())
         assert state["url"] == url and state["store"] == "moto"
+        # it names the dev key for local clients (the turnstop command line), so only its owner may read it
+        assert state["dev_api_key"] == "ts_dev_fixed"
+        assert (state_dir / "local.json").stat().st_mode & 0o077 == 0
 
         # The dev key was seeded through (the stand-in for) turnstop.auth.create_api_key.
         dynamodb = boto3.client("dynamodb", endpoint_url=state["dynamodb_endpoint"], region_name="us-east-1")

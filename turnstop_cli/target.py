@@ -1,0 +1,105 @@
+"""Which API the command talks to, and with which key.
+
+- ``--base-url`` / ``TURNSTOP_BASE_URL``: that API (a deployed stack's ``BaseUrl`` output, or a
+  local instance), with ``--api-key`` / ``TURNSTOP_API_KEY``.
+- Otherwise the running local instance: ``make run`` describes itself in ``.turnstop/local.json``
+  (``$TURNSTOP_STATE_DIR/local.json`` when set) — its URL and the dev key it seeded. The file is
+  looked for in the working directory and its parents, then in the checkout the command was
+  installed from.
+- Otherwise ``http://127.0.0.1:3000`` (the local runtime's default port).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+CHECKOUT = Path(__file__).resolve().parent.parent  # the repository an editable install points into
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str
+    api_key: str | None
+    local: bool  # a local runtime (discovered, or a loopback URL)
+    source: str  # how base_url was chosen: "option", "local.json", "default"
+    state_file: Path | None = None
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def unreachable_hint(self) -> str:
+        if self.source == "local.json":
+            return f"{self.state_file} names {self.base_url}, which does not answer: is `make run` still running?"
+        if self.source == "default":
+            return (
+                "no local instance found: start one with `make run`, or name an API with --base-url / TURNSTOP_BASE_URL"
+            )
+        return "check --base-url / TURNSTOP_BASE_URL (a deployed stack's BaseUrl output)"
+
+
+def _state_candidates(environ: Mapping[str, str], cwd: Path) -> list[Path]:
+    state_dir = environ.get("TURNSTOP_STATE_DIR")
+    if state_dir:  # as the local runtime itself does: this directory and no other
+        return [Path(state_dir) / "local.json"]
+    return [d / ".turnstop" / "local.json" for d in (cwd, *cwd.parents)] + [CHECKOUT / ".turnstop" / "local.json"]
+
+
+def read_local_state(
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The running local instance's ``local.json`` (path and content), if one is found."""
+    environ = os.environ if environ is None else environ
+    for path in _state_candidates(environ, (cwd or Path.cwd()).resolve()):
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(state, dict) and isinstance(state.get("url"), str):
+            return path, state
+    return None
+
+
+def normalize_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        from turnstop_cli.errors import usage
+
+        raise usage(f"--base-url must be an http(s) URL such as {DEFAULT_URL}, not {url!r}")
+    return url
+
+
+def is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+
+
+def discover(
+    base_url: str | None, api_key: str | None, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Target:
+    """Resolve the API and key from the options (already merged with their environment
+    variables) and the local instance's description."""
+    found = read_local_state(environ, cwd)
+    path, state = found if found is not None else (None, {})
+    local_url = normalize_url(state["url"]) if state else None
+    dev_key = state.get("dev_api_key") if state else None
+    if base_url:
+        url = normalize_url(base_url)
+        same = url == local_url
+        return Target(
+            url,
+            api_key or (dev_key if same else None),
+            same or is_loopback(url),
+            "option",
+            path if same else None,
+            state if same else {},
+        )
+    if local_url is not None:
+        return Target(local_url, api_key or dev_key, True, "local.json", path, state)
+    return Target(DEFAULT_URL, api_key, True, "default")
