@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.cases.fixtures import Env
+from tests.cases.replies import HttpReply
 from tests.cases.store_cases import eventually
 from turnstop.core import scopes
 from turnstop.core.records import NewTurn
@@ -50,16 +51,7 @@ EVENT_OF = {
 }
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    text: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.text)
-
+class Reply(HttpReply):
     @property
     def error(self) -> dict[str, str]:
         """The seed's error shape, exactly: ``{"error": <code>, "message": ...}``."""

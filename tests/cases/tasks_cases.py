@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.cases.fixtures import Env
+from tests.cases.replies import HttpReply
 from tests.cases.store_cases import FAST, HookModel, eventually
 from turnstop.dialects.registry import after_finish, all_renderers
 from turnstop.dialects.tasks.cancel import tasks_cancel_app
@@ -69,16 +70,7 @@ class FakeSqs:
         return [(b.get("turn_id") or b["task_id"], d) for q, b, d in self.sent if q == queue]
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    text: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.text)
-
+class Reply(HttpReply):
     @property
     def error(self) -> dict[str, Any]:
         body = self.json

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.cases.replies import header
 from tests.faults import Fault, FaultyClient, conflict, over_capacity, throttled, timeout, updates
 from tests.unit.functions_harness import Aws, Context, aws, load_event, wait_for_turn_threads  # noqa: F401
 from turnstop.core.signin import WebSession, secret_hash
@@ -149,7 +150,7 @@ def test_a_cancel_that_meets_a_store_fault_is_a_retryable_503_and_its_retry_is_a
     first = fn.lambda_handler(event, Context())
     assert faulty.fired == 1
     assert first["statusCode"] == 503 and d.shape(body(first)), first
-    assert {k.lower(): v for k, v in first["headers"].items()}["retry-after"] == "1"
+    assert header(first["headers"], "Retry-After") == "1"
     head = aws.store.turns.get(turn_id)
     assert head is not None and head.cancel_requested is landed  # written exactly when it landed
 
@@ -267,7 +268,7 @@ def test_a_chat_cancel_that_meets_a_store_fault_is_the_seeds_500_and_its_retry_c
         first = cancel.lambda_handler(event, Context())
         assert injected.fired == injected.times  # the fault met the write the cancel makes
         assert (first["statusCode"], body(first)) == (500, CHAT_STORE_FAILURE), first
-        assert {k.lower(): v for k, v in first["headers"].items()}["retry-after"] == "1"
+        assert header(first["headers"], "Retry-After") == "1"
         for turn_id in flagged:  # nothing half-written: every flag set exactly when the write landed
             head = aws.store.turns.head(turn_id)
             assert head is not None and head.cancel_requested is landed, (turn_id, head)
