@@ -18,11 +18,12 @@ from typing import Any
 from turnstop_local.http_server import INTEGRATION_TIMEOUT_SECONDS, LocalApi, LocalHttpServer
 from turnstop_local.knobs import number_setting
 from turnstop_local.lambda_host import FunctionHost
+from turnstop_local.moto_streams import patch_moto
 from turnstop_local.oidc import PORT_SETTING, DevOidcProvider, local_chat_environment
 from turnstop_local.schedules import Schedules
 from turnstop_local.sqs import EventSourceMappings
 from turnstop_local.store import LocalStore, endpoint_answers
-from turnstop_local.streams import StreamMappings, patch_moto, use_events_file
+from turnstop_local.streams import StreamMappings, use_events_file
 from turnstop_local.template import LocalResources, Template
 
 __all__ = [

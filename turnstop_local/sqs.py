@@ -29,6 +29,7 @@ from typing import Any
 import boto3
 
 from turnstop_local.lambda_host import FunctionHost, LambdaFunction, Throttled
+from turnstop_local.pollers import Mappings, Poller
 from turnstop_local.template import DEFAULT_REGION, QueueRef, SqsEventSource, Template
 
 __all__ = ["EventSourceMappings", "SqsPoller", "build_sqs_event", "messages_to_delete"]
@@ -105,7 +106,7 @@ def messages_to_delete(result: Any, message_ids: Sequence[str], report_batch_ite
     return [m for m in message_ids if m not in failed]
 
 
-class SqsPoller:
+class SqsPoller(Poller):
     """The event-source mapping of one SQS event: a thread that polls and invokes."""
 
     def __init__(
@@ -128,24 +129,13 @@ class SqsPoller:
         self._slots = threading.BoundedSemaphore(max(1, self.concurrency))
         if self.concurrency == 0:
             self._slots.acquire()  # a function reserved at 0 never runs: nothing is received
-        self._stop = threading.Event()
         self._in_flight: set[Future[Any]] = set()
         self._in_flight_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"sqs-{source.function_id}-{source.name}", daemon=True)
-
-    def start(self) -> SqsPoller:
-        self._thread.start()
-        return self
-
-    def request_stop(self) -> None:
-        """Ask the poller to stop; it exits within one receive wait."""
-        self._stop.set()
+        super().__init__(f"sqs-{source.function_id}-{source.name}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling and wait for the poller (and, up to ``timeout``, its invocations)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        super().stop(timeout)
         deadline = time.monotonic() + timeout
         with self._in_flight_lock:
             pending = list(self._in_flight)
@@ -257,29 +247,20 @@ class SqsPoller:
                 log.warning("deleting a message from %s failed: %s", self.queue.name, failure)
 
 
-class EventSourceMappings:
+class EventSourceMappings(Mappings[SqsPoller]):
     """All SQS event-source mappings of a template."""
 
     def __init__(self, template: Template, host: FunctionHost, sqs_endpoint: str | None = None) -> None:
-        self.pollers = [
-            SqsPoller(
-                source,
-                host.resources.queues[source.queue_id],
-                host.get(source.function_id),
-                sqs_endpoint,
-                host.resources.region,
-            )
-            for source in template.sqs_event_sources
-            if source.enabled
-        ]
-
-    def start(self) -> EventSourceMappings:
-        for poller in self.pollers:
-            poller.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        for poller in self.pollers:
-            poller.request_stop()  # all at once, so the waits below overlap
-        for poller in self.pollers:
-            poller.stop(timeout)
+        super().__init__(
+            [
+                SqsPoller(
+                    source,
+                    host.resources.queues[source.queue_id],
+                    host.get(source.function_id),
+                    sqs_endpoint,
+                    host.resources.region,
+                )
+                for source in template.sqs_event_sources
+                if source.enabled
+            ]
+        )

@@ -28,17 +28,18 @@ import datetime as dt
 import json
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import boto3
 
+from turnstop_local.event_filters import check_pattern, matches
 from turnstop_local.lambda_host import FunctionHost, LambdaFunction
+from turnstop_local.pollers import Mappings, Poller
 from turnstop_local.template import DEFAULT_REGION, Template, TemplateError
 from turnstop_local.template.facts import ref_target
 
@@ -48,8 +49,6 @@ __all__ = [
     "StreamMappings",
     "StreamPoller",
     "dynamodb_event_sources",
-    "matches",
-    "patch_moto",
     "use_events_file",
 ]
 
@@ -58,7 +57,6 @@ log = logging.getLogger("turnstop_local.streams")
 _IDLE_SECONDS = 0.05  # between reads of a quiet stream
 _SHARDS_EVERY_SECONDS = 1.0  # how often the shard list is refreshed
 _MAX_BACKOFF_SECONDS = 5.0
-_OPERATORS = {"prefix", "anything-but", "exists", "numeric"}
 # Where the turn-events function writes instead of EventBridge, locally (TURNSTOP_EVENTS_FILE).
 EVENTS_FILE = "TURNSTOP_EVENTS_FILE"
 
@@ -114,7 +112,7 @@ def dynamodb_event_sources(template: Template) -> list[DynamoDBEventSource]:
             patterns = ((template.resolve(props.get("FilterCriteria")) or {}).get("Filters")) or []
             filters = tuple(json.loads(f["Pattern"]) for f in patterns)
             for pattern in filters:
-                _check_pattern(pattern, f"{function.logical_id}.{name}")
+                check_pattern(pattern, f"{function.logical_id}.{name}")
             sources.append(
                 DynamoDBEventSource(
                     function_id=function.logical_id,
@@ -133,59 +131,6 @@ def dynamodb_event_sources(template: Template) -> list[DynamoDBEventSource]:
                 )
             )
     return sources
-
-
-# ------------------------------------------------------------------------------ filters
-
-
-def _check_pattern(pattern: Any, where: str) -> None:
-    """Refuse what :func:`matches` does not implement, rather than filter wrongly."""
-    if isinstance(pattern, dict):
-        for value in pattern.values():
-            _check_pattern(value, where)
-    elif isinstance(pattern, list):
-        for rule in pattern:
-            if isinstance(rule, dict) and not set(rule) <= _OPERATORS:
-                raise TemplateError(
-                    f"{where}: filter operators {sorted(set(rule) - _OPERATORS)} are not supported locally"
-                )
-    else:
-        raise TemplateError(f"{where}: a filter pattern's leaves are lists of values or rules")
-
-
-def _rule_matches(rule: Any, value: Any, present: bool) -> bool:
-    if not isinstance(rule, dict):
-        return present and value == rule
-    if "exists" in rule:
-        return present is bool(rule["exists"])
-    if not present:
-        return False
-    if "prefix" in rule:
-        return isinstance(value, str) and value.startswith(rule["prefix"])
-    if "anything-but" in rule:
-        excluded = rule["anything-but"]
-        return value not in (excluded if isinstance(excluded, list) else [excluded])
-    numeric = rule["numeric"]
-    checks = {"=": float.__eq__, "<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return False
-    return all(checks[op](number, float(arg)) for op, arg in zip(numeric[::2], numeric[1::2], strict=True))
-
-
-def matches(pattern: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
-    """Whether a record matches an event filter pattern (EventBridge's syntax: nested keys, a
-    list of accepted values or rules - ``prefix``, ``anything-but``, ``exists``, ``numeric``)."""
-    for key, expected in pattern.items():
-        present = isinstance(record, Mapping) and key in record
-        value = record.get(key) if present else None
-        if isinstance(expected, dict):
-            if not isinstance(value, Mapping) or not matches(expected, value):
-                return False
-        elif not any(_rule_matches(rule, value, present) for rule in expected):
-            return False
-    return True
 
 
 # ------------------------------------------------------------------------------ records
@@ -221,7 +166,7 @@ class _Shard:
         return self.closed and not self.pending
 
 
-class StreamPoller:
+class StreamPoller(Poller):
     """The event-source mapping of one ``Type: DynamoDB`` event: a thread that reads and invokes."""
 
     def __init__(
@@ -242,28 +187,18 @@ class StreamPoller:
         self._ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name=region)
         self._streams = boto3.client("dynamodbstreams", endpoint_url=dynamodb_endpoint, region_name=region)
         self._sqs = boto3.client("sqs", endpoint_url=sqs_endpoint, region_name=region) if on_failure_queue_url else None
-        self._stop = threading.Event()
         self._shards: dict[str, _Shard] = {}
         self._first_listing = True
         self._shards_listed_at = 0.0
         self.stream_arn = ""
-        self._thread = threading.Thread(target=self._run, name=f"ddbstream-{source.function_id}", daemon=True)
+        super().__init__(f"ddbstream-{source.function_id}")
 
-    def start(self) -> StreamPoller:
+    def start(self) -> Self:
         self.stream_arn = self._ddb.describe_table(TableName=self.table_name)["Table"].get("LatestStreamArn", "")
         if not self.stream_arn:
             raise TemplateError(f"table {self.table_name} has no stream: give it a StreamSpecification")
         self._list_shards()  # LATEST means "from now": take the iterators before anything else happens
-        self._thread.start()
-        return self
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        return super().start()
 
     # -- reading
 
@@ -424,104 +359,23 @@ class StreamPoller:
         }  # fmt: skip
 
 
-# moto keeps this many records per stream (DynamoDB keeps 24 hours' worth).
-MOTO_STREAM_RECORDS = 2000
-_moto_patched = threading.Lock()
-
-
-def patch_moto(max_records: int = MOTO_STREAM_RECORDS) -> None:
-    """moto's DynamoDB, made to hold up where the local runtime leans on it (once per process).
-
-    moto backs a transaction up by deep-copying its whole table, and rolls a failed one back by
-    swapping that copy in. Every transaction then costs as much as the table is large (about
-    0.1 s at 3,000 items), and a swapped-in copy carries a copy of the table's stream, which
-    leaves every open shard iterator reading a shard that gets no more records. Here a
-    transaction backs up only the items it names and a failed one puts exactly those back,
-    dropping the stream records it added. A shard keeps the newest ``max_records`` (moving its
-    trim horizon, as DynamoDB's 24-hour retention does) instead of every record ever written.
-    """
-    if not _moto_patched.acquire(blocking=False):
-        return
-    import copy
-    import types
-
-    import moto.dynamodb.models as models
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import StreamShard, Table
-
-    def deepcopy(value: Any, memo: Any = None) -> Any:  # the whole-table backup becomes a no-op
-        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
-
-    models.copy = types.SimpleNamespace(deepcopy=deepcopy)  # type: ignore[assignment]
-    transact, add = models.DynamoDBBackend.transact_write_items, StreamShard.add
-
-    def touched(backend: Any, items: Any) -> list[tuple[Any, Any, Any, Any]]:
-        out = []
-        for entry in items:
-            op = next(iter(entry.values()))
-            table = backend.tables.get(op.get("TableName"))
-            key = op.get("Item") or op.get("Key") or {}
-            if table is None or table.hash_key_attr not in key:
-                continue  # moto refuses it anyway
-            h = DynamoType(key[table.hash_key_attr])
-            r = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
-            out.append((table, h, r, copy.deepcopy(table.get_item(h, r))))
-        return out
-
-    def transact_write_items(self: Any, transact_items: Any) -> None:
-        backup = touched(self, transact_items)
-        shards = {id(t): (t.stream_shard, t.stream_shard.starting_sequence_number + len(t.stream_shard.items))
-                  for t, *_ in backup if t.stream_shard is not None}  # fmt: skip
-        try:
-            transact(self, transact_items)
-        except Exception:
-            for table, h, r, prior in reversed(backup):
-                bucket = table.items if r is None else table.items[h]
-                if prior is None:
-                    bucket.pop(h if r is None else r, None)
-                else:
-                    bucket[h if r is None else r] = prior
-            for shard, next_seq in shards.values():
-                del shard.items[max(0, next_seq - shard.starting_sequence_number) :]
-            raise
-
-    def bounded_add(self: Any, old: Any, new: Any) -> None:
-        add(self, old, new)
-        extra = len(self.items) - max_records
-        if extra > 0:
-            del self.items[:extra]
-            self.starting_sequence_number += extra
-
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    StreamShard.add = bounded_add  # type: ignore[method-assign]
-
-
-class StreamMappings:
+class StreamMappings(Mappings[StreamPoller]):
     """All ``Type: DynamoDB`` event-source mappings of a template."""
 
     def __init__(self, template: Template, host: FunctionHost, dynamodb_endpoint: str, sqs_endpoint: str) -> None:
         resources = host.resources
-        self.pollers = [
-            StreamPoller(
-                source,
-                resources.tables[source.table_id],
-                host.get(source.function_id),
-                dynamodb_endpoint,
-                sqs_endpoint,
-                resources.queues[source.on_failure_queue_id].url if source.on_failure_queue_id else None,
-                resources.region,
-            )
-            for source in dynamodb_event_sources(template)
-            if source.enabled
-        ]
-
-    def start(self) -> StreamMappings:
-        for poller in self.pollers:
-            poller.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        for poller in self.pollers:
-            poller.request_stop()
-        for poller in self.pollers:
-            poller.stop(timeout)
+        super().__init__(
+            [
+                StreamPoller(
+                    source,
+                    resources.tables[source.table_id],
+                    host.get(source.function_id),
+                    dynamodb_endpoint,
+                    sqs_endpoint,
+                    resources.queues[source.on_failure_queue_id].url if source.on_failure_queue_id else None,
+                    resources.region,
+                )
+                for source in dynamodb_event_sources(template)
+                if source.enabled
+            ]
+        )

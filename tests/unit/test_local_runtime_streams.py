@@ -15,8 +15,8 @@ import boto3
 import pytest
 
 from tests.unit.test_local_runtime_live import calls, wait_for
+from turnstop_local.event_filters import matches
 from turnstop_local.runtime import LocalRuntime
-from turnstop_local.streams import matches
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
