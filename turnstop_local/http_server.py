@@ -218,7 +218,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         match = api.routes.match(self.command, raw_path)
         if match is None:
             # not a template route: a page of the local runtime itself, else API Gateway's 404
-            page = self.server.playground.answer(self.command, raw_path, self.headers)
+            page = self.server.playground.answer(self.command, raw_path, self.headers, self.client_address[0])
             response = page or json_message(404, "Not Found")
             self._send(response, request_id)
             self._access_log(started, response.status, None)

@@ -69,11 +69,20 @@ def test_the_dev_key_is_given_to_the_page_on_a_loopback_address(headers: dict[st
         {"Host": "127.0.0.1:3000", "Origin": "http://127.0.0.1:4000"},  # another local port
         {"Host": "127.0.0.1:3000", "Sec-Fetch-Site": "cross-site"},
         {"Host": "127.0.0.1:3000", "Sec-Fetch-Site": "same-site"},
+        {"Host": "[::1"},  # malformed: refused, not an error
         {},
     ],
 )
 def test_the_dev_key_is_refused_to_anyone_else(headers: dict[str, str]) -> None:
     answer = playground().answer("GET", "/playground/dev-key", headers)
+    assert answer is not None and answer.status == 403
+    assert KEY.encode() not in answer.body
+
+
+@pytest.mark.parametrize("peer", ["192.168.1.20", "10.0.0.7", "not-an-address"])
+def test_the_dev_key_is_refused_to_a_client_on_another_machine_whatever_host_it_names(peer: str) -> None:
+    """A runtime bound wider than loopback must still give the key to this machine only."""
+    answer = playground().answer("GET", "/playground/dev-key", {"Host": "127.0.0.1:3000"}, peer)
     assert answer is not None and answer.status == 403
     assert KEY.encode() not in answer.body
 

@@ -13,6 +13,7 @@ where the request comes from (``Origin``, ``Sec-Fetch-Site``), come from this or
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +63,9 @@ class Playground:
         """Offer ``key`` (stored for ``tenant``, acting for ``account_ids``) to the page."""
         self.dev_key, self.account_ids, self.tenant = key, list(account_ids), tenant
 
-    def answer(self, method: str, path: str, headers: Headers) -> HttpResponse | None:
-        """The answer to a playground request, or None when ``path`` is not the playground's."""
+    def answer(self, method: str, path: str, headers: Headers, peer: str = "127.0.0.1") -> HttpResponse | None:
+        """The answer to a playground request, or None when ``path`` is not the playground's.
+        ``peer``: the client's address (the dev key is only ever given to a loopback client)."""
         if path != PREFIX and not path.startswith(PREFIX + "/"):
             return None
         if method not in ("GET", "HEAD"):
@@ -71,7 +73,7 @@ class Playground:
                 405, [("content-type", "application/json"), ("allow", "GET, HEAD")], b'{"message":"Method Not Allowed"}'
             )
         if path == DEV_KEY_PATH:
-            return self._dev_key(headers)
+            return self._dev_key(headers, peer)
         if path not in _FILES:
             return json_message(404, "Not Found")
         name, content_type = _FILES[path]
@@ -80,10 +82,10 @@ class Playground:
             200, [("content-type", content_type), ("cache-control", "no-cache"), *_SECURITY_HEADERS], body
         )
 
-    def _dev_key(self, headers: Headers) -> HttpResponse:
+    def _dev_key(self, headers: Headers, peer: str) -> HttpResponse:
         if self.dev_key is None:
             return json_message(404, "No dev API key: this local runtime was started without one")
-        if not same_origin_loopback(headers):
+        if not is_loopback_address(peer) or not same_origin_loopback(headers):
             return json_message(403, "The dev API key is only given to the playground page on a loopback address")
         body = json.dumps({"key": self.dev_key, "tenant": self.tenant, "account_ids": self.account_ids}).encode()
         return HttpResponse(
@@ -91,10 +93,21 @@ class Playground:
         )
 
 
+def is_loopback_address(peer: str) -> bool:
+    """Whether a client address is this machine's own (a server bound wider stays safe)."""
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
+
+
 def same_origin_loopback(headers: Headers) -> bool:
     """Whether a request names a loopback host and, where the browser says so, comes from it."""
     host = headers.get("Host") or ""
-    hostname = urlsplit("//" + host).hostname or ""
+    try:
+        hostname = urlsplit("//" + host).hostname or ""
+    except ValueError:  # a malformed Host, e.g. "[::1"
+        return False
     if hostname not in _LOOPBACK_HOSTS:
         return False
     fetch_site = (headers.get("Sec-Fetch-Site") or "").lower()

@@ -92,6 +92,16 @@ function authHeaders() {
   return key ? { Authorization: "Bearer " + key } : {};
 }
 
+// A body as JSON, or as its text when it is not JSON (a proxy's page, say): never a SyntaxError.
+async function jsonOrText(response) {
+  const text = await response.text();
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch (_) {
+    return text;
+  }
+}
+
 async function call(method, path, body) {
   const headers = { ...authHeaders() };
   const init = { method, headers, credentials: "same-origin" };
@@ -100,13 +110,7 @@ async function call(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
-  const text = await response.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch (_) {
-    json = text;
-  }
+  const json = await jsonOrText(response);
   log(`${method} ${path} → ${response.status}`);
   return { status: response.status, ok: response.ok, json, headers: response.headers };
 }
@@ -367,7 +371,7 @@ const omni = {
   poll(current) {
     poller(current, async () => {
       const answer = await fetch(`/v1/omni-ai/responses/${current.id}?account_id=${accountId}`, { headers: authHeaders() });
-      const body = await answer.json();
+      const body = await jsonOrText(answer);
       if (!answer.ok) throw new Error(errorText({ status: answer.status, json: body }));
       const response = body.data;
       const text = ((response.content && response.content.parts) || []).map((p) => p.text || "").join("");
@@ -409,7 +413,7 @@ const tasks = {
   poll(current) {
     poller(current, async () => {
       const answer = await fetch(`/v1/tasks/${current.id}`, { headers: authHeaders() });
-      const task = await answer.json();
+      const task = await jsonOrText(answer);
       if (!answer.ok) throw new Error(errorText({ status: answer.status, json: task }));
       const text = (task.output && task.output.text) || "";
       if (text.length !== $("output").textContent.length) setOutput(text);
@@ -575,6 +579,6 @@ function bind() {
 document.addEventListener("DOMContentLoaded", () => {
   bind();
   const wanted = new URL(window.location.href).searchParams.get("dialect");
-  chooseDialect(DIALECTS[wanted] ? wanted : "sessions", false);
+  chooseDialect(wanted && Object.hasOwn(DIALECTS, wanted) ? wanted : "sessions", false);
   loadDevKey();
 });
