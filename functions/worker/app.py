@@ -20,6 +20,7 @@ from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
@@ -45,6 +46,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     return result
 
 
+@traced
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
