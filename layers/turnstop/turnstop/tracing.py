@@ -8,9 +8,9 @@ Powertools log line carries its ``xray_trace_id``. ``traced`` adds the function'
   DynamoDB, SQS and EventBridge call is a subsegment); the handler is a ``## <handler>``
   subsegment annotated with the log keys (``turn_id``, ``tenant``, ``dialect``,
   ``cancel_source``: ``turnstop.logkeys``), so a turn's traces are found by its id.
-- ``traced(handler, lazy=True)``, the cancel functions: importing the X-Ray SDK costs more CPU
-  than the rest of a cancel function's cold start above boto3 (docs/observability.md), so
-  nothing of it is imported on the way to an answer. An answer of 500 or more (or an
+- ``traced(handler, lazy=True)``, the cancel functions: a Tracer made at cold start would load
+  the X-Ray SDK (62 modules, 11–15 ms of CPU: docs/observability.md) and wrap every DynamoDB
+  call of the stop button, so nothing of it is imported on the way to an answer. An answer of 500 or more (or an
   exception) makes the Tracer then and records the invocation's ``## <handler>`` subsegment
   after the fact (its real start and end, the status, the error, the keys). A healthy cancel
   is traced by Lambda's segment alone, and its log line names the trace.
