@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -176,63 +175,8 @@ def test_tracing_is_off_outside_lambda_and_leaves_the_handler_as_it_is(monkeypat
     assert tracing.traced(handler) is handler and tracing.traced_wsgi(handler) is handler
 
 
-class FakeSubsegment:
-    def __init__(self) -> None:
-        self.annotations: dict[str, Any] = {}
-        self.start_time = 0.0
-        self.fault = False
-
-    def put_annotation(self, key: str, value: Any) -> None:
-        self.annotations[key] = value
-
-    def add_fault_flag(self) -> None:
-        self.fault = True
-
-    def add_exception(self, error: Exception, stack: Any) -> None:
-        self.annotations["error"] = type(error).__name__
-
-
-class FakeRecorder:
-    def __init__(self) -> None:
-        self.subsegments: list[tuple[str, FakeSubsegment]] = []
-
-    @contextmanager
-    def in_subsegment(self, name: str) -> Iterator[FakeSubsegment]:
-        sub = FakeSubsegment()
-        self.subsegments.append((name, sub))
-        yield sub
-
-
-def test_a_cancel_function_makes_no_tracer_unless_its_answer_failed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
-    monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
-    monkeypatch.delenv("AWS_SAM_LOCAL", raising=False)
-    recorder = FakeRecorder()
-    made: list[str] = []
-
-    def tracer() -> Any:
-        made.append("tracer")
-        return type("T", (), {"provider": recorder})()
-
-    monkeypatch.setattr(tracing, "tracer", tracer)
-    answers = iter([{"statusCode": 202}, {"statusCode": 503}])
-
-    def lambda_handler(event: Any, context: Any) -> Any:
-        logkeys.reset(turn_id="resp_1", tenant="dev", dialect="sessions", cancel_source="api")
-        return next(answers)
-
-    traced = tracing.traced(lambda_handler, lazy=True)
-    assert traced({}, None) == {"statusCode": 202} and made == []
-    assert traced({}, None) == {"statusCode": 503} and made == ["tracer"]
-    ((name, sub),) = recorder.subsegments
-    assert name == "## lambda_handler" and sub.fault and sub.start_time > 0
-    assert sub.annotations == {"turn_id": "resp_1", "tenant": "dev", "dialect": "sessions", "cancel_source": "api",
-                               "status": 503}  # fmt: skip
-    logkeys.reset()
-
-
 EAGER = """
-import json, os, sys
+import json, sys
 sys.path[:0] = [sys.argv[1]]
 from turnstop import logkeys
 from turnstop.tracing import traced
@@ -245,26 +189,88 @@ def lambda_handler(event, context):
 print(json.dumps(lambda_handler({}, None)))
 """
 
+LAZY = """
+import json, sys
+sys.path[:0] = [sys.argv[1]]
+from turnstop import logkeys
+from turnstop.tracing import traced
 
-def test_in_lambda_a_function_sends_its_handler_subsegment_annotated_with_the_log_keys() -> None:
-    """The real Powertools Tracer and X-Ray SDK, against a stand-in daemon (a UDP socket)."""
+answers = iter([202, 503])
+
+@traced(lazy=True)
+def lambda_handler(event, context):
+    logkeys.reset(turn_id="resp_1", tenant="acme", dialect="sessions", cancel_source="api")
+    return {"statusCode": next(answers)}
+
+for _ in range(2):
+    lambda_handler({}, None)
+    print("aws_xray_sdk" in sys.modules)
+"""
+
+
+def in_lambda(script: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Run ``script`` as in Lambda with Tracing: Active, against a stand-in X-Ray daemon (a UDP
+    socket): what it printed, and the (sub)segments it sent."""
     daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     daemon.bind(("127.0.0.1", 0))
-    daemon.settimeout(10)
+    daemon.settimeout(0.5)
     env = {
         "PATH": "/usr/bin:/bin", "LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false",
-        "POWERTOOLS_SERVICE_NAME": "tasks", "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "unit", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
         "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
     }  # fmt: skip
+    sent: list[dict[str, Any]] = []
     with daemon:
-        out = subprocess.run([sys.executable, "-c", EAGER, str(ROOT / "layers" / "turnstop")], env=env,
+        out = subprocess.run([sys.executable, "-c", script, str(ROOT / "layers" / "turnstop")], env=env,
                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
-        assert out.stdout.strip().splitlines()[-1] == '{"ok": true}'
-        sent = daemon.recv(65536).decode()
-    subsegment = json.loads(sent.split("\n", 1)[1])
-    assert subsegment["name"] == "## lambda_handler"
-    assert subsegment["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+        try:
+            while True:  # the script has exited: everything it sent is queued already
+                sent.append(json.loads(daemon.recv(65536).decode().split("\n", 1)[1]))
+        except TimeoutError:
+            pass
+    return out.stdout.split(), sent
+
+
+def test_in_lambda_a_function_sends_its_handler_subsegment_annotated_with_the_log_keys() -> None:
+    printed, (subsegment,) = in_lambda(EAGER)
+    assert printed[-2:] == ['{"ok":', "true}"]
+    assert (subsegment["name"], subsegment["trace_id"]) == ("## lambda_handler", "1-5759e988-bd862e3fe1be46a994272793")
     assert {k: subsegment["annotations"].get(k) for k in ("turn_id", "tenant", "dialect")} == {
         "turn_id": "task_1", "tenant": "acme", "dialect": "tasks",
     }  # fmt: skip
+
+
+def test_in_lambda_a_cancel_function_loads_the_sdk_only_to_trace_a_failed_answer() -> None:
+    printed, (subsegment,) = in_lambda(LAZY)
+    assert printed == ["False", "True"]  # after the 202, after the 503
+    assert subsegment["name"] == "## lambda_handler" and subsegment["fault"] is True
+    assert subsegment["start_time"] <= subsegment["end_time"]
+    assert subsegment["annotations"] == {
+        "turn_id": "resp_1", "tenant": "acme", "dialect": "sessions", "cancel_source": "api", "status": 503,
+    }  # fmt: skip
+
+
+WSGI = """
+import sys
+sys.path[:0] = [sys.argv[1]]
+from turnstop import logkeys
+from turnstop.tracing import traced_wsgi
+
+def app(environ, start_response):
+    logkeys.reset(turn_id="msg_1", tenant="acme", dialect="sessions")
+    start_response("200 OK", [])
+    yield b"id: 1"
+
+environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/responses",
+           "HTTP_X_AMZN_TRACE_ID": "Root=1-6741aaaa-000000000000000000000001;Parent=1111111111111111;Sampled=1"}
+print(b"".join(traced_wsgi(app)(environ, lambda status, headers: None)).decode().replace(" ", ""))
+"""
+
+
+def test_behind_the_web_adapter_each_request_is_traced_under_its_own_trace_header() -> None:
+    printed, (subsegment,) = in_lambda(WSGI)
+    assert printed == ["id:1"]  # the stream went through whole
+    assert subsegment["name"] == "## POST /v1/responses"
+    assert subsegment["trace_id"] == "1-6741aaaa-000000000000000000000001"  # the request's, not the process's
+    assert subsegment["annotations"] == {"turn_id": "msg_1", "tenant": "acme", "dialect": "sessions"}
