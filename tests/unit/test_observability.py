@@ -274,3 +274,32 @@ def test_behind_the_web_adapter_each_request_is_traced_under_its_own_trace_heade
     assert subsegment["name"] == "## POST /v1/responses"
     assert subsegment["trace_id"] == "1-6741aaaa-000000000000000000000001"  # the request's, not the process's
     assert subsegment["annotations"] == {"turn_id": "msg_1", "tenant": "acme", "dialect": "sessions"}
+
+
+RECORDS = """
+import inspect, json, sys
+sys.path[:0] = [sys.argv[1]]
+from turnstop import logkeys
+from turnstop.tracing import traced, traced_record
+
+@traced_record
+def record_handler(record, lambda_context):
+    logkeys.reset(turn_id=record, tenant="acme", cancel_source="queue")
+    return record
+
+@traced
+def lambda_handler(event, context):
+    return [record_handler(record=r, lambda_context=context) for r in event]
+
+print(json.dumps(lambda_handler(["resp_1", "resp_2"], None)))
+print("lambda_context" in inspect.signature(record_handler).parameters)  # Powertools' batch looks for it
+"""
+
+
+def test_in_lambda_each_record_of_a_batch_is_a_subsegment_with_its_own_keys() -> None:
+    printed, sent = in_lambda(RECORDS)
+    assert printed[-1] == "True"
+    records = [s for s in sent if s["name"] == "## record_handler"]
+    assert [r["annotations"]["turn_id"] for r in records] == ["resp_1", "resp_2"]
+    assert all(r["annotations"]["cancel_source"] == "queue" for r in records)
+    assert [s["name"] for s in sent if s not in records] == ["## lambda_handler"]

@@ -7,7 +7,8 @@ Powertools log line carries its ``xray_trace_id``. ``traced`` adds the function'
 - ``traced(handler)``: a Powertools ``Tracer`` made at cold start with botocore patched (each
   DynamoDB, SQS and EventBridge call is a subsegment); the handler is a ``## <handler>``
   subsegment annotated with the log keys (``turn_id``, ``tenant``, ``dialect``,
-  ``cancel_source``: ``turnstop.logkeys``), so a turn's traces are found by its id.
+  ``cancel_source``: ``turnstop.logkeys``), so a turn's traces are found by its id; a batch's
+  record handler is one more subsegment per record with that record's keys (``traced_record``).
 - ``traced(handler, lazy=True)``, the cancel functions: a Tracer made at cold start would load
   the X-Ray SDK (62 modules, 11–15 ms of CPU: docs/observability.md) and wrap every DynamoDB
   call of the stop button, so nothing of it is imported on the way to an answer. An answer of 500 or more (or an
@@ -32,12 +33,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from turnstop import logkeys
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Any, Any], Any]
+T = TypeVar("T")
 PATCHED = ("botocore",)  # the store's calls; the layer makes no other traced I/O worth a subsegment
 _tracer: Any = None
 
@@ -87,6 +89,24 @@ def _eager(handler: Handler) -> Handler:
             annotate(tracer().provider.current_subsegment())
 
     return capture(annotated)
+
+
+def traced_record(handler: Callable[..., T]) -> Callable[..., T]:
+    """A batch's record handler (one SQS message: a queued cancel, a turn) as a subsegment of
+    its own, annotated with that record's keys; the handler unchanged when tracing is off."""
+    if not enabled():
+        return handler
+    recorder = tracer().provider
+
+    @functools.wraps(handler)
+    def record(*args: Any, **kwargs: Any) -> T:
+        with recorder.in_subsegment(f"## {handler.__name__}") as subsegment:
+            try:
+                return handler(*args, **kwargs)
+            finally:
+                annotate(subsegment)
+
+    return record
 
 
 def _on_error(handler: Handler) -> Handler:
