@@ -102,6 +102,19 @@ def test_a_queued_cancels_log_line_says_it_came_from_the_queue(aws: Aws, logs: L
     assert line["outcome"] == "cancelling"
 
 
+def test_a_bulk_cancels_log_line_names_its_tenant_and_source_and_no_single_turn(aws: Aws, logs: Logs) -> None:
+    rid, stream = start_stateless(aws, "Write a 400-word note")
+    fn = aws.function("admin_cancels")
+    out = logs(fn)
+    event = load_event("admin_cancels")
+    event["body"] = json.dumps({"scope": {"tenant": "dev"}, "reason": "account suspended"})
+    answer = fn.lambda_handler(event, Context())
+    "".join(stream.body)
+    assert (answer["statusCode"], json.loads(answer["body"])["cancelled"]) == (200, 1)
+    (line,) = lines(out, "cancel answered")
+    assert keys_of(line) == {"turn_id": None, "tenant": "dev", "dialect": None, "cancel_source": "admin"}
+
+
 def test_the_workers_log_line_names_the_turn_it_ran(aws: Aws, logs: Logs) -> None:
     created = aws.function("tasks_api").lambda_handler(load_event("tasks_api"), Context())
     task_id = json.loads(created["body"])["task_id"]

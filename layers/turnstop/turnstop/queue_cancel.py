@@ -83,7 +83,7 @@ class CancelRecord(SqsRecordModel):
 
 def handle_bulk(bulk: BulkCancel, message: BulkMessage, message_id: str, receive_count: int) -> Page:
     """One page of a bulk cancel (the first one opens its report, ``sqs-<message id>``)."""
-    logkeys.reset(tenant=message.request.scope.tenant, cancel_source="queue")
+    logkeys.reset()  # a new message: no key of the last one (the page binds this one's)
     page = message.continues or bulk.open(f"sqs-{message_id}", message.request, "queue")[1]
     bulk.hand_on(bulk.run_page(page), redelivered=receive_count > 1)
     return page
