@@ -316,3 +316,48 @@ def test_in_lambda_each_record_of_a_batch_is_a_subsegment_with_its_own_keys() ->
     assert [r["annotations"]["turn_id"] for r in records] == ["resp_1", "resp_2"]
     assert all(r["annotations"]["cancel_source"] == "queue" for r in records)
     assert [s["name"] for s in sent if s not in records] == ["## lambda_handler"]
+
+
+CALLS = """
+import http.client, http.server, sys, threading
+sys.path[:0] = [sys.argv[1]]
+import boto3
+from turnstop.tracing import traced
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+
+receiver = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+threading.Thread(target=receiver.serve_forever, daemon=True).start()
+store = http.server.HTTPServer(("127.0.0.1", 0), Receiver)  # stands in for DynamoDB: answers 204
+threading.Thread(target=store.serve_forever, daemon=True).start()
+
+@traced
+def lambda_handler(event, context):
+    ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{store.server_port}", region_name="us-east-1",
+                       aws_access_key_id="x", aws_secret_access_key="x")
+    try:
+        ddb.describe_limits()
+    except Exception:
+        pass
+    callback = http.client.HTTPConnection("127.0.0.1", receiver.server_port)
+    callback.request("POST", "/hooks/task", body=b"{}")
+    return callback.getresponse().status
+
+print(lambda_handler({}, None))
+"""
+
+
+def test_in_lambda_aws_calls_and_callbacks_are_traced_and_an_aws_call_only_once() -> None:
+    printed, sent = in_lambda(CALLS)
+    assert printed[-1] == "204"
+    assert {s["name"] for s in sent} == {"## lambda_handler", "dynamodb", "127.0.0.1"}
+    (aws_call,) = [s for s in sent if s["name"] == "dynamodb"]
+    assert aws_call["namespace"] == "aws"
+    # http.client's subsegments are the callback's only: botocore's connection is not recorded twice
+    assert {s["http"]["request"]["url"] for s in sent if s["name"] == "127.0.0.1"} == {"http://127.0.0.1/hooks/task"}

@@ -4,8 +4,9 @@ Every function runs with ``Tracing: Active``: Lambda records each invocation (it
 Initialization, Invocation and Overhead) as a segment linked to API Gateway's, and every
 Powertools log line carries its ``xray_trace_id``. ``traced`` adds the function's own part:
 
-- ``traced(handler)``: a Powertools ``Tracer`` made at cold start with botocore patched (each
-  DynamoDB, SQS and EventBridge call is a subsegment); the handler is a ``## <handler>``
+- ``traced(handler)``: a Powertools ``Tracer`` made at cold start with botocore and http.client
+  patched (each DynamoDB, SQS and EventBridge call is a subsegment, and each task callback or
+  OpenID provider request); the handler is a ``## <handler>``
   subsegment annotated with the log keys (``turn_id``, ``tenant``, ``dialect``,
   ``cancel_source``: ``turnstop.logkeys``), so a turn's traces are found by its id; a batch's
   record handler is one more subsegment per record with that record's keys (``traced_record``).
@@ -40,7 +41,10 @@ from turnstop import logkeys
 log = logging.getLogger(__name__)
 Handler = Callable[[Any, Any], Any]
 T = TypeVar("T")
-PATCHED = ("botocore",)  # the store's calls; the layer makes no other traced I/O worth a subsegment
+# The store's AWS calls, and plain HTTP: task callbacks (webhooks) and the chat sign-in's
+# OpenID provider (botocore's own connections do not pass where httplib is patched: one
+# subsegment per AWS call, a test keeps it so).
+PATCHED = ("botocore", "httplib")
 _tracer: Any = None
 
 
