@@ -3,6 +3,7 @@
 
 PYTHON ?= python3
 VENV   := .venv
+SAM_VENV := .venv-sam
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
@@ -10,7 +11,7 @@ PORT   ?= 3000
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint bench bench-bulk load soak invoke clean
+.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint validate bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -48,6 +49,17 @@ lint: install
 	$(BIN)/mypy --explicit-package-bases functions tests bench
 	$(BIN)/cfn-lint template.yaml
 
+# `sam validate --lint` (the SAM transform, then cfn-lint on its output) from a venv of its own.
+# It needs a region, never credentials: none are read (empty config and credentials files).
+validate: $(SAM_VENV)/.installed
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+		SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
 test-unit: install
 	$(PYTEST) -n $(JOBS) tests/unit
 
@@ -81,4 +93,4 @@ invoke: install
 	$(PY) -m turnstop_local invoke $(FN) -e $(EVENT)
 
 clean:
-	rm -rf $(VENV) node_modules .turnstop turnstop.egg-info
+	rm -rf $(VENV) $(SAM_VENV) node_modules .turnstop turnstop.egg-info

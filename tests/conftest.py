@@ -20,6 +20,7 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "turnstop-tests")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,8 @@ class LambdaFunction:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
             # What `sam local` sets: Powertools' Tracer, for one, turns itself off (no X-Ray daemon).
             "AWS_SAM_LOCAL": "true",
+            # ...and said outright: no X-Ray SDK is made or imported locally (turnstop.tracing).
+            "POWERTOOLS_TRACE_DISABLED": "true",
             **self.environment,
         }
 

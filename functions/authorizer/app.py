@@ -16,12 +16,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from turnstop.auth import authenticate
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced
 
 logger = Logger()
 settings = Settings.from_env()
 store = Store(settings.table)
 
 
+@traced
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict, context: object) -> dict:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}

@@ -15,6 +15,7 @@ from turnstop.bulk_cancel import BulkCancel
 from turnstop.queue_cancel import BulkMessage, CancelRecord, handle, handle_bulk
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced, traced_record
 
 logger = Logger()
 metrics = Metrics()
@@ -24,6 +25,7 @@ processor = BatchProcessor(event_type=EventType.SQS, model=CancelRecord)
 bulk = BulkCancel(store, settings)
 
 
+@traced_record
 def record_handler(record: CancelRecord) -> str:
     if isinstance(record.body, BulkMessage):
         page = handle_bulk(bulk, record.body, record.messageId, record.receive_count)
@@ -35,6 +37,7 @@ def record_handler(record: CancelRecord) -> str:
     return outcome.value
 
 
+@traced
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:

@@ -11,6 +11,7 @@ from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
@@ -24,6 +25,7 @@ app = api_app(store, settings, runner)
 throttled_response = app.throttled_response
 
 
+@traced
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: object) -> dict:

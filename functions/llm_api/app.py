@@ -15,6 +15,7 @@ from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced_wsgi
 
 logger = Logger()
 settings = Settings.from_env()
@@ -27,7 +28,7 @@ runner = TurnRunner(
 app = api_app(store, settings, runner)
 stream_handler = app.stream
 throttled_response = app.throttled_response
-wsgi = wsgi_app(stream_handler)
+wsgi = traced_wsgi(wsgi_app(stream_handler))
 
 if __name__ == "__main__":
     import os

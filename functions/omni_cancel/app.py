@@ -8,9 +8,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
 from turnstop.dialects.omni.cancel import omni_cancel_app
-from turnstop.http.api import count_cancel_status
+from turnstop.http.api import report_cancel
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
@@ -20,7 +21,8 @@ app = omni_cancel_app(store, settings)
 throttled_response = app.throttled_response
 
 
+@traced(lazy=True)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: object) -> dict:
-    return count_cancel_status(metrics, app.resolve(event, context))
+    return report_cancel(logger, metrics, app.resolve(event, context))

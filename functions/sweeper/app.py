@@ -15,6 +15,7 @@ from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.callbacks import CALLBACK_SHARDS, REDRIVE_AFTER_MS
 from turnstop.store.turns import INFLIGHT_SHARDS
+from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
@@ -22,6 +23,7 @@ settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url, callback_queue_url=settings.callback_queue_url)
 
 
+@traced
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: object) -> dict:

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from turnstop.dialects.tasks.callbacks import CallbackRecord, Deliverer
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
@@ -31,6 +32,7 @@ def record_handler(record: CallbackRecord) -> str:
     return outcome
 
 
+@traced
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:

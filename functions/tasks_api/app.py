@@ -10,6 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from turnstop.dialects.tasks.handlers import api_app
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
@@ -19,6 +20,7 @@ app = api_app(store, settings)
 throttled_response = app.throttled_response
 
 
+@traced
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: object) -> dict:

@@ -4,15 +4,16 @@ The event-source mapping's filter passes only turn heads leaving queued/running 
 status; anything else that gets through is skipped. Events go out ten per PutEvents call; on a
 failed entry the batch reports that record's sequence number, so Lambda retries from it
 (earlier records are done; later ones may go out twice: consumers dedupe by ``event_id``).
-Each cancelled turn's latency (flag seen − cancel requested) is the ``CancelLatency`` metric.
+Each end is counted by dialect and status, each cancel by dialect and source, with its latency
+(flag seen − cancel requested: ``CancelLatency``): ``turn_events.record_metrics``.
 """
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from turnstop.settings import Settings
-from turnstop.turn_events import EventBridgeSink, FileSink, Sink, terminal_event
+from turnstop.tracing import traced
+from turnstop.turn_events import EventBridgeSink, FileSink, Sink, record_metrics, terminal_event
 
 logger = Logger()
 metrics = Metrics()
@@ -20,6 +21,7 @@ settings = Settings.from_env()
 sink: Sink = FileSink(settings.events_file) if settings.events_file else EventBridgeSink(settings.event_bus_name)
 
 
+@traced
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
@@ -28,9 +30,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     for i, (_, e) in enumerate(found):
         if i in failed:
             continue
-        metrics.add_metric(name=f"TurnEvents_{e.turn.stored_status.value}", unit=MetricUnit.Count, value=1)
-        if e.cancel_latency_ms is not None:
-            metrics.add_metric(name="CancelLatency", unit=MetricUnit.Milliseconds, value=e.cancel_latency_ms)
+        record_metrics(metrics, e)
     if failed:
         first = min(failed)
         logger.warning("events not published; retrying from the first", extra={"failed": len(failed)})

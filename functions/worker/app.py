@@ -20,6 +20,7 @@ from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
+from turnstop.tracing import traced, traced_record
 
 logger = Logger()
 metrics = Metrics()
@@ -37,6 +38,7 @@ runner = TurnRunner(
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@traced_record
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     turn_id = json.loads(record.body)["turn_id"]
     # End the turn cleanly (max_duration) before Lambda's timeout would kill it mid-step.
@@ -45,6 +47,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     return result
 
 
+@traced
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:

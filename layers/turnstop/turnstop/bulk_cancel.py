@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from turnstop import logkeys
 from turnstop.core import errors
 from turnstop.core.bulk import FAILED, BulkRequest, Counts, classify, parse_request
 from turnstop.core.clock import iso
@@ -105,6 +106,7 @@ class BulkCancel:
 
     def run_page(self, page: Page) -> PageDone:
         scope = page.request.scope
+        logkeys.bind(tenant=scope.tenant, cancel_source=page.source)  # each turn's are its cancel's own
 
         def read() -> tuple[list[str], Cursor | None]:
             return self.store.live.page(

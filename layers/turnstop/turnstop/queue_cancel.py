@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import BaseModel, ConfigDict, Field, Json, StrictStr, field_validator, model_validator
 
+from turnstop import logkeys
 from turnstop.bulk_cancel import BulkCancel, Page
 from turnstop.core import errors
 from turnstop.core.bulk import BulkRequest, parse_request
@@ -82,6 +83,7 @@ class CancelRecord(SqsRecordModel):
 
 def handle_bulk(bulk: BulkCancel, message: BulkMessage, message_id: str, receive_count: int) -> Page:
     """One page of a bulk cancel (the first one opens its report, ``sqs-<message id>``)."""
+    logkeys.reset()  # a new message: no key of the last one (the page binds this one's)
     page = message.continues or bulk.open(f"sqs-{message_id}", message.request, "queue")[1]
     bulk.hand_on(bulk.run_page(page), redelivered=receive_count > 1)
     return page
@@ -89,6 +91,7 @@ def handle_bulk(bulk: BulkCancel, message: BulkMessage, message_id: str, receive
 
 def handle(store: Store, message: CancelMessage) -> CancelOutcome:
     """One conditional write; every outcome (not_found included) is a settled message."""
+    logkeys.reset()  # a new message: no key of the last one (the cancel write binds this one's)
     outcome, _ = store.turns.request_cancel(
         message.turn_id,
         tenant=message.tenant,

@@ -29,20 +29,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from turnstop.core.clock import iso
-from turnstop.core.scopes import ScopeKind
 from turnstop.core.turn import Status, Turn
 from turnstop.store import codec
 
 SOURCE = "turnstop"
 PUT_EVENTS_MAX = 10  # entries per PutEvents call
-DIALECTS = {
-    ScopeKind.SESSION: "sessions",
-    ScopeKind.STATELESS: "sessions",
-    ScopeKind.OMNI: "omni",
-    ScopeKind.LLM: "llm",
-    ScopeKind.TASKS: "tasks",
-    ScopeKind.CHAT: "chat",
-}
 # The statuses in which a finished turn was billed for its output (dialects bill nothing for a
 # cancelled or failed turn: core/billing.py, the seeds).
 BILLED = frozenset({Status.COMPLETED, Status.INCOMPLETE})
@@ -75,7 +66,7 @@ def detail(turn: Turn) -> dict[str, Any]:
         "event_id": f"{turn.id}.{turn.stored_status.value}",
         "tenant": turn.tenant,
         "turn_id": turn.id,
-        "dialect": DIALECTS.get(turn.scope.kind, turn.scope.kind.value),
+        "dialect": turn.scope.kind.dialect,
         "kind": turn.kind,
         "scope": str(turn.scope),
         "status": turn.stored_status.value,
@@ -95,6 +86,34 @@ def detail(turn: Turn) -> dict[str, Any]:
         "billed": turn.stored_status in BILLED,
         "error": turn.error,
     }
+
+
+def record_metrics(metrics: Any, event: TurnEvent) -> None:
+    """What one published end of a turn counts, in the function's namespace:
+
+    - ``TurnEvents_<status>`` and ``CancelLatency`` (ms from the cancel's request to the
+      runtime seeing it), by ``service`` like every metric of the function;
+    - ``TurnsEnded`` by ``dialect`` and ``status``; for a cancelled turn ``Cancels`` by
+      ``dialect`` and ``source`` (``api``, ``queue``, ``admin``, ``deadline``...) and
+      ``CancelLatency`` by ``dialect`` (the dashboard's graphs: docs/observability.md).
+    """
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    status, dialect = event.turn.stored_status.value, event.detail["dialect"]
+    metrics.add_metric(name=f"TurnEvents_{status}", unit=MetricUnit.Count, value=1)
+    latency = event.cancel_latency_ms
+    if latency is not None:
+        metrics.add_metric(name="CancelLatency", unit=MetricUnit.Milliseconds, value=latency)
+    by: list[tuple[str, MetricUnit, float, dict[str, str]]] = [
+        ("TurnsEnded", MetricUnit.Count, 1, {"dialect": dialect, "status": status})
+    ]
+    if event.turn.stored_status is Status.CANCELLED:
+        by.append(("Cancels", MetricUnit.Count, 1, {"dialect": dialect, "source": event.detail["source"] or "unknown"}))
+        if latency is not None:
+            by.append(("CancelLatency", MetricUnit.Milliseconds, latency, {"dialect": dialect}))
+    for name, unit, value, dimensions in by:
+        with single_metric(name=name, unit=unit, value=value, default_dimensions=dimensions):
+            pass
 
 
 def terminal_event(record: dict[str, Any]) -> TurnEvent | None:

@@ -73,8 +73,10 @@ CANCEL_FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*_ca
 DIALECT_OF = {"response_cancel": "sessions", "session_cancel": "sessions"}  # else the name's first word
 # What a cancel never needs: request models (pydantic), the sign-in (JWT), the runtime that runs
 # a turn, streaming, webhooks; and of its own dialect anything but the cancel's light modules.
+# Nor the X-Ray SDK: it loads only to record a failed cancel (turnstop.tracing), though tracing is on.
 NEVER = ("pydantic", "jwt", "turnstop.runtime.runner", "turnstop.runtime.keeper", "turnstop.runtime.active",
-         "turnstop.runtime.model", "turnstop.http.sse", "turnstop.http.streaming", "turnstop.webhooks")  # fmt: skip
+         "turnstop.runtime.model", "turnstop.http.sse", "turnstop.http.streaming", "turnstop.webhooks",
+         "aws_xray_sdk")  # fmt: skip
 NOT_OF_ITS_DIALECT = ("handlers", "models", "service", "agent", "signin", "oidc")
 
 
@@ -86,8 +88,10 @@ def modules_loaded_by(function: str) -> set[str]:
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
+    # As in Lambda with Tracing: Active (tracing on: nothing of it may load unless asked for)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "turnstop"), "TURNSTOP_TABLE": "shape-table",
-           "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "shape"}  # fmt: skip
+           "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "shape", "LAMBDA_TASK_ROOT": str(ROOT),
+           "POWERTOOLS_TRACE_DISABLED": "false"}  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -108,3 +112,8 @@ def test_a_cancel_function_imports_its_dialects_cancel_module_and_nothing_heavy(
     assert others == set()
     assert {m for m in loaded if m.startswith(own + ".") and m.split(".")[3] in NOT_OF_ITS_DIALECT} == set()
     assert {m for m in loaded if m in NEVER or m.startswith(tuple(f"{n}." for n in NEVER))} == set()
+
+
+def test_with_tracing_on_the_other_functions_do_load_the_tracer() -> None:
+    """The check above runs with tracing really on: a function that traces from its cold start loads the SDK."""
+    assert "aws_xray_sdk.core" in modules_loaded_by("sessions_api")

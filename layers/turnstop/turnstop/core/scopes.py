@@ -19,6 +19,11 @@ class ScopeKind(enum.StrEnum):
     TASKS = "tasks"  # tasks dialect
     CHAT = "chat"  # chat dialect: key is the thread id
 
+    @property
+    def dialect(self) -> str:
+        """The dialect whose turns have this scope (logs, metrics and turn events name it)."""
+        return "sessions" if self in (ScopeKind.SESSION, ScopeKind.STATELESS) else self.value
+
 
 @dataclass(frozen=True)
 class Scope:

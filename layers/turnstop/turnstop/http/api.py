@@ -10,12 +10,14 @@ and keeps the body an iterator. Every answer, errors included, carries ``X-Reque
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
+from turnstop import logkeys
 from turnstop.auth import Principal, principal_from_event
 from turnstop.core import errors
 from turnstop.http.body import headers_of
@@ -100,6 +102,7 @@ class TurnstopResolver(APIGatewayHttpResolver):
         return self._error(errors.NotFound(self.shape.not_found_message))
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        logkeys.reset(dialect=self.shape.dialect)  # a new request: no key of the last one
         result = super().resolve(event, context)
         headers = result.setdefault("headers", {})
         headers.setdefault("X-Request-Id", request_id(event))
@@ -132,6 +135,7 @@ def require_principal(event: Mapping[str, Any], store: Store) -> Principal:
     principal = principal_from_event(dict(event), store)
     if principal is None:
         raise errors.Unauthenticated("Missing or invalid API key")
+    logkeys.bind(tenant=principal.tenant)
     return principal
 
 
@@ -155,10 +159,13 @@ def add_cancel_route(app: TurnstopResolver, route: str, handler: Callable[..., R
     return app
 
 
-def count_cancel_status(metrics: Any, response: dict[str, Any]) -> dict[str, Any]:
-    """Count a cancel function's answer as ``CancelStatus<code>``: the alarms on 500/503
-    watch these (a caught error is an answer, so Lambda's Errors metric never sees it)."""
+def report_cancel(logger: Any, metrics: Any, response: dict[str, Any]) -> dict[str, Any]:
+    """Count a cancel function's answer as ``CancelStatus<code>`` (the alarms on 500/503 watch
+    these: a caught error is an answer, so Lambda's Errors metric never sees it) and log it:
+    one line per cancel, with the keys the cancel path bound (``turnstop.logkeys``)."""
     from aws_lambda_powertools.metrics import MetricUnit
 
-    metrics.add_metric(name=f"CancelStatus{response['statusCode']}", unit=MetricUnit.Count, value=1)
+    status = response["statusCode"]
+    metrics.add_metric(name=f"CancelStatus{status}", unit=MetricUnit.Count, value=1)
+    logger.log(logging.ERROR if status >= 500 else logging.INFO, "cancel answered", extra={"status": status})
     return response

@@ -55,6 +55,7 @@ class ErrorShape:
     headers: Callable[[int], dict[str, str]] = _no_headers
     internal_message: str = "Internal server error"
     not_found_message: str = "Not found"
+    dialect: str | None = None  # the ``dialect`` key of every log line of a request it answers
 
     def status_for(self, exc: errors.TurnstopError) -> tuple[int, str]:
         for cls in type(exc).__mro__:

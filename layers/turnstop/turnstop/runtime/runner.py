@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 
+from turnstop import logkeys
 from turnstop.core.errors import CommitRejected
 from turnstop.core.events import Event
 from turnstop.core.tokens import first_tokens
@@ -85,6 +86,7 @@ class TurnRunner:
 
     def handle(self, turn_id: str, remaining_ms: Callable[[], int] | None = None) -> WorkerResult:
         """Run or settle the turn. Returns what happened; raises LeaseHeld to be retried."""
+        logkeys.reset(turn_id=turn_id)  # a new message: no key of the last one
         try:
             turn = self.turns.claim(turn_id, self.owner, self.lease_ms)
         except CommitRejected as e:
@@ -94,6 +96,7 @@ class TurnRunner:
     def _settle_unclaimable(self, old: Turn | None) -> WorkerResult:
         if old is None:
             return WorkerResult.MISSING
+        logkeys.bind_turn(old)
         if old.cancelled_before_start:
             # Cancelled before any work started: record it so every reader sees the terminal event.
             return self._settle(self.turns.with_input(old), Status.CANCELLED, NeverStarted(), text="")
@@ -149,7 +152,8 @@ class TurnRunner:
         """Run a turn this runner holds the lease of on a thread of its own, for the request
         that started it: its events come through the returned channel as they are emitted."""
         live = LiveChannel()
-        thread = threading.Thread(target=self.run, args=(turn, remaining_ms, live), name=f"turn-{turn.id}", daemon=True)
+        run = logkeys.carried(self.run)  # the request's log keys go with its turn
+        thread = threading.Thread(target=run, args=(turn, remaining_ms, live), name=f"turn-{turn.id}", daemon=True)
         thread.start()
         return live, thread
 
@@ -160,9 +164,11 @@ class TurnRunner:
         the model has more to say past the request's ``max_output_tokens`` (the crossing
         chunk is cut at the limit), and ``failed`` (``max_duration``) shortly before the host's
         deadline (``remaining_ms``), so a turn always gets its terminal event and state."""
+        logkeys.bind_turn(turn)
         renderer = self.renderers[turn.kind]
         active = ActiveTurn(turn, live)
-        model = threading.Thread(target=self._drive, args=(active, turn), name=f"model-{turn.id}", daemon=True)
+        drive = logkeys.carried(self._drive)
+        model = threading.Thread(target=drive, args=(active, turn), name=f"model-{turn.id}", daemon=True)
         model.start()
         ending = Keeper(self.store, active, renderer, self.owner, self.cadence, remaining_ms).run()
         if live is not None:
@@ -173,6 +179,7 @@ class TurnRunner:
         if ending.status is None:
             return WorkerResult.LEASE_LOST
         assert ending.turn is not None and ending.end is not None
+        logkeys.bind_turn(ending.turn)  # a cancel it observed: its source
         self._notify(ending.turn, ending.end)
         return WorkerResult(ending.status.value)
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from turnstop import logkeys
 from turnstop.core.events import PendingEvent
 from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
@@ -290,6 +291,7 @@ class Chat:
         """Set the cancel flag of every target in one write — an UpdateItem for one target, a
         transaction for several — so either all of them are flagged or none is. No read first:
         a refused condition returns the old heads, which say why."""
+        logkeys.bind(turn_id=targets[0].turn_id, tenant=tenant, cancel_source=req.source, dialect=scope.kind.dialect)
         if len(targets) == 1:
             (target,) = targets
             outcome, old = self.turns.request_cancel(

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from turnstop import logkeys
 from turnstop.core import errors
 from turnstop.core.events import Event, PendingEvent
 from turnstop.core.records import IdempotencyClaim, NewTurn
@@ -208,6 +209,9 @@ class Turns(TurnReads):
         scope (a dialect that explains why, e.g. a scope that is not cancellable).
         ``only_queued``: cancel it only if no work has started (a chat action awaiting
         confirmation, whose confirmation is its claim); a running one is ``already_started``."""
+        # every cancel path comes through here: its log lines say which turn and why
+        logkeys.bind(turn_id=turn_id, tenant=tenant, cancel_source=req.source,
+                     dialect=scope.kind.dialect if scope is not None else None)  # fmt: skip
         now = self.db.now()
         write = cancel_write(turn_id, tenant=tenant, req=req, scope=scope, end_user=end_user,
                              only_queued=only_queued, now=now)  # fmt: skip
@@ -222,8 +226,11 @@ class Turns(TurnReads):
         if new is not None:
             turn = codec.turn_from_item(new)
             assert turn is not None
+            logkeys.bind(dialect=turn.scope.kind.dialect)
             return outcome_from_success(turn.stored_status), turn
         old_turn = codec.turn_from_item(old)
+        if old_turn is not None and old_turn.tenant == tenant:  # never another tenant's facts
+            logkeys.bind(dialect=old_turn.scope.kind.dialect)
         outcome = outcome_from_conflict(old_turn, now, tenant, scope, end_user, only_queued)
         if outcome is CancelOutcome.NOT_FOUND:
             # Only a scope mismatch on the caller's own live turn is explained; anything

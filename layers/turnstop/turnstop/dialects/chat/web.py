@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
+from turnstop import logkeys
 from turnstop.core import errors
 from turnstop.http.body import headers_of
 from turnstop.settings import Settings
@@ -171,6 +172,7 @@ def signed_in(event: Mapping[str, Any], store: Store, settings: Settings) -> Cha
             store.signins.touch(session, int(settings.chat_session_idle_seconds * 1000))
         except Exception:  # the request is served on the session as read; the next one tries again
             log.warning("could not push session %s… idle expiry forward", session.digest[:8], exc_info=True)
+    logkeys.bind(tenant=session.tenant)
     return ChatUser(session.tenant, session.user, session.name, session.digest)
 
 

@@ -52,7 +52,9 @@ def error_body(info: ErrorInfo) -> dict[str, Any]:
     return {"error": str(info.details.get("code", info.code)), "message": info.message}
 
 
-SHAPE = ErrorShape(error_body, status=STATUS, internal_message="Internal server error", not_found_message="Not found")
+SHAPE = ErrorShape(
+    error_body, status=STATUS, internal_message="Internal server error", not_found_message="Not found", dialect="chat"
+)
 
 CANCELLED_RESPONSE = "Action cancelled."
 

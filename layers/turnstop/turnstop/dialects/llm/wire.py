@@ -55,6 +55,7 @@ SHAPE = ErrorShape(
     status=STATUS,
     internal_message="The server had an error while processing your request.",
     not_found_message="Unknown route",
+    dialect="llm",
 )
 
 BODY_MESSAGES = BodyMessages(

@@ -35,7 +35,7 @@ def extra_headers(status: int) -> dict[str, str]:
     return {"x-should-retry": "false"} if status == 409 else {}
 
 
-SHAPE = ErrorShape(error_body, headers=extra_headers)
+SHAPE = ErrorShape(error_body, headers=extra_headers, dialect="omni")
 
 
 def envelope(data: Any, request_id: str, **meta: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def error_body(info: ErrorInfo) -> dict[str, Any]:
     return {"error": {"type": info.code, "message": info.message, "request_id": info.request_id}}
 
 
-SHAPE = ErrorShape(error_body)
+SHAPE = ErrorShape(error_body, dialect="sessions")
 
 
 def session_body(s: Session) -> dict[str, Any]:

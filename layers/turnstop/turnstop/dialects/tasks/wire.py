@@ -56,6 +56,7 @@ SHAPE = ErrorShape(
     status={**DEFAULT_STATUS, errors.IdempotencyMismatch: (422, "idempotency_key_reused")},
     internal_message="Internal error; the request may be retried",
     not_found_message="No such route",
+    dialect="tasks",
 )
 
 BODY_MESSAGES = BodyMessages(
