@@ -21,7 +21,7 @@ app = admin_cancels_app(store, settings)
 throttled_response = app.throttled_response
 
 
-@traced
+@traced(lazy=True)  # a cancel endpoint: no X-Ray SDK on its cold start (docs/observability.md)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict, context: object) -> dict:
