@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from turnstop_cli.client import Api
 from turnstop_cli.dialects import DIALECT, TailOptions, resolve
 from turnstop_cli.errors import CliError, ExitCode, usage
 from turnstop_cli.output import Out
 from turnstop_cli.routing import BULK, DIALECTS, TurnRef, check_bulk, classify
-from turnstop_cli.target import CHECKOUT, Target, discover
+from turnstop_cli.target import CHECKOUT, Target, check_api_key, discover
 
 app = typer.Typer(
     name="turnstop",
@@ -102,6 +103,20 @@ def command(json_mode: bool) -> Iterator[Out]:
     except KeyboardInterrupt:
         out.note("interrupted")
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # the reader went away (`turnstop tail … | head`): nothing more to say, and no one to say it to
+        quiet_broken_pipe()
+        raise typer.Exit(0) from None
+
+
+def quiet_broken_pipe() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError
+    (the way the Python docs recommend handling SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor behind stdout (tests)
+        pass
 
 
 def api_for(base_url: str | None, api_key: str | None, chat_session: str | None = None) -> Api:
@@ -171,6 +186,12 @@ def cancel(
     created_before: Annotated[
         str | None, typer.Option("--created-before", help="With --scope: only turns created before this RFC 3339 time.")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait", min=0, help="With --scope: follow a queued bulk cancel this many seconds at most (it goes on)."
+        ),
+    ] = 300.0,
     dialect: DialectOpt = None,
     session: SessionOpt = None,
     account: AccountOpt = 1,
@@ -183,7 +204,7 @@ def cancel(
     tenant, account, session, thread or end user with one bulk cancel (POST /v1/admin/cancels)."""
     with command(json_out) as out, api_for(base_url, api_key, chat_session) as api:
         if scope is not None:
-            bulk_cancel(api, out, scope.value, target, reason, created_before)
+            bulk_cancel(api, out, scope.value, target, reason, created_before, wait)
             return
         if created_before is not None:
             raise usage("--created-before goes with --scope")
@@ -193,9 +214,10 @@ def cancel(
         if out.json_mode:
             out.document(summary)
         else:
-            out.console.print(
-                f"{summary['dialect']} {ref.label}: [bold]{summary['outcome']}[/] (HTTP {summary['http_status']})"
-            )
+            line = Text(f"{summary['dialect']} {ref.label}: ")
+            line.append(str(summary["outcome"]), style="bold")  # the API's word: text, never markup
+            line.append(f" (HTTP {summary['http_status']})")
+            out.console.print(line)
 
 
 def scope_body(scope: str, value: str, reason: str | None, created_before: str | None) -> dict[str, Any]:
@@ -213,7 +235,9 @@ def scope_body(scope: str, value: str, reason: str | None, created_before: str |
     return body
 
 
-def bulk_cancel(api: Api, out: Out, scope: str, value: str, reason: str | None, created_before: str | None) -> None:
+def bulk_cancel(
+    api: Api, out: Out, scope: str, value: str, reason: str | None, created_before: str | None, wait: float = 300.0
+) -> None:
     body = scope_body(scope, value, reason, created_before)
     with out.busy() as progress:
         task = progress.add_task(f"stopping the in-flight turns of {scope} {value}", total=None)
@@ -227,10 +251,17 @@ def bulk_cancel(api: Api, out: Out, scope: str, value: str, reason: str | None, 
                 )
             raise
         report = api.answer(response, f"bulk cancel of {scope} {value}")
+        deadline = time.monotonic() + wait
         while report.get("status") == "running":  # 202: the rest runs from the cancel queue, page by page
+            report_id = report.get("id")
+            if not isinstance(report_id, str) or not report_id:
+                raise CliError("the bulk cancel's report has no id to follow", ExitCode.API_ERROR, body=report)
+            if time.monotonic() >= deadline:
+                out.note(f"still running after {wait:g} s; it goes on: `turnstop status {report_id}` follows it")
+                break
             progress.update(task, description=bulk_progress(report))
             time.sleep(0.5)
-            report = api.json("GET", f"/v1/admin/cancels/{report['id']}", what=f"bulk cancel {report['id']}")
+            report = api.json("GET", f"/v1/admin/cancels/{report_id}", what=f"bulk cancel {report_id}")
     out.report(report)
     if report.get("failed"):
         raise CliError(
@@ -335,9 +366,13 @@ def keys_create(
             )
         if aws and not os.environ.get("TURNSTOP_TABLE"):
             raise usage("--aws needs TURNSTOP_TABLE: the deployed stack's TableName output")
-        argv = ["keys", "create", "--tenant", tenant, "--accounts", accounts, "--name", name]
+        account_ids = parse_accounts(accounts)
+        if key is not None:
+            check_api_key(key)
+        # --option=value: a value that starts with "-" is never read as an option
+        argv = ["keys", "create", f"--tenant={tenant}", f"--accounts={account_ids}", f"--name={name}"]
         argv += ["--admin"] if admin else []
-        argv += ["--key", key] if key else []
+        argv += [f"--key={key}"] if key else []
         argv += ["--aws"] if aws else []
         env = dict(os.environ)
         if target.state_file is not None and not aws:  # the instance found, wherever its state lives
@@ -349,7 +384,10 @@ def keys_create(
         if done.returncode != 0:
             message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "keys create failed"
             raise CliError(message, ExitCode.USAGE if done.returncode == 2 else ExitCode.API_ERROR)
-        created = done.stdout.strip().splitlines()[-1].strip()
+        printed = done.stdout.strip().splitlines()
+        if not printed:
+            raise CliError("keys create printed no key", ExitCode.API_ERROR, body=done.stderr.strip() or None)
+        created = printed[-1].strip()
         note = [line for line in done.stderr.splitlines() if line.startswith("webhook signing secret")]
         if out.json_mode:
             out.document(
@@ -359,6 +397,14 @@ def keys_create(
             sys.stdout.write(created + "\n")
             for line in note:
                 out.note(line)
+
+
+def parse_accounts(text: str) -> str:
+    """``"1, 2"`` -> ``"1,2"``: the account ids a key may act for, checked before anything runs."""
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or not all(part.isascii() and part.isdigit() for part in parts):
+        raise usage(f"--accounts takes comma-separated account ids (numbers), e.g. 1,2: not {text!r}")
+    return ",".join(str(int(part)) for part in parts)
 
 
 def checkout_root() -> Path:

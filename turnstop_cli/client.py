@@ -152,6 +152,18 @@ class Api:
             if response.status_code >= 400:
                 response.read()
                 raise self.failure(response, what)
+            content_type = response.headers.get("content-type", "")
+            if content_type.partition(";")[0].strip().lower() != "text/event-stream":
+                # httpx_sse would raise SSEError, a TransportError: this is an answer, not a lost connection
+                response.read()
+                raise CliError(
+                    f"{what}: the API answered {response.status_code} with {content_type or 'no content type'}, "
+                    "not an event stream (text/event-stream)",
+                    ExitCode.API_ERROR,
+                    status=response.status_code,
+                    body=body_of(response),
+                    hint="is --base-url the API itself (a deployed stack's BaseUrl output), not a page in front of it?",
+                )
             yield source
 
 

@@ -42,6 +42,11 @@ def terminal_state(event: str) -> str | None:
     return suffix if "." in event and suffix in TERMINAL else None
 
 
+def retryable(error: CliError) -> bool:
+    """An answer worth asking again after a pause: the API is overloaded or failing for now (5xx, 429)."""
+    return error.status is not None and (error.status == 429 or error.status >= 500)
+
+
 def backoff(failures: int) -> float:
     return float(min(0.25 * 2 ** (failures - 1), 5.0))
 
@@ -116,6 +121,16 @@ class StreamDialect(Dialect):
                 reason = f"{type(error).__name__}: {error}"
             except (httpx.TransportError, SSEError) as error:
                 reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            except CliError as error:
+                if not retryable(error):
+                    raise
+                failures += 1
+                if failures > options.max_reconnects:
+                    error.hint = f"resume later with --after {cursor}"
+                    raise
+                out.note(f"{error.message}; retrying after event {cursor} ({failures}/{options.max_reconnects})")
+                time.sleep(backoff(failures))
+                continue
             failures += 1
             if failures > options.max_reconnects:
                 raise CliError(
@@ -238,6 +253,10 @@ class PollView:
 class PollDialect(Dialect):
     """A dialect without a resumable stream: its object is polled until it is terminal."""
 
+    # A status after which nothing more can be seen once it has stood still this long (chat: see Chat).
+    stuck_status: str | None = None
+    stuck_seconds = 0.0
+
     def fetch(self, api: Api, ref: TurnRef) -> Any:
         raise NotImplementedError
 
@@ -246,11 +265,12 @@ class PollDialect(Dialect):
 
     def tail(self, api: Api, ref: TurnRef, out: Out, options: TailOptions) -> str:
         shown, last_status, failures, polls = "", None, 0, 0
+        changed_at, last_text = time.monotonic(), ""
         while True:
             try:
                 obj = self.fetch(api, ref)
             except CliError as error:
-                if error.code is not ExitCode.UNREACHABLE or polls == 0:
+                if not (retryable(error) or (error.code is ExitCode.UNREACHABLE and polls > 0)):
                     raise
                 failures += 1
                 if failures > options.max_reconnects:
@@ -260,6 +280,11 @@ class PollDialect(Dialect):
                 continue
             polls, failures = polls + 1, 0
             view = self.view(obj)
+            if view.status != last_status or view.text != last_text:
+                changed_at, last_text = time.monotonic(), view.text
+            elif view.status == self.stuck_status and time.monotonic() - changed_at >= self.stuck_seconds:
+                out.note(self.stuck_note(view))
+                view = PollView("incomplete", view.status, view.text)
             terminal = view.state in TERMINAL
             if view.status != last_status and not terminal:
                 out.tail_event(
@@ -296,6 +321,9 @@ class PollDialect(Dialect):
 
     def extra(self, obj: Any) -> dict[str, Any]:
         return {}
+
+    def stuck_note(self, view: PollView) -> str:
+        return f"{view.status} for {self.stuck_seconds:g} s without a change"
 
 
 class Tasks(PollDialect):
@@ -362,7 +390,11 @@ class Chat(PollDialect):
     """A chat thread: its actions waiting for confirmation, and its messages."""
 
     name = "chat"
-    _IN_FLIGHT = ("pending", "confirmed")
+    # A confirmed action is carried out by its confirm request, under a 10 s lease; one that stays
+    # confirmed much longer failed, or its confirm died (the thread does not say which: both show
+    # `confirmed` until another confirm finishes it). `tail` ends there rather than wait forever.
+    stuck_status = "confirmed"
+    stuck_seconds = 30.0
 
     def fetch(self, api: Api, ref: TurnRef) -> Any:
         return api.json("GET", f"/chat/threads/{ref.id}", what=f"status {ref.id}", headers=api.chat_headers())
@@ -371,13 +403,21 @@ class Chat(PollDialect):
         actions = [a for a in obj.get("actions") or [] if isinstance(a, Mapping)]
         messages = [m for m in obj.get("messages") or [] if isinstance(m, Mapping)]
         text = "".join(f"{m.get('role')}: {m.get('content')}\n" for m in messages)
-        if any(a.get("status") in self._IN_FLIGHT for a in actions):
+        if any(a.get("status") == "pending" for a in actions):
             return PollView("pending", "pending", text)
+        if any(a.get("status") == "confirmed" for a in actions):
+            return PollView("running", "confirmed", text)
         last = str(actions[-1].get("status")) if actions else "idle"
         return PollView({"executed": "completed", "idle": "completed"}.get(last, last), last, text)
 
     def extra(self, obj: Any) -> dict[str, Any]:
         return {"actions": obj.get("actions"), "messages": len(obj.get("messages") or [])}
+
+    def stuck_note(self, view: PollView) -> str:
+        return (
+            f"the action has been confirmed for {self.stuck_seconds:g} s without being carried out: it failed, or its "
+            "confirm died (another /chat/confirm on the thread finishes it)"
+        )
 
     def cancel(self, api: Api, ref: TurnRef, reason: str | None) -> dict[str, Any]:
         self._no_reason(reason)

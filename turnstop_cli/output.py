@@ -67,7 +67,9 @@ class Out:
     def busy(self) -> Progress:
         """A spinner on stderr while something takes a while (a terminal only; never with --json)."""
         return Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.err, transient=True,
+            # markup=False: a description carries ids and values typed by users or sent by the API
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(), console=self.err,
+            transient=True,
             disable=self.json_mode or not self.err.is_terminal,
         )  # fmt: skip
 
@@ -127,7 +129,7 @@ class Out:
             if key == "detail" or value is None:
                 continue
             style = _STATE_STYLE.get(str(value), "") if key == "state" else ""
-            table.add_row(key, Text(compact(value), style=style))
+            table.add_row(Text(key), Text(compact(value), style=style))
         self.console.print(table)
 
     def ledger(self, entries: list[dict[str, Any]]) -> None:
@@ -140,12 +142,12 @@ class Out:
         table = Table("at", "turn", "kind", "billed", "amounts")
         for entry in entries:
             rest = {k: v for k, v in entry.items() if k not in ("at", "turn_id", "kind", "billed", "end_user")}
-            table.add_row(
-                when(entry.get("at")),
-                str(entry.get("turn_id", "")),
-                str(entry.get("kind", "")),
-                compact(entry.get("billed", "")),
-                compact(rest),
+            table.add_row(  # Text, never markup: these are the API's strings
+                Text(when(entry.get("at"))),
+                Text(str(entry.get("turn_id", ""))),
+                Text(str(entry.get("kind", ""))),
+                Text(compact(entry.get("billed", ""))),
+                Text(compact(rest)),
             )
         self.console.print(table)
 
@@ -159,7 +161,7 @@ class Out:
         table.add_column()
         for key in ("id", "status", "scope", "reason", "matched", "cancelled", "already_finished", "failed", "pages"):
             if report.get(key) is not None:
-                table.add_row(key, compact(report[key]))
+                table.add_row(Text(key), Text(compact(report[key])))
         self.console.print(table)
 
 

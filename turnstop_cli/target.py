@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,19 +53,63 @@ def _state_candidates(environ: Mapping[str, str], cwd: Path) -> list[Path]:
     return [d / ".turnstop" / "local.json" for d in (cwd, *cwd.parents)] + [CHECKOUT / ".turnstop" / "local.json"]
 
 
+def untrusted_because(path: Path, state: Any) -> str | None:
+    """Why a ``local.json`` is not to be believed, or None. It hands out the caller's key, so it
+    must be the caller's own (a file planted in a shared parent directory such as /tmp, or in a
+    cloned repository, would otherwise send the key anywhere): owned by the current user, neither
+    group- nor world-accessible (the local runtime writes it 0600), naming a loopback http URL."""
+    try:
+        info = path.stat()
+    except OSError as error:
+        return f"cannot stat it ({error})"
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None and info.st_uid != getuid():
+        return "it belongs to another user"
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        return (
+            f"other users may read or write it (mode {stat.S_IMODE(info.st_mode):04o}; the local runtime writes 0600)"
+        )
+    if not isinstance(state, dict) or not isinstance(state.get("url"), str):
+        return "it names no url"
+    try:
+        parts = urlsplit(state["url"].strip())
+        loopback = parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return f"its url {state['url']!r} is not a loopback http URL"
+    return None
+
+
 def read_local_state(
     environ: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> tuple[Path, dict[str, Any]] | None:
-    """The running local instance's ``local.json`` (path and content), if one is found."""
+    """The running local instance's ``local.json`` (path and content), if a trustworthy one is
+    found; one that is not (see :func:`untrusted_because`) is skipped with a note on stderr."""
     environ = os.environ if environ is None else environ
     for path in _state_candidates(environ, (cwd or Path.cwd()).resolve()):
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(state, dict) and isinstance(state.get("url"), str):
-            return path, state
+        why = untrusted_because(path, state)
+        if why is not None:
+            sys.stderr.write(f"note: ignoring {path}: {why}\n")
+            continue
+        return path, state
     return None
+
+
+def check_api_key(key: str | None) -> str | None:
+    """A key is sent as an ``Authorization`` header: printable ASCII without whitespace."""
+    if key is not None and (not key or not all("!" <= c <= "~" for c in key)):
+        from turnstop_cli.errors import usage
+
+        raise usage(
+            "the API key must be printable ASCII without spaces or line breaks",
+            hint="check --api-key / TURNSTOP_API_KEY (a key read from a file may carry its newline)",
+        )
+    return key
 
 
 def normalize_url(url: str) -> str:
@@ -85,13 +131,16 @@ def discover(
 ) -> Target:
     """Resolve the API and key from the options (already merged with their environment
     variables) and the local instance's description."""
+    check_api_key(api_key)
     found = read_local_state(environ, cwd)
     path, state = found if found is not None else (None, {})
-    local_url = normalize_url(state["url"]) if state else None
-    dev_key = state.get("dev_api_key") if state else None
+    dev_key = state.get("dev_api_key") if isinstance(state.get("dev_api_key"), str) else None
     if base_url:
         url = normalize_url(base_url)
-        same = url == local_url
+        # compared as text, never parsed: a local.json with a corrupt url must not block an explicit target
+        same = bool(state) and str(state["url"]).strip().rstrip("/") == url
+        if same and api_key is None:
+            check_api_key(dev_key)
         return Target(
             url,
             api_key or (dev_key if same else None),
@@ -100,6 +149,9 @@ def discover(
             path if same else None,
             state if same else {},
         )
-    if local_url is not None:
+    if state:
+        local_url = normalize_url(state["url"])
+        if api_key is None:
+            check_api_key(dev_key)
         return Target(local_url, api_key or dev_key, True, "local.json", path, state)
     return Target(DEFAULT_URL, api_key, True, "default")

@@ -3,18 +3,22 @@ dropped stream, and the exit code of every kind of failure (httpx.MockTransport)
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from turnstop_cli import app as cli
 from turnstop_cli.client import Api
 from turnstop_cli.errors import CliError, ExitCode
+from turnstop_cli.output import Out
 from turnstop_cli.routing import classify
 from turnstop_cli.target import DEFAULT_URL, Target, discover
 
@@ -98,9 +102,13 @@ def test_dialect_option_forces_the_dialect_and_rejects_unknown_ones() -> None:
 # ------------------------------------------------------------------------------- target
 
 
-def write_state(directory: Path, url: str, key: str | None) -> None:
+def write_state(directory: Path, url: str, key: str | None, mode: int = 0o600) -> Path:
+    """A local.json as the local runtime writes it (its owner's only, 0600), unless ``mode`` says otherwise."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "local.json").write_text(json.dumps({"url": url, "dev_api_key": key}))
+    path = directory / "local.json"
+    path.write_text(json.dumps({"url": url, "dev_api_key": key}))
+    path.chmod(mode)
+    return path
 
 
 def test_the_local_instance_is_found_with_its_dev_key(tmp_path: Path) -> None:
@@ -405,3 +413,264 @@ def test_an_answer_that_is_not_json_is_an_api_error_not_a_traceback(api: Any) ->
     api(lambda request: httpx.Response(200, text="<html>gateway</html>"))
     result = run("cancel", "task_abc")
     assert result.exit_code == ExitCode.API_ERROR and "without a JSON object" in result.output
+
+
+# --------------------------------------------------------------------- a planted local.json
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o660, 0o606, 0o620])
+def test_a_local_json_other_users_can_read_or_write_is_ignored(
+    tmp_path: Path, mode: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_state(tmp_path / ".turnstop", "http://127.0.0.1:4124", "ts_dev_y", mode=mode)
+    (tmp_path / "a").mkdir()
+    target = discover(None, "ts_mine", {}, cwd=tmp_path / "a")
+    assert target.source != "local.json" and target.base_url == DEFAULT_URL
+    assert "ignoring" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["https://attacker.example", "http://attacker.example:3000", "https://127.0.0.1:3000"])
+def test_a_local_json_naming_anything_but_a_loopback_http_url_is_ignored(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file planted in a parent directory (a shared /tmp, a cloned repository) must not send
+    the caller's key to its URL."""
+    write_state(tmp_path / ".turnstop", url, None)
+    (tmp_path / "a").mkdir()
+    target = discover(None, "ts_mine", {}, cwd=tmp_path / "a")
+    assert (target.base_url, target.source) == (DEFAULT_URL, "default")
+    assert "not a loopback http URL" in capsys.readouterr().err
+
+
+def test_a_local_json_of_another_user_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_state(tmp_path / "state", "http://127.0.0.1:4123", "ts_dev_x")
+    real = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real + 1)
+    target = discover(None, None, {"TURNSTOP_STATE_DIR": str(tmp_path / "state")})
+    assert (target.source, target.api_key) == ("default", None)
+
+
+def test_a_corrupt_local_json_does_not_block_an_explicit_base_url(tmp_path: Path) -> None:
+    for url in ("not a url", "ftp://x", "http://[::1"):
+        write_state(tmp_path, url, "ts_dev_x")
+        target = discover("https://api.example.com", "ts_mine", {"TURNSTOP_STATE_DIR": str(tmp_path)})
+        assert (target.base_url, target.api_key) == ("https://api.example.com", "ts_mine")
+
+
+def test_a_local_json_with_a_corrupt_url_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    write_state(tmp_path, "http://[::1", "ts_dev_x")
+    assert discover(None, None, {"TURNSTOP_STATE_DIR": str(tmp_path)}).source == "default"
+
+
+# ------------------------------------------------------------------------------- api keys
+
+
+@pytest.mark.parametrize("key", ["ts_é", "ts key", "ts_key\n", "ts\tkey", ""])
+def test_a_key_that_cannot_be_a_header_is_a_usage_error(key: str, tmp_path: Path) -> None:
+    env = {"TURNSTOP_STATE_DIR": str(tmp_path)}
+    result = CliRunner().invoke(
+        cli.app, ["status", "task_abc", "--base-url", "http://127.0.0.1:9", "--api-key", key], env=env
+    )
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "printable ASCII" in result.output
+
+
+def test_a_dev_key_that_cannot_be_a_header_is_a_usage_error(tmp_path: Path) -> None:
+    write_state(tmp_path, "http://127.0.0.1:4123", "ts_dev\nx")
+    with pytest.raises(CliError) as caught:
+        discover(None, None, {"TURNSTOP_STATE_DIR": str(tmp_path)})
+    assert caught.value.code is ExitCode.USAGE
+
+
+# ----------------------------------------------------------------------- rich markup injection
+
+MARKUP = "[/oops] [bold]x[/bold] [/]"
+
+
+def test_api_strings_that_look_like_markup_are_printed_as_they_are(api: Any) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/ledger":
+            return httpx.Response(
+                200, json={"data": [{"at": MARKUP, "turn_id": MARKUP, "kind": MARKUP, "billed": MARKUP, "x": MARKUP}]}
+            )
+        if request.url.path.startswith("/v1/admin/cancels"):
+            return httpx.Response(200, json={"id": MARKUP, "status": "completed", "reason": MARKUP, "failed": 0})
+        return httpx.Response(200, json={"status": MARKUP})
+
+    api(handler)
+    for args in (["ledger"], ["cancel", "--scope", "user", MARKUP, "--reason", MARKUP], ["cancel", "task_abc"]):
+        result = run(*args)
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        assert MARKUP in result.output
+
+
+def test_the_spinner_prints_markup_like_descriptions_as_text() -> None:
+    out = Out(json_mode=False)
+    out.err = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with out.busy() as progress:
+        progress.add_task(f"stopping the in-flight turns of user {MARKUP}", total=None)
+        progress.refresh()
+    assert "[/oops]" in out.err.file.getvalue()  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------ tail retries 5xx / 429
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_a_stream_answering_5xx_or_429_on_reconnect_is_retried(
+    api: Any, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    monkeypatch.setattr("turnstop_cli.dialects.backoff", lambda failures: 0.0)
+    replies = iter(
+        [
+            stream(sse((1, "message.created", {}))),
+            httpx.Response(status, json={"message": "Service Unavailable"}),
+            httpx.Response(status, json={"message": "Service Unavailable"}),
+            stream(sse((2, "message.completed", {"status": "completed"}))),
+        ]
+    )
+    seen = api(lambda request: next(replies))
+    result = run("tail", "sess_s/msg_m", "--json")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["seq"] for line in result.stdout.splitlines()] == [1, 2]
+    assert seen[-1].headers["last-event-id"] == "1"
+
+
+def test_a_stream_answering_5xx_past_the_budget_gives_up_with_the_resume_hint(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("turnstop_cli.dialects.backoff", lambda failures: 0.0)
+    seen = api(lambda request: httpx.Response(503, json={"message": "Service Unavailable"}))
+    result = run("tail", "sess_s/msg_m", "--max-reconnects", "2")
+    assert result.exit_code == ExitCode.API_ERROR and "--after 0" in result.output
+    assert len(seen) == 3
+
+
+def test_a_stream_answering_4xx_is_not_retried(api: Any) -> None:
+    seen = api(lambda request: httpx.Response(404, json={"error": {"message": "not found"}}))
+    assert run("tail", "sess_s/msg_m").exit_code == ExitCode.NOT_FOUND
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_poll_answering_5xx_or_429_is_retried(api: Any, monkeypatch: pytest.MonkeyPatch, status: int) -> None:
+    monkeypatch.setattr("turnstop_cli.dialects.backoff", lambda failures: 0.0)
+    replies = iter(
+        [
+            httpx.Response(200, json={"status": "running", "output": {"text": "a"}}),
+            httpx.Response(status, json={"error": {"message": "slow down"}}),
+            httpx.Response(200, json={"status": "succeeded", "output": {"text": "ab"}}),
+        ]
+    )
+    api(lambda request: next(replies))
+    result = run("tail", "task_abc", "--interval", "0.05", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["state"] == "completed"
+    assert "retrying" in result.stderr
+
+
+def test_a_poll_answering_5xx_past_the_budget_gives_up(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("turnstop_cli.dialects.backoff", lambda failures: 0.0)
+    seen = api(lambda request: httpx.Response(500, json={"message": "Internal Server Error"}))
+    assert run("tail", "task_abc", "--max-reconnects", "1").exit_code == ExitCode.API_ERROR
+    assert len(seen) == 2
+
+
+# ---------------------------------------------------------------------------- not an event stream
+
+
+def test_a_200_that_is_not_an_event_stream_is_an_api_error_naming_its_content_type(api: Any) -> None:
+    api(lambda request: httpx.Response(200, html="<html>sign in</html>"))
+    for args in (["tail", "sess_s/msg_m"], ["status", "sess_s/msg_m"]):
+        result = run(*args)
+        assert result.exit_code == ExitCode.API_ERROR, result.output
+        assert "text/html" in result.output and "cannot reach" not in result.output
+
+
+# ------------------------------------------------------------------------------- keys create
+
+
+@pytest.mark.parametrize("accounts", ["a", "1,b", "", "1,,2", "-1"])
+def test_keys_create_checks_the_account_ids_before_running_anything(
+    accounts: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_state(tmp_path, "http://127.0.0.1:4123", "ts_dev_x")
+    monkeypatch.setenv("TURNSTOP_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: pytest.fail("nothing may run"))
+    result = run("keys", "create", "--tenant", "acme", f"--accounts={accounts}")
+    assert result.exit_code == ExitCode.USAGE and "--accounts" in result.output
+
+
+class Done:
+    def __init__(self, stdout: str, returncode: int = 0) -> None:
+        self.stdout, self.stderr, self.returncode = stdout, "", returncode
+
+
+def test_keys_create_passes_values_that_look_like_options_as_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_state(tmp_path, "http://127.0.0.1:4123", "ts_dev_x")
+    monkeypatch.setenv("TURNSTOP_STATE_DIR", str(tmp_path))
+    calls: list[list[str]] = []
+
+    def fake_run(argv: list[str], **kwargs: Any) -> Done:
+        calls.append(argv)
+        return Done("-ts_dashed\n")
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    result = run("keys", "create", "--tenant", "acme", "--accounts", "1, 2", "--key=-ts_dashed", "--name=-n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "-ts_dashed\n"
+    argv = calls[0]
+    assert {"--key=-ts_dashed", "--name=-n", "--accounts=1,2", "--tenant=acme"} <= set(argv)
+
+
+def test_keys_create_that_prints_no_key_is_an_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_state(tmp_path, "http://127.0.0.1:4123", "ts_dev_x")
+    monkeypatch.setenv("TURNSTOP_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(cli.subprocess, "run", lambda argv, **k: Done(""))
+    result = run("keys", "create", "--tenant", "acme", "--accounts", "1")
+    assert result.exit_code == ExitCode.API_ERROR and "printed no key" in result.output
+
+
+# ------------------------------------------------------------------------ ends that must come
+
+
+def test_a_chat_action_stuck_confirmed_ends_the_tail_as_incomplete(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread shows a failed action as `confirmed`, as it shows one being carried out."""
+    monkeypatch.setattr("turnstop_cli.dialects.Chat.stuck_seconds", 0.2)
+    thread = {"messages": [], "actions": [{"id": "act_1", "status": "confirmed"}]}
+    seen = api(lambda request: httpx.Response(200, json=thread))
+    result = run("tail", "thread_abc", "--chat-session", "s", "--interval", "0.05", "--json")
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.stdout.splitlines()[-1])
+    assert (last["state"], last["event"]) == ("incomplete", "chat.confirmed")
+    assert "confirm" in result.stderr and len(seen) >= 2
+
+
+def test_a_bulk_cancel_is_followed_until_its_deadline_only(api: Any) -> None:
+    seen = api(lambda request: httpx.Response(202, json={"id": "bulk_1", "status": "running", "failed": 0}))
+    result = run("cancel", "--scope", "user", "bob", "--wait", "0", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "running"
+    assert "turnstop status bulk_1" in result.stderr and len(seen) == 1
+
+
+def test_a_running_bulk_report_without_an_id_is_an_api_error(api: Any) -> None:
+    api(lambda request: httpx.Response(202, json={"status": "running"}))
+    result = run("cancel", "--scope", "user", "bob")
+    assert result.exit_code == ExitCode.API_ERROR and "no id" in result.output
+
+
+def test_tail_into_a_closed_pipe_exits_quietly(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    api(lambda request: stream(sse((1, "message.delta", {"delta": "the "}), (2, "message.completed", {}))))
+
+    def closed(self: Out, **kwargs: Any) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(Out, "tail_event", closed)
+    result = run("tail", "sess_s/msg_m")
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "Traceback" not in result.output and "Broken pipe" not in result.output
