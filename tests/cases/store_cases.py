@@ -259,10 +259,12 @@ def test_a_cancel_request_costs_one_write_and_no_read(env: Env) -> None:
 def test_a_turns_writes_are_per_turn_not_per_step(env: Env) -> None:
     turn = start(env, "Write a 300-word note")
     env.counter.reset()
-    slow = Cadence(flush_ms=60_000, check_ms=60_000, lease_ms=LEASE_MS)  # nothing due while 300 words stream
+    # nothing due while 300 words stream, however slow a loaded machine makes them (a lease of
+    # ten minutes: no renewal, which is a write per lease third, not per step)
+    slow = Cadence(flush_ms=60_000, check_ms=60_000, lease_ms=600_000)
     assert runner(env, ScriptedModel(0), cadence=slow).handle(turn.id) == "completed"
     # claim, its request, and the finish carrying every event: three calls for 300 words
-    assert env.counter.calls == ["UpdateItem", "GetItem", "TransactWriteItems"]
+    assert env.counter.calls == ["UpdateItem", "GetItem", "TransactWriteItems"], env.counter.calls
     assert sum(e.type == "response.delta" for e in events(env, turn.id)) == 300
 
 
