@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PORT   ?= 3000
 
-.PHONY: run test install test-unit test-integration test-e2e lint bench bench-bulk load soak invoke clean
+.PHONY: run test install test-unit test-integration test-e2e lint openapi bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -36,6 +36,11 @@ lint: install
 	$(BIN)/mypy -p turnstop -p turnstop_local
 	$(BIN)/mypy --explicit-package-bases functions tests bench
 	$(BIN)/cfn-lint template.yaml
+
+# The OpenAPI documents of every dialect, from the handlers' models (docs/openapi.md); commit them.
+# `make test` fails when they are out of date (tests/unit/test_openapi_drift.py).
+openapi: install
+	$(PY) -m turnstop_local.openapi
 
 test-unit: install
 	$(PYTEST) tests/unit

@@ -50,6 +50,7 @@ from turnstop_local.apigw import (
 from turnstop_local.apigw.api import CLIENT_CHECK_SECONDS
 from turnstop_local.knobs import IDLE_TIMEOUT_SECONDS, number_setting
 from turnstop_local.lambda_host import StreamHead, StreamInvocation, Throttled
+from turnstop_local.openapi import serve as openapi_pages
 from turnstop_local.template import Route
 
 __all__ = [
@@ -214,9 +215,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._access_log(started, 413, None)
             return
         match = api.routes.match(self.command, raw_path)
-        if match is None:
-            self._send(json_message(404, "Not Found"), request_id)
-            self._access_log(started, 404, None)
+        if match is None:  # not a route of the template: the runtime's own pages, else API Gateway's 404
+            own = openapi_pages.answer(self.command, raw_path, dict(self.headers.items()))
+            response = own or json_message(404, "Not Found")
+            self._send(response, request_id)
+            self._access_log(started, response.status, None)
             return
         route, path_parameters = match
         event = build_http_event(
