@@ -62,3 +62,19 @@ def test_the_seeds_error_bodies_are_in_the_documents() -> None:
     assert "Failed to deserialize query string: missing field `account_id`" in omni
     assert "The caller does not have permission to execute the specified operation" in omni
     assert "Failed to cancel action: <error details>" in chat
+
+
+def test_numeric_bounds_use_json_schemas_own_keywords() -> None:
+    """pydantic writes bounds on a union as ``ge``/``le``, which no validator reads."""
+
+    def keys(obj: object) -> set[str]:
+        if isinstance(obj, dict):
+            return set(obj) | {k for v in obj.values() for k in keys(v)}
+        if isinstance(obj, list):
+            return {k for v in obj for k in keys(v)}
+        return set()
+
+    temperature = documents()["llm.json"]["components"]["schemas"]["CreateResponse"]["properties"]["temperature"]
+    assert "maximum" in json.dumps(temperature)
+    for doc in documents().values():
+        assert not keys(doc) & {"ge", "le", "gt", "lt"}

@@ -8,6 +8,7 @@ the seed's exact body as an example.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from turnstop.dialects.llm import models as llm_models  # noqa: E402
 from turnstop.dialects.omni import models as omni_models  # noqa: E402
 from turnstop.dialects.sessions import models as sessions_models  # noqa: E402
 from turnstop.dialects.tasks import models as tasks_models  # noqa: E402
+from turnstop.dialects.tasks import pricing  # noqa: E402
+from turnstop.http.body import MAX_DURATION_SECONDS  # noqa: E402
 from turnstop.queue_cancel import BulkMessage, CancelMessage  # noqa: E402
 from turnstop_local.openapi import responses as r  # noqa: E402
 from turnstop_local.openapi.merge import merge  # noqa: E402
@@ -127,7 +130,7 @@ START_KEY = Param(
     "The key the turn was (or will be) started with.", required=True,
 )  # fmt: skip
 MAX_DURATION = Param(
-    "Turnstop-Max-Duration", "header", {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
+    "Turnstop-Max-Duration", "header", {"type": "string", "pattern": "^[0-9]{1,3}(\\.[0-9]{1,6})?$"},
     "Seconds (0 < s <= 900) after which the runtime cancels the turn itself (source: deadline).",
 )  # fmt: skip
 LAST_EVENT_ID = Param(
@@ -317,7 +320,15 @@ SESSIONS = Dialect(
             "The caller's usage and debit entries",
             {200: Ok("Ledger entries", r.Ledger)},
             (401,),
-            params=(*KEYED, Param("response_id", "query", {"type": "string", "maxLength": 128})),
+            params=(
+                *KEYED,
+                Param(
+                    "response_id",
+                    "query",
+                    {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+                    "One turn's entries (any dialect's id)",
+                ),
+            ),
         ),
     ),  # fmt: skip
     {
@@ -766,6 +777,8 @@ CHAT = Dialect(
             "End the session and clear the cookie",
             {200: Ok("Signed out", r.SignedOut)},
             (401, 403),
+            r.AnyJsonObject,
+            False,
             params=(REQUEST_ID,),
             auth="cookie",
         ),
@@ -858,13 +871,117 @@ ADMIN = Dialect(
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (SESSIONS, OMNI, LLM, TASKS, CHAT, ADMIN)}
 
 
+# ----------------------------------------------------------------- what the handlers check beyond the models
+
+NON_BLANK = "\\S"  # at least one character that is not white space
+TASK_MODELS = sorted({"auto", *(m for ms in pricing.CAPABILITIES.values() for m in ms)})
+
+# Rules a handler or a model validator enforces that the model's own schema cannot say,
+# merged into the model's schema (their values come from the layer's own constants).
+DEADLINE = {
+    "properties": {
+        "max_duration_seconds": {
+            "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_SECONDS}, {"type": "null"}],
+            "description": "Seconds after which the runtime cancels the turn itself (or the "
+            "Turnstop-Max-Duration header; both must agree)",
+        }
+    }
+}
+CHECKED_BEYOND: dict[str, dict[type[BaseModel], dict[str, Any]]] = {
+    "sessions": {
+        sessions_models.SendMessage: DEADLINE,
+        sessions_models.CreateResponse: {
+            **DEADLINE,
+            "description": "`input` is the prompt (`message` is accepted too): one of them is required.",
+            "anyOf": [
+                {"properties": {"input": {"type": "string"}}, "required": ["input"]},
+                {"properties": {"message": {"type": "string"}}, "required": ["message"]},
+            ],
+        },
+    },
+    "llm": {
+        llm_models.CreateResponse: {
+            "properties": {
+                **DEADLINE["properties"],
+                "model": {"enum": sorted(llm_models.MODELS)},
+                "input": {
+                    "anyOf": [
+                        {"type": "string", "pattern": NON_BLANK},
+                        {"type": "array", "items": {"$ref": REF.format(model="MessageItem")}, "minItems": 1},
+                    ],
+                    "description": "The prompt, or messages; it must contain some text",
+                },
+            }
+        }
+    },
+    "tasks": {
+        tasks_models.CreateTask: {
+            "properties": {
+                **DEADLINE["properties"],
+                "capability": {"enum": sorted(pricing.CAPABILITIES)},
+                "model": {"enum": TASK_MODELS, "description": "`auto`, or one of the capability's models"},
+                "metadata": {
+                    "maxProperties": tasks_models.MAX_METADATA_KEYS,
+                    "propertyNames": {"minLength": 1, "maxLength": tasks_models.MAX_METADATA_KEY_CHARS},
+                    "additionalProperties": {"type": "string", "maxLength": tasks_models.MAX_METADATA_VALUE_CHARS},
+                },
+            }
+        },
+        tasks_models.TaskInput: {"properties": {"prompt": {"pattern": NON_BLANK}}},
+        tasks_models.CallbackSpec: {"properties": {"url": {"format": "uri"}}},
+    },
+    "omni": {
+        omni_models.CreateThread: {
+            "description": "`instant` takes `text`; `deep_insights` takes a `target` (and an optional `thesis`).",
+            "properties": {"text": {"pattern": NON_BLANK}},
+            "oneOf": [
+                {"properties": {"type": {"const": "instant"}, "text": {"type": "string"}}, "required": ["text"]},
+                {
+                    "properties": {"type": {"const": "deep_insights"}, "target": {"type": "object"}},
+                    "required": ["target"],
+                },
+            ],
+        },
+        omni_models.CreateMessage: {"properties": {"text": {"pattern": NON_BLANK}}},
+        omni_models.ContextItem: {"properties": {"kind": {"pattern": NON_BLANK}, "label": {"pattern": NON_BLANK}}},
+        omni_models.Target: {"properties": {"ticker": {"pattern": NON_BLANK}}},
+    },
+}
+
+
+def _deep_merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
 # ----------------------------------------------------------------- building
 
 
 def _schemas(models: list[type[BaseModel]]) -> tuple[dict[type[BaseModel], dict[str, Any]], dict[str, Any]]:
     refs, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     by_model = {cast(type[BaseModel], m): dict(ref) for (m, _), ref in refs.items()}
-    return by_model, top.get("$defs", {})
+    return by_model, _standard_keywords(top.get("$defs", {}))
+
+
+# pydantic writes a numeric constraint on a union (``StrictFloat | StrictInt = Field(le=2)``) as
+# its own keyword next to ``anyOf``; JSON Schema's names for them:
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _standard_keywords(obj: Any) -> Any:
+    if isinstance(obj, list):
+        return [_standard_keywords(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: _standard_keywords(v) for k, v in obj.items()}
+    if "anyOf" in out and any(k in out for k in _BOUNDS):
+        bounds = {_BOUNDS[k]: out.pop(k) for k in list(out) if k in _BOUNDS}
+        out["anyOf"] = [{**branch, **bounds} if branch.get("type") in ("number", "integer") else branch
+                        for branch in out["anyOf"]]  # fmt: skip
+    return out
 
 
 def _models_of(d: Dialect) -> list[type[BaseModel]]:
@@ -959,6 +1076,8 @@ def _operation(d: Dialect, op: Op, refs: dict[type[BaseModel], dict[str, Any]]) 
 def document(name: str) -> dict[str, Any]:
     d = DIALECTS[name]
     refs, defs = _schemas(_models_of(d))
+    for model, extra in CHECKED_BEYOND.get(name, {}).items():
+        _deep_merge(defs[model.__name__], extra)
     paths: dict[str, dict[str, Any]] = {}
     for op in d.ops:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(d, op, refs)

@@ -130,7 +130,10 @@ class BulkScope(BaseModel):
     """Which turns a bulk cancel stops: a tenant (the caller's own), narrowed by any of an
     account, a session or a thread (not both), an end user."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"minProperties": 1, "not": {"required": ["session_id", "thread_id"]}},
+    )
     tenant: str | None = Field(default=None, min_length=1, max_length=128, description="default: the caller's")
     account_id: int | None = Field(default=None, ge=0)
     session_id: str | None = Field(default=None, min_length=1, max_length=256)
@@ -143,7 +146,9 @@ class BulkCancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     scope: BulkScope
-    created_before: str | None = Field(default=None, description="RFC 3339, e.g. 2026-11-23T02:04:29Z")
+    created_before: str | None = Field(
+        default=None, description="RFC 3339, e.g. 2026-11-23T02:04:29Z", json_schema_extra={"format": "date-time"}
+    )
     reason: str | None = Field(default=None, min_length=1, max_length=1000)
     actor: str | None = Field(default=None, min_length=1, max_length=256)
 
@@ -482,3 +487,10 @@ class ChatStreamEvent(BaseModel):
 
     event_type: Literal["token", "confirmation_required", "done", "cancelled", "error"]
     data: ChatEventData
+
+
+class AnyJsonObject(BaseModel):
+    """A JSON object whose fields are ignored: sign-out is state-changing, so it is sent as
+    ``application/json`` (the CSRF rule), ``{}`` will do."""
+
+    model_config = ConfigDict(extra="allow")
