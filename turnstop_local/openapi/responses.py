@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from turnstop.dialects.chat.threads import MAX_THREAD_ID_CHARS
 from turnstop.http.body import MAX_REASON_CHARS
@@ -489,8 +489,6 @@ class ChatStreamEvent(BaseModel):
     data: ChatEventData
 
 
-class AnyJsonObject(BaseModel):
-    """A JSON object whose fields are ignored: sign-out is state-changing, so it is sent as
-    ``application/json`` (the CSRF rule), ``{}`` will do."""
-
-    model_config = ConfigDict(extra="allow")
+class AnyJson(RootModel[Any]):
+    """Any JSON, ignored: sign-out is state-changing, so it is sent as ``application/json``
+    (the CSRF rule); ``{}`` will do."""
