@@ -78,3 +78,22 @@ def test_numeric_bounds_use_json_schemas_own_keywords() -> None:
     assert "maximum" in json.dumps(temperature)
     for doc in documents().values():
         assert not keys(doc) & {"ge", "le", "gt", "lt"}
+
+
+def test_the_local_runtime_serves_the_committed_files_with_its_own_address() -> None:
+    from turnstop_local.openapi.serve import answer
+
+    one = answer("GET", "/openapi/chat.json", {"Host": "127.0.0.1:4000"})
+    assert one is not None and one.status == 200
+    doc = json.loads(one.body)
+    assert doc["servers"] == [{"url": "http://127.0.0.1:4000", "description": "this local runtime"}]
+    assert doc["paths"] == json.loads((OUT / "chat.json").read_text())["paths"]
+
+    everything = answer("GET", "/openapi.json", {"host": "localhost:3000"})
+    assert everything is not None
+    assert set(json.loads(everything.body)["paths"]) == set(merged()["paths"])
+
+    missing = answer("GET", "/openapi/../template.yaml", {})
+    assert missing is None or missing.status == 404
+    assert answer("POST", "/openapi.json", {}) is None
+    assert answer("GET", "/v1/sessions", {}) is None

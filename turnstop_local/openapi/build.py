@@ -40,8 +40,10 @@ REF = "#/components/schemas/{model}"
 # Statuses every operation can answer: a malformed header, an unknown id, a body over the
 # dialect's limit (or API Gateway's 10 MB), throttling, and the server's own failures.
 COMMON_ERRORS = (400, 404, 413, 429, 500, 503)
-# Statuses API Gateway itself may answer, in its own shape, before any function runs.
-GATEWAY_STATUSES = frozenset({404, 413, 500, 503})
+# Statuses AWS itself may answer in its own `{"message": ...}` shape, before any function runs:
+# an unknown route, a body over 10 MB, an invocation Lambda throttled (500 behind the HTTP API,
+# 429 on a streaming Function URL), an integration that failed or timed out.
+GATEWAY_STATUSES = frozenset({404, 413, 429, 500, 503})
 REASONS = {
     400: "Malformed request: bad JSON, wrong types, missing fields, bad headers or cursors",
     401: "Not authenticated",

@@ -19,9 +19,11 @@ from turnstop.http.body import MAX_REASON_CHARS
 
 
 class GatewayError(BaseModel):
-    """API Gateway's own answer, before any function runs (unknown route, body over 10 MB, an
-    integration that failed or timed out)."""
+    """AWS's own answer, before any function runs: API Gateway's (unknown route, body over
+    10 MB, a throttled invocation, an integration that failed or timed out) or a streaming
+    Function URL's throttle (``{"Reason", "Type", "message"}``)."""
 
+    model_config = ConfigDict(extra="allow")
     message: str
 
 
