@@ -97,3 +97,23 @@ def test_the_local_runtime_serves_the_committed_files_with_its_own_address() -> 
     assert missing is None or missing.status == 404
     assert answer("POST", "/openapi.json", {}) is None
     assert answer("GET", "/v1/sessions", {}) is None
+
+
+def test_every_example_body_the_documents_show_fits_its_own_schema() -> None:
+    """The seeds' bodies, shown as examples, are answers the schemas accept."""
+    import jsonschema
+
+    checked = 0
+    for name, doc in documents().items():
+        if name.endswith(".schema.json"):
+            continue
+        for path, ops in doc["paths"].items():
+            for method, op in ops.items():
+                for status, answer in op["responses"].items():
+                    media = answer.get("content", {}).get("application/json", {})
+                    for example in media.get("examples", {}).values():
+                        schema = {**media["schema"], "components": doc["components"]}
+                        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(example["value"]))
+                        assert not errors, f"{name} {method} {path} {status}: {errors[0].message}"
+                        checked += 1
+    assert checked >= 15

@@ -79,6 +79,7 @@ class Ok:
     headers: tuple[str, ...] = ()
     any_of: tuple[type[BaseModel], ...] = ()
     null_body: bool = False
+    examples: dict[str, Any] = field(default_factory=dict)  # name -> body, the seeds' where they show one
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,16 @@ LLM_EVENT_NAMES = (
 CHAT_EVENT_NAMES = ("token", "confirmation_required", "done", "cancelled", "error")
 
 CANCEL_OK = {
-    202: Ok("Cancellation initiated: the stream's next/last event is `…cancelled`", r.SessionsCancel),
-    200: Ok("Turn already finished: `already_complete` (idempotent)", r.SessionsCancel),
+    202: Ok(
+        "Cancellation initiated: the stream's next/last event is `…cancelled`",
+        r.SessionsCancel,
+        examples={"cancelling": {"response_id": "msg_3kTq8dZ2", "status": "cancelling"}},
+    ),
+    200: Ok(
+        "Turn already finished: `already_complete` (idempotent)",
+        r.SessionsCancel,
+        examples={"already_complete": {"response_id": "msg_3kTq8dZ2", "status": "already_complete"}},
+    ),
 }
 SESSIONS = Dialect(
     "sessions",
@@ -439,7 +448,14 @@ OMNI = Dialect(
             "Cancel Response",
             {
                 200: Ok(
-                    "`canceled: true` when this call stopped it; false when it had already ended", r.OmniCancelEnvelope
+                    "`canceled: true` when this call stopped it; false when it had already ended",
+                    r.OmniCancelEnvelope,
+                    examples={
+                        "seed": {
+                            "data": {"canceled": False},
+                            "metadata": {"request_id": "fa26a786-f5d3-48b0-80eb-778e17af4964"},
+                        }
+                    },
                 )
             },
             (401, 403),
@@ -462,6 +478,19 @@ LLM_EVENTS = (
     "`response.content_part.done`, `response.output_item.done`, then one of `response.completed`, "
     "`response.cancelled`, `response.failed`, `response.incomplete`."
 )
+# The seed's example (seed 004), verbatim.
+LLM_CANCELLED: dict[str, Any] = {
+    "id": "resp_cancel123", "object": "response", "created_at": 1735689600, "status": "cancelled", "error": None,
+    "incomplete_details": None, "background": False, "instructions": None, "max_output_tokens": None,
+    "max_tool_calls": 30, "metadata": {}, "model": "meetkai:functionary-urdu-mini-pak", "output": [],
+    "output_text": "", "parallel_tool_calls": True, "previous_response_id": None,
+    "reasoning": {"effort": None, "summary": None}, "service_tier": "auto", "store": True,
+    "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto", "tools": [],
+    "truncation": "auto",
+    "usage": {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 0,
+              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0},
+    "user": None,
+}  # fmt: skip
 LLM_ID = Param(
     "response_id", "path", {"type": "string", "minLength": 1, "maxLength": 256},
     "The unique identifier of the response, formatted as 'resp_' or 'resp-' followed by alphanumeric characters.",
@@ -518,7 +547,7 @@ LLM = Dialect(
             "/api/v1/llm/responses/{response_id}/cancel",
             "cancelResponse",
             "Cancels an agent response that is currently processing in the background.",
-            {200: Ok("The response object after cancellation.", r.LlmResponse)},
+            {200: Ok("The response object after cancellation.", r.LlmResponse, examples={"seed": LLM_CANCELLED})},
             (401, 409),
             params=(LLM_ID, *KEYED),
         ),
@@ -691,7 +720,22 @@ CHAT = Dialect(
             "/chat",
             "chat",
             "Send a message; the reply, and a question when it planned an action",
-            {200: Ok("The reply", r.ChatReply, headers=("X-Thread-Id",))},
+            {
+                200: Ok(
+                    "The reply",
+                    r.ChatReply,
+                    headers=("X-Thread-Id",),
+                    examples={
+                        "requires_confirmation": {
+                            "response": "I can schedule that meeting for you.",
+                            "thread_id": "thread_xyz789",
+                            "requires_confirmation": True,
+                            "confirmation_message": "Should I create a meeting titled 'Project Review' on March 10th "
+                            "at 3 PM?",
+                        }
+                    },
+                )
+            },
             (401, 403, 409),
             chat_models.SendMessage,
             True,
@@ -715,7 +759,20 @@ CHAT = Dialect(
             "/chat/cancel",
             "cancelAction",
             "Cancel a pending action that was planned by the agent and is waiting for user confirmation",
-            {200: Ok("Action cancelled successfully", r.ChatCancelled)},
+            {
+                200: Ok(
+                    "Action cancelled successfully",
+                    r.ChatCancelled,
+                    examples={
+                        "seed": {
+                            "thread_id": "thread_xyz789",
+                            "status": "cancelled",
+                            "response": "Action cancelled.",
+                            "cancelled": True,
+                        }
+                    },
+                )
+            },
             (401, 403, 409),
             THREAD_BODY,
             True,
@@ -750,7 +807,12 @@ CHAT = Dialect(
             "/auth/login",
             "login",
             "Start the sign-in: a redirect to the OpenID provider",
-            {302: Ok("To the provider's authorize endpoint (sets the short-lived `turnstop_login` cookie)")},
+            {
+                302: Ok(
+                    "To the provider's authorize endpoint (sets the short-lived `turnstop_login` cookie)",
+                    headers=("Location", "Set-Cookie"),
+                )
+            },
             (),
             params=(
                 Param("login_hint", "query", {"type": "string", "maxLength": 256}),
@@ -763,7 +825,10 @@ CHAT = Dialect(
             "/auth/callback",
             "callback",
             "The provider's redirect back: sets the `session_id` cookie",
-            {200: Ok("Signed in", r.SignedIn), 302: Ok("Signed in; back to `return_to`")},
+            {
+                200: Ok("Signed in", r.SignedIn, headers=("Set-Cookie",)),
+                302: Ok("Signed in; back to `return_to`", headers=("Location", "Set-Cookie")),
+            },
             (401,),
             params=(
                 Param("code", "query", {"type": "string", "maxLength": 2048}),
@@ -777,7 +842,7 @@ CHAT = Dialect(
             "/auth/logout",
             "logout",
             "End the session and clear the cookie",
-            {200: Ok("Signed out", r.SignedOut)},
+            {200: Ok("Signed out", r.SignedOut, headers=("Set-Cookie",))},
             (401, 403),
             r.AnyJson,
             False,
@@ -1014,14 +1079,25 @@ def _error_response(d: Dialect, status: int, refs: dict[type[BaseModel], dict[st
     media: dict[str, Any] = {"schema": schema}
     if status in d.examples:
         media["examples"] = {name: {"value": body} for name, body in d.examples[status].items()}
-    return {"description": description, "content": {"application/json": media}}
+    headers = ("X-Request-Id",) + (("Retry-After",) if status in (429, 503) else ())
+    headers += ("x-should-retry",) if d.name == "omni" and status == 409 else ()
+    return {"description": description, "content": {"application/json": media}, "headers": _headers(headers)}
 
 
 HEADER_DOCS = {
     "X-Response-Id": "The turn's response id, before any event",
-    "Location": "Where to read this resource",
+    "Location": "Where to read this resource (or, on a sign-in, where the browser goes next)",
     "X-Thread-Id": "The thread of this reply",
+    "Set-Cookie": "`session_id` (HttpOnly; set on sign-in, cleared on sign-out) or the sign-in's `turnstop_login`",
+    "X-Request-Id": "The request's id: the caller's X-Request-Id when it was valid, else one of ours",
+    "Retry-After": "Seconds to wait before retrying, where known",
+    "x-should-retry": "`false`: the official SDK must not resend a rejected turn",
+    "Idempotent-Replayed": "`true` when the answer is the replay of an earlier request with this Idempotency-Key",
 }
+
+
+def _headers(names: tuple[str, ...]) -> dict[str, Any]:
+    return {h: {"description": HEADER_DOCS[h], "schema": {"type": "string"}} for h in names}
 
 
 def _event_schema(ok: Ok, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
@@ -1042,19 +1118,20 @@ def _event_schema(ok: Ok, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[s
     return {"description": ok.sse, "anyOf": kinds}
 
 
-def _ok_response(ok: Ok, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
+def _ok_response(ok: Ok, refs: dict[type[BaseModel], dict[str, Any]], replays: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"description": ok.description}
     content: dict[str, Any] = {}
     if ok.model is not None:
         content["application/json"] = {"schema": refs[ok.model]}
+        if ok.examples:
+            content["application/json"]["examples"] = {name: {"value": v} for name, v in ok.examples.items()}
     elif ok.any_of:
         content["application/json"] = {"schema": {"anyOf": [refs[m] for m in ok.any_of]}}
     if ok.sse is not None:
         content["text/event-stream"] = {"schema": _event_schema(ok, refs)}
     if content:
         out["content"] = content
-    if ok.headers:
-        out["headers"] = {h: {"description": HEADER_DOCS[h], "schema": {"type": "string"}} for h in ok.headers}
+    out["headers"] = _headers(("X-Request-Id", *ok.headers, *(("Idempotent-Replayed",) if replays else ())))
     return out
 
 
@@ -1066,7 +1143,8 @@ def _operation(d: Dialect, op: Op, refs: dict[type[BaseModel], dict[str, Any]]) 
         out["parameters"] = [_parameter(p) for p in op.params]
     if op.body is not None:
         out["requestBody"] = {"required": op.body_required, "content": {"application/json": {"schema": refs[op.body]}}}
-    responses: dict[str, Any] = {str(s): _ok_response(ok, refs) for s, ok in op.ok.items()}
+    replays = d.name == "tasks" and IDEMPOTENCY_KEY in op.params  # tasks replay the first answer exactly
+    responses: dict[str, Any] = {str(s): _ok_response(ok, refs, replays) for s, ok in op.ok.items()}
     for status in sorted(set(op.errors) | set(COMMON_ERRORS)):
         responses[str(status)] = _error_response(d, status, refs)
     out["responses"] = responses
