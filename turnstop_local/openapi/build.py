@@ -156,6 +156,12 @@ def path(name: str, description: str = "") -> Param:
 
 
 KEYED = (ON_BEHALF_OF, REQUEST_ID)
+SESSION_ID = path("id", "The session id (`sess_…`)")
+RID = path(
+    "rid",
+    "The turn's response_id: the `X-Response-Id` header of the POST that started it, or `data.id` of its first "
+    "event (`msg_…` in a session, `resp_…` stateless)",
+)
 BEARER = {
     "bearerAuth": {
         "type": "http",
@@ -231,7 +237,7 @@ SESSIONS = Dialect(
             "Destroy a session; its in-flight turn is cancelled",
             {200: Ok("Deleted", r.DeletedSession)},
             (401,),
-            params=(path("id"), *KEYED),
+            params=(SESSION_ID, *KEYED),
         ),
         Op(
             "POST",
@@ -242,7 +248,7 @@ SESSIONS = Dialect(
             (401, 409, 410, 422),
             sessions_models.SendMessage,
             True,
-            (path("id"), *KEYED, IDEMPOTENCY_KEY, MAX_DURATION),
+            (SESSION_ID, *KEYED, IDEMPOTENCY_KEY, MAX_DURATION),
         ),
         Op(
             "POST",
@@ -269,7 +275,7 @@ SESSIONS = Dialect(
             "Replay a session turn's events after a cursor and follow",
             {200: Ok("The turn's events", sse=SESSION_EVENTS, events=MESSAGE_EVENTS)},
             (401,),
-            params=(path("id"), path("rid"), *KEYED, LAST_EVENT_ID, AFTER),
+            params=(SESSION_ID, RID, *KEYED, LAST_EVENT_ID, AFTER),
         ),
         Op(
             "GET",
@@ -278,7 +284,7 @@ SESSIONS = Dialect(
             "Replay a stateless turn's events after a cursor and follow",
             {200: Ok("The turn's events", sse=SESSION_EVENTS.replace("message.", "response."), events=RESPONSE_EVENTS)},
             (401,),
-            params=(path("rid"), *KEYED, LAST_EVENT_ID, AFTER),
+            params=(RID, *KEYED, LAST_EVENT_ID, AFTER),
         ),
         Op(
             "POST",
@@ -289,7 +295,7 @@ SESSIONS = Dialect(
             (401,),
             r.CancelReason,
             False,
-            (path("id"), path("rid"), *KEYED),
+            (SESSION_ID, RID, *KEYED),
         ),
         Op(
             "POST",
@@ -300,7 +306,7 @@ SESSIONS = Dialect(
             (401,),
             r.CancelReason,
             False,
-            (path("rid"), *KEYED),
+            (RID, *KEYED),
         ),
         Op(
             "POST",
@@ -311,7 +317,7 @@ SESSIONS = Dialect(
             (401,),
             r.CancelReason,
             False,
-            (path("id"), *KEYED, START_KEY),
+            (SESSION_ID, *KEYED, START_KEY),
         ),
         Op(
             "POST",
