@@ -137,10 +137,10 @@ MAX_DURATION = Param(
     "Seconds (0 < s <= 900) after which the runtime cancels the turn itself (source: deadline).",
 )  # fmt: skip
 LAST_EVENT_ID = Param(
-    "Last-Event-ID", "header", {"type": "string", "pattern": "^[0-9]{1,12}$"},
-    "Replay the events after this id, then follow.",
+    "Last-Event-ID", "header", {"type": "string", "pattern": "^[0-9]{0,12}$"},
+    "Replay the events after this id, then follow (empty: from the start).",
 )  # fmt: skip
-AFTER = Param("after", "query", {"type": "string", "pattern": "^[0-9]{1,12}$"}, "As Last-Event-ID.")
+AFTER = Param("after", "query", {"type": "string", "pattern": "^[0-9]{0,12}$"}, "As Last-Event-ID.")
 ACCOUNT_ID = Param(
     "account_id", "query", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
     "Account ID for the request", required=True,
@@ -544,8 +544,19 @@ LLM = Dialect(
             params=(
                 LLM_ID,
                 *KEYED,
-                Param("stream", "query", {"type": "boolean"}),
-                Param("starting_after", "query", {"type": "integer", "minimum": 0}),
+                Param(
+                    "stream",
+                    "query",
+                    {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])?$"},
+                    "`true`: the response's events as SSE (replayed after `starting_after`, then followed); "
+                    "`false` or empty: the response object",
+                ),
+                Param(
+                    "starting_after",
+                    "query",
+                    {"type": "string", "pattern": "^[0-9]{0,12}$"},
+                    "A sequence number; empty: from the start",
+                ),
             ),
         ),
         Op(
@@ -636,7 +647,8 @@ TASKS = Dialect(
                 Param(
                     "status",
                     "query",
-                    {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+                    {"type": "string", "enum": ["", "queued", "running", "succeeded", "failed", "cancelled"]},
+                    "Only tasks in this status (empty: any)",
                 ),
                 Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
                 Param("cursor", "query", {"type": "string", "maxLength": 512}),
