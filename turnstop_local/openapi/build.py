@@ -28,7 +28,7 @@ from turnstop.dialects.omni import models as omni_models  # noqa: E402
 from turnstop.dialects.sessions import models as sessions_models  # noqa: E402
 from turnstop.dialects.tasks import models as tasks_models  # noqa: E402
 from turnstop.dialects.tasks import pricing  # noqa: E402
-from turnstop.http.body import MAX_DURATION_SECONDS  # noqa: E402
+from turnstop.http.body import MAX_DURATION_SECONDS, MAX_IDEMPOTENCY_KEY  # noqa: E402
 from turnstop.queue_cancel import BulkMessage, CancelMessage  # noqa: E402
 from turnstop_local.openapi import responses as r  # noqa: E402
 from turnstop_local.openapi.merge import merge  # noqa: E402
@@ -124,12 +124,13 @@ STRICT_REQUEST_ID = Param(
     "Optional client request id echoed in the response: 1-200 printable ASCII characters, else a 400.",
 )  # fmt: skip
 IDEMPOTENCY_KEY = Param(
-    "Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 255},
+    "Idempotency-Key", "header", {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]*$"},
     "Binds the key to the turn this call starts for 24 h: the same key and body replay it, "
-    "a different body is 422.",
+    "a different body is 422 (empty: no key).",
 )  # fmt: skip
 START_KEY = Param(
-    "Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 255},
+    "Idempotency-Key", "header",
+    {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]+$"},
     "The key the turn was (or will be) started with.", required=True,
 )  # fmt: skip
 MAX_DURATION = Param(
