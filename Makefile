@@ -11,7 +11,7 @@ PORT   ?= 3000
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint validate bench bench-bulk load soak invoke clean
+.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint openapi validate bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -59,6 +59,11 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
+
+# The OpenAPI documents of every dialect, from the handlers' models (docs/openapi.md); commit them.
+# `make test` fails when they are out of date (tests/unit/test_openapi_drift.py).
+openapi: install
+	$(PY) -m turnstop_local.openapi
 
 test-unit: install
 	$(PYTEST) -n $(JOBS) tests/unit

@@ -50,6 +50,7 @@ from turnstop_local.apigw import (
 from turnstop_local.apigw.api import CLIENT_CHECK_SECONDS
 from turnstop_local.knobs import IDLE_TIMEOUT_SECONDS, number_setting
 from turnstop_local.lambda_host import StreamHead, StreamInvocation, Throttled
+from turnstop_local.openapi import serve as openapi_pages
 from turnstop_local.playground import Playground
 from turnstop_local.template import Route
 
@@ -218,7 +219,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         match = api.routes.match(self.command, raw_path)
         if match is None:
             # not a template route: a page of the local runtime itself, else API Gateway's 404
-            page = self.server.playground.answer(self.command, raw_path, self.headers, self.client_address[0])
+            page = openapi_pages.answer(self.command, raw_path, dict(self.headers.items()))
+            page = page or self.server.playground.answer(self.command, raw_path, self.headers, self.client_address[0])
             response = page or json_message(404, "Not Found")
             self._send(response, request_id)
             self._access_log(started, response.status, None)

@@ -462,7 +462,17 @@ def all_cases(world_ids: dict[str, dict[str, str]], chat_thread: str) -> list[Ca
 # ----------------------------------------------------------------- the store, before and after
 
 
-def snapshot(world: World) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StoreView:
+    """What a snapshot reads: the table and the queues of a running instance."""
+
+    ddb: Any
+    sqs: Any
+    table: str
+    queues: list[str]
+
+
+def snapshot(world: World | StoreView) -> dict[str, Any]:
     items: list[str] = []
     kwargs: dict[str, Any] = {"TableName": world.table, "ConsistentRead": True}
     while True:
@@ -497,7 +507,7 @@ def unmoving(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def quiet(world: World) -> dict[str, Any]:
+def quiet(world: World | StoreView) -> dict[str, Any]:
     """The store once nothing is moving: queues empty and two looks in a row alike."""
     last: list[dict[str, Any]] = [snapshot(world)]
 
