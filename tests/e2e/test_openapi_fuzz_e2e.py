@@ -37,7 +37,8 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Err
 from schemathesis.schemas import APIOperation, BaseSchema
 
-from tests.e2e.conftest import LocalApi
+from tests.conftest import ROOT
+from tests.e2e.conftest import LocalApi, serve
 from tests.e2e.test_hostile_input_e2e import (
     NOTE,
     StoreView,
@@ -45,6 +46,7 @@ from tests.e2e.test_hostile_input_e2e import (
     quiet,
     signed_in,
 )
+from turnstop_local.store import choose_store_kind
 
 # Examples per operation and mode: about 40 operations, twice, within the tier's budget.
 # TURNSTOP_FUZZ_EXAMPLES=50 runs a longer hunt (docs/openapi.md).
@@ -65,8 +67,16 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def target(local_api: LocalApi) -> Iterator[Target]:
-    api = local_api
+def quiet_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    """A runtime of its own: nothing else writes to its store while a snapshot is compared, and
+    no other test's turn of alice's is in flight (the shared ``local_api`` runs every e2e test)."""
+    with serve(tmp_path_factory.mktemp("turnstop-fuzz"), choose_store_kind(ROOT), grace_seconds=3600) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def target(quiet_api: LocalApi) -> Iterator[Target]:
+    api = quiet_api
     state = json.loads((api.state_dir / "local.json").read_text())
     session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=state["region"])
     store = StoreView(
