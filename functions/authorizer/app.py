@@ -24,7 +24,7 @@ store = Store(settings.table)
 
 
 @traced
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def lambda_handler(event: dict, context: object) -> dict:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     principal = authenticate(store, headers)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.unit.functions_harness import Aws, Context, aws, load_event  # noqa: F401
+from tests.unit.functions_harness import DEV_KEY, Aws, Context, aws, load_event  # noqa: F401
 from turnstop import logkeys, tracing
 
 KEYS = ("turn_id", "tenant", "dialect", "cancel_source")
@@ -87,6 +87,19 @@ def test_the_next_request_carries_none_of_the_last_ones_keys(aws: Aws, logs: Log
     first, second = lines(out, "cancel answered")
     assert first["turn_id"] == rid
     assert keys_of(second) == {"turn_id": None, "tenant": None, "dialect": "sessions", "cancel_source": None}
+
+
+def test_the_authorizers_tenant_key_does_not_outlive_its_invocation(aws: Aws) -> None:
+    """A warm authorizer that saw a key, then a request without one, must not log the second
+    under the first one's tenant."""
+    fn = aws.function("authorizer")
+    ev = load_event("authorizer")
+    ev["headers"]["authorization"] = f"Bearer {DEV_KEY}"
+    assert fn.lambda_handler(ev, Context())["context"]["tenant"] == "dev"
+    assert fn.logger.get_current_keys().get("tenant") == "dev"
+    ev["headers"]["authorization"] = "Bearer nope"
+    assert fn.lambda_handler(ev, Context())["context"] == {"anonymous": "true"}
+    assert "tenant" not in fn.logger.get_current_keys() and "key_id" not in fn.logger.get_current_keys()
 
 
 def test_a_queued_cancels_log_line_says_it_came_from_the_queue(aws: Aws, logs: Logs) -> None:
