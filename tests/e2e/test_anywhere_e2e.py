@@ -283,9 +283,9 @@ def test_cancels_by_key_racing_their_starts_always_end_the_turn_cancelled(local_
         results = list(pool.map(race, range(8)))
     for answer, task in results:
         if answer["body"]["task_id"] is None:  # the tombstone came first: born cancelled
-            assert answer["status"] == 202 and task["status"] == "cancelled"
+            assert answer["status"] == 202 and task["status"] == "cancelled", (answer, task)
         else:  # the create came first: the key named it
-            assert answer["body"]["task_id"] == task["task_id"] and answer["status"] in (200, 202)
+            assert answer["body"]["task_id"] == task["task_id"] and answer["status"] in (200, 202), (answer, task)
         wait_for(lambda task=task: c.get(f"/v1/tasks/{task['task_id']}").json()["status"] == "cancelled",
                  task["task_id"])  # fmt: skip
 
