@@ -6,6 +6,7 @@ seed's flows (stream, cancel, grace expiry, resume) run in seconds.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -52,11 +53,13 @@ class LocalApi:
         return out.stdout.strip().splitlines()[-1].strip()
 
 
-def all_store_kinds() -> list[str]:
-    """Both embedded stores where DynamoDB Local can run (CI), else moto's server alone."""
+@functools.cache
+def all_store_kinds() -> tuple[str, ...]:
+    """Both embedded stores where DynamoDB Local can run (CI), else moto's server alone.
+    Asked once per run: finding the store starts ``java -version``."""
     from turnstop_local.store import choose_store_kind
 
-    return ["dynamodb-local", "moto"] if choose_store_kind(ROOT) == "dynamodb-local" else ["moto"]
+    return ("dynamodb-local", "moto") if choose_store_kind(ROOT) == "dynamodb-local" else ("moto",)
 
 
 class Servers:
