@@ -12,6 +12,9 @@ from turnstop.core import billing
 from turnstop.core.events import Event, PendingEvent
 from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status, Turn, TurnEnd
+from turnstop.providers.base import ModelRequest
+
+SAMPLING_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "stop")
 
 
 class Renderer:
@@ -22,6 +25,17 @@ class Renderer:
     # cancelled turn with exactly the output committed when the cancel was accepted, so the
     # answer and the final state agree; others keep what was emitted until the cancel was seen.
     output_at_cancel_acceptance: bool = False
+
+    def model_request(self, turn: Turn, store: Any) -> ModelRequest:
+        """What the model is asked: the turn's input, its instructions and output cap, the
+        sampling fields the dialect carries. Dialects with a conversation add its history."""
+        i = turn.input
+        cap = i.get("max_output_tokens")
+        sampling = {k: i[k] for k in SAMPLING_FIELDS if i.get(k) is not None}
+        return ModelRequest(
+            input=str(i.get("prompt", "")), instructions=i.get("instructions") or None,
+            max_output_tokens=cap if isinstance(cap, int) else None, sampling=sampling,
+        )  # fmt: skip
 
     def on_start(self, turn: Turn) -> list[PendingEvent]:
         """Events written when a worker starts the turn."""

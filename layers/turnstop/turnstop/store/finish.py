@@ -68,3 +68,4 @@ class Closing:
     items: list[dict[str, Any]]
     closing: int = 1  # how many of ``events`` (the last ones) are the closing events
     output: str = ""  # the turn's whole visible output (stored by reference in closing events)
+    upstream: dict[str, Any] | None = None  # the provider's usage and cost (Turn.upstream)

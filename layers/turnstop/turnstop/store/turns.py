@@ -334,7 +334,7 @@ class Turns(TurnReads):
         observed = observed_at if status is Status.CANCELLED else None
         self._finish_head(
             tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error,
-            observed_at=observed,
+            observed_at=observed, upstream=closing.upstream,
         )  # fmt: skip
         ledger.add_entries(tx, turn, closing.ledger, now)
         for i, item in enumerate(closing.items):
@@ -356,11 +356,12 @@ class Turns(TurnReads):
         return turn.replace(
             stored_status=status, finished_at=done_at, stored_expires_at=expires, seq=seq, usage=usage,
             lease_owner=None, lease_expires_at=None, error=error, cancel_observed_at=observed,
+            upstream=closing.upstream or turn.upstream,
         )  # fmt: skip
 
     def _finish_head(self, tx: Transaction, turn: Turn, status: Status, mode: FinishMode, now: int, *, done_at: int,
                      expires: int, seq: int, usage: Usage, error: dict[str, Any] | None,
-                     observed_at: int | None = None) -> None:  # fmt: skip
+                     observed_at: int | None = None, upstream: dict[str, Any] | None = None) -> None:  # fmt: skip
         cond, cond_vals = finish_condition(mode, status, now)
         vals: dict[str, Any] = {"status": status.value, "done": done_at, "exp": expires, "ttl": self.db.ttl(expires),
                                 "seq": seq, "usage": usage.to_item(), "base": turn.seq, **cond_vals}  # fmt: skip
@@ -371,6 +372,9 @@ class Turns(TurnReads):
         if observed_at is not None:
             sets += ", cancel_observed_at = :observed"
             vals["observed"] = observed_at
+        if upstream is not None:  # one small attribute more on the write that is due anyway
+            sets += ", upstream = :upstream"
+            vals["upstream"] = codec.compact_json(upstream)
         # out of the in-flight and live indexes (if a cancel has not taken it out of the live
         # one already): a finished turn is nobody's to sweep or stop
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk, gsi4pk, gsi4sk"
