@@ -12,9 +12,41 @@ from turnstop.core import billing
 from turnstop.core.events import Event, PendingEvent
 from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status, Turn, TurnEnd
-from turnstop.providers.base import ModelRequest
+from turnstop.providers.base import Message, ModelRequest
 
 SAMPLING_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "stop")
+# How much of a conversation the model is sent: its last messages, at most this many characters
+# (oldest dropped first), so a long thread never outgrows a model's context or a turn's start.
+HISTORY_MAX_MESSAGES = 64
+HISTORY_MAX_CHARS = 200_000
+
+
+def earlier_turns(store: Any, turn: Turn, link: str, limit: int) -> list[Turn]:
+    """The turns a chain of ids leads back to from ``turn`` (``turn.input[link]``, then each
+    earlier turn's own), newest first, with their requests: the same tenant and kind only, at
+    most ``limit`` (two reads each, once per turn, never per step)."""
+    found: list[Turn] = []
+    earlier = turn.input.get(link)
+    while earlier and len(found) < limit:
+        head = store.turns.get(earlier)
+        if head is None or head.tenant != turn.tenant or head.kind != turn.kind:
+            break
+        head = store.turns.with_input(head)
+        found.append(head)
+        earlier = head.input.get(link)
+    return found
+
+
+def recent(history: list[Message]) -> tuple[Message, ...]:
+    """The newest messages of ``history`` within the limits, in order."""
+    kept: list[Message] = []
+    size = 0
+    for m in reversed(history[-HISTORY_MAX_MESSAGES:]):
+        size += len(m.content)
+        if size > HISTORY_MAX_CHARS:
+            break
+        kept.append(m)
+    return tuple(reversed(kept))
 
 
 class Renderer:

@@ -64,16 +64,9 @@ class Turns(TurnReads):
 
     # ------------------------------------------------------------------ start
 
-    def start(
-        self,
-        new: NewTurn,
-        created: Callable[[Turn], PendingEvent],
-        *,
-        idempotency: IdempotencyClaim | None = None,
-        extra: ExtraItems | None = None,
-        run_as: str | None = None,
-        lease_ms: int = 0,
-    ) -> Turn:
+    def start(self, new: NewTurn, created: Callable[[Turn], PendingEvent], *,
+              idempotency: IdempotencyClaim | None = None, extra: ExtraItems | None = None, run_as: str | None = None,
+              lease_ms: int = 0) -> Turn:  # fmt: skip
         """Create the head and its first event in one transaction, with the session's slot
         and the Idempotency-Key binding when they apply, and a dialect's ``extra`` items.
         ``created`` renders the first event from the head being written, so both carry the
@@ -103,8 +96,11 @@ class Turns(TurnReads):
                 if born:  # it holds no slot: the session only has to be there
                     sessions.check_live(tx, new.scope.session_id, new.tenant, new.end_user, now)
                 else:
-                    sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after)
-            self._put_new(tx, new, head, first, now, writer=owner or "start", keep_input=owner is None)
+                    sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after,
+                                       new.input.get("previous_turn"))  # fmt: skip
+            # a turn a worker runs needs its request stored; so does a session's (for the turns after it)
+            keep = owner is None or new.scope.session_id is not None
+            self._put_new(tx, new, head, first, now, writer=owner or "start", keep_input=keep)
             own = set(tx.names)
             if extra is not None:
                 extra(tx)
@@ -119,6 +115,9 @@ class Turns(TurnReads):
             if not (failure.failed(sessions.SLOT) and isinstance(error, errors.Conflict)):
                 raise error
             holder = error.details.get("active_turn")
+            if (following := sessions.follow_latest(new, error)) is not None:
+                new, after = following, None
+                continue
             if holder == after:
                 raise error
             # The slot changed hands: take it over if its holder was cancelled (or retry idle).

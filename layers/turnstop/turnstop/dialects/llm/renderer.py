@@ -19,7 +19,7 @@ from typing import Any
 from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage
 from turnstop.providers.base import Message, ModelRequest
-from turnstop.runtime.renderer import Renderer
+from turnstop.runtime.renderer import Renderer, earlier_turns, recent
 
 KIND = "llm"
 DELTA = "response.output_text.delta"
@@ -140,26 +140,16 @@ def model_request(turn: Turn, store: Any) -> ModelRequest:
     its output), its own earlier input messages, the last user message as the input."""
     base = Renderer.model_request(LlmRenderer(), turn, store)
     history: list[Message] = []
-    prev, seen = turn.input.get("previous_response_id"), 0
-    earlier: list[list[Message]] = []
-    while prev and seen < MAX_HISTORY_RESPONSES:
-        head = store.turns.get(prev)
-        if head is None or head.kind != KIND or head.tenant != turn.tenant:
-            break
-        head = store.turns.with_input(head)
-        said = _messages(head.input)
-        reply = store.turns.committed_text(head) if head.seq > 1 else ""
-        earlier.append([*said, *([Message("assistant", reply)] if reply else [])])
-        prev, seen = head.input.get("previous_response_id"), seen + 1
-    for messages in reversed(earlier):
-        history.extend(messages)
+    for head in reversed(earlier_turns(store, turn, "previous_response_id", MAX_HISTORY_RESPONSES)):
+        reply = store.turns.committed_text(head)
+        history.extend([*_messages(head.input), *([Message("assistant", reply)] if reply else [])])
     own = _messages(turn.input)
     system = [m["content"] for m in turn.input.get("messages") or () if m["role"] in ("system", "developer")]
     instructions = "\n\n".join([*([base.instructions] if base.instructions else []), *system]) or None
     if own and own[-1].role == "user":
         history.extend(own[:-1])
-        return replace(base, input=own[-1].content, history=tuple(history), instructions=instructions)
-    return replace(base, history=tuple(history), instructions=instructions)
+        return replace(base, input=own[-1].content, history=recent(history), instructions=instructions)
+    return replace(base, history=recent(history), instructions=instructions)
 
 
 def _messages(request: dict[str, Any]) -> list[Message]:

@@ -26,6 +26,7 @@ from turnstop.dialects.sessions.ids import (
 from turnstop.dialects.sessions.renderer import RENDERERS, created_event
 from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
 from turnstop.runtime.runner import TurnRunner
+from turnstop.store.sessions import NO_PREVIOUS
 
 
 def parse_after(headers: Mapping[str, str], query: Mapping[str, str]) -> int:
@@ -85,13 +86,17 @@ class Sessions(DialectService):
         """Create the turn, running under ``runner``'s lease (the streaming request runs it
         itself), or for a repeated Idempotency-Key find the one it started: (turn, replayed)."""
         kind, scope = kind_and_scope(session_id)
+        request: dict[str, Any] = {"prompt": prompt}
+        if session_id is not None:  # the turn it follows: its model is sent the conversation so far
+            session = self.store.sessions.get(session_id)
+            request["previous_turn"] = (session.last_turn if session else None) or NO_PREVIOUS
         new = NewTurn(
             id=new_id(MESSAGE_PREFIX if session_id else RESPONSE_PREFIX),
             kind=kind,
             tenant=principal.tenant,
             scope=scope,
             grace_ms=self.settings.grace_ms,
-            input={"prompt": prompt},
+            input=request,
             end_user=principal.end_user,
             input_tokens=count_tokens(prompt),
             max_duration_ms=max_duration_ms,
