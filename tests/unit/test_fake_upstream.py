@@ -6,8 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import openai
 import pytest
+from botocore.config import Config
+from botocore.eventstream import ParserError
+from botocore.exceptions import EventStreamError, ReadTimeoutError
 
 from turnstop_local.fake_upstream import Behaviour, Fail, FakeUpstream, expected_text, expected_thinking
 
@@ -190,3 +194,115 @@ def test_unknown_models_are_404_on_a_strict_server() -> None:
     with FakeUpstream(strict=True) as server:
         with pytest.raises(openai.NotFoundError):
             chat_client(server).chat.completions.create(model="nope", messages=MESSAGES)
+
+
+# -- Bedrock ConverseStream ----------------------------------------------------------------
+
+BEDROCK_MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+CONVERSE: Any = {
+    "system": [{"text": "be brief"}],
+    "messages": [
+        {"role": "user", "content": [{"text": "first question here"}]},
+        {"role": "assistant", "content": [{"text": "first answer"}]},
+        {"role": "user", "content": [{"text": "and now this"}]},
+    ],
+}
+
+
+def bedrock_client(upstream: FakeUpstream, read_timeout: float = 60) -> Any:
+    return boto3.client(
+        "bedrock-runtime",
+        endpoint_url=upstream.base_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout),
+    )
+
+
+def test_bedrock_converse_stream_parses_with_boto3_including_reasoning_and_usage(upstream: FakeUpstream) -> None:
+    upstream.add_model(BEDROCK_MODEL, Behaviour(output_tokens=5, thinking_tokens=3, cached_tokens=2))
+    answer = bedrock_client(upstream).converse_stream(
+        modelId=BEDROCK_MODEL, inferenceConfig={"maxTokens": 100, "temperature": 0.5}, **CONVERSE
+    )
+    assert answer["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "application/vnd.amazon.eventstream"
+    events = list(answer["stream"])
+
+    assert events[0] == {"messageStart": {"role": "assistant"}}
+    deltas = [(e["contentBlockDelta"]["contentBlockIndex"], e["contentBlockDelta"]["delta"]) for e in events if "contentBlockDelta" in e]  # fmt: skip
+    thinking = "".join(d["reasoningContent"].get("text", "") for i, d in deltas if "reasoningContent" in d)
+    text = "".join(d["text"] for i, d in deltas if "text" in d)
+    assert (thinking, text) == (expected_thinking(3), expected_text(5))
+    assert {i for i, d in deltas if "text" in d} == {1} and any("signature" in d.get("reasoningContent", {}) for _, d in deltas)  # fmt: skip
+    assert [e["contentBlockStop"]["contentBlockIndex"] for e in events if "contentBlockStop" in e] == [0, 1]
+    assert events[-2] == {"messageStop": {"stopReason": "end_turn"}}
+    metadata = events[-1]["metadata"]
+    assert metadata["usage"] == {"inputTokens": INPUT_WORDS - 2, "outputTokens": 8, "totalTokens": INPUT_WORDS + 8,
+                                 "cacheReadInputTokens": 2, "cacheWriteInputTokens": 0}  # fmt: skip
+    assert metadata["metrics"]["latencyMs"] >= 0
+
+    record = upstream.last(BEDROCK_MODEL)
+    assert record.wait_served() and (record.outcome, record.tokens_sent) == ("completed", 8)
+    assert record.body["messages"] == CONVERSE["messages"] and record.body["system"] == CONVERSE["system"]
+    assert record.body["inferenceConfig"] == {"maxTokens": 100, "temperature": 0.5}
+    assert (record.authorization or "").startswith("AWS4-HMAC-SHA256 Credential=x/")
+
+
+def test_bedrock_max_tokens_stops_with_max_tokens(upstream: FakeUpstream) -> None:
+    upstream.add_model("m", Behaviour(output_tokens=50))
+    events = list(bedrock_client(upstream).converse_stream(modelId="m", inferenceConfig={"maxTokens": 4}, **CONVERSE)["stream"])  # fmt: skip
+    assert "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e) == expected_text(4)  # fmt: skip
+    assert {"messageStop": {"stopReason": "max_tokens"}} in events
+    assert events[-1]["metadata"]["usage"]["outputTokens"] == 4
+
+
+def test_bedrock_exception_frame_raises_the_event_stream_error(upstream: FakeUpstream) -> None:
+    upstream.add_model("m", Behaviour(output_tokens=10, fail=Fail(429), fail_after=2))
+    stream = bedrock_client(upstream).converse_stream(modelId="m", **CONVERSE)["stream"]
+    seen = []
+    with pytest.raises(EventStreamError) as raised:
+        for event in stream:
+            seen.append(event)
+    assert raised.value.response["Error"]["Code"] == "throttlingException"
+    assert len([e for e in seen if "contentBlockDelta" in e]) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(429, "ThrottlingException"), (500, "InternalServerException"), (503, "ServiceUnavailableException"),
+     (400, "ValidationException")],
+)  # fmt: skip
+def test_bedrock_http_errors_surface_as_the_modelled_exceptions(upstream: FakeUpstream, status: int, code: str) -> None:
+    upstream.add_model("m", Behaviour(fail=Fail(status, retry_after=3)))
+    client = bedrock_client(upstream)
+    with pytest.raises(getattr(client.exceptions, code)) as raised:
+        client.converse_stream(modelId="m", **CONVERSE)
+    metadata = raised.value.response["ResponseMetadata"]
+    assert metadata["HTTPStatusCode"] == status and metadata["HTTPHeaders"]["x-amzn-errortype"].startswith(code + ":")
+
+
+def test_bedrock_garbage_fails_to_parse(upstream: FakeUpstream) -> None:
+    upstream.add_model("m", Behaviour(garbage=True))
+    with pytest.raises(ParserError):
+        list(bedrock_client(upstream).converse_stream(modelId="m", **CONVERSE)["stream"])
+
+
+def test_bedrock_disconnect_during_prefill_is_noticed(upstream: FakeUpstream) -> None:
+    upstream.add_model("slow", Behaviour(prefill_s=60))
+    with pytest.raises(ReadTimeoutError):
+        bedrock_client(upstream, read_timeout=0.3).converse_stream(modelId="slow", **CONVERSE)
+    record = upstream.last("slow")
+    assert record.wait_disconnected(10) and record.wait_served(10)
+    assert (record.headers_sent_at, record.tokens_sent) == (None, 0)
+
+
+def test_bedrock_disconnect_mid_stream_stops_the_tokens(upstream: FakeUpstream) -> None:
+    upstream.add_model("long", Behaviour(output_tokens=100_000, tokens_per_second=200))
+    stream = bedrock_client(upstream).converse_stream(modelId="long", **CONVERSE)["stream"]
+    for seen, _ in enumerate(stream, start=1):
+        if seen == 4:
+            break
+    stream.close()
+    record = upstream.last("long")
+    assert record.wait_disconnected(10) and record.wait_served(10)
+    assert 3 <= record.tokens_sent < 100_000 and record.tokens_after_disconnect <= 1 and record.finished_at is None

@@ -1,4 +1,4 @@
-"""The loopback server that answers as an OpenAI-compatible model server does.
+"""The loopback server that answers as OpenAI-compatible model servers and Amazon Bedrock do.
 
     with FakeUpstream() as upstream:
         upstream.add_model("slow", Behaviour(output_tokens=500, tokens_per_second=100))
@@ -7,7 +7,9 @@
         record = upstream.last("slow")
         assert record.wait_disconnected(timeout=5)
 
-Routes (``/v1`` is optional): ``POST /v1/chat/completions``. Each request is served on its own daemon thread; the
+Routes (``/v1`` is optional on the OpenAI ones): ``POST /v1/chat/completions`` and
+``POST /model/{modelId}/converse-stream`` (the path's model id URL-encoded, as boto3 sends it).
+Each request is served on its own daemon thread; the
 connections are HTTP/1.1 keep-alive.
 """
 
@@ -21,9 +23,9 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from turnstop_local.fake_upstream import chat
+from turnstop_local.fake_upstream import bedrock, chat
 from turnstop_local.fake_upstream.behaviour import Behaviour
 from turnstop_local.fake_upstream.exchange import Exchange
 from turnstop_local.fake_upstream.records import Records, RequestRecord
@@ -34,6 +36,7 @@ Route = Callable[["FakeUpstream", Exchange, "re.Match[str]", dict[str, list[str]
 
 _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("POST", re.compile(r"^(?:/v1)?/chat/completions$"), chat.handle),
+    ("POST", re.compile(r"^/model/(?P<model>[^/]+)/converse-stream$"), bedrock.handle),
 ]
 
 
@@ -187,7 +190,7 @@ class FakeUpstream:
         )
         exchange = Exchange(handler, record, self.stopping)
         try:
-            self._route(exchange, unquote(url.path), parse_qs(url.query))
+            self._route(exchange, url.path, parse_qs(url.query))
         finally:
             record.update(served_at=time.monotonic())
 
