@@ -1,7 +1,8 @@
 """Protocol-exact fake model servers for the tests and the benchmark (docs/fake-upstream.md).
 
-One loopback HTTP/1.1 server answers as an OpenAI-compatible Chat Completions server and as Amazon
-Bedrock's ``ConverseStream`` (AWS event-stream frames), with a scripted ``Behaviour`` per model name, and records for every request when the client
+One loopback HTTP/1.1 server answers as an OpenAI-compatible Chat Completions server, as Amazon
+Bedrock's ``ConverseStream`` (AWS event-stream frames) and as OpenAI's Responses API (background
+mode, resume, retrieve, cancel), with a scripted ``Behaviour`` per model name, and records for every request when the client
 went away.
 """
 

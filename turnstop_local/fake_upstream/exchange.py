@@ -75,6 +75,26 @@ class Exchange:
                 time.sleep(remaining)
         return False
 
+    def wait_or_wake(self, wake: socket.socket, seconds: float) -> bool:
+        """Stay silent until ``wake`` has bytes (drained here) or ``seconds`` pass. False if the
+        client left (or the server stops)."""
+        if self.client_gone() or self.stopping.is_set():
+            self._lost()
+            return False
+        try:
+            readable, _, _ = select.select([self.sock, wake], [], [], seconds)
+        except (OSError, ValueError):
+            self._lost()
+            return False
+        if wake in readable:
+            try:
+                wake.recv(4096)
+            except OSError:
+                pass
+        if self.sock in readable and not self.client_gone() and wake not in readable:
+            time.sleep(min(seconds, _WAKE_S))  # bytes from the client mid-answer: select would spin
+        return not self.client_gone()
+
     def _lost(self) -> None:
         self.gone = True
         self.handler.close_connection = True

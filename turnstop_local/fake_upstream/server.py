@@ -1,4 +1,4 @@
-"""The loopback server that answers as OpenAI-compatible model servers and Amazon Bedrock do.
+"""The loopback server that answers as OpenAI, OpenAI-compatible model servers and Amazon Bedrock do.
 
     with FakeUpstream() as upstream:
         upstream.add_model("slow", Behaviour(output_tokens=500, tokens_per_second=100))
@@ -7,8 +7,9 @@
         record = upstream.last("slow")
         assert record.wait_disconnected(timeout=5)
 
-Routes (``/v1`` is optional on the OpenAI ones): ``POST /v1/chat/completions`` and
-``POST /model/{modelId}/converse-stream`` (the path's model id URL-encoded, as boto3 sends it).
+Routes (``/v1`` is optional on the OpenAI ones): ``POST /v1/chat/completions``,
+``POST /model/{modelId}/converse-stream`` (the model id URL-encoded, as boto3 sends it),
+``POST /v1/responses``, ``GET /v1/responses/{id}`` and ``POST /v1/responses/{id}/cancel``.
 Each request is served on its own daemon thread; the
 connections are HTTP/1.1 keep-alive.
 """
@@ -25,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from turnstop_local.fake_upstream import bedrock, chat
+from turnstop_local.fake_upstream import bedrock, chat, responses
 from turnstop_local.fake_upstream.behaviour import Behaviour
 from turnstop_local.fake_upstream.exchange import Exchange
 from turnstop_local.fake_upstream.records import Records, RequestRecord
@@ -37,6 +38,9 @@ Route = Callable[["FakeUpstream", Exchange, "re.Match[str]", dict[str, list[str]
 _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("POST", re.compile(r"^(?:/v1)?/chat/completions$"), chat.handle),
     ("POST", re.compile(r"^/model/(?P<model>[^/]+)/converse-stream$"), bedrock.handle),
+    ("POST", re.compile(r"^(?:/v1)?/responses$"), responses.handle_create),
+    ("GET", re.compile(r"^(?:/v1)?/responses/(?P<id>[^/]+)$"), responses.handle_retrieve),
+    ("POST", re.compile(r"^(?:/v1)?/responses/(?P<id>[^/]+)/cancel$"), responses.handle_cancel),
 ]
 
 
@@ -79,6 +83,7 @@ class FakeUpstream:
         self.default = Behaviour() if default is None else default
         self.strict = strict
         self.records = Records()
+        self.responses = responses.ResponseStore()
         self.stopping = threading.Event()
         self._models: dict[str, Behaviour] = {}
         self._attempts: dict[str, int] = {}
@@ -100,6 +105,7 @@ class FakeUpstream:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.responses.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
