@@ -14,6 +14,7 @@ from botocore.eventstream import ParserError
 from botocore.exceptions import EventStreamError, ReadTimeoutError
 
 from turnstop_local.fake_upstream import Behaviour, Fail, FakeUpstream, expected_text, expected_thinking
+from turnstop_local.fake_upstream.__main__ import behaviour_from
 
 MESSAGES: Any = [
     {"role": "system", "content": "be brief"},
@@ -306,3 +307,10 @@ def test_bedrock_disconnect_mid_stream_stops_the_tokens(upstream: FakeUpstream) 
     record = upstream.last("long")
     assert record.wait_disconnected(10) and record.wait_served(10)
     assert 3 <= record.tokens_sent < 100_000 and record.tokens_after_disconnect <= 1 and record.finished_at is None
+
+
+def test_the_command_line_reads_behaviours() -> None:
+    name, behaviour = behaviour_from(
+        'slow={"prefill_s": 2, "fail": {"status": 429, "retry_after": 1}, "fail_first": 1}'
+    )
+    assert (name, behaviour.prefill_s, behaviour.fail, behaviour.fail_first) == ("slow", 2, Fail(429, retry_after=1), 1)

@@ -2,8 +2,8 @@
 
 One loopback HTTP/1.1 server answers as an OpenAI-compatible Chat Completions server, as Amazon
 Bedrock's ``ConverseStream`` (AWS event-stream frames) and as OpenAI's Responses API (background
-mode, resume, retrieve, cancel), with a scripted ``Behaviour`` per model name, and records for every request when the client
-went away.
+mode, resume, retrieve, cancel), with a scripted ``Behaviour`` per model name, and records for
+every request when the client went away.
 """
 
 from turnstop_local.fake_upstream.behaviour import (

@@ -76,10 +76,11 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeUpstream:
     """A protocol-exact fake model server on a free loopback port.
 
-    ``default`` (a plain ``Behaviour()`` unless given) answers model names never added with
+    ``port`` 0 (the default) takes a free port. ``default`` (a plain ``Behaviour()`` unless given) answers model names never added with
     ``add_model``; with ``strict=True`` an unknown model gets the protocol's 404 instead."""
 
-    def __init__(self, default: Behaviour | None = None, *, strict: bool = False, host: str = "127.0.0.1") -> None:
+    def __init__(self, default: Behaviour | None = None, *, strict: bool = False, host: str = "127.0.0.1",
+                 port: int = 0) -> None:  # fmt: skip
         self.default = Behaviour() if default is None else default
         self.strict = strict
         self.records = Records()
@@ -90,13 +91,14 @@ class FakeUpstream:
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._host = host
+        self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> FakeUpstream:
-        server = _Server((self._host, 0), _Handler)
+        server = _Server((self._host, self._port), _Handler)
         server.fake = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
