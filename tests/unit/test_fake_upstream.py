@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import httpx
 import openai
 import pytest
 from botocore.config import Config
@@ -83,10 +84,19 @@ def test_chat_max_tokens_ends_with_length_and_without_usage_when_not_asked(upstr
 def test_chat_keeps_the_connection_alive_between_requests(upstream: FakeUpstream) -> None:
     client = chat_client(upstream)
     for _ in range(3):
-        assert list(client.chat.completions.create(model="any", messages=MESSAGES, stream=True))
         client.chat.completions.create(model="any", messages=MESSAGES)
+    # a stream read to its last chunk leaves the connection reusable too (the SDK itself stops
+    # reading at [DONE] and drops the connection)
+    with httpx.Client(base_url=upstream.openai_base_url) as http:
+        for _ in range(3):
+            with http.stream(
+                "POST", "/chat/completions", json={"model": "any", "messages": MESSAGES, "stream": True}
+            ) as r:
+                assert r.read().endswith(b"data: [DONE]\n\n")
     upstream.wait_for(lambda rs: len(rs) == 6 and all(r.served_at for r in rs))
-    assert [r.outcome for r in upstream.records.all()] == ["completed"] * 6
+    records = upstream.records.all()
+    assert [r.outcome for r in records] == ["completed"] * 6
+    assert len({r.client for r in records[:3]}) == 1 and len({r.client for r in records[3:]}) == 1
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 A real inference server stops generating when its client goes away; so does the fake. While it
 is silent (a prefill before the headers, a pause before the first token, the gap between paced
-tokens, a stall) it waits in ``select`` on the client's socket, which wakes at once when the
+tokens, a stall) it waits in ``poll`` on the client's socket, which wakes at once when the
 client closes it (EOF or reset), and it checks the socket again before every write; a write that
 fails also counts as the client leaving. Each answer is written with chunked transfer encoding
 (as OpenAI and AWS send streams) or with a ``Content-Length``, so the connection stays usable for
@@ -25,6 +25,17 @@ from turnstop_local.fake_upstream.records import RequestRecord
 
 # The longest a silent wait goes without looking at the server's stop flag (EOF wakes it at once).
 _WAKE_S = 0.05
+_READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+
+
+def readable(socks: list[socket.socket], seconds: float) -> list[socket.socket]:
+    """The sockets among ``socks`` readable (or hung up) within ``seconds``. ``poll``, not
+    ``select``: a busy benchmark's descriptors go past ``select``'s limit of 1024."""
+    poller = select.poll()
+    for sock in socks:
+        poller.register(sock, _READABLE)
+    ready = {fd for fd, _ in poller.poll(max(0.0, seconds) * 1000)}
+    return [sock for sock in socks if sock.fileno() in ready]
 
 
 class Exchange:
@@ -45,8 +56,7 @@ class Exchange:
         if self.gone:
             return True
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-            if readable and self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+            if readable([self.sock], 0) and self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
                 self._lost()
         except BlockingIOError:
             pass
@@ -66,12 +76,12 @@ class Exchange:
             if remaining <= 0:
                 return True
             try:
-                readable, _, _ = select.select([self.sock], [], [], remaining)
+                ready = readable([self.sock], remaining)
             except (OSError, ValueError):
                 self._lost()
                 break
-            if readable and not self.client_gone():
-                # The client sent bytes mid-answer (not EOF): select would not block any more.
+            if ready and not self.client_gone():
+                # The client sent bytes mid-answer (not EOF): poll would not block any more.
                 time.sleep(remaining)
         return False
 
@@ -82,17 +92,17 @@ class Exchange:
             self._lost()
             return False
         try:
-            readable, _, _ = select.select([self.sock, wake], [], [], seconds)
+            ready = readable([self.sock, wake], seconds)
         except (OSError, ValueError):
             self._lost()
             return False
-        if wake in readable:
+        if wake in ready:
             try:
                 wake.recv(4096)
             except OSError:
                 pass
-        if self.sock in readable and not self.client_gone() and wake not in readable:
-            time.sleep(min(seconds, _WAKE_S))  # bytes from the client mid-answer: select would spin
+        if self.sock in ready and not self.client_gone() and wake not in ready:
+            time.sleep(min(seconds, _WAKE_S))  # bytes from the client mid-answer: poll would spin
         return not self.client_gone()
 
     def _lost(self) -> None:

@@ -21,6 +21,7 @@ T = TypeVar("T")
 class RequestRecord:
     """One request and its answer.
 
+    - ``client``: the client's (host, port); requests on one keep-alive connection share it.
     - ``received_at``: the request's body was read; ``headers_sent_at``: the status line and
       headers were written; ``first_token_at``: the first token was written.
     - ``tokens_sent``: tokens written to the client. ``tokens_after_disconnect``: tokens the fake
@@ -41,6 +42,7 @@ class RequestRecord:
     body: Any
     raw_body: bytes
     received_at: float
+    client: tuple[str, int] | None = None  # the client's address: one per connection
     model: str | None = None
     protocol: str | None = None
     status: int | None = None

@@ -195,6 +195,7 @@ class FakeUpstream:
             body=body,
             raw_body=raw,
             received_at=time.monotonic(),
+            client=tuple(handler.client_address[:2]),
         )
         exchange = Exchange(handler, record, self.stopping)
         try:
