@@ -187,6 +187,7 @@ def test_chat_disconnect_mid_stream_stops_the_tokens(upstream: FakeUpstream) -> 
     assert record.wait_disconnected(10) and record.wait_served(10)
     sent = record.tokens_sent
     assert 3 <= sent < 100_000 and record.tokens_after_disconnect <= 1 and record.finished_at is None
+    assert len(record.token_times) == sent and max(record.token_times) <= record.disconnected_at  # type: ignore[operator]
     assert record.disconnected_at >= record.first_token_at  # type: ignore[operator]
     assert upstream.last("long").tokens_sent == sent
 

@@ -126,6 +126,7 @@ def test_background_generation_outlives_its_stream_until_cancelled(upstream: Fak
     assert record.cancelled_at is not None and record.tokens_after_cancel == 0
     assert client.responses.retrieve(response_id).status == "cancelled"
     assert response.generated == generated < 100_000
+    assert max(response.token_times) <= record.cancelled_at  # nothing generated after the cancel
     cancel_record = next(r for r in upstream.records.all() if r.path.endswith("/cancel"))
     assert cancel_record.path.endswith(f"/responses/{response_id}/cancel") and cancel_record.cancelled_at == record.cancelled_at  # fmt: skip
 

@@ -210,11 +210,7 @@ class Exchange:
             if not self.write(emit(index, kind, piece)):
                 self.record.update(tokens_after_disconnect=self.record.tokens_after_disconnect + 1)
                 return "gone"
-            now = time.monotonic()
-            self.record.update(
-                tokens_sent=self.record.tokens_sent + 1,
-                first_token_at=self.record.first_token_at or now,
-            )
+            self.record.token_sent()
         n = len(plan.tokens)
         if behaviour.stall_after == n:
             self.record.update(outcome="stalled")

@@ -24,7 +24,8 @@ class RequestRecord:
     - ``client``: the client's (host, port); requests on one keep-alive connection share it.
     - ``received_at``: the request's body was read; ``headers_sent_at``: the status line and
       headers were written; ``first_token_at``: the first token was written.
-    - ``tokens_sent``: tokens written to the client. ``tokens_after_disconnect``: tokens the fake
+    - ``tokens_sent``: tokens written to the client, ``token_times`` when each was written (a
+      benchmark counts those after a cancel was acknowledged). ``tokens_after_disconnect``: tokens the fake
       generated after the client had gone (a token whose write failed; for a background response,
       every token generated while no reader was attached after this request's stream left).
     - ``disconnected_at``: the client went away before the answer was complete (noticed by
@@ -40,7 +41,7 @@ class RequestRecord:
     path: str
     headers: dict[str, str]
     body: Any
-    raw_body: bytes
+    raw_body: bytes = field(repr=False)
     received_at: float
     client: tuple[str, int] | None = None  # the client's address: one per connection
     model: str | None = None
@@ -50,6 +51,7 @@ class RequestRecord:
     headers_sent_at: float | None = None
     first_token_at: float | None = None
     tokens_sent: int = 0
+    token_times: list[float] = field(default_factory=list, repr=False)
     tokens_after_disconnect: int = 0
     tokens_after_cancel: int = 0
     disconnected_at: float | None = None
@@ -75,6 +77,16 @@ class RequestRecord:
         with self._cond:
             for key, value in changes.items():
                 setattr(self, key, value)
+            self._cond.notify_all()
+
+    def token_sent(self) -> None:
+        """One more token was written to the client, now."""
+        with self._cond:
+            now = time.monotonic()
+            self.tokens_sent += 1
+            self.token_times.append(now)
+            if self.first_token_at is None:
+                self.first_token_at = now
             self._cond.notify_all()
 
     def mark_disconnected(self) -> None:

@@ -186,7 +186,7 @@ def _serve_stream(exchange: Exchange, response: FakeResponse, *, after: int, cre
                     return
                 next_seq += 1
                 if event["type"] in TOKEN_EVENTS:
-                    record.update(tokens_sent=record.tokens_sent + 1, first_token_at=record.first_token_at or time.monotonic())  # fmt: skip
+                    record.token_sent()
                 if event["type"] in TERMINAL_EVENTS:
                     exchange.end(event["type"].removeprefix("response."))
                     return

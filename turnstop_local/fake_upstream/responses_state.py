@@ -57,6 +57,7 @@ class FakeResponse:
         self.thinking = ""
         self.text = ""
         self.generated = 0
+        self.token_times: list[float] = []  # when each token was generated (monotonic)
         self.stopped_at: float | None = None  # the generating thread ended (finished, cancelled, stopped)
         self.error: dict[str, Any] | None = None
         self.drop_creator_at: int | None = None  # close_after: drop the creating stream before this event
@@ -236,6 +237,7 @@ class FakeResponse:
                 self.publish("response.output_text.delta", item_id=self.message_id, output_index=self._message_index(),
                              content_index=0, delta=piece, logprobs=[], obfuscation="")  # fmt: skip
             self.generated += 1
+            self.token_times.append(time.monotonic())
             unread = self.record.disconnected_at is not None and not self.wakers
         if unread:
             self.record.update(tokens_after_disconnect=self.record.tokens_after_disconnect + 1)
