@@ -325,3 +325,12 @@ def test_the_command_line_reads_behaviours() -> None:
         'slow={"prefill_s": 2, "fail": {"status": 429, "retry_after": 1}, "fail_first": 1}'
     )
     assert (name, behaviour.prefill_s, behaviour.fail, behaviour.fail_first) == ("slow", 2, Fail(429, retry_after=1), 1)
+
+
+def test_a_request_past_fail_first_streams_to_the_end(upstream: FakeUpstream) -> None:
+    upstream.add_model("m", Behaviour(output_tokens=4, fail=Fail(503), fail_first=1, fail_after=2))
+    client = chat_client(upstream)
+    with pytest.raises(openai.APIError):
+        list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected_text(4)

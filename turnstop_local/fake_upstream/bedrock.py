@@ -132,7 +132,7 @@ def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query
     if behaviour is None:
         http_error(exchange, Fail(404))
         return
-    failure = behaviour.failure_for(server.next_attempt(model))
+    behaviour, failure = behaviour.for_attempt(server.next_attempt(model))
     if behaviour.prefill_s and not exchange.wait(behaviour.prefill_s):
         return
     if failure is not None and behaviour.fail_after is None:

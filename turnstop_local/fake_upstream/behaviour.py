@@ -10,7 +10,7 @@ module with ``count_words``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 TEXT_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 THINKING_WORDS = ("hmm", "consider", "the", "question", "carefully", "then", "answer")
@@ -44,7 +44,7 @@ class Behaviour:
     - ``fail``: answer with this failure instead (every request, or only the first
       ``fail_first`` requests for this model, then succeed); with ``fail_after=N`` the failure
       comes inside the stream after N tokens (an SSE error, an event-stream exception frame,
-      ``response.failed``).
+      ``response.failed``; without ``fail``, a 500).
     - ``garbage``: a 200 whose body is not the protocol.
     - ``stall_after=N``: after N tokens send nothing more until the client leaves.
     - ``close_after=N``: after N tokens close the connection without ending the answer.
@@ -64,13 +64,14 @@ class Behaviour:
     stall_after: int | None = None
     close_after: int | None = None
 
-    def failure_for(self, attempt: int) -> Fail | None:
-        """The failure of this model's ``attempt``-th request (1-based), if it fails."""
+    def for_attempt(self, attempt: int) -> tuple[Behaviour, Fail | None]:
+        """How this model's ``attempt``-th request (1-based) goes, and its failure if it fails
+        (a request past ``fail_first`` succeeds, without the in-stream failure too)."""
         if self.fail is None:
-            return None
+            return self, (Fail() if self.fail_after is not None else None)
         if self.fail_first is not None and attempt > self.fail_first:
-            return None
-        return self.fail
+            return replace(self, fail_after=None), None
+        return self, self.fail
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query
     if behaviour is None:
         exchange.answer_json(404, wire.error_body(404, f"The model `{model}` does not exist or you do not have access to it.", param="model"), [wire.request_id()])  # fmt: skip
         return
-    failure = behaviour.failure_for(server.next_attempt(model))
+    behaviour, failure = behaviour.for_attempt(server.next_attempt(model))
     if behaviour.prefill_s and not exchange.wait(behaviour.prefill_s):
         return
     stream = bool(body.get("stream"))

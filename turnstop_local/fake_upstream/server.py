@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
     fake: FakeUpstream
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client gone while its request was read
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
