@@ -334,3 +334,15 @@ def test_a_request_past_fail_first_streams_to_the_end(upstream: FakeUpstream) ->
         list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
     chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected_text(4)
+
+
+def test_a_server_that_keeps_generating_counts_the_tokens_no_one_read(upstream: FakeUpstream) -> None:
+    upstream.add_model("deaf", Behaviour(output_tokens=40, tokens_per_second=1000, keeps_generating=True))
+    stream = chat_client(upstream).chat.completions.create(model="deaf", messages=MESSAGES, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    stream.close()
+    record = upstream.last("deaf")
+    assert record.wait_served(10) and record.disconnected_at is not None
+    assert record.tokens_sent + record.tokens_after_disconnect == 40 and record.tokens_after_disconnect > 0

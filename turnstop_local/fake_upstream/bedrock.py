@@ -133,7 +133,10 @@ def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query
         http_error(exchange, Fail(404))
         return
     behaviour, failure = behaviour.for_attempt(server.next_attempt(model))
-    if behaviour.prefill_s and not exchange.wait(behaviour.prefill_s):
+    config = body.get("inferenceConfig") or {}
+    max_tokens = config.get("maxTokens") if isinstance(config.get("maxTokens"), int) else None
+    plan = plan_for(behaviour, input_tokens(body), max_tokens)
+    if not exchange.prefill(behaviour, plan.output_tokens):
         return
     if failure is not None and behaviour.fail_after is None:
         http_error(exchange, failure)
@@ -142,9 +145,6 @@ def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query
         if exchange.send_headers(200, [("Content-Type", CONTENT_TYPE), _request_id()], chunked=True):
             exchange.end("garbage", GARBAGE)
         return
-    config = body.get("inferenceConfig") or {}
-    max_tokens = config.get("maxTokens") if isinstance(config.get("maxTokens"), int) else None
-    plan = plan_for(behaviour, input_tokens(body), max_tokens)
     _stream(exchange, behaviour, plan, failure or Fail())
 
 

@@ -49,6 +49,9 @@ class Behaviour:
     - ``stall_after=N``: after N tokens send nothing more until the client leaves.
     - ``close_after=N``: after N tokens close the connection without ending the answer.
     - ``cached_tokens``: reported as cached input tokens (at most the input tokens).
+    - ``keeps_generating``: a server that does not notice its client leave (Chat Completions and
+      Bedrock): it generates the rest of the answer on schedule anyway, counted in the record's
+      ``tokens_after_disconnect``. Off: the fake stops at once, as vLLM or llama.cpp's server do.
     """
 
     output_tokens: int = 16
@@ -63,6 +66,7 @@ class Behaviour:
     garbage: bool = False
     stall_after: int | None = None
     close_after: int | None = None
+    keeps_generating: bool = False
 
     def for_attempt(self, attempt: int) -> tuple[Behaviour, Fail | None]:
         """How this model's ``attempt``-th request (1-based) goes, and its failure if it fails

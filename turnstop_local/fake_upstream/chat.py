@@ -68,7 +68,8 @@ def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query
         exchange.answer_json(404, wire.error_body(404, f"The model `{model}` does not exist or you do not have access to it.", param="model"), [wire.request_id()])  # fmt: skip
         return
     behaviour, failure = behaviour.for_attempt(server.next_attempt(model))
-    if behaviour.prefill_s and not exchange.wait(behaviour.prefill_s):
+    plan = plan_for(behaviour, input_tokens(body), max_tokens(body))
+    if not exchange.prefill(behaviour, plan.output_tokens):
         return
     stream = bool(body.get("stream"))
     if failure is not None and behaviour.fail_after is None:
@@ -77,7 +78,6 @@ def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query
     if behaviour.garbage:
         wire.garbage(exchange, stream)
         return
-    plan = plan_for(behaviour, input_tokens(body), max_tokens(body))
     if stream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         _stream(exchange, behaviour, plan, model, include_usage, failure or Fail())

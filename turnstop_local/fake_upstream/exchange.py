@@ -186,42 +186,68 @@ class Exchange:
 
     # -- streaming tokens -------------------------------------------------------------------
 
+    def prefill(self, behaviour: Behaviour, plan_tokens: int) -> bool:
+        """The silence before the headers. False if the client left (then a behaviour that
+        ``keeps_generating`` spends the whole answer's time and tokens anyway)."""
+        started = time.monotonic()
+        if not behaviour.prefill_s or self.wait(behaviour.prefill_s):
+            return True
+        if behaviour.keeps_generating:
+            self._generate_unread(behaviour, 0, plan_tokens, started + behaviour.prefill_s + behaviour.first_token_delay_s)  # fmt: skip
+        return False
+
+    def _generate_unread(self, behaviour: Behaviour, start: int, end: int, started: float) -> None:
+        """A server that does not notice its client left: it generates tokens ``start``..``end``
+        on schedule anyway, counted in ``tokens_after_disconnect``."""
+        interval = 1.0 / behaviour.tokens_per_second if behaviour.tokens_per_second > 0 else 0.0
+        for index in range(start, end):
+            if self.stopping.wait(max(0.0, started + index * interval - time.monotonic())):
+                return
+            self.record.update(tokens_after_disconnect=self.record.tokens_after_disconnect + 1)
+
     def stream_tokens(self, behaviour: Behaviour, plan: Plan, emit: Callable[[int, str, str], bytes]) -> str:
         """Write the plan's tokens with ``emit(index, kind, piece)`` framing each, paced by
         ``behaviour``. Returns ``"done"``, ``"gone"`` (client left), ``"fail"`` (the behaviour's
         in-stream failure is due), ``"stalled"`` or ``"closed"`` (both already handled)."""
-        if behaviour.first_token_delay_s and not self.wait(behaviour.first_token_delay_s):
-            return "gone"
+        result, index, started = self._stream_tokens(behaviour, plan, emit)
+        if result == "gone" and behaviour.keeps_generating:
+            self._generate_unread(behaviour, index, len(plan.tokens), started)
+        return result
+
+    def _stream_tokens(self, behaviour: Behaviour, plan: Plan, emit: Callable[[int, str, str], bytes]) -> tuple[str, int, float]:  # fmt: skip
+        """``stream_tokens``' result, the index of the first token not generated, the schedule's start."""
         interval = 1.0 / behaviour.tokens_per_second if behaviour.tokens_per_second > 0 else 0.0
-        started = time.monotonic()
+        started = time.monotonic() + behaviour.first_token_delay_s
+        if behaviour.first_token_delay_s and not self.wait(behaviour.first_token_delay_s):
+            return "gone", 0, started
         for index, (kind, piece) in enumerate(plan.tokens):
             if index == behaviour.stall_after:
                 self.record.update(outcome="stalled")
                 self.wait(None)
-                return "stalled"
+                return "stalled", index, started
             if index == behaviour.close_after:
                 self.close_abruptly()
-                return "closed"
+                return "closed", index, started
             if index == behaviour.fail_after:
-                return "fail"
+                return "fail", index, started
             due = started + index * interval
             if not self.wait(max(0.0, due - time.monotonic())):
-                return "gone"
+                return "gone", index, started
             if not self.write(emit(index, kind, piece)):
                 self.record.update(tokens_after_disconnect=self.record.tokens_after_disconnect + 1)
-                return "gone"
+                return "gone", index + 1, started
             self.record.token_sent()
         n = len(plan.tokens)
         if behaviour.stall_after == n:
             self.record.update(outcome="stalled")
             self.wait(None)
-            return "stalled"
+            return "stalled", n, started
         if behaviour.close_after == n:
             self.close_abruptly()
-            return "closed"
+            return "closed", n, started
         if behaviour.fail_after is not None and behaviour.fail_after >= n:
-            return "fail"
-        return "done"
+            return "fail", n, started
+        return "done", n, started
 
     def generate_silently(self, behaviour: Behaviour, plan: Plan) -> str:
         """Spend the time the plan's tokens take without writing them (a non-streaming answer);
