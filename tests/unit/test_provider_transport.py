@@ -148,11 +148,13 @@ def servers() -> Iterator[Callable[..., RawServer]]:
         s.close()
 
 
-def headers_then(body_parts: list[bytes], *, stall: bool = True) -> Callable[[Conn], None]:
+def headers_then(body_parts: list[bytes], *, stall: bool = True,
+                 content_type: str = "text/event-stream") -> Callable[[Conn], None]:  # fmt: skip
     """Send a chunked 200's headers, the given parts, then stall (or end the body)."""
 
     def script(conn: Conn) -> None:
-        conn.sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ntransfer-encoding: chunked\r\n\r\n"
+        conn.sock.sendall(head.encode())
         for part in body_parts:
             conn.sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
         if not stall:
