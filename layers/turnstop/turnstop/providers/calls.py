@@ -106,6 +106,10 @@ class StreamingCall:
         if self._aborted.is_set():
             return
         self._aborted.set()
+        self._shut()
+
+    def _shut(self) -> None:
+        """Shut the current attempt's connection and run the provider's abort hook (idempotent)."""
         with self._lock:
             transport = self._transport
         if transport is not None:
