@@ -104,7 +104,7 @@ def test_streams_text_thinking_finish_reason_and_usage(servers: Callable[..., Ra
     call = outcome.call
     assert call.finish_reason == "stop"
     assert call.usage is not None and not call.usage.estimated
-    assert (call.usage.input_tokens, call.usage.output_tokens, call.usage.cached_tokens) == (11, 5, 3)
+    assert (call.usage.input_tokens, call.usage.output_tokens, call.usage.cached_tokens) == (14, 5, 3)  # 11 + 3 cached
 
 
 def test_sends_system_history_input_a_capped_max_tokens_and_sampling(servers: Callable[..., RawServer]) -> None:

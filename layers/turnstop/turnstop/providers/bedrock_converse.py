@@ -6,7 +6,8 @@ budget). ``maxTokens`` is always sent, never above the route's ``max_output_toke
 from ``contentBlockDelta.delta.text``, thinking from ``delta.reasoningContent.text``, the finish
 reason from ``messageStop.stopReason`` (in OpenAI's words: ``end_turn`` / ``stop_sequence`` →
 ``stop``, ``max_tokens`` → ``length``, ``tool_use`` → ``tool_calls``, ``content_filtered`` /
-``guardrail_intervened`` → ``content_filter``), the usage from ``metadata.usage``.
+``guardrail_intervened`` → ``content_filter``), the usage from ``metadata.usage`` (its input
+tokens with the prompt cache's reads and writes added, as OpenAI counts them).
 
 **On abort.** botocore sends through urllib3, whose socket cannot be shut from another thread
 before the response headers arrive. So the request is not sent by botocore: a handler on the
@@ -31,7 +32,7 @@ import threading
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from turnstop.providers.base import Chunk, ModelRequest, UpstreamError, UpstreamErrorKind
+from turnstop.providers.base import Chunk, ModelRequest, ProviderUsage, UpstreamError, UpstreamErrorKind
 from turnstop.providers.calls import StreamingCall, parse_retry_after, status_error, usage_from
 from turnstop.providers.config import Route
 from turnstop.providers.openai_chat import output_cap
@@ -92,6 +93,14 @@ def _send_through_call(request: Any, **_: Any) -> Any:
     return AWSResponse(request.url, response.status_code, dict(response.headers), _RawBody(response))
 
 
+def bedrock_usage(usage: dict[str, Any]) -> ProviderUsage:
+    """Bedrock's ``inputTokens`` leaves out the tokens read from or written to the prompt cache;
+    ``input_tokens`` counts them all (cached ones included, as OpenAI's ``prompt_tokens`` does)."""
+    parts = [usage.get(k) for k in ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")]
+    total = sum(p for p in parts if isinstance(p, int) and not isinstance(p, bool) and p > 0)
+    return usage_from(total, usage.get("outputTokens"), usage.get("cacheReadInputTokens"))
+
+
 def error_kind(code: str | None) -> UpstreamErrorKind | None:
     if not code:
         return None
@@ -146,9 +155,7 @@ class BedrockConverseCall(StreamingCall):
                     reason = event["messageStop"].get("stopReason") or "stop"
                     self.finish_reason = STOP_REASONS.get(reason, reason)
                 elif "metadata" in event:
-                    usage = event["metadata"].get("usage") or {}
-                    self.usage = usage_from(usage.get("inputTokens"), usage.get("outputTokens"),
-                                            usage.get("cacheReadInputTokens"))  # fmt: skip
+                    self.usage = bedrock_usage(event["metadata"].get("usage") or {})
         finally:
             stream.close()
         if self.finish_reason is None:
