@@ -240,7 +240,7 @@ class StreamingCall:
             return None
         if failure.kind is UpstreamErrorKind.TIMEOUT and transport.bytes_received:
             return None  # the upstream answered and then went silent: not a transient connect problem
-        delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (self.attempts - 1)) * random.uniform(0.5, 1.0)
+        delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(self.attempts - 1, 16)) * random.uniform(0.5, 1.0)
         if failure.retry_after is not None:
             delay = max(delay, failure.retry_after)
         if time.monotonic() + delay >= budget_end:
