@@ -66,7 +66,7 @@ def test_streams_text_thinking_finish_reason_and_usage(upstream: FakeUpstream) -
     assert call.usage is not None and not call.usage.estimated
     assert (call.usage.input_tokens, call.usage.output_tokens) == (3, 8)
     assert (call.usage.cached_tokens, call.usage.reasoning_tokens) == (2, 3)
-    assert not cancels(upstream)
+    assert not cancels(upstream) and call.settled.is_set()
 
 
 def test_sends_instructions_history_input_cap_and_background(upstream: FakeUpstream) -> None:

@@ -67,7 +67,9 @@ class OpenAIResponsesCall(StreamingCall):
         self._api_key = api_key
         self.request = request
         self.response_id: str | None = None
-        self.settled = threading.Event()  # the server-side cancel was answered (or failed), or none was needed
+        # Set once ``usage`` will not change any more: the call ended and any server-side cancel
+        # was answered (or failed). A runner that wants a cancelled call's cost waits on it briefly.
+        self.settled = threading.Event()
         self._last_seq: int | None = None
         self._done = False
         self._cancel_lock = threading.Lock()
@@ -97,7 +99,10 @@ class OpenAIResponsesCall(StreamingCall):
         except BaseException:
             if self.response_id is not None and not self._done and not self.aborted:
                 self._start_cancel()  # failed or abandoned: the background response must not go on costing
+            elif not self.aborted:
+                self.settled.set()
             raise
+        self.settled.set()
 
     def _stream(self, sdk: Any, transport: AbortableTransport) -> Generator[Chunk, None, None]:
         try:
