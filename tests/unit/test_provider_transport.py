@@ -10,6 +10,7 @@ the server to see the disconnect. No sleeps as synchronisation, no timed asserti
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,7 +50,9 @@ class RawServer:
     """A loopback TCP server: ``script(conn)`` runs per connection after its request arrived;
     afterwards the server watches for the client's EOF (``conn.disconnected``)."""
 
-    def __init__(self, script: Callable[[Conn], None] | None = None, *, accept: bool = True) -> None:
+    def __init__(self, script: Callable[[Conn], None] | None = None, *, accept: bool = True,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+        self.tls = tls
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(0 if not accept else 16)
@@ -93,8 +96,11 @@ class RawServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: Conn) -> None:
-        conn.sock.settimeout(0.2)
         try:
+            if self.tls is not None:
+                conn.sock.settimeout(DEADLINE_S)
+                conn.sock = self.tls.wrap_socket(conn.sock, server_side=True)
+            conn.sock.settimeout(0.2)
             while b"\r\n\r\n" not in conn.request and not self._stop.is_set():
                 try:
                     data = conn.sock.recv(65536)
@@ -139,8 +145,9 @@ class RawServer:
 def servers() -> Iterator[Callable[..., RawServer]]:
     made: list[RawServer] = []
 
-    def make(script: Callable[[Conn], None] | None = None, *, accept: bool = True) -> RawServer:
-        made.append(RawServer(script, accept=accept))
+    def make(script: Callable[[Conn], None] | None = None, *, accept: bool = True,
+             tls: ssl.SSLContext | None = None) -> RawServer:  # fmt: skip
+        made.append(RawServer(script, accept=accept, tls=tls))
         return made[-1]
 
     yield make
@@ -310,3 +317,52 @@ def test_connect_timeout_is_a_timeout(servers: Callable[..., RawServer]) -> None
     with client(transport, connect_timeout_s=0.2) as http, pytest.raises(httpx2.ConnectTimeout):
         http.get(server.url + "/v1")
     assert transport.timed_out
+
+
+@pytest.fixture
+def tls_pair(tmp_path: Any) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a self-signed certificate for 127.0.0.1, and a client context trusting it."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    return server, ssl.create_default_context(cafile=str(cert_file))
+
+
+@pytest.mark.parametrize("phase", ["waiting for headers", "mid-stream"])
+def test_abort_over_tls(servers: Callable[..., RawServer], tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+                        phase: str) -> None:  # fmt: skip
+    """The socket is an SSLSocket by then: the abort shuts its descriptor's duplicate."""
+    server_ctx, client_ctx = tls_pair
+    server = servers(None if phase == "waiting for headers" else headers_then([b"data: one\n\n"]), tls=server_ctx)
+    transport = AbortableTransport(ssl_context=client_ctx)
+    run = Runner(transport, f"https://127.0.0.1:{server.port}/v1")
+    if phase == "mid-stream":
+        wait_until(lambda: run.body, what="the first event")
+    else:
+        wait_until(lambda: server.conns and server.conns[0].got_request.is_set(), what="the request")
+    transport.abort()
+    run.wait()
+    assert isinstance(run.error, httpx2.TransportError)
+    assert server.conns[0].disconnected.wait(DEADLINE_S), "the upstream never saw the disconnect"
