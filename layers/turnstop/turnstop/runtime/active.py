@@ -88,6 +88,7 @@ class ActiveTurn:
         self.stopping = False
         self.model_end: ModelEnd | None = None
         self.call: ModelCall | None = None  # the model call in flight: a stop aborts it
+        self.opened: ModelCall | None = None  # the model call, kept after it ended
         self.wake = threading.Event()  # the keeper looks now (model ended, a flush is due)
 
     @property
@@ -128,7 +129,7 @@ class ActiveTurn:
         with self._lock:
             stopping = self.stopping
             if not stopping:
-                self.call = call
+                self.call = self.opened = call
         if stopping:
             call.abort()
             raise TurnStopping

@@ -18,14 +18,14 @@ from collections.abc import Callable
 from turnstop import logkeys
 from turnstop.core.errors import CommitRejected
 from turnstop.core.events import Event
-from turnstop.core.turn import Status, Turn, TurnEnd, final_status_after_lost_worker
+from turnstop.core.turn import Status, Turn, TurnEnd, Usage, final_status_after_lost_worker
 from turnstop.providers.base import CallAborted, ModelCall, ModelProvider, UpstreamError
 from turnstop.runtime.active import ActiveTurn, LiveChannel, ModelEnd, TurnStopping
 from turnstop.runtime.keeper import DEADLINE_CANCEL, MAX_DURATION_ERROR, Cadence, Keeper, UpstreamRecord
 from turnstop.runtime.model import Model, open_call
 from turnstop.runtime.renderer import Renderers
 from turnstop.store import Store
-from turnstop.store.finish import Closing, FinishMode, LostLease, NeverStarted
+from turnstop.store.finish import Closing, FinishMode, LostLease, NeverStarted, record_upstream
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class LeaseHeld(Exception):
 
 
 MODEL_LET_GO_S = 1.0
+UPSTREAM_SETTLE_S = 3.0  # how long a cancelled call's provider may take to report its usage
 MAX_DELTA_CHARS = 32_768
 
 
@@ -191,10 +192,31 @@ class TurnRunner:
         model.join(MODEL_LET_GO_S)
         if ending.status is None:
             return WorkerResult.LEASE_LOST
+        if ending.status is Status.CANCELLED and ending.turn is not None:
+            self._provider_usage_after_cancel(active, ending.turn)
         assert ending.turn is not None and ending.end is not None
         logkeys.bind_turn(ending.turn)  # a cancel it observed: its source
         self._notify(ending.turn, ending.end)
         return WorkerResult(ending.status.value)
+
+    def _provider_usage_after_cancel(self, active: ActiveTurn, turn: Turn) -> None:
+        """A provider whose cancel reports what the call used (``settled``: OpenAI's Responses
+        API) replaces the estimate stored with the cancelled turn (one write, at most a few
+        seconds after the end; readers were answered already)."""
+        call = active.opened
+        settled = getattr(call, "settled", None)
+        if call is None or self.upstream is None or settled is None or not settled.wait(UPSTREAM_SETTLE_S):
+            return
+        u = call.usage
+        if u is None or u.estimated:
+            return
+        record = self.upstream(turn, Usage(u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens),
+                               False, "")  # fmt: skip
+        if record is not None:
+            try:
+                record_upstream(self.store.turns.db, turn.id, record)
+            except Exception:  # the estimate stands
+                log.warning("turn %s: the provider's usage after the cancel was not recorded", turn.id)
 
     def _drive(self, active: ActiveTurn, turn: Turn) -> None:
         """The model's thread: provider call → renderer → memory. Never waits on the store.

@@ -142,4 +142,9 @@ class Sessions(DialectService):
         if response_id is not None and not plausible(response_id):  # any dialect's id; never a store-key-sized blob
             raise errors.InvalidRequest("response_id must be an id: 1 to 128 letters, digits, '_' or '-'")
         entries = self.store.ledger.entries(principal.tenant, response_id, principal.end_user)
-        return {"object": "list", "data": entries}
+        listed: dict[str, Any] = {"object": "list", "data": entries}
+        if response_id is not None:  # one turn: what its model provider cost the platform (billed or not)
+            turn = self.store.turns.get_visible(response_id, tenant=principal.tenant, end_user=principal.end_user)
+            if turn is not None and turn.upstream is not None:
+                listed["upstream"] = turn.upstream
+        return listed
