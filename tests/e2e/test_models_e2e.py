@@ -8,7 +8,9 @@ itself, in every phase."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -231,3 +233,86 @@ def test_a_bad_models_document_stops_the_local_runtime_before_it_serves(tmp_path
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 2
     assert "routes.x.base_url: is required for provider openai-chat" in out.stderr
+
+
+# ----------------------------------------------------------------- tasks, omni and chat
+
+
+def test_a_task_is_charged_at_its_routes_prices_and_settled_on_the_providers_usage(
+    api: LocalApi, upstream: FakeUpstream
+) -> None:
+    with httpx.Client(base_url=api.url, headers=auth(api), timeout=60) as client:
+        body = {
+            "capability": "text.generate",
+            "model": "short",
+            "input": {"prompt": "Name a colour", "max_output_tokens": 100},
+        }
+        created = client.post("/v1/tasks", json=body)
+        assert created.status_code == 202, created.text
+        task_id = created.json()["task_id"]
+        done = wait_for(lambda: (t := client.get(f"/v1/tasks/{task_id}").json())["status"] == "succeeded" and t,
+                        "the task to succeed")  # fmt: skip
+    assert done["output"]["text"] == expected_text(12)  # the thinking is not the output
+    usage, billing = done["usage"], done["billing"]
+    # the provider's usage (the fake counts the words sent; 12 text + 4 thinking tokens out)
+    assert (usage["input_tokens"], usage["output_tokens"]) == (3, 16)
+    # $2 / $8 per million tokens at $0.01 a credit; charged the most it could use, refunded the rest
+    per_in, per_out = Decimal("0.0002"), Decimal("0.0008")
+    earned = per_in * 3 + per_out * 16
+    charged = Decimal(billing["charged_credits"])
+    assert charged >= per_out * 100  # the charge held room for the whole output cap
+    assert charged - Decimal(billing["refunded_credits"]) == earned
+
+
+def test_an_omni_thread_sends_its_history_and_a_cancel_closes_the_upstream_call(
+    api: LocalApi, upstream: FakeUpstream
+) -> None:
+    from clearstreet import ClearStreet
+
+    omni = ClearStreet(api_key=api.key, base_url=api.url, max_retries=0).v1.omni_ai
+    before = len(upstream.records.all())
+    created = omni.threads.create_thread(type="instant", account_id=1, text="Explain stop buttons")
+    first = wait_for(lambda: [r for r in upstream.records.all()[before:] if r.model == "long"], "the upstream call")[0]
+    wait_for(lambda: first.tokens_sent >= 10, "some tokens")
+    assert omni.responses.cancel_response(created.data.response_id, account_id=1).data.canceled is True
+    assert first.wait_disconnected(timeout=30)
+    final = wait_for(
+        lambda: (r := omni.responses.get_response_by_id(created.data.response_id, account_id=1).data).status
+        == "canceled" and r, "canceled")  # fmt: skip
+    partial = "".join(getattr(p, "text", "") for p in (final.content.parts if final.content else []))
+    follow = omni.threads.create_message(created.data.thread_id, text="Go on", account_id=1)
+    second = wait_for(lambda: (r := upstream.last("long")) is not first and r, "the follow-up's upstream call")
+    sent = [(m["role"], m["content"]) for m in second.body["messages"]]
+    assert sent == [("user", "Explain stop buttons"), ("assistant", partial), ("user", "Go on")]
+    omni.responses.cancel_response(follow.data.response_id, account_id=1)
+    assert second.wait_disconnected(timeout=30)
+
+
+def test_a_chat_reply_streams_the_models_tokens_and_a_cancel_closes_the_upstream_call(
+    api: LocalApi, upstream: FakeUpstream
+) -> None:
+    from tests.e2e.test_chat_e2e import sign_in
+
+    with closing(sign_in(api, "mallory")) as chat:
+        seen: list[Any] = []
+        some = threading.Event()
+        before = len(upstream.records.all())
+
+        def reader() -> None:
+            with chat.stream("POST", "/chat/stream", json={"message": "Tell me everything"}) as s:
+                seen.append(s.headers["X-Thread-Id"])
+                for ev in sse_events(s.iter_lines()):
+                    seen.append(ev)
+                    if len(seen) > 6:
+                        some.set()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        assert some.wait(timeout=60)
+        record = next(r for r in upstream.records.all()[before:] if r.model == "long")
+        assert chat.post("/chat/cancel", json={"thread_id": seen[0]}).json()["cancelled"] is True
+        t.join(timeout=60)
+        assert seen[-1]["event"] == "cancelled"
+        tokens = "".join(e["data"]["data"]["text"] for e in seen[1:-1])
+        assert tokens and expected_text(20_000).startswith(tokens)
+        assert record.wait_disconnected(timeout=30)
