@@ -91,6 +91,10 @@ def assistant_items(turn: Turn, status: Status, text: str, error: dict[str, Any]
 
 
 class OmniRenderer(Renderer):
+    # A read after the cancel's answer shows the turn canceled with the output committed then;
+    # the turn ends with exactly that output, so the read and the final state agree.
+    output_at_cancel_acceptance = True
+
     def on_delta(self, turn: Turn, text: str, kind: str) -> list[PendingEvent]:
         if kind == "thinking":
             return [PendingEvent(THOUGHT, {"thought": text})]
