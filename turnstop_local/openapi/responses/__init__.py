@@ -74,7 +74,7 @@ from turnstop_local.openapi.responses.sessions import (
     Session,
     SessionsCancel,
 )
-from turnstop_local.openapi.responses.tasks import TaskCancelledBeforeStart, TaskList, TaskObject
+from turnstop_local.openapi.responses.tasks import TaskCancelledBeforeStart, TaskList, TaskObject, TaskWarning
 
 __all__ = [
     "AnyJson",
@@ -128,6 +128,7 @@ __all__ = [
     "TaskCancelledBeforeStart",
     "TaskList",
     "TaskObject",
+    "TaskWarning",
     "TasksError",
     "TasksErrorDetail",
     "TurnCreatedEvent",

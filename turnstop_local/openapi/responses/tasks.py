@@ -7,6 +7,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 
+class TaskWarning(BaseModel):
+    """The seed's warning: three strings; ``field`` names the task object's field it concerns."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str
+    message: str
+    field: str
+
+
 class TaskObject(BaseModel):
     """The seed's task object: every field, always."""
 
@@ -21,7 +30,7 @@ class TaskObject(BaseModel):
     input: dict[str, Any]
     progress: dict[str, Any]
     output: dict[str, Any]
-    warnings: list[dict[str, Any]]
+    warnings: list[TaskWarning]
     error: dict[str, Any] | None
     usage: dict[str, Any]
     billing: dict[str, Any]
@@ -48,4 +57,4 @@ class TaskCancelledBeforeStart(BaseModel):
     status: Literal["cancelled"]
     idempotency_key: str
     cancel_requested_at: str
-    warnings: list[Any]
+    warnings: list[TaskWarning]
