@@ -311,6 +311,39 @@ def test_the_cancel_check_is_one_small_read_and_a_publish_replaces_it(env: Env) 
 # ---------------------------------------------------------------------------- races
 
 
+def test_after_a_cancel_is_accepted_a_stream_gets_only_the_words_written_before_the_keepers_next_check(
+    env: Env,
+) -> None:
+    """What a live reader may see between the cancel's answer and the cancelled event: the words
+    the model wrote until the keeper's first look at the flag (a cancel check, or a publish or
+    renewal refused by it) made after the cancel landed, never more. Here the model writes one
+    word per keeper look: one word before any look, one after a look that was already under way
+    when the cancel landed (it read the head before the flag), and none after the next: at most
+    two (docs/sessions.md)."""
+    turn = start(env, "Write a 10-word note")
+    looks: list[int] = []
+
+    def keeper_looks() -> int:
+        return sum(c in ("GetItem", "UpdateItem") for c in env.counter.calls)
+
+    def accept_cancel() -> None:
+        assert cancel(env, turn.id) is CancelOutcome.CANCELLING
+        looks.append(keeper_looks())
+
+    def after_the_next_look() -> None:  # a word only once the keeper looked again (or ended the turn)
+        eventually(lambda: keeper_looks() > looks[-1] or "TransactWriteItems" in env.counter.calls, "a look")
+        looks.append(keeper_looks())
+
+    env.counter.reset()
+    model = HookModel(10, hooks={4: accept_cancel, **{i: after_the_next_look for i in range(5, 10)}})
+    assert runner(env, model).handle(turn.id) == "cancelled"
+    stream = events(env, turn.id)
+    deltas = [e.data["delta"] for e in stream if e.type == "response.delta"]
+    assert deltas[:4] == ["w0 ", "w1 ", "w2 ", "w3 "] and len(deltas) - 4 <= 2, deltas
+    # and the stream ends with the cancelled event, whose usage counts every word it carried
+    assert stream[-1].type == "response.cancelled" and stream[-1].data["usage"]["output_tokens"] == len(deltas)
+
+
 def test_cancel_landing_after_the_last_word_but_before_completion_wins(env: Env) -> None:
     turn = start(env)
     answers: list[CancelOutcome] = []
