@@ -11,7 +11,7 @@ PORT   ?= 3000
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint openapi validate bench bench-bulk load soak invoke clean
+.PHONY: run test install chromium screenshots test-unit test-integration test-e2e test-repeat lint openapi validate bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -73,6 +73,12 @@ test-integration: install
 
 test-e2e: install
 	$(PYTEST) tests/e2e
+
+# The integration and e2e tiers N times (default 5), every failure reported with its test id and
+# the runs it failed in: a test that fails one run in N is found here, not in CI.
+N ?= 5
+test-repeat: install
+	PYTHON=$(PY) JOBS=$(JOBS) scripts/test-repeat $(N)
 
 bench: install
 	$(PY) -m bench

@@ -157,6 +157,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
+    def __getattr__(self, name: str) -> Any:
+        """Every other method (TRACE, CONNECT, one made up) is routed too, as API Gateway does:
+        no route has it, so it gets the gateway's 404 ``{"message":"Not Found"}``, never
+        http.server's ``501 Unsupported method``."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     def version_string(self) -> str:
         return "turnstop-local"
 

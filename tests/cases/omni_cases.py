@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.cases.fixtures import Env
-from tests.cases.store_cases import FAST, HookModel, eventually, until_ended
+from tests.cases.store_cases import FAST, HookModel, eventually
 from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.omni.cancel import omni_cancel_app
@@ -306,25 +306,38 @@ def test_threads_are_listed_per_account_most_recently_active_first(omni: Omni) -
 # ---------------------------------------------------------------------------- cancel
 
 
-def test_cancelling_a_running_response_ends_canceled_with_the_partial_text_in_history(omni: Omni) -> None:
+def text_of(response: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in response["content"]["parts"] if p["type"] == "text")
+
+
+def test_cancelling_a_running_response_ends_canceled_with_the_text_committed_when_it_was_accepted(
+    omni: Omni,
+) -> None:
     r = omni.create_thread("Write a 10-word note").data
+    rid = r["response_id"]
     answers: list[Reply] = []
+    reads: list[dict[str, Any]] = []
 
-    def cancel_then_go_quiet() -> None:
-        answers.append(omni.cancel(r["response_id"]))
-        until_ended(omni.env, r["response_id"])
+    def cancel_once_four_words_are_durable() -> None:
+        eventually(lambda: text_of(omni.response(rid).data) == "w0 w1 w2 w3 ", "four durable words")
+        answers.append(omni.cancel(rid))
+        reads.append(omni.response(rid).data)  # read at once, before the keeper saw the flag
 
-    omni.run(HookModel(10, hooks={4: cancel_then_go_quiet}))
+    # the model goes on writing after the cancel until the keeper sees the flag
+    omni.run(HookModel(10, hooks={4: cancel_once_four_words_are_durable}))
     assert answers[0].status == 200 and answers[0].body == {
         "data": {"canceled": True},
         "metadata": {"request_id": REQUEST_ID},
     }
-    final = omni.response(r["response_id"]).data
-    assert final["status"] == "canceled" and final["content"]["parts"] == [{"type": "text", "text": "w0 w1 w2 w3 "}]
+    # the read right after the answer said canceled, with what the response ends with
+    final = omni.response(rid).data
+    assert reads[0]["status"] == final["status"] == "canceled"
+    assert reads[0]["content"] == final["content"] == {"parts": [{"type": "text", "text": "w0 w1 w2 w3 "}]}
+    assert reads[0]["output_message_id"] == final["output_message_id"]
     msg = assistant(omni.history(r["thread_id"]))
     assert len(msg) == 1 and msg[0]["outcome"] == "canceled" and msg[0]["id"] == final["output_message_id"]
     assert msg[0]["content"]["parts"] == [{"type": "text", "text": "w0 w1 w2 w3 "}] and msg[0]["seq"] == 2
-    again = omni.cancel(r["response_id"])
+    again = omni.cancel(rid)
     assert again.status == 200 and again.data == {"canceled": True}
 
 
@@ -369,7 +382,12 @@ def test_cancel_after_completion_is_an_idempotent_success_that_says_not_canceled
 def test_cancel_landing_after_the_last_word_but_before_completion_wins_and_says_so(omni: Omni) -> None:
     r = omni.create_thread().data
     answers: list[Any] = []
-    omni.run(HookModel(5, hooks={5: lambda: answers.append(omni.cancel(r["response_id"]).data)}))
+
+    def cancel_once_every_word_is_durable() -> None:
+        eventually(lambda: text_of(omni.response(r["response_id"]).data) == "w0 w1 w2 w3 w4 ", "five durable words")
+        answers.append(omni.cancel(r["response_id"]).data)
+
+    omni.run(HookModel(5, hooks={5: cancel_once_every_word_is_durable}))
     assert answers == [{"canceled": True}]
     assert omni.response(r["response_id"]).data["status"] == "canceled"
     msg = assistant(omni.history(r["thread_id"]))[0]

@@ -22,6 +22,7 @@ from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import Chunk, ScriptedModel
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.store import Store
+from turnstop.store.chunks import chunk_bytes
 
 TENANT = "t1"
 LEASE_MS = 30_000
@@ -259,13 +260,33 @@ def test_a_cancel_request_costs_one_write_and_no_read(env: Env) -> None:
 def test_a_turns_writes_are_per_turn_not_per_step(env: Env) -> None:
     turn = start(env, "Write a 300-word note")
     env.counter.reset()
-    # nothing due while 300 words stream, however slow a loaded machine makes them (a lease of
-    # ten minutes: no renewal, which is a write per lease third, not per step)
-    slow = Cadence(flush_ms=60_000, check_ms=60_000, lease_ms=600_000)
+    # nothing due while 300 words stream, however slow a loaded machine makes them: no flush by
+    # time (60 s) nor by size (300 deltas weigh about 18 KB, more than the default 16 KiB, so a
+    # keeper that woke before the model's end was recorded flushed once), no renewal (a write
+    # per lease third, not per step)
+    slow = Cadence(flush_ms=60_000, flush_bytes=1 << 30, check_ms=60_000, lease_ms=600_000)
     assert runner(env, ScriptedModel(0), cadence=slow).handle(turn.id) == "completed"
     # claim, its request, and the finish carrying every event: three calls for 300 words
     assert env.counter.calls == ["UpdateItem", "GetItem", "TransactWriteItems"], env.counter.calls
     assert sum(e.type == "response.delta" for e in events(env, turn.id)) == 300
+
+
+def test_a_flush_by_size_comes_before_the_flush_interval_and_is_per_size_not_per_step(env: Env) -> None:
+    turn = start(env, "Write a 300-word note")
+    env.counter.reset()
+    every_4k = Cadence(flush_ms=60_000, flush_bytes=4096, check_ms=60_000, lease_ms=600_000)
+
+    def a_flush_landed() -> None:  # the model's last word waits for the keeper's flush by size
+        eventually(lambda: "PutItem" in env.counter.calls, "a flush by size")
+
+    assert runner(env, HookModel(300, hooks={299: a_flush_landed}), cadence=every_4k).handle(turn.id) == "completed"
+    calls = env.counter.calls
+    flushes = calls[2:-1]
+    assert calls[:2] == ["UpdateItem", "GetItem"] and calls[-1] == "TransactWriteItems", calls
+    assert flushes == ["PutItem", "UpdateItem"] * (len(flushes) // 2) and flushes, calls
+    # each flush waited for 4 KiB: at most one per 4 KiB emitted, never one per word
+    emitted = chunk_bytes(events(env, turn.id))
+    assert len(flushes) // 2 <= emitted // 4096, (len(flushes), emitted)
 
 
 def test_the_cancel_check_is_one_small_read_and_a_publish_replaces_it(env: Env) -> None:
@@ -288,6 +309,39 @@ def test_the_cancel_check_is_one_small_read_and_a_publish_replaces_it(env: Env) 
 
 
 # ---------------------------------------------------------------------------- races
+
+
+def test_after_a_cancel_is_accepted_a_stream_gets_only_the_words_written_before_the_keepers_next_check(
+    env: Env,
+) -> None:
+    """What a live reader may see between the cancel's answer and the cancelled event: the words
+    the model wrote until the keeper's first look at the flag (a cancel check, or a publish or
+    renewal refused by it) made after the cancel landed, never more. Here the model writes one
+    word per keeper look: one word before any look, one after a look that was already under way
+    when the cancel landed (it read the head before the flag), and none after the next: at most
+    two (docs/sessions.md)."""
+    turn = start(env, "Write a 10-word note")
+    looks: list[int] = []
+
+    def keeper_looks() -> int:
+        return sum(c in ("GetItem", "UpdateItem") for c in env.counter.calls)
+
+    def accept_cancel() -> None:
+        assert cancel(env, turn.id) is CancelOutcome.CANCELLING
+        looks.append(keeper_looks())
+
+    def after_the_next_look() -> None:  # a word only once the keeper looked again (or ended the turn)
+        eventually(lambda: keeper_looks() > looks[-1] or "TransactWriteItems" in env.counter.calls, "a look")
+        looks.append(keeper_looks())
+
+    env.counter.reset()
+    model = HookModel(10, hooks={4: accept_cancel, **{i: after_the_next_look for i in range(5, 10)}})
+    assert runner(env, model).handle(turn.id) == "cancelled"
+    stream = events(env, turn.id)
+    deltas = [e.data["delta"] for e in stream if e.type == "response.delta"]
+    assert deltas[:4] == ["w0 ", "w1 ", "w2 ", "w3 "] and len(deltas) - 4 <= 2, deltas
+    # and the stream ends with the cancelled event, whose usage counts every word it carried
+    assert stream[-1].type == "response.cancelled" and stream[-1].data["usage"]["output_tokens"] == len(deltas)
 
 
 def test_cancel_landing_after_the_last_word_but_before_completion_wins(env: Env) -> None:

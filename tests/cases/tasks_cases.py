@@ -194,6 +194,7 @@ def assert_task_shape(obj: dict[str, Any]) -> None:
         assert isinstance(value, str) and str(Decimal(value)) == value  # exact decimal strings, no exponent
     for w in obj["warnings"]:
         assert set(w) == {"code", "message", "field"}
+        assert all(isinstance(v, str) and v for v in w.values()), w  # the seed's schema: strings
     if obj["error"] is not None:
         assert set(obj["error"]) == {"code", "message", "retryable"}
     if obj["callback"] is not None:
@@ -470,7 +471,9 @@ def test_a_second_cancel_while_the_first_propagates_is_202_with_a_warning(tasks:
     tasks.store.turns.claim(tid, "worker-a", LEASE_MS)  # it runs, and its worker has not yet seen a flag
     first, second = tasks.cancel(tid, "too slow"), tasks.cancel(tid, "again")
     assert first.status == second.status == 202 and first.json["warnings"] == []
-    assert [w["code"] for w in second.json["warnings"]] == ["cancel_already_requested"]
+    assert [(w["code"], w["field"]) for w in second.json["warnings"]] == [
+        ("cancel_already_requested", "cancel_requested_at")
+    ]
     assert second.json["cancel_requested_at"] == first.json["cancel_requested_at"]
 
 
@@ -496,7 +499,7 @@ def test_cancelling_a_finished_task_returns_its_final_state_unchanged_with_a_war
     reply = tasks.cancel(tid, "second")
     assert reply.status == 200 and tasks.snapshot() == snapshot
     obj = reply.json
-    assert [w["code"] for w in obj["warnings"]] == ["already_terminal"]
+    assert [(w["code"], w["field"]) for w in obj["warnings"]] == [("already_terminal", "status")]
     assert {**obj, "warnings": []} == before
 
 

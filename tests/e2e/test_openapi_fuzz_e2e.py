@@ -33,6 +33,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.config._phases import DEFAULT_UNEXPECTED_METHODS
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Err
 from schemathesis.schemas import APIOperation, BaseSchema
@@ -279,6 +280,29 @@ def test_invalid_input_is_a_documented_4xx_and_changes_nothing(target: Target) -
     assert after["queues"] == before["queues"]
     changed = set(after["items"]) ^ set(before["items"])
     assert not changed, "the store changed:\n" + "\n".join(sorted(changed)[:20])
+
+
+# What schemathesis' coverage phase sends as "unspecified HTTP method", and the rest of HTTP's
+# methods with one made up: API Gateway answers each with a route's answer or its own 404.
+OTHER_METHODS = sorted(DEFAULT_UNEXPECTED_METHODS | {"head", "connect", "frobnicate"})
+
+
+def test_no_method_on_any_documented_path_is_a_server_error(target: Target) -> None:
+    problems: list[str] = []
+    for op in operations(target.schema):
+        declared = {m.lower() for m in target.schema.raw_schema["paths"][op.path] if not m.startswith("x-")}
+        params = {p.name: "x1" for p in op.path_parameters}
+        for method in (m for m in OTHER_METHODS if m not in declared):
+            case = op.Case(
+                method=method.upper(),  # type: ignore[arg-type]  # CONNECT and a made-up one too
+                path_parameters={**params, **target.ids.get(f"{op.method.upper()} {op.path}", {})},
+            )
+            response = call(target, op, case, None)
+            try:
+                case.validate_response(response, checks=[not_a_server_error])
+            except (FailureGroup, Failure) as failure:
+                problems.append(f"{method.upper()} {op.path} -> {response.status_code}: {str(failure).strip()[:200]}")
+    assert not problems, "\n".join(problems)
 
 
 def test_the_runtime_serves_each_document_and_all_of_them_merged(target: Target) -> None:

@@ -80,16 +80,18 @@ def _parameter(p: Param) -> dict[str, Any]:
     return out
 
 
-def _error_response(d: Dialect, status: int, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
+def _error_response(d: Dialect, op: Op, status: int, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     schema: dict[str, Any] = refs[d.error]
     description = REASONS[status]
     if status in GATEWAY_STATUSES:
         schema = {"anyOf": [refs[d.error], refs[r.GatewayError]]}
         description += '; API Gateway\'s own answer is `{"message": ...}`'
     media: dict[str, Any] = {"schema": schema}
-    if status in d.examples:
-        media["examples"] = {name: {"value": body} for name, body in d.examples[status].items()}
+    examples = op.error_examples.get(status, d.examples.get(status))
+    if examples:
+        media["examples"] = {name: {"value": body} for name, body in examples.items()}
     headers = ("X-Request-Id",) + (("Retry-After",) if status in (429, 503) else ())
+    headers += op.counted_headers if status in op.counted_statuses else ()
     headers += ("x-should-retry",) if d.name == "omni" and status == 409 else ()
     return {"description": description, "content": {"application/json": media}, "headers": _headers(headers)}
 
@@ -103,6 +105,9 @@ HEADER_DOCS = {
     "Retry-After": "Seconds to wait before retrying, where known",
     "x-should-retry": "`false`: the official SDK must not resend a rejected turn",
     "Idempotent-Replayed": "`true` when the answer is the replay of an earlier request with this Idempotency-Key",
+    "X-RateLimit-Limit": "Requests allowed per window (a minute) for this session",
+    "X-RateLimit-Remaining": "Requests left in this window, this one counted",
+    "X-RateLimit-Reset": "When this window ends, in epoch seconds",
 }
 
 
@@ -156,7 +161,7 @@ def _operation(d: Dialect, op: Op, refs: dict[type[BaseModel], dict[str, Any]]) 
     replays = d.name == "tasks" and IDEMPOTENCY_KEY in op.params  # tasks replay the first answer exactly
     responses: dict[str, Any] = {str(s): _ok_response(ok, refs, replays) for s, ok in op.ok.items()}
     for status in sorted(set(op.errors) | set(COMMON_ERRORS)):
-        responses[str(status)] = _error_response(d, status, refs)
+        responses[str(status)] = _error_response(d, op, status, refs)
     out["responses"] = responses
     scheme = next(iter(d.security))
     out["security"] = [] if op.auth == "none" else [{scheme: []}]

@@ -70,6 +70,9 @@ class Ok:
     examples: dict[str, Any] = field(default_factory=dict)  # name -> body, the seeds' where they show one
 
 
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
 @dataclass(frozen=True)
 class Op:
     method: str
@@ -83,6 +86,12 @@ class Op:
     params: tuple[Param, ...] = ()
     auth: str = "bearer"  # "bearer", "cookie", "none"
     description: str = ""
+    # status -> name -> body: this operation's own error examples, in place of the dialect's
+    error_examples: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # headers an answer carries once the request was counted (a rate limit's), and the error
+    # statuses that can come after the count (the successes list them in their ``Ok``)
+    counted_headers: tuple[str, ...] = ()
+    counted_statuses: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

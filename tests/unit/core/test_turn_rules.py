@@ -38,6 +38,16 @@ def test_a_queued_turn_with_its_flag_set_is_cancelled_before_start_and_ends_at_t
     assert t.last_readable_seq == t.seq + 1  # its terminal event is derived, one past seq
 
 
+def test_a_running_turn_whose_cancel_was_accepted_reads_cancelled_though_it_is_not_terminal_yet() -> None:
+    flagged = turn(cancel_requested_at=NOW)
+    assert flagged.read_status is Status.CANCELLED and flagged.status is Status.RUNNING and not flagged.terminal
+    assert turn().read_status is Status.RUNNING
+    assert turn(stored_status=Status.QUEUED).read_status is Status.QUEUED
+    assert turn(stored_status=Status.QUEUED, cancel_requested_at=NOW).read_status is Status.CANCELLED
+    for ended in (Status.COMPLETED, Status.FAILED, Status.INCOMPLETE, Status.CANCELLED):
+        assert turn(stored_status=ended).read_status is ended
+
+
 def test_a_running_turn_with_its_flag_set_is_still_running_cancelling_is_not_a_state() -> None:
     t = turn(cancel_requested_at=NOW)
     assert not t.cancelled_before_start and t.status is Status.RUNNING and not t.terminal

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
 from turnstop.dialects.chat import models as chat_models
+from turnstop.dialects.chat.cancel import ALREADY_CONFIRMED, NOTHING_TO_CANCEL
+from turnstop.dialects.chat.service import NOTHING_TO_CONFIRM
 from turnstop_local.openapi import responses as r
 from turnstop_local.openapi.spec import (
     CHAT_EVENT_NAMES,
+    RATE_HEADERS,
     REQUEST_ID,
     Dialect,
     Ok,
@@ -83,6 +86,7 @@ CHAT = Dialect(
                 200: Ok(
                     "Action cancelled successfully",
                     r.ChatCancelled,
+                    headers=RATE_HEADERS,
                     examples={
                         "seed": {
                             "thread_id": "thread_xyz789",
@@ -98,7 +102,23 @@ CHAT = Dialect(
             True,
             (REQUEST_ID,),
             "cookie",
-            "Rate limit: 60 requests per minute per session (429 after). Stops a streaming reply too.",
+            "Rate limit: 60 requests per minute per session (429 after). Every answer to a signed-in "
+            "request carries the `X-RateLimit-*` headers, errors included (a 401 or 403 is refused before "
+            "it is counted). Stops a streaming reply too.",
+            error_examples={
+                409: {
+                    "nothing_to_cancel": {"error": "nothing_to_cancel", "message": NOTHING_TO_CANCEL},
+                    "already_confirmed": {"error": "nothing_to_cancel", "message": ALREADY_CONFIRMED},
+                },
+                500: {
+                    "cancellation_error": {
+                        "error": "cancellation_error",
+                        "message": "Failed to cancel action: <error details>",
+                    }
+                },
+            },
+            counted_headers=RATE_HEADERS,
+            counted_statuses=(400, 404, 409, 413, 429, 500),
         ),
         Op(
             "POST",
@@ -111,6 +131,9 @@ CHAT = Dialect(
             True,
             (REQUEST_ID,),
             "cookie",
+            error_examples={
+                409: {"nothing_to_confirm": {"error": "nothing_to_confirm", "message": NOTHING_TO_CONFIRM}},
+            },
         ),
         Op(
             "GET",
@@ -188,13 +211,14 @@ CHAT = Dialect(
             }
         },
         409: {
-            "nothing_to_confirm": {
-                "error": "nothing_to_confirm",
-                "message": "Nothing to confirm: the action was cancelled",
-            }
-        },
-        500: {
-            "cancellation_error": {"error": "cancellation_error", "message": "Failed to cancel action: <error details>"}
+            "action_pending": {
+                "error": "action_pending",
+                "message": "An action on this thread is waiting for confirmation: confirm it or cancel it first",
+            },
+            "reply_in_progress": {
+                "error": "reply_in_progress",
+                "message": "A reply is still being written on this thread: wait for it or cancel it first",
+            },
         },
     },  # fmt: skip
     {

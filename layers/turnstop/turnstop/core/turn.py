@@ -146,6 +146,16 @@ class Turn:
         return self.status.terminal
 
     @property
+    def read_status(self) -> Status:
+        """The status a read shows. A cancel accepted while the turn runs always ends it
+        cancelled (the finish requires the flag absent for anything else), so from the cancel's
+        answer on every read says ``cancelled``, before the runtime notices the flag and
+        writes the end."""
+        if self.stored_status is Status.RUNNING and self.cancel_requested:
+            return Status.CANCELLED
+        return self.status
+
+    @property
     def completed_at(self) -> int | None:
         return self.cancel_requested_at if self.cancelled_before_start else self.finished_at
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -68,14 +69,49 @@ RequestHeaders = Callable[[Mapping[str, Any]], dict[str, str]]
 
 
 class TurnstopResolver(APIGatewayHttpResolver):
+    """Each request's event, Lambda context and route context are the calling thread's own.
+
+    Powertools keeps the event and context on the ``BaseRouter`` *class* and the route's
+    arguments in the resolver's ``context`` dict, which is right for Lambda (one invocation at
+    a time per process) but lets concurrent invocations in one process (the local runtime
+    serves every function from one) read each other's requests: a create read another's
+    Idempotency-Key. Kept per thread here, they cannot."""
+
     def __init__(self, shape: ErrorShape, headers: RequestHeaders | None = None) -> None:
         """``headers``: what every answer carries besides X-Request-Id, errors and throttles
         included, computed from the request (a browser API's CORS headers)."""
+        self._request = threading.local()
         super().__init__()
         self.shape = shape
         self.request_headers = headers
         self.exception_handler(Exception)(self._error)
         self.not_found(self._not_found)
+
+    @property
+    def current_event(self) -> Any:
+        return self._request.event
+
+    @current_event.setter
+    def current_event(self, event: Any) -> None:
+        self._request.event = event
+
+    @property
+    def lambda_context(self) -> Any:
+        return getattr(self._request, "lambda_context", None)
+
+    @lambda_context.setter
+    def lambda_context(self, context: Any) -> None:
+        self._request.lambda_context = context
+
+    @property
+    def context(self) -> dict[str, Any]:
+        if not hasattr(self._request, "context"):
+            self._request.context = {}
+        return self._request.context
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self._request.context = value
 
     @property
     def event(self) -> dict[str, Any]:
@@ -103,6 +139,7 @@ class TurnstopResolver(APIGatewayHttpResolver):
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         logkeys.reset(dialect=self.shape.dialect)  # a new request: no key of the last one
+        self.current_event, self.lambda_context = self._to_proxy_event(dict(event)), context
         result = super().resolve(event, context)
         headers = result.setdefault("headers", {})
         headers.setdefault("X-Request-Id", request_id(event))

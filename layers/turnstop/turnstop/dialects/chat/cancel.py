@@ -86,20 +86,28 @@ def chat_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
     origins = Origins(settings)
 
     def handle(app: TurnstopResolver) -> Response:
+        """Once the request is counted, every answer carries the rate headers, errors included."""
         origins.check_state_change(app.event)
+        rate: dict[str, str] = {}
         try:
             user = signed_in(app.event, store, settings)
             rate = count_request(store, user, settings.chat_rate_per_minute)
             thread_id = thread_id_of(app.event, settings.max_body_bytes)
             return json_response(200, cancel(store, user, thread_id), rate)
+        except errors.RateLimited as e:  # the 61st: counted too
+            failure: errors.TurnstopError = e
+            rate = dict(e.details.get("rate_headers") or {})  # type: ignore[call-overload]
         except errors.Retryable as e:  # throttled, a conflict, a timeout: the seed's 500 all the same,
             # with the Retry-After every other dialect sends for a store failure worth retrying
             message = f"Failed to cancel action: {store_failure(e)}"
-            raise wire.CancellationFailed(message, retry_after=e.details.get("retry_after", 1)) from None
-        except errors.TurnstopError:
-            raise
+            failure = wire.CancellationFailed(message, retry_after=e.details.get("retry_after", 1))
+        except errors.TurnstopError as e:
+            failure = e
         except Exception as e:  # the store failed mid-cancel: the seed's 500, never a traceback
             log.error("chat cancel failed, request %s", app.request_id, exc_info=e)
-            raise wire.CancellationFailed(f"Failed to cancel action: {store_failure(e)}") from None
+            failure = wire.CancellationFailed(f"Failed to cancel action: {store_failure(e)}")
+        answer = app.error_response(failure, app.event)
+        answer.headers.update(rate)
+        return answer
 
     return api.cancel_app(wire.SHAPE, "POST /chat/cancel", handle, headers=origins.cors_headers)

@@ -178,7 +178,8 @@ def signed_in(event: Mapping[str, Any], store: Store, settings: Settings) -> Cha
 
 def count_request(store: Store, user: ChatUser, limit: int) -> dict[str, str]:
     """Count this request against the session's per-minute limit (one conditional write);
-    the rate headers to answer with, or ``rate_limited`` with ``Retry-After``."""
+    the rate headers to answer with, or ``rate_limited`` with ``Retry-After`` (and the rate
+    headers in its ``rate_headers``)."""
     count = store.rates.hit(f"session#{user.session}", limit)
     headers = {
         "X-RateLimit-Limit": str(limit),
@@ -190,6 +191,7 @@ def count_request(store: Store, user: ChatUser, limit: int) -> dict[str, str]:
         raise errors.RateLimited(
             f"Rate limit exceeded: at most {limit} requests per minute per session; retry in {wait_s} s",
             retry_after=wait_s,
+            rate_headers=headers,
         )
     return headers
 

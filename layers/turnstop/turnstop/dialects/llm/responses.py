@@ -49,7 +49,7 @@ def find(store: Store, principal: Principal, rid: str) -> Turn:
 
 def response_json(store: Store, turn: Turn) -> dict[str, Any]:
     """The response object as of the head: the terminal event's object once finished, else
-    rendered from the head and the committed output."""
+    rendered from the head and the committed output (``cancelled`` once a cancel was accepted)."""
     if turn.terminal and not turn.cancelled_before_start:
         last = store.turns.read_events(turn.id, turn.seq - 1, turn.seq)
         if last and last[-1].type in TERMINAL_TYPES and "response" in last[-1].data:
@@ -57,4 +57,8 @@ def response_json(store: Store, turn: Turn) -> dict[str, Any]:
             if turn.stored_status is Status.COMPLETED and turn.finished_at is not None:
                 obj["completed_at"] = turn.finished_at // 1000
             return obj
-    return response_object(turn, WIRE_STATUS[turn.status], text=store.turns.committed_text(turn), usage=turn.usage)
+    # A running turn whose cancel was accepted reads as the cancel answered it: cancelled, with
+    # the output and usage committed at acceptance, which is what it ends with (the head's seq
+    # and usage no longer move: a publish requires the flag absent).
+    status = WIRE_STATUS[turn.read_status]
+    return response_object(turn, status, text=store.turns.committed_text(turn), usage=turn.usage)

@@ -105,6 +105,10 @@ def model_request(turn: Turn, store: Any) -> ModelRequest:
 
 
 class OmniRenderer(Renderer):
+    # A read after the cancel's answer shows the turn canceled with the output committed then;
+    # the turn ends with exactly that output, so the read and the final state agree.
+    output_at_cancel_acceptance = True
+
     def model_request(self, turn: Turn, store: Any) -> ModelRequest:
         return model_request(turn, store)
 

@@ -199,7 +199,9 @@ class Omni(DialectService):
         return wire.thread_body(self._thread(principal, thread_id, account_id))
 
     def get_thread_response(self, principal: Principal, thread_id: str, account_id: int) -> dict[str, Any] | None:
-        """The active (queued or running) response of a thread, or None when idle."""
+        """The active (queued or running) response of a thread, or None when idle. A response
+        whose cancel was accepted stays the thread's active one until its worker ends it (a new
+        message is refused until then), and reads ``canceled`` meanwhile."""
         thread = self._thread(principal, thread_id, account_id)
         if not thread.last_response:
             return None

@@ -64,7 +64,8 @@ def message_body(m: Message) -> dict[str, Any]:
 
 
 def response_body(turn: Turn, events: Iterable[Event]) -> dict[str, Any]:
-    """The pollable response: parts from the committed events only (partial while running)."""
+    """The pollable response: parts from the committed events only (partial while running; a
+    turn whose cancel was accepted ends with exactly these, see ``OmniRenderer``)."""
     thoughts: list[str] = []
     text: list[str] = []
     for ev in events:
@@ -76,15 +77,16 @@ def response_body(turn: Turn, events: Iterable[Event]) -> dict[str, Any]:
     if thoughts:
         parts.append({"type": "thinking", "thoughts": ["".join(thoughts)]})
     parts.extend(text_parts("".join(text)))
+    status = turn.read_status  # ``canceled`` from an accepted cancel on, as its DELETE answered
     body: dict[str, Any] = {
         "id": turn.id,
-        "status": WIRE_STATUS[turn.status],
+        "status": WIRE_STATUS[status],
         "thread_id": turn.input["thread_id"],
         "user_message_id": turn.input["user_message_id"],
         "content": {"parts": parts},
     }
-    if turn.terminal:
+    if status.terminal:
         body["output_message_id"] = turn.input["assistant_message_id"]
-    if turn.status in (Status.FAILED, Status.INCOMPLETE):
+    if status in (Status.FAILED, Status.INCOMPLETE):
         body["error"] = wire_error(turn.error) or {"code": "error", "message": "The response failed"}
     return body

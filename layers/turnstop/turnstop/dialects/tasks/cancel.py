@@ -118,11 +118,12 @@ class TaskCancel:
             note = wire.warning(
                 "cancel_already_requested",
                 f"A cancel was already requested at {iso(turn.cancel_requested_at)}; this request changed nothing",
+                "cancel_requested_at",
             )
             return Answer.of(202, views.task(self.store, turn, [note]))
         final = WIRE_STATUS[turn.status]
         verb = "been cancelled" if turn.status is Status.CANCELLED else final
-        note = wire.warning("already_terminal", f"The task had already {verb}; nothing was changed")
+        note = wire.warning("already_terminal", f"The task had already {verb}; nothing was changed", "status")
         return Answer.of(200, views.task(self.store, turn, [note]))
 
 

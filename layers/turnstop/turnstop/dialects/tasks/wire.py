@@ -67,7 +67,8 @@ BODY_MESSAGES = BodyMessages(
 )
 
 
-def warning(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+def warning(code: str, message: str, field: str) -> dict[str, Any]:
+    """The seed's warning: ``field`` is always a string, the task object's field it concerns."""
     return {"code": code, "message": message, "field": field}
 
 
