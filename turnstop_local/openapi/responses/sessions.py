@@ -39,9 +39,26 @@ class LedgerEntry(BaseModel):
     at: int = Field(description="epoch milliseconds")
 
 
+class Upstream(BaseModel):
+    """What a turn's model provider cost the platform (billed to the end user or not)."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    estimated: bool = Field(description="true: the provider never reported usage (a call that did not finish)")
+    route: str = Field(description="the TURNSTOP_MODELS route that ran it")
+    provider: str
+    model: str = Field(description="the upstream model id")
+    cost_usd: str = Field(description="at the route's price_per_million, an exact decimal")
+
+
 class Ledger(BaseModel):
     object: Literal["list"]
     data: list[LedgerEntry]
+    upstream: Upstream | None = Field(
+        default=None, description="with response_id: what that turn's model provider cost the platform"
+    )
 
 
 # ----------------------------------------------------------------- admin
