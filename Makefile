@@ -12,7 +12,7 @@ PORT   ?= 3000
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint checkov openapi validate bench bench-bulk load soak invoke clean
+.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint checkov verify openapi validate bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -86,6 +86,13 @@ test-integration: install
 
 test-e2e: install
 	$(PYTEST) tests/e2e
+
+# A smoke test of any running turnstop (docs/deploy.md#check-a-deployment): one stream-and-cancel
+# per dialect, and one cancel through the queue when CANCEL_QUEUE_URL (and TENANT) are given.
+# With no BASE_URL, the running `make run` (its local.json names the URL, key and queue).
+verify: install
+	$(PY) -m turnstop_cli.verify $(if $(BASE_URL),--base-url "$(BASE_URL)") $(if $(API_KEY),--api-key "$(API_KEY)") \
+		$(if $(CANCEL_QUEUE_URL),--cancel-queue-url "$(CANCEL_QUEUE_URL)" --tenant "$(TENANT)")
 
 bench: install
 	$(PY) -m bench
