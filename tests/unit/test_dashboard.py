@@ -116,8 +116,17 @@ def test_the_dashboards_address_is_an_output(template: Template) -> None:
     assert url.endswith("#dashboards:name=${Dashboard}")
 
 
-AWS_ROW = re.compile(r'\["(AWS/\w+)", "(\w+)", "\w+", "\$\{(\w+)(?:\.\w+)?\}"')
+AWS_ROW = re.compile(r'\["(AWS/\w+)", "(\w+)", "\w+", "([^"]+)"')
 AWS_SEARCH = re.compile(r"SEARCH\('\{(AWS/\w+),[^}]*\} MetricName=\\\"(\w+)\\\"")
+
+
+def dimension_on_dashboard(value: Any) -> str:
+    """How a dimension's value reads in the dashboard's body: ``${X}``, ``${X.Attr}`` or the text."""
+    if "Ref" in value:
+        return "${" + str(value["Ref"]) + "}"
+    if "Fn::GetAtt" in value:
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    return str(value["Fn::Sub"])
 
 
 def test_every_alarm_is_on_the_dashboard(template: Template) -> None:
@@ -137,7 +146,7 @@ def test_every_alarm_is_on_the_dashboard(template: Template) -> None:
             if metric not in ours:
                 missing.append(logical)
             continue
-        targets = {(d["Value"].get("Ref") or d["Value"]["Fn::GetAtt"][0]) for d in props.get("Dimensions", [])}
+        targets = {dimension_on_dashboard(d["Value"]) for d in props.get("Dimensions", [])}
         if (namespace, metric) in searched:
             continue
         if not any((namespace, metric, t) in rows for t in targets):

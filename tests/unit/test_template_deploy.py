@@ -56,13 +56,16 @@ def test_every_function_logs_json_to_a_group_that_expires(template: Template) ->
 
 def test_alarms_cover_workers_streams_queues_and_the_api_and_go_to_the_chosen_topic(template: Template) -> None:
     alarms = of_type(template, "AWS::CloudWatch::Alarm")
-    covered = set()
+    covered: set[tuple[str, str | None]] = set()
     for logical, alarm in alarms.items():
         props = alarm["Properties"]
         assert props["AlarmActions"] == ALARM_ACTIONS, logical
         for d in props.get("Dimensions", []):
             value = d["Value"]
-            target = value if isinstance(value, str) else value.get("Ref") or value["Fn::GetAtt"][0]
+            if isinstance(value, str):
+                target = value
+            else:
+                target = value.get("Ref") or (value.get("Fn::GetAtt") or [value.get("Fn::Sub")])[0]
             covered.add((props["MetricName"], target))
         if not props.get("Dimensions"):
             covered.add((props["MetricName"], None))
@@ -71,6 +74,7 @@ def test_alarms_cover_workers_streams_queues_and_the_api_and_go_to_the_chosen_to
     for queue in ("TurnQueue", "CancelQueue"):
         assert ("ApproximateAgeOfOldestMessage", queue) in covered, queue
     assert ("5xx", "HttpApi") in covered
+    assert ("5XXError", "turnstop-${Stage}-stream") in covered  # the streaming REST API
     assert ("ApiThrottled", None) in covered
     assert template.resources["AlarmTopic"]["Condition"] == "CreateAlarmTopic"
     assert template.parameters["AlarmTopicArn"] == ""
