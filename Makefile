@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
@@ -11,7 +12,11 @@ PORT   ?= 3000
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
+<<<<<<< HEAD
 .PHONY: run test install chromium screenshots test-unit test-integration test-e2e test-repeat lint openapi validate bench bench-bulk load soak invoke clean
+=======
+.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint checkov verify openapi validate bench bench-bulk load soak invoke clean
+>>>>>>> i20
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -47,7 +52,19 @@ lint: install
 	$(BIN)/ruff format --check layers functions turnstop_local turnstop_cli tests bench
 	$(BIN)/mypy -p turnstop -p turnstop_local -p turnstop_cli
 	$(BIN)/mypy --explicit-package-bases functions tests bench
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
+	$(MAKE) --no-print-directory checkov
+
+# checkov on the template (its findings fixed, or skipped in the template's Metadata with a reason:
+# docs/deploy.md#lint), from a venv of its own: its dependencies' pins clash with requirements.txt.
+# --skip-download: no call home for guidelines; the checks ship with the package.
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
 
 # `sam validate --lint` (the SAM transform, then cfn-lint on its output) from a venv of its own.
 # It needs a region, never credentials: none are read (empty config and credentials files).
@@ -74,11 +91,20 @@ test-integration: install
 test-e2e: install
 	$(PYTEST) tests/e2e
 
+<<<<<<< HEAD
 # The integration and e2e tiers N times (default 5), every failure reported with its test id and
 # the runs it failed in: a test that fails one run in N is found here, not in CI.
 N ?= 5
 test-repeat: install
 	PYTHON=$(PY) JOBS=$(JOBS) scripts/test-repeat $(N)
+=======
+# A smoke test of any running turnstop (docs/deploy.md#check-a-deployment): one stream-and-cancel
+# per dialect, and one cancel through the queue when CANCEL_QUEUE_URL (and TENANT) are given.
+# With no BASE_URL, the running `make run` (its local.json names the URL, key and queue).
+verify: install
+	$(PY) -m turnstop_cli.verify $(if $(BASE_URL),--base-url "$(BASE_URL)") $(if $(API_KEY),--api-key "$(API_KEY)") \
+		$(if $(CANCEL_QUEUE_URL),--cancel-queue-url "$(CANCEL_QUEUE_URL)" --tenant "$(TENANT)")
+>>>>>>> i20
 
 bench: install
 	$(PY) -m bench
@@ -104,4 +130,4 @@ invoke: install
 	$(PY) -m turnstop_local invoke $(FN) -e $(EVENT)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) node_modules .turnstop turnstop.egg-info
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) node_modules .turnstop turnstop.egg-info

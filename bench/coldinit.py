@@ -1,7 +1,13 @@
 """Cold init of the cancel functions, against what any Python Lambda touching DynamoDB pays:
 ``import boto3; boto3.client("dynamodb")``. Each is measured in a fresh interpreter (CPU
 time of the module's import and its first DynamoDB client, interpreter start excluded),
-the median of several runs."""
+the median of several runs.
+
+With SnapStart (the cancel functions in AWS) that whole init runs once, before the snapshot; a
+new instance is restored from it and runs only the after-restore hook (turnstop/snapstart.py)
+before its first request. ``restore_ms`` is that hook's CPU time, measured in an interpreter
+that has done the init: what is left of the init on the request path, besides the restore itself
+(which Lambda does and a local run cannot)."""
 
 from __future__ import annotations
 
@@ -28,6 +34,17 @@ def load_function(name: str) -> str:
 
 
 def cpu_ms(code: str, runs: int) -> float:
+    """Median CPU ms of running ``code`` in a fresh interpreter."""
+    return _median_ms(f"import time\n_t = time.process_time()\n{code}\nprint((time.process_time() - _t) * 1000)", runs)
+
+
+def restore_ms(name: str, runs: int) -> float:
+    """Median CPU ms of the after-restore hook, in an interpreter where ``name`` has initialised."""
+    hook = "from turnstop import snapstart\nimport time\n_t = time.process_time()\nsnapstart.after_restore()"
+    return _median_ms(f"{load_function(name)}{hook}\nprint((time.process_time() - _t) * 1000)", runs)
+
+
+def _median_ms(timed: str, runs: int) -> float:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "layers" / "turnstop"),
@@ -40,7 +57,6 @@ def cpu_ms(code: str, runs: int) -> float:
         "LAMBDA_TASK_ROOT": str(ROOT),
         "POWERTOOLS_TRACE_DISABLED": "false",
     }
-    timed = f"import time\n_t = time.process_time()\n{code}\nprint((time.process_time() - _t) * 1000)"
     samples = []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", timed], env=env, capture_output=True, text=True, check=True)
@@ -56,5 +72,5 @@ def measure(runs: int = 9) -> dict[str, Any]:
     out: dict[str, Any] = {"baseline_ms": round(base, 1)}
     for name in CANCEL_FUNCTIONS:
         ms = cpu_ms(load_function(name), runs)
-        out[name] = {"ms": round(ms, 1), "ratio": round(ms / base, 2)}
+        out[name] = {"ms": round(ms, 1), "ratio": round(ms / base, 2), "restore_ms": round(restore_ms(name, runs), 3)}
     return out

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from turnstop_local import aws_calls
 from turnstop_local.http_server import INTEGRATION_TIMEOUT_SECONDS, LocalApi, LocalHttpServer
 from turnstop_local.knobs import number_setting
 from turnstop_local.lambda_host import FunctionHost
@@ -123,6 +124,7 @@ class LocalRuntime:
             self.store.start()
             self.resources = self.store.create_resources(self.template, self.table_name, self.prefix)
             use_events_file(state_path(self.repo_root).parent)  # turn events: .turnstop/events.jsonl
+            aws_calls.install(self.resources)  # only with $TURNSTOP_AWS_CALLS_FILE (the e2e tier's IAM test)
             oidc_port = int(number_setting(PORT_SETTING, 0, minimum=0, maximum=65535))
             self.oidc = DevOidcProvider(port=oidc_port).start()
             # the chat functions sign in against it, unless this process names its own settings

@@ -1,4 +1,5 @@
-"""HTTP API Lambda authorizer: resolves a Bearer key into a principal.
+"""The APIs' Lambda authorizer (the HTTP API's, and the streaming REST API's: turnstop.auth.authorizer_answer
+answers each in its format): resolves a Bearer key into a principal.
 
 It reads the ``Authorization: Bearer <key>`` header and nothing else. It never denies: an
 unknown or missing key passes on as ``anonymous`` so that each dialect answers with its own
@@ -13,7 +14,7 @@ Function URL must anyway.
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.auth import authenticate
+from turnstop.auth import authenticate, authorizer_answer
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.tracing import traced
@@ -29,6 +30,6 @@ def lambda_handler(event: dict, context: object) -> dict:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     principal = authenticate(store, headers)
     if principal is None:
-        return {"isAuthorized": True, "context": {"anonymous": "true"}}
+        return authorizer_answer(event, {"anonymous": "true"}, "anonymous")
     logger.append_keys(tenant=principal.tenant, key_id=principal.key_id)
-    return {"isAuthorized": True, "context": principal.to_context()}
+    return authorizer_answer(event, principal.to_context(), principal.key_id)

@@ -8,6 +8,7 @@ condition); the answer is the response object with the output committed so far.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
+from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
 from turnstop.dialects.llm.cancel import llm_cancel_app
 from turnstop.http.api import report_cancel
 from turnstop.settings import Settings

@@ -2,6 +2,10 @@
 
 One server per test session, on a free port, with short step and grace times so the
 seed's flows (stream, cancel, grace expiry, resume) run in seconds.
+
+Every server records the AWS calls each function makes (``TURNSTOP_AWS_CALLS_FILE``, one file for
+the session, see :mod:`turnstop_local.aws_calls`); ``test_iam_coverage_e2e.py`` runs last and
+compares the record with the template's policies.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ import functools
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +31,7 @@ import pytest
 from tests.conftest import ROOT
 
 DEV_KEY = "ts_e2e_dev_key_0123456789abcdef"
+IAM_TEST_MODULE = "test_iam_coverage_e2e.py"
 DEV_WEBHOOK_SECRET = "whsec_e2e_dev_secret_0123456789"
 GRACE_SECONDS = 5
 STEP_MS = 5
@@ -51,6 +58,34 @@ class LocalApi:
             check=True,
         )
         return out.stdout.strip().splitlines()[-1].strip()
+
+
+# What every server started here appends its functions' AWS calls to (see the module's doc): a
+# file of the session's own, unless TURNSTOP_AWS_CALLS_FILE names one to keep (to write a policy from).
+_kept = os.environ.get("TURNSTOP_AWS_CALLS_FILE")
+_calls_dir = None if _kept else Path(tempfile.mkdtemp(prefix="turnstop-e2e-calls-"))
+AWS_CALLS_FILE = Path(_kept) if _kept else Path(str(_calls_dir)) / "aws-calls.jsonl"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _calls_dir is not None:
+        shutil.rmtree(_calls_dir, ignore_errors=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The IAM coverage test goes last: it reads what every other test made the functions call."""
+    items.sort(key=lambda item: item.path.name == IAM_TEST_MODULE)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Whether this run holds every e2e module (what the IAM test's unused-grant check needs)."""
+    here = Path(__file__).parent
+    every = {p.name for p in here.glob("test_*.py")}
+    session.config.stash[WHOLE_TIER] = every <= {item.path.name for item in session.items}
+
+
+WHOLE_TIER = pytest.StashKey[bool]()
 
 
 @functools.cache
@@ -124,6 +159,7 @@ def serve(state_dir: Path, store_kind: str, grace_seconds: float = GRACE_SECONDS
         # each running turn looks for its cancel flag once a second, so the bulk cancel's hundreds
         # of in-flight turns fit a 2-core machine (200 ms, the default, is for latency, not tests)
         "TURNSTOP_CANCEL_CHECK_MS": "1000",
+        "TURNSTOP_AWS_CALLS_FILE": str(AWS_CALLS_FILE),
         **(extra_env or {}),
     }
     with open(log_path, "w") as log:

@@ -44,6 +44,12 @@ def referenced(board: dict[str, Any]) -> list[tuple[str, frozenset[str], dict[st
     return out
 
 
+def template_document() -> dict[str, Any]:
+    from turnstop_local.template import load_yaml
+
+    return load_yaml(ROOT / "template.yaml")
+
+
 def emitted(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, frozenset[str]]]:
     """What the code emits: each name (a prefix where the code adds a suffix) with its dimensions."""
     from aws_lambda_powertools import Metrics
@@ -61,6 +67,11 @@ def emitted(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
         for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
             for metric in directive["Metrics"]:
                 found.add((metric["Name"], frozenset(directive["Dimensions"][0])))
+    # what the template's metric filters count from logs (no dimensions)
+    for resource in template_document()["Resources"].values():
+        if resource.get("Type") == "AWS::Logs::MetricFilter":
+            for metric in resource["Properties"]["MetricTransformations"]:
+                found.add((metric["MetricName"], frozenset()))
     # what functions and the layer add to their function's Metrics: dimension ``service``
     for path in [*ROOT.glob("functions/*/app.py"), *ROOT.glob("layers/turnstop/turnstop/**/*.py")]:
         for name in re.findall(r"add_metric\(name=f?\"(\w+)", path.read_text()):
@@ -103,3 +114,41 @@ def test_the_dashboards_address_is_an_output(template: Template) -> None:
     url = template.document["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
     assert url.startswith("https://${AWS::Region}.console.aws.amazon.com/cloudwatch/")
     assert url.endswith("#dashboards:name=${Dashboard}")
+
+
+AWS_ROW = re.compile(r'\["(AWS/\w+)", "(\w+)", "\w+", "([^"]+)"')
+AWS_SEARCH = re.compile(r"SEARCH\('\{(AWS/\w+),[^}]*\} MetricName=\\\"(\w+)\\\"")
+
+
+def dimension_on_dashboard(value: Any) -> str:
+    """How a dimension's value reads in the dashboard's body: ``${X}``, ``${X.Attr}`` or the text."""
+    if "Ref" in value:
+        return "${" + str(value["Ref"]) + "}"
+    if "Fn::GetAtt" in value:
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    return str(value["Fn::Sub"])
+
+
+def test_every_alarm_is_on_the_dashboard(template: Template) -> None:
+    """The dashboard kept in step with the alarms: what pages someone can be looked at there."""
+    body = template.resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    rows = set(AWS_ROW.findall(body))
+    searched = set(AWS_SEARCH.findall(body))
+    board, _ = dashboard(template)
+    ours = {name for name, _, _ in referenced(board)}
+    missing = []
+    for logical, resource in template.resources.items():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource["Properties"]
+        namespace, metric = props["Namespace"], props["MetricName"]
+        if namespace == NAMESPACE:
+            if metric not in ours:
+                missing.append(logical)
+            continue
+        targets = {dimension_on_dashboard(d["Value"]) for d in props.get("Dimensions", [])}
+        if (namespace, metric) in searched:
+            continue
+        if not any((namespace, metric, t) in rows for t in targets):
+            missing.append(logical)
+    assert missing == []

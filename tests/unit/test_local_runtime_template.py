@@ -94,7 +94,7 @@ def test_repo_functions_get_globals_and_the_layer(repo_template: Template) -> No
     for function in repo_template.functions.values():
         assert "TURNSTOP_TABLE" in function.environment  # Globals.Function environment merged
         assert repo_template.layer_paths(function) == [ROOT / "layers" / "turnstop"]
-    assert repo_template.function("SessionCancelFunction").reserved_concurrency == 20
+    assert repo_template.function("SessionCancelFunction").reserved_concurrency is None  # ReservedConcurrency: 0
     assert repo_template.function("SessionCancelFunction").timeout == 10
     assert repo_template.function("SessionsApiFunction").timeout == 29  # from Globals
 

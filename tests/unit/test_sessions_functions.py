@@ -56,6 +56,22 @@ def test_the_authorizer_resolves_a_known_key_and_passes_unknown_ones_as_anonymou
     assert fn.lambda_handler(ev, Context())["context"] == {"anonymous": "true"}
 
 
+def test_the_authorizer_answers_the_streaming_rest_api_with_a_policy_allowing_the_method(aws: Aws) -> None:
+    """The SSE routes go through a REST API (response streaming), whose REQUEST authorizer must
+    answer an IAM policy: it allows the method either way, with the same context."""
+    fn = aws.function("authorizer")
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/stream/POST/v1/responses"
+    ev: dict[str, Any] = {"type": "REQUEST", "methodArn": arn, "headers": {"Authorization": f"Bearer {DEV_KEY}"}}
+    out = fn.lambda_handler(ev, Context())
+    allow = {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": arn}
+    assert out["policyDocument"] == {"Version": "2012-10-17", "Statement": [allow]}
+    assert out["context"] == {"tenant": "dev", "account_ids": "1", "key_id": out["principalId"]}
+    ev["headers"]["Authorization"] = "Bearer nope"
+    anonymous = fn.lambda_handler(ev, Context())
+    assert (anonymous["principalId"], anonymous["context"]) == ("anonymous", {"anonymous": "true"})
+    assert anonymous["policyDocument"]["Statement"] == [allow]
+
+
 def test_the_authorizer_reads_the_bearer_key_only_never_a_session_cookie(aws: Aws) -> None:
     """A live browser session is no credential to it: the cookie routes opt out of the
     authorizer and resolve their cookie themselves (template.yaml, docs/chat.md)."""

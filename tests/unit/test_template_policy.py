@@ -39,7 +39,13 @@ def alarms(template: Template) -> list[dict[str, Any]]:
     return [r["Properties"] for r in template.resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"]
 
 
-def test_every_cancel_endpoint_is_its_own_function_with_reserved_concurrency(template: Template) -> None:
+RESERVATION = {"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+
+
+def test_every_cancel_endpoint_is_its_own_function_with_reserved_concurrency_as_an_option(template: Template) -> None:
+    """A reservation guarantees the stop button capacity, but a new account's concurrency quota
+    refuses reservations outright: so each cancel function reserves only when the
+    ReservedConcurrency parameter asks for it (default 0: none), and nothing else reserves."""
     cancels = cancel_functions(template)
     assert cancels == {
         "SessionCancelFunction",
@@ -53,7 +59,13 @@ def test_every_cancel_endpoint_is_its_own_function_with_reserved_concurrency(tem
     for fid in cancels:
         served = [r for r in template.routes if r.function_id == fid]
         assert all(is_cancel(r.path, r.method) for r in served), fid  # cancels only
-        assert template.function(fid).properties.get("ReservedConcurrentExecutions"), fid
+        assert template.function(fid).properties.get("ReservedConcurrentExecutions") == RESERVATION, fid
+    for fid, function in template.functions.items():
+        assert function.properties.get("ReservedConcurrentExecutions") in (None, RESERVATION), fid
+        assert function.reserved_concurrency is None, fid  # the default reserves nothing (locally too)
+    assert template.document["Parameters"]["ReservedConcurrency"]["Default"] == 0
+    reserving = Template(template.document, template.path, {"ReservedConcurrency": "20"})
+    assert reserving.function("SessionCancelFunction").reserved_concurrency == 20
 
 
 def test_every_cancel_function_alarms_on_errors_throttles_and_5xx_answers(template: Template) -> None:

@@ -149,14 +149,16 @@ class Template:
             if not isinstance(code_uri, str):
                 raise TemplateError(f"{logical_id}: CodeUri must be a local directory")
             env = ((props.get("Environment") or {}).get("Variables")) or {}
-            reserved = props.get("ReservedConcurrentExecutions")
+            # `!If [Cond, n, !Ref AWS::NoValue]` (a reservation only when asked for) resolves to none
+            reserved = self.resolve(props.get("ReservedConcurrentExecutions"))
+            reserved = None if reserved is NO_VALUE else reserved
             functions[logical_id] = FunctionSpec(
                 logical_id=logical_id,
                 code_dir=(self.root / code_uri).resolve(),
                 handler=str(props.get("Handler") or ""),
                 timeout=_as_int(self.resolve(props.get("Timeout")), _DEFAULT_FUNCTION_TIMEOUT),
                 memory_size=_as_int(self.resolve(props.get("MemorySize")), _DEFAULT_MEMORY_SIZE),
-                reserved_concurrency=None if reserved is None else _as_int(self.resolve(reserved), 0),
+                reserved_concurrency=None if reserved is None else _as_int(reserved, 0),
                 environment=dict(env),
                 layers=tuple(props.get("Layers") or ()),
                 metadata=dict(resource.get("Metadata") or {}),

@@ -164,7 +164,7 @@ def end_user_of(headers: dict[str, str]) -> str | None:
 
 def principal_from_event(event: dict[str, Any], store: Store) -> Principal | None:
     """The caller of a payload-2.0 event: from the authorizer's context when API Gateway ran
-    it, else (Function URL streaming, direct invoke) by checking the key here; with the end
+    it, else (the streaming functions behind the Web Adapter, direct invoke) by checking the key here; with the end
     user it acts for, if any."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     auth = (event.get("requestContext") or {}).get("authorizer") or {}
@@ -174,3 +174,18 @@ def principal_from_event(event: dict[str, Any], store: Store) -> Principal | Non
     else:
         principal = authenticate(store, headers)
     return None if principal is None else dataclasses.replace(principal, end_user=end_user_of(headers))
+
+
+def authorizer_answer(event: dict[str, Any], context: dict[str, Any], principal_id: str) -> dict[str, Any]:
+    """What the authorizer answers, allowing the request either way (each dialect answers a
+    missing or bad key in its own shape): the HTTP API's simple response, or for the REST API
+    that streams the SSE routes (a REQUEST authorizer event, with a ``methodArn``) an IAM policy
+    allowing that method, with the same context."""
+    if event.get("type") == "REQUEST" and event.get("methodArn"):
+        statement = {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}
+        return {
+            "principalId": principal_id,
+            "policyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+            "context": context,
+        }
+    return {"isAuthorized": True, "context": context}

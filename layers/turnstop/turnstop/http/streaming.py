@@ -2,7 +2,7 @@
 
 A streaming function's ``stream_handler`` (``TurnstopResolver.stream``) takes an API Gateway
 payload-2.0 event and returns a ``StreamingResponse``. The local runtime calls it directly;
-in AWS the Lambda Web Adapter forwards Function URL requests to ``wsgi_app``, which turns the
+in AWS the Lambda Web Adapter forwards the streaming REST API's requests to ``wsgi_app``, which turns the
 WSGI environ into the same event (docs/streaming.md).
 """
 
