@@ -77,9 +77,11 @@ def start_server(
     ctx: int = 8192,
     batch: int = 256,
     threads: int = 2,
+    temperature: float | None = None,
 ) -> Any:
     """Start llama.cpp's server in this process; it serves until the returned object is dropped.
-    ``ctx`` is shared by the slots (each gets ``ctx / parallel`` tokens)."""
+    ``ctx`` is shared by the slots (each gets ``ctx / parallel`` tokens). ``temperature`` is the
+    default of requests that send none (0: greedy, the same answer every time)."""
     try:
         xllamacpp = importlib.import_module("xllamacpp")
     except ImportError:
@@ -97,6 +99,8 @@ def start_server(
     params.cpuparams_batch.n_threads = threads
     params.endpoint_slots = True
     params.endpoint_metrics = True
+    if temperature is not None:
+        params.sampling.temp = temperature
     return xllamacpp.Server(params)
 
 
@@ -126,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=8192, help="context tokens shared by the slots (default 8192)")
     parser.add_argument("--batch", type=int, default=256, help="prompt tokens per decode step (default 256)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="for requests that send none (default 0.8; 0 is greedy)"
+    )
     args = parser.parse_args(argv)
     try:
         model = find_model()
@@ -143,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx=args.ctx,
         batch=args.batch,
         threads=args.threads,
+        temperature=args.temperature,
     )
     url = str(server.listening_address).rstrip("/")
     wait_healthy(url, timeout=120)

@@ -42,6 +42,8 @@ THREADS = int(os.environ.get("TURNSTOP_LLAMA_THREADS", "1"))
 SLOTS = 2
 CONTEXT = 8192  # shared by the slots: 4,096 tokens each, room for a ~2,500-token prompt
 BATCH = 256
+# Greedy decoding: the same answer every time (the model's own default is 0.8).
+TEMPERATURE = 0
 # The poll period after a client left before its first token (see the module's docstring).
 QUIET_POLL_S = 2.0
 # Generous: a loaded two-core machine prefills SmolLM2-135M at 20-60 tokens/s.
@@ -156,6 +158,8 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Llama]:
         str(BATCH),
         "--threads",
         str(THREADS),
+        "--temperature",
+        str(TEMPERATURE),
     ]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
