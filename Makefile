@@ -87,7 +87,7 @@ $(VENV)/.models-installed: $(VENV)/.installed requirements-models.txt requiremen
 	touch $@
 
 test-models: install install-models
-	TURNSTOP_MODELS_TIER=1 $(PYTEST) --timeout=900 tests/models
+	TURNSTOP_REQUIRE_LLAMA=1 $(PYTEST) --timeout=900 tests/models
 
 # A real model for `make run`: serves http://127.0.0.1:$(LLAMA_PORT)/v1 until Ctrl-C (docs/models.md).
 llama: install install-models
