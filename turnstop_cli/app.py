@@ -317,11 +317,13 @@ def ledger(
     json_out: JsonOut = False,
 ) -> None:
     """The caller's ledger entries: usage and debits of completed turns, a task's charge and refund.
-    A cancelled stream has none (nothing billed)."""
+    A cancelled stream has none (nothing billed). With --turn, also what the turn's model provider
+    cost the platform (an estimate when the provider never said)."""
     with command(json_out) as out, api_for(base_url, api_key) as api:
         params = {"response_id": turn.strip()} if turn else {}
         body = api.json("GET", "/v1/ledger", what="ledger", params=params)
-        out.ledger(list(body.get("data") or []))
+        upstream = body.get("upstream")
+        out.ledger(list(body.get("data") or []), upstream if isinstance(upstream, dict) else None)
 
 
 # ------------------------------------------------------------------------------- keys

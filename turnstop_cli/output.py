@@ -132,10 +132,13 @@ class Out:
             table.add_row(Text(key), Text(compact(value), style=style))
         self.console.print(table)
 
-    def ledger(self, entries: list[dict[str, Any]]) -> None:
+    def ledger(self, entries: list[dict[str, Any]], upstream: dict[str, Any] | None = None) -> None:
         if self.json_mode:
-            self.document({"object": "list", "data": entries})
+            self.document({"object": "list", "data": entries, **({"upstream": upstream} if upstream else {})})
             return
+        if upstream:  # the turn's model cost to the platform, billed to the end user or not
+            guess = " (estimated)" if upstream.get("estimated") else ""
+            self.console.print(Text(f"upstream cost{guess}: {compact(upstream)}"))
         if not entries:
             self.console.print(Text("no ledger entries", style="dim"))
             return

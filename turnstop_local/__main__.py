@@ -37,6 +37,27 @@ def _template_path(args: argparse.Namespace) -> Path:
 # ------------------------------------------------------------------------------------- serve
 
 
+def _check_models() -> Any:
+    """TURNSTOP_MODELS, validated before anything starts (docs/models.md): the routes, or None
+    after printing what is wrong (the field, never a key)."""
+    try:
+        from turnstop.providers.config import ModelsConfigError, routes_for
+        from turnstop.providers.models import Models
+    except ImportError:  # a template without the turnstop layer: no model routes to check
+        return True
+
+    try:
+        routes = routes_for(os.environ.get("TURNSTOP_MODELS"))
+        Models(routes, scripted_step_ms=0).check()
+    except ModelsConfigError as error:
+        print(f"turnstop: {error}", file=sys.stderr)
+        return None
+    if routes.configured:
+        names = ", ".join(f"{r.name} ({r.provider})" for r in routes.routes.values())
+        print(f"model routes: {names}; default {routes.default}", flush=True)
+    return routes
+
+
 def _serve(args: argparse.Namespace) -> int:
     from turnstop_local.keys import DEV_TENANT, create_api_key, dev_key_from_env
     from turnstop_local.runtime import LocalRuntime
@@ -48,6 +69,11 @@ def _serve(args: argparse.Namespace) -> int:
     # SIGTERM (CI, process managers) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runtime = LocalRuntime(_template_path(args), port=port, store_kind=args.store)
+    from turnstop_local.keys import put_layers_on_path
+
+    put_layers_on_path(runtime.template)
+    if _check_models() is None:
+        return 2
     try:
         runtime.start()
         key_note = ""

@@ -15,12 +15,20 @@ from dataclasses import dataclass
 
 from turnstop_local.template import Template
 
-__all__ = ["DEV_TENANT", "DevKey", "create_api_key", "dev_key_from_env", "generate_dev_key", "parse_account_ids"]
+__all__ = [
+    "DEV_TENANT",
+    "DevKey",
+    "create_api_key",
+    "dev_key_from_env",
+    "generate_dev_key",
+    "parse_account_ids",
+    "put_layers_on_path",
+]
 
 DEV_TENANT = "dev"
 
 
-def _put_layers_on_path(template: Template) -> None:
+def put_layers_on_path(template: Template) -> None:
     for layer in template.layers.values():
         if str(layer.python_path) not in sys.path:
             sys.path.append(str(layer.python_path))
@@ -37,7 +45,7 @@ def create_api_key(
 ) -> str:
     """Store an API key with the layer's ``turnstop.auth.create_api_key``; returns the plaintext key.
     ``admin``: the key may also use the admin endpoints (``POST /v1/admin/cancels``) for its tenant."""
-    _put_layers_on_path(template)
+    put_layers_on_path(template)
     auth = importlib.import_module("turnstop.auth")
     extra = {"admin": True} if admin else {}  # only asked for when wanted: older layers lack it
     return str(auth.create_api_key(table_name, tenant, account_ids, key=key, name=name, **extra))

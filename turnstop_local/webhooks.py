@@ -14,7 +14,7 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
-from turnstop_local.keys import DEV_TENANT, _put_layers_on_path
+from turnstop_local.keys import DEV_TENANT, put_layers_on_path
 from turnstop_local.template import Template
 
 LOCAL_DEFAULTS = {"TURNSTOP_CALLBACK_ALLOW_LOOPBACK": "true"}
@@ -29,7 +29,7 @@ def apply_local_defaults(environ: MutableMapping[str, str] | None = None) -> Non
 
 def _signing(template: Template) -> Any:
     """The layer's ``turnstop.auth.ensure_webhook_secret``, or None for a layer without callbacks."""
-    _put_layers_on_path(template)
+    put_layers_on_path(template)
     return getattr(importlib.import_module("turnstop.auth"), "ensure_webhook_secret", None)
 
 

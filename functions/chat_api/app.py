@@ -4,11 +4,9 @@ GET /chat/threads/{thread_id}, and the CORS preflights of /chat/*."""
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.chat.agent import AgentModel
+from turnstop.composition import turn_runner
 from turnstop.dialects.chat.handlers import api_app
 from turnstop.dialects.chat.renderer import RENDERERS, after_finish
-from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.tracing import traced
@@ -17,10 +15,7 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
-runner = TurnRunner(
-    store, lambda turn: AgentModel(settings.scripted_step_ms), renderers=RENDERERS,
-    lease_ms=settings.lease_ms, cadence=Cadence.from_settings(settings), on_finished=after_finish(store),
-)  # fmt: skip
+runner = turn_runner(store, settings, RENDERERS, on_finished=after_finish(store))
 app = api_app(store, settings, runner)
 throttled_response = app.throttled_response
 

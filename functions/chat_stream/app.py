@@ -7,12 +7,10 @@ serves behind the Function URL in AWS (``run.sh``). Same code on both paths.
 
 from aws_lambda_powertools import Logger
 
-from turnstop.dialects.chat.agent import AgentModel
+from turnstop.composition import turn_runner
 from turnstop.dialects.chat.handlers import stream_app
 from turnstop.dialects.chat.renderer import RENDERERS, after_finish
 from turnstop.http.streaming import wsgi_app
-from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.tracing import traced_wsgi
@@ -20,10 +18,7 @@ from turnstop.tracing import traced_wsgi
 logger = Logger()
 settings = Settings.from_env()
 store = Store(settings.table)
-runner = TurnRunner(
-    store, lambda turn: AgentModel(settings.scripted_step_ms), renderers=RENDERERS,
-    lease_ms=settings.lease_ms, cadence=Cadence.from_settings(settings), on_finished=after_finish(store),
-)  # fmt: skip
+runner = turn_runner(store, settings, RENDERERS, on_finished=after_finish(store))
 app = stream_app(store, settings, runner)
 stream_handler = app.stream
 throttled_response = app.throttled_response

@@ -7,12 +7,10 @@ Adapter serves behind the Function URL in AWS (``run.sh``). Same code on both pa
 
 from aws_lambda_powertools import Logger
 
+from turnstop.composition import turn_runner
 from turnstop.dialects.llm.handlers import api_app
 from turnstop.dialects.llm.renderer import RENDERERS
 from turnstop.http.streaming import wsgi_app
-from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.model import ScriptedModel
-from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.tracing import traced_wsgi
@@ -21,10 +19,7 @@ logger = Logger()
 settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url)
 # A streaming request runs its turn itself (the first reader needs no polling).
-runner = TurnRunner(
-    store, lambda turn: ScriptedModel(settings.scripted_step_ms), renderers=RENDERERS,
-    lease_ms=settings.lease_ms, cadence=Cadence.from_settings(settings),
-)  # fmt: skip
+runner = turn_runner(store, settings, RENDERERS)
 app = api_app(store, settings, runner)
 stream_handler = app.stream
 throttled_response = app.throttled_response

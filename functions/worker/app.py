@@ -14,10 +14,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from turnstop.composition import turn_runner
 from turnstop.dialects.registry import after_finish, all_renderers
-from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.model import ScriptedModel
-from turnstop.runtime.runner import TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.tracing import traced, traced_record
@@ -26,15 +24,8 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table, callback_queue_url=settings.callback_queue_url)
-runner = TurnRunner(
-    store,
-    lambda turn: ScriptedModel(settings.scripted_step_ms),
-    renderers=all_renderers(),
-    lease_ms=settings.lease_ms,
-    cadence=Cadence.from_settings(settings),
-    # after a finish it wrote: queue a task's callback (a lost send is re-sent by the sweeper)
-    on_finished=after_finish(store),
-)
+# after a finish it wrote: queue a task's callback (a lost send is re-sent by the sweeper)
+runner = turn_runner(store, settings, all_renderers(), on_finished=after_finish(store))
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

@@ -106,7 +106,8 @@ def local_api(request: pytest.FixtureRequest, servers: Servers) -> LocalApi:
 
 
 @contextmanager
-def serve(state_dir: Path, store_kind: str, grace_seconds: float = GRACE_SECONDS) -> Iterator[LocalApi]:
+def serve(state_dir: Path, store_kind: str, grace_seconds: float = GRACE_SECONDS,
+          extra_env: dict[str, str] | None = None) -> Iterator[LocalApi]:  # fmt: skip
     """A local runtime in its own process and state directory, until the block ends."""
     log_path = state_dir / "server.log"
     env = {
@@ -123,6 +124,7 @@ def serve(state_dir: Path, store_kind: str, grace_seconds: float = GRACE_SECONDS
         # each running turn looks for its cancel flag once a second, so the bulk cancel's hundreds
         # of in-flight turns fit a 2-core machine (200 ms, the default, is for latency, not tests)
         "TURNSTOP_CANCEL_CHECK_MS": "1000",
+        **(extra_env or {}),
     }
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

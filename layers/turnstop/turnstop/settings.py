@@ -32,6 +32,8 @@ class Settings:
     turn_queue_url: str | None = None
     grace_seconds: float = _bounded(120.0, ge=0)
     scripted_step_ms: int = _bounded(30, ge=0)
+    # the model routes (docs/models.md): inline JSON or a file's path; unset: the scripted model
+    models: str | None = None
     # a running turn: how often its new events are made durable, how soon a flush is forced
     # by size, how often the cancel flag is read between writes (and whether strongly)
     flush_ms: int = _bounded(2000, ge=0)

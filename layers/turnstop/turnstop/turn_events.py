@@ -8,7 +8,8 @@ head was in flight (``queued``/``running``) and whose new image is terminal beco
     detail-type   "turn.cancelled" | "turn.completed" | "turn.failed" | "turn.incomplete"
     detail        {event_id, tenant, turn_id, dialect, kind, scope, status, end_user, account_id,
                    source, reason, actor, batch, cancel_requested_at, cancel_observed_at,
-                   cancel_latency_ms, created_at, started_at, finished_at, usage, billed, error}
+                   cancel_latency_ms, created_at, started_at, finished_at, usage, billed, upstream,
+                   error}
 
 Times are RFC 3339 UTC; ``source``/``reason``/``actor`` are the cancel's (``api``, ``queue``,
 ``admin``, ``deadline``, ``session_delete``...); ``batch`` names the bulk cancel that stopped it.
@@ -84,6 +85,8 @@ def detail(turn: Turn) -> dict[str, Any]:
         "finished_at": iso(turn.finished_at),
         "usage": {**turn.usage.to_item(), "total_tokens": turn.usage.total_tokens},
         "billed": turn.stored_status in BILLED,
+        # the model provider's usage and cost: the platform's, whatever the end user was billed
+        "upstream": turn.upstream,
         "error": turn.error,
     }
 

@@ -66,6 +66,7 @@ class Session:
     active_turn: str | None
     deleted: bool
     end_user: str | None = None  # the X-On-Behalf-Of user who created it, if any
+    last_turn: str | None = None  # the session's latest turn (the one before a new turn's)
 
     def live(self, tenant: str, now_ms: int, end_user: str | None = None) -> bool:
         """Usable by this caller now: the tenant's, not deleted or expired, and (when the

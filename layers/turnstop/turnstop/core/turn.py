@@ -60,20 +60,34 @@ class CancelRequest:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens in and out; ``cached_tokens`` (of the input) and ``reasoning_tokens`` (of the
+    output) where the provider gives them."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
     def to_item(self) -> dict[str, int]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        item = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.cached_tokens is not None:
+            item["cached_tokens"] = self.cached_tokens
+        if self.reasoning_tokens is not None:
+            item["reasoning_tokens"] = self.reasoning_tokens
+        return item
 
     @classmethod
     def from_item(cls, raw: Any) -> Usage:
         raw = raw or {}
-        return cls(int(raw.get("input_tokens", 0)), int(raw.get("output_tokens", 0)))
+        cached, reasoning = raw.get("cached_tokens"), raw.get("reasoning_tokens")
+        return cls(
+            int(raw.get("input_tokens", 0)), int(raw.get("output_tokens", 0)),
+            None if cached is None else int(cached), None if reasoning is None else int(reasoning),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,9 @@ class Turn:
     usage: Usage = field(default_factory=Usage)
     input: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    # what the model provider used for this turn (the platform's cost, billed to nobody when
+    # the turn was cancelled): tokens, ``estimated``, route, provider, model, ``cost_usd``
+    upstream: dict[str, Any] | None = None
 
     def replace(self, **changes: Any) -> Turn:
         return dataclasses.replace(self, **changes)

@@ -17,6 +17,7 @@ from typing import Any
 from turnstop.core.events import Event, PendingEvent
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Status, Turn, Usage
+from turnstop.providers.base import ModelCall, ProviderUsage
 from turnstop.store.chunks import chunk_bytes
 
 
@@ -30,6 +31,7 @@ class ModelEnd:
 
     status: Status
     error: dict[str, str] | None = None
+    usage: ProviderUsage | None = None  # the provider's own count, when it gave one
 
 
 END = object()  # what the live channel carries after the terminal event
@@ -85,6 +87,8 @@ class ActiveTurn:
         self.durable_thinking = ""
         self.stopping = False
         self.model_end: ModelEnd | None = None
+        self.call: ModelCall | None = None  # the model call in flight: a stop aborts it
+        self.opened: ModelCall | None = None  # the model call, kept after it ended
         self.wake = threading.Event()  # the keeper looks now (model ended, a flush is due)
 
     @property
@@ -119,6 +123,16 @@ class ActiveTurn:
             due = self._bytes >= flush_bytes
         if due:
             self.wake.set()
+
+    def attach(self, call: ModelCall) -> None:
+        """The model's call is open: a stop from now on aborts it (a stop already made: now)."""
+        with self._lock:
+            stopping = self.stopping
+            if not stopping:
+                self.call = self.opened = call
+        if stopping:
+            call.abort()
+            raise TurnStopping
 
     def model_ended(self, end: ModelEnd) -> None:
         with self._lock:
@@ -159,10 +173,16 @@ class ActiveTurn:
         return self._bytes
 
     def stop(self) -> int:
-        """Stop the model (its next emit raises); returns the next seq to number events with."""
+        """Stop the model: its call is aborted (the upstream connection closed, whatever phase it
+        is in) and its next emit raises. Returns the next seq to number events with."""
         with self._lock:
             self.stopping = True
-            return self._next_seq
+            call = self.call if self.model_end is None else None
+            self.call = None
+            after = self._next_seq
+        if call is not None:
+            call.abort()
+        return after
 
     def closing_seqs(self, after: int, events: list[PendingEvent]) -> list[Event]:
         return [Event(after + 1 + i, e.type, e.data) for i, e in enumerate(events)]

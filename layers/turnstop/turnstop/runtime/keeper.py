@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from turnstop.core.errors import CommitRejected, Retryable
 from turnstop.core.events import Event
-from turnstop.core.turn import CancelRequest, Status, Turn, TurnEnd
+from turnstop.core.turn import CancelRequest, Status, Turn, TurnEnd, Usage
 from turnstop.runtime.active import ActiveTurn, ModelEnd, Snapshot
 from turnstop.runtime.renderer import Renderer
 from turnstop.settings import Settings
@@ -30,6 +31,9 @@ from turnstop.store import Store
 from turnstop.store.finish import Closing, MyLease
 
 log = logging.getLogger(__name__)
+
+# What the provider used for a turn: (turn, usage, estimated, output) → the record stored on it.
+UpstreamRecord = Callable[[Turn, Usage, bool, str], dict[str, Any] | None]
 
 MAX_DURATION_ERROR = {"code": "max_duration", "message": "The turn ran out of time"}
 # How the runtime cancels a turn that ran past its caller's deadline (or was queued past it).
@@ -77,8 +81,10 @@ class Keeper:
         owner: str,
         cadence: Cadence,
         remaining_ms: Callable[[], int] | None = None,
+        upstream: UpstreamRecord | None = None,
     ) -> None:
         self.store = store
+        self.upstream = upstream
         self.turns = store.turns
         self.active = active
         self.renderer = renderer
@@ -148,9 +154,31 @@ class Keeper:
     # -- endings
 
     def _end(self, end: ModelEnd) -> Ending | None:
-        """The model is done (or out of time): write what is left and the terminal state."""
+        """The model is done (or out of time): write what is left and the terminal state. A
+        turn the model finished reports the provider's own usage where it gave one."""
         self.active.stop()
-        return self._finish(self.active.turn, end.status, self.active.pending(), end.error)
+        snap = self.active.pending()
+        if end.usage is not None and end.status in (Status.COMPLETED, Status.INCOMPLETE):
+            u = end.usage
+            usage = Usage(u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens)
+            snap = replace(snap, usage=usage)
+            upstream = self._upstream(snap.usage, u.estimated, snap.text)
+        else:
+            upstream = self._upstream_so_far(end.usage)
+        return self._finish(self.active.turn, end.status, snap, end.error, upstream=upstream)
+
+    def _upstream(self, usage: Usage, estimated: bool, output: str) -> dict[str, Any] | None:
+        return None if self.upstream is None else self.upstream(self.active.turn, usage, estimated, output)
+
+    def _upstream_so_far(self, given: Any = None) -> dict[str, Any] | None:
+        """The provider's usage of a turn that did not finish: its own number when it gave one,
+        else an estimate from everything it sent (marked ``estimated``)."""
+        if given is not None:
+            return self._upstream(Usage(given.input_tokens, given.output_tokens, given.cached_tokens,
+                                        given.reasoning_tokens), given.estimated, "")  # fmt: skip
+        active = self.active
+        usage = Usage(active.turn.usage.input_tokens, active.output_tokens)
+        return self._upstream(usage, True, active.text + active.thinking)
 
     def _deadline(self) -> Ending | None:
         """The caller's deadline has passed: cancel the turn (one conditional write, as any
@@ -171,7 +199,8 @@ class Keeper:
         # when the cancel was accepted; the others keep everything emitted until it was seen.
         at_acceptance = self.renderer.output_at_cancel_acceptance and self.active.live is None
         snap = self.active.pending(turn.seq if at_acceptance else None)
-        return self._finish(turn, Status.CANCELLED, snap, None, flag=flag, observed_at=observed)
+        upstream = self._upstream_so_far()
+        return self._finish(turn, Status.CANCELLED, snap, None, flag=flag, observed_at=observed, upstream=upstream)
 
     def _refused(self, old: Turn | None) -> Ending | None:
         """A write under my lease was refused; the head says why. My own earlier write landed
@@ -191,14 +220,15 @@ class Keeper:
         return Ending(None)
 
     def _finish(self, turn: Turn, status: Status, snap: Snapshot, error: dict[str, str] | None,
-                flag: Turn | None = None, observed_at: int | None = None) -> Ending | None:  # fmt: skip
+                flag: Turn | None = None, observed_at: int | None = None,
+                upstream: dict[str, Any] | None = None) -> Ending | None:  # fmt: skip
         at = self.store.now()
         end = TurnEnd(status, snap.usage, snap.text, snap.thinking, error, finished_at=at)
         base = snap.events[-1].seq if snap.events else turn.seq
         closing = self.active.closing_seqs(base, self.renderer.on_end(turn, end))
         record = Closing(
             [*snap.events, *closing], self.renderer.ledger(turn, end), self.renderer.closing_items(turn, end),
-            closing=len(closing), output=snap.text,
+            closing=len(closing), output=snap.text, upstream=upstream,
         )  # fmt: skip
         return self._write_finish(_Finishing(turn, status, record, end, closing, at, flag, observed_at))
 

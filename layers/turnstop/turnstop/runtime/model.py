@@ -1,12 +1,17 @@
-"""The model interface and the default deterministic scripted model (offline, no weights)."""
+"""The scripted model's rules, and the older model interface (``stream(prompt)``) that tests
+use for models of their own: ``LegacyCall`` puts such a model behind the provider seam
+(``providers.base``), cutting its output at the request's cap as the runner used to."""
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
+
+from turnstop.core.tokens import count_tokens, first_tokens
+from turnstop.providers.base import CallAborted, Chunk, ModelCall, ModelRequest, ProviderUsage
 
 DEFAULT_WORDS = 64
 MAX_WORDS = 100_000
@@ -17,12 +22,6 @@ _VOCAB = (
     "the cipher key turns plaintext into ciphertext and back again while every round mixes bits "
     "so that an observer learns nothing useful about the message or the secret"
 ).split()
-
-
-@dataclass(frozen=True)
-class Chunk:
-    text: str
-    kind: str = "text"  # or "thinking"
 
 
 class Model(Protocol):
@@ -60,3 +59,81 @@ class ScriptedModel:
                 self.sleep(self.step_ms / 1000)
             word = _VOCAB[i % len(_VOCAB)]
             yield Chunk(word if i == n - 1 else word + " ")
+
+
+class LegacyCall:
+    """A ``Model`` (``stream(prompt)``) as a ``ModelCall``: output past the request's cap is
+    cut at the cap (finish ``length``); an abort closes the generator at its next step. Its
+    usage is counted in words, as the scripted model's tokens are."""
+
+    def __init__(self, model: Model, request: ModelRequest) -> None:
+        self.model = model
+        self.request = request
+        self.finish_reason: str | None = None
+        self.usage: ProviderUsage | None = None
+        self._aborted = threading.Event()
+
+    def abort(self) -> None:
+        self._aborted.set()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        limit = self.request.max_output_tokens
+        produced = 0
+        stream = self.model.stream(self.request.input)
+        try:
+            for chunk in stream:
+                if self._aborted.is_set():
+                    raise CallAborted
+                text = chunk.text
+                if isinstance(limit, int) and chunk.kind == "text" and text:
+                    if produced >= limit:  # more output than the caller allowed
+                        self.finish_reason = "length"
+                        break
+                    text = first_tokens(text, limit - produced)
+                produced += count_tokens(text) if chunk.kind == "text" else 0
+                yield Chunk(text, chunk.kind)
+                if text != chunk.text:
+                    self.finish_reason = "length"
+                    break
+            else:
+                self.finish_reason = "stop"
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+        inputs = [self.request.instructions or "", *(m.content for m in self.request.history), self.request.input]
+        self.usage = ProviderUsage(sum(count_tokens(p) for p in inputs), produced)
+
+
+def open_call(source: object, request: ModelRequest) -> ModelCall:
+    """A provider's call (``open``), or an older ``stream(prompt)`` model's behind the same seam."""
+    opener = getattr(source, "open", None)
+    if opener is not None:
+        call: ModelCall = opener(request)
+        return call
+    return LegacyCall(source, request)  # type: ignore[arg-type]
+
+
+class WordsCall:
+    """A fixed text as a model call: one word per step, ``step_ms`` apart; an abort ends any
+    wait at once. Usage in words (input: everything sent)."""
+
+    def __init__(self, text: str, step_ms: int, request: ModelRequest) -> None:
+        self.words = text.split(" ")
+        self.step_ms = step_ms
+        self.request = request
+        self.finish_reason: str | None = None
+        self.usage: ProviderUsage | None = None
+        self._aborted = threading.Event()
+
+    def abort(self) -> None:
+        self._aborted.set()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for i, word in enumerate(self.words):
+            if self._aborted.wait(self.step_ms / 1000) if i and self.step_ms else self._aborted.is_set():
+                raise CallAborted
+            yield Chunk(word if i == len(self.words) - 1 else word + " ")
+        self.finish_reason = "stop"
+        inputs = [self.request.instructions or "", *(m.content for m in self.request.history), self.request.input]
+        self.usage = ProviderUsage(sum(count_tokens(p) for p in inputs), len(self.words))

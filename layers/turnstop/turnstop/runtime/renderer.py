@@ -12,6 +12,41 @@ from turnstop.core import billing
 from turnstop.core.events import Event, PendingEvent
 from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status, Turn, TurnEnd
+from turnstop.providers.base import Message, ModelRequest
+
+SAMPLING_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "stop")
+# How much of a conversation the model is sent: its last messages, at most this many characters
+# (oldest dropped first), so a long thread never outgrows a model's context or a turn's start.
+HISTORY_MAX_MESSAGES = 64
+HISTORY_MAX_CHARS = 200_000
+
+
+def earlier_turns(store: Any, turn: Turn, link: str, limit: int) -> list[Turn]:
+    """The turns a chain of ids leads back to from ``turn`` (``turn.input[link]``, then each
+    earlier turn's own), newest first, with their requests: the same tenant and kind only, at
+    most ``limit`` (two reads each, once per turn, never per step)."""
+    found: list[Turn] = []
+    earlier = turn.input.get(link)
+    while earlier and len(found) < limit:
+        head = store.turns.get(earlier)
+        if head is None or head.tenant != turn.tenant or head.kind != turn.kind:
+            break
+        head = store.turns.with_input(head)
+        found.append(head)
+        earlier = head.input.get(link)
+    return found
+
+
+def recent(history: list[Message]) -> tuple[Message, ...]:
+    """The newest messages of ``history`` within the limits, in order."""
+    kept: list[Message] = []
+    size = 0
+    for m in reversed(history[-HISTORY_MAX_MESSAGES:]):
+        size += len(m.content)
+        if size > HISTORY_MAX_CHARS:
+            break
+        kept.append(m)
+    return tuple(reversed(kept))
 
 
 class Renderer:
@@ -22,6 +57,17 @@ class Renderer:
     # cancelled turn with exactly the output committed when the cancel was accepted, so the
     # answer and the final state agree; others keep what was emitted until the cancel was seen.
     output_at_cancel_acceptance: bool = False
+
+    def model_request(self, turn: Turn, store: Any) -> ModelRequest:
+        """What the model is asked: the turn's input, its instructions and output cap, the
+        sampling fields the dialect carries. Dialects with a conversation add its history."""
+        i = turn.input
+        cap = i.get("max_output_tokens")
+        sampling = {k: i[k] for k in SAMPLING_FIELDS if i.get(k) is not None}
+        return ModelRequest(
+            input=str(i.get("prompt", "")), instructions=i.get("instructions") or None,
+            max_output_tokens=cap if isinstance(cap, int) else None, sampling=sampling,
+        )  # fmt: skip
 
     def on_start(self, turn: Turn) -> list[PendingEvent]:
         """Events written when a worker starts the turn."""

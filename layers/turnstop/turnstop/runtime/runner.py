@@ -13,19 +13,19 @@ import enum
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from turnstop import logkeys
 from turnstop.core.errors import CommitRejected
 from turnstop.core.events import Event
-from turnstop.core.tokens import first_tokens
-from turnstop.core.turn import Status, Turn, TurnEnd, final_status_after_lost_worker
+from turnstop.core.turn import Status, Turn, TurnEnd, Usage, final_status_after_lost_worker
+from turnstop.providers.base import CallAborted, ModelCall, ModelProvider, UpstreamError
 from turnstop.runtime.active import ActiveTurn, LiveChannel, ModelEnd, TurnStopping
-from turnstop.runtime.keeper import DEADLINE_CANCEL, MAX_DURATION_ERROR, Cadence, Keeper
-from turnstop.runtime.model import Chunk, Model
+from turnstop.runtime.keeper import DEADLINE_CANCEL, MAX_DURATION_ERROR, Cadence, Keeper, UpstreamRecord
+from turnstop.runtime.model import Model, open_call
 from turnstop.runtime.renderer import Renderers
 from turnstop.store import Store
-from turnstop.store.finish import Closing, FinishMode, LostLease, NeverStarted
+from turnstop.store.finish import Closing, FinishMode, LostLease, NeverStarted, record_upstream
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class LeaseHeld(Exception):
 
 
 MODEL_LET_GO_S = 1.0
+UPSTREAM_SETTLE_S = 3.0  # how long a cancelled call's provider may take to report its usage
 MAX_DELTA_CHARS = 32_768
 
 
@@ -59,19 +60,31 @@ def pieces(text: str, size: int = MAX_DELTA_CHARS) -> list[str]:
 
 
 WORKER_LOST_ERROR = {"code": "worker_lost", "message": "The worker running this turn stopped responding"}
+# finish reasons that mean "the output cap was reached" (OpenAI, Bedrock, Responses)
+LENGTH_REASONS = frozenset({"length", "max_tokens", "max_output_tokens"})
+UPSTREAM_CODES = {"timeout": "upstream_timeout", "rate_limited": "upstream_rate_limited"}
+
+
+def upstream_error(error: UpstreamError) -> dict[str, str]:
+    """A provider failure as a turn's error: a code by kind and the provider's safe message."""
+    return {
+        "code": UPSTREAM_CODES.get(error.kind.value, "upstream_error"),
+        "message": f"The model provider failed: {error}",
+    }
 
 
 class TurnRunner:
     def __init__(
         self,
         store: Store,
-        model_factory: Callable[[Turn], Model],
+        model_factory: Callable[[Turn], ModelProvider | Model],
         *,
         renderers: Renderers,
         lease_ms: int,
         cadence: Cadence | None = None,
         owner: str | None = None,
         on_finished: Callable[[Turn, TurnEnd], None] | None = None,
+        upstream: UpstreamRecord | None = None,
     ) -> None:
         self.store = store
         self.turns = store.turns
@@ -81,6 +94,7 @@ class TurnRunner:
         self.lease_ms = self.cadence.lease_ms
         self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
         self.on_finished = on_finished  # told after every finish this runner wrote (e.g. to queue a webhook)
+        self.upstream = upstream  # the record of the provider's usage and cost stored on a finished turn
 
     # -- entry point for one queue message
 
@@ -170,53 +184,75 @@ class TurnRunner:
         drive = logkeys.carried(self._drive)
         model = threading.Thread(target=drive, args=(active, turn), name=f"model-{turn.id}", daemon=True)
         model.start()
-        ending = Keeper(self.store, active, renderer, self.owner, self.cadence, remaining_ms).run()
+        ending = Keeper(self.store, active, renderer, self.owner, self.cadence, remaining_ms, self.upstream).run()
         if live is not None:
             live.close(detached=ending.status is None)
-        # The model was told to stop; give it a moment to let go of its call (best effort: a
-        # model stuck in a long call is left behind, the turn has ended without it).
+        # The model's call was aborted (its connection shut, whatever phase it was in); give its
+        # thread a moment to unwind.
         model.join(MODEL_LET_GO_S)
         if ending.status is None:
             return WorkerResult.LEASE_LOST
+        if ending.status is Status.CANCELLED and ending.turn is not None:
+            self._provider_usage_after_cancel(active, ending.turn)
         assert ending.turn is not None and ending.end is not None
         logkeys.bind_turn(ending.turn)  # a cancel it observed: its source
         self._notify(ending.turn, ending.end)
         return WorkerResult(ending.status.value)
 
+    def _provider_usage_after_cancel(self, active: ActiveTurn, turn: Turn) -> None:
+        """A provider whose cancel reports what the call used (``settled``: OpenAI's Responses
+        API) replaces the estimate stored with the cancelled turn (one write, at most a few
+        seconds after the end; readers were answered already)."""
+        call = active.opened
+        settled = getattr(call, "settled", None)
+        if call is None or self.upstream is None or settled is None or not settled.wait(UPSTREAM_SETTLE_S):
+            return
+        u = call.usage
+        if u is None or u.estimated:
+            return
+        record = self.upstream(turn, Usage(u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens),
+                               False, "")  # fmt: skip
+        if record is not None:
+            try:
+                record_upstream(self.store.turns.db, turn.id, record)
+            except Exception:  # the estimate stands
+                log.warning("turn %s: the provider's usage after the cancel was not recorded", turn.id)
+
     def _drive(self, active: ActiveTurn, turn: Turn) -> None:
-        """The model's thread: model → renderer → memory. Never waits on the store."""
+        """The model's thread: provider call → renderer → memory. Never waits on the store.
+        A stop aborts the call from the keeper's thread (``ActiveTurn.stop``)."""
         renderer = self.renderers[turn.kind]
-        stream = self.model_factory(turn).stream(str(turn.input.get("prompt", "")))
+        call: ModelCall | None = None
+        ended = False
         try:
             start = renderer.on_start(turn)
             if start:
                 active.emit(start)
-            active.model_ended(self._stream(active, turn, stream))
-        except TurnStopping:
+            request = renderer.model_request(turn, self.store)
+            call = open_call(self.model_factory(turn), request)
+            active.attach(call)
+            end = self._stream(active, turn, call)
+            ended = True
+            active.model_ended(end)
+        except (TurnStopping, CallAborted):
             pass
+        except UpstreamError as exc:  # the provider failed: the turn fails, unless a cancel won first
+            log.warning("turn %s: model provider failed (%s)", turn.id, exc.kind.value)
+            active.model_ended(ModelEnd(Status.FAILED, upstream_error(exc)))
         except Exception as exc:  # the model failed: the turn fails, unless a cancel won first
             log.exception("turn %s failed", turn.id)
             active.model_ended(
                 ModelEnd(Status.FAILED, {"code": "model_error", "message": f"The model failed: {type(exc).__name__}"})
             )
         finally:
-            close = getattr(stream, "close", None)
-            if close:
-                close()  # best-effort stop of the in-flight model call
+            if call is not None and not ended:
+                call.abort()  # never leave an upstream call running behind a turn that ended
 
-    def _stream(self, active: ActiveTurn, turn: Turn, stream: Iterator[Chunk]) -> ModelEnd:
+    def _stream(self, active: ActiveTurn, turn: Turn, call: ModelCall) -> ModelEnd:
         renderer = self.renderers[turn.kind]
-        limit = turn.input.get("max_output_tokens")
         flush_bytes = self.cadence.flush_bytes
-        for chunk in stream:
-            text = chunk.text
-            if isinstance(limit, int) and chunk.kind == "text" and text:
-                room = limit - active.produced_tokens
-                if room <= 0:  # more output than the caller allowed
-                    return ModelEnd(Status.INCOMPLETE)
-                text = first_tokens(text, room)
-            for piece in pieces(text):  # a huge model chunk becomes several events, none near a store limit
+        for chunk in call:
+            for piece in pieces(chunk.text):  # a huge model chunk becomes several events, none near a store limit
                 active.emit(renderer.on_delta(turn, piece, chunk.kind), piece, chunk.kind, flush_bytes=flush_bytes)
-            if text != chunk.text:
-                return ModelEnd(Status.INCOMPLETE)
-        return ModelEnd(Status.COMPLETED)
+        status = Status.INCOMPLETE if call.finish_reason in LENGTH_REASONS else Status.COMPLETED
+        return ModelEnd(status, usage=call.usage)

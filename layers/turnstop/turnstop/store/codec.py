@@ -163,6 +163,7 @@ def turn_from_item(item: dict[str, Any] | None, input: dict[str, Any] | None = N
         usage=Usage.from_item(raw.get("usage")),
         input=input or {},
         error=json.loads(raw["error"]) if raw.get("error") else None,
+        upstream=json.loads(raw["upstream"]) if raw.get("upstream") else None,
     )
 
 

@@ -68,3 +68,20 @@ class Closing:
     items: list[dict[str, Any]]
     closing: int = 1  # how many of ``events`` (the last ones) are the closing events
     output: str = ""  # the turn's whole visible output (stored by reference in closing events)
+    upstream: dict[str, Any] | None = None  # the provider's usage and cost (Turn.upstream)
+
+
+def record_upstream(db: Any, turn_id: str, upstream: dict[str, Any]) -> None:
+    """Replace the estimate of a cancelled turn's upstream cost with the provider's own number,
+    which came after the turn ended (a provider that reports usage when cancelled). One small
+    conditional write; nothing else of the finished turn changes."""
+    from turnstop.store import codec
+    from turnstop.store.codec import TURN_SK, turn_pk
+
+    db.conditional(
+        "update_item",
+        Key=codec.key(turn_pk(turn_id), TURN_SK),
+        UpdateExpression="SET upstream = :upstream",
+        ConditionExpression="attribute_exists(upstream) AND status = :cancelled",
+        ExpressionAttributeValues=codec.values(upstream=codec.compact_json(upstream), cancelled=Status.CANCELLED.value),
+    )

@@ -4,10 +4,11 @@ turn takes when it starts and gives back when it ends."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from turnstop.core import errors
-from turnstop.core.records import Session
+from turnstop.core.records import NewTurn, Session
 from turnstop.core.turn import Status, Turn
 from turnstop.store import codec
 from turnstop.store.codec import META_SK, TURN_SK, turn_pk
@@ -34,6 +35,7 @@ def session_from(raw: dict[str, Any] | None) -> Session | None:
         active_turn=raw.get("active_turn"),
         deleted=raw.get("deleted_at") is not None,
         end_user=raw.get("end_user"),
+        last_turn=raw.get("last_turn"),
     )
 
 
@@ -42,12 +44,22 @@ def _live(end_user: str | None) -> str:
     return "attribute_exists(pk) AND tenant = :tenant AND attribute_not_exists(deleted_at) AND expires_at > :now" + own
 
 
+NO_PREVIOUS = ""  # a new turn's ``previous_turn`` when the session has had none
+
+
 def take_slot(tx: Transaction, session_id: str, turn_id: str, tenant: str, end_user: str | None, now: int,
-              after: str | None = None) -> None:  # fmt: skip
+              after: str | None = None, previous: str | None = None) -> None:  # fmt: skip
     """The start transaction's item that gives the session's slot to a new turn: the session
     must be live and the caller's, and idle — or (``after``) held by a turn that has been
-    cancelled, which the new turn replaces at once (``PREVIOUS`` checks that turn)."""
-    values = {"tid": turn_id, "now": now, "tenant": tenant}
+    cancelled, which the new turn replaces at once (``PREVIOUS`` checks that turn). With
+    ``previous`` (the turn the new one follows, ``NO_PREVIOUS`` for none) the session's latest
+    turn must still be that one, so the conversation the new turn records is the whole one."""
+    values: dict[str, Any] = {"tid": turn_id, "now": now, "tenant": tenant}
+    order = ""
+    if previous == NO_PREVIOUS:
+        order = " AND attribute_not_exists(last_turn)"
+    elif previous is not None:
+        order, values["prev"] = " AND last_turn = :prev", previous
     if end_user is not None:
         values["end_user"] = end_user
     if after is None:
@@ -66,7 +78,7 @@ def take_slot(tx: Transaction, session_id: str, turn_id: str, tenant: str, end_u
         session_pk(session_id),
         META_SK,
         "SET active_turn = :tid, last_turn = :tid, last_active = :now",
-        condition=f"{_live(end_user)} AND {idle}",
+        condition=f"{_live(end_user)} AND {idle}{order}",
         values=values,
     )
 
@@ -103,7 +115,20 @@ def refused_slot(old: dict[str, Any] | None, tenant: str, end_user: str | None, 
     session = session_from(old)
     if session is None or not session.live(tenant, now, end_user):
         return errors.NotFound("Session not found")
-    return errors.Conflict("A turn is already running in this session", active_turn=session.active_turn)
+    return errors.Conflict(
+        "A turn is already running in this session", active_turn=session.active_turn, last_turn=session.last_turn
+    )
+
+
+def follow_latest(new: NewTurn, refused: errors.TurnstopError) -> NewTurn | None:
+    """A session turn refused because another turn came and went since its caller read the
+    session (idle now, a newer latest turn): the same turn, following that one instead."""
+    if not isinstance(refused, errors.Conflict) or "previous_turn" not in new.input:
+        return None
+    latest = refused.details.get("last_turn") or NO_PREVIOUS
+    if refused.details.get("active_turn") is not None or latest == new.input["previous_turn"]:
+        return None
+    return dataclasses.replace(new, input={**new.input, "previous_turn": latest})
 
 
 class Sessions:

@@ -64,16 +64,9 @@ class Turns(TurnReads):
 
     # ------------------------------------------------------------------ start
 
-    def start(
-        self,
-        new: NewTurn,
-        created: Callable[[Turn], PendingEvent],
-        *,
-        idempotency: IdempotencyClaim | None = None,
-        extra: ExtraItems | None = None,
-        run_as: str | None = None,
-        lease_ms: int = 0,
-    ) -> Turn:
+    def start(self, new: NewTurn, created: Callable[[Turn], PendingEvent], *,
+              idempotency: IdempotencyClaim | None = None, extra: ExtraItems | None = None, run_as: str | None = None,
+              lease_ms: int = 0) -> Turn:  # fmt: skip
         """Create the head and its first event in one transaction, with the session's slot
         and the Idempotency-Key binding when they apply, and a dialect's ``extra`` items.
         ``created`` renders the first event from the head being written, so both carry the
@@ -103,8 +96,11 @@ class Turns(TurnReads):
                 if born:  # it holds no slot: the session only has to be there
                     sessions.check_live(tx, new.scope.session_id, new.tenant, new.end_user, now)
                 else:
-                    sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after)
-            self._put_new(tx, new, head, first, now, writer=owner or "start", keep_input=owner is None)
+                    sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after,
+                                       new.input.get("previous_turn"))  # fmt: skip
+            # a turn a worker runs needs its request stored; so does a session's (for the turns after it)
+            keep = owner is None or new.scope.session_id is not None
+            self._put_new(tx, new, head, first, now, writer=owner or "start", keep_input=keep)
             own = set(tx.names)
             if extra is not None:
                 extra(tx)
@@ -119,6 +115,9 @@ class Turns(TurnReads):
             if not (failure.failed(sessions.SLOT) and isinstance(error, errors.Conflict)):
                 raise error
             holder = error.details.get("active_turn")
+            if (following := sessions.follow_latest(new, error)) is not None:
+                new, after = following, None
+                continue
             if holder == after:
                 raise error
             # The slot changed hands: take it over if its holder was cancelled (or retry idle).
@@ -334,7 +333,7 @@ class Turns(TurnReads):
         observed = observed_at if status is Status.CANCELLED else None
         self._finish_head(
             tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error,
-            observed_at=observed,
+            observed_at=observed, upstream=closing.upstream,
         )  # fmt: skip
         ledger.add_entries(tx, turn, closing.ledger, now)
         for i, item in enumerate(closing.items):
@@ -356,11 +355,12 @@ class Turns(TurnReads):
         return turn.replace(
             stored_status=status, finished_at=done_at, stored_expires_at=expires, seq=seq, usage=usage,
             lease_owner=None, lease_expires_at=None, error=error, cancel_observed_at=observed,
+            upstream=closing.upstream or turn.upstream,
         )  # fmt: skip
 
     def _finish_head(self, tx: Transaction, turn: Turn, status: Status, mode: FinishMode, now: int, *, done_at: int,
                      expires: int, seq: int, usage: Usage, error: dict[str, Any] | None,
-                     observed_at: int | None = None) -> None:  # fmt: skip
+                     observed_at: int | None = None, upstream: dict[str, Any] | None = None) -> None:  # fmt: skip
         cond, cond_vals = finish_condition(mode, status, now)
         vals: dict[str, Any] = {"status": status.value, "done": done_at, "exp": expires, "ttl": self.db.ttl(expires),
                                 "seq": seq, "usage": usage.to_item(), "base": turn.seq, **cond_vals}  # fmt: skip
@@ -371,6 +371,9 @@ class Turns(TurnReads):
         if observed_at is not None:
             sets += ", cancel_observed_at = :observed"
             vals["observed"] = observed_at
+        if upstream is not None:  # one small attribute more on the write that is due anyway
+            sets += ", upstream = :upstream"
+            vals["upstream"] = codec.compact_json(upstream)
         # out of the in-flight and live indexes (if a cancel has not taken it out of the live
         # one already): a finished turn is nobody's to sweep or stop
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk, gsi4pk, gsi4sk"

@@ -7,8 +7,9 @@ action for each, which waits for the user's confirmation:
   quotes) → a ``create_meeting`` action;
 - ``Send an email to <recipient> about <subject>`` (also "e-mail") → a ``send_email`` action.
 
-Anything else gets the scripted model's reply: as many words as the message asks for
-("Write a 300-word summary" → 300), else 64 (``runtime.model.requested_words``).
+Anything else goes to the model of the chat's route (``TURNSTOP_MODELS``' default): offline,
+the scripted model's reply, as many words as the message asks for ("Write a 300-word summary"
+→ 300), else 64 (``runtime.model.requested_words``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from turnstop.runtime.model import Chunk, ScriptedModel
+from turnstop.providers.base import ModelCall, ModelProvider, ModelRequest
+from turnstop.runtime.model import Chunk, Model, ScriptedModel, WordsCall, open_call
 
 _END = r"\s*[.!?]*\s*$"
 MEETING = re.compile(
@@ -75,19 +77,21 @@ def plan(message: str) -> Plan:
 
 
 class AgentModel:
-    """The agent as a streaming model: the planned reply one word per step, else the
-    scripted model's words."""
+    """The agent in front of a model: a planned action's reply, one word per step; anything
+    else goes to ``inner`` (a provider, or with a step in ms, the scripted model)."""
 
-    def __init__(self, step_ms: int) -> None:
-        self.scripted = ScriptedModel(step_ms)
+    def __init__(self, inner: int | ModelProvider | Model, step_ms: int | None = None) -> None:
+        if isinstance(inner, int):
+            step_ms, inner = inner, ScriptedModel(inner)
+        self.inner = inner
+        self.step_ms = step_ms if step_ms is not None else int(getattr(inner, "step_ms", 0))
+
+    def open(self, request: ModelRequest) -> ModelCall:
+        text = plan(request.input).reply
+        if text is None:
+            return open_call(self.inner, request)
+        return WordsCall(text, self.step_ms, request)
 
     def stream(self, prompt: str) -> Iterator[Chunk]:
-        text = plan(prompt).reply
-        if text is None:
-            yield from self.scripted.stream(prompt)
-            return
-        words = text.split(" ")
-        for i, word in enumerate(words):
-            if i and self.scripted.step_ms:
-                self.scripted.sleep(self.scripted.step_ms / 1000)
-            yield Chunk(word if i == len(words) - 1 else word + " ")
+        """The same, as a plain iterator (no cap, no abort)."""
+        yield from self.open(ModelRequest(input=prompt))

@@ -6,12 +6,14 @@ runtime: it waits in ``queued`` until confirm claims and executes it (``service.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from turnstop.core.events import PendingEvent
 from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status, Turn, TurnEnd
-from turnstop.runtime.renderer import Renderer
+from turnstop.providers.base import Message, ModelRequest
+from turnstop.runtime.renderer import Renderer, recent
 from turnstop.store.chat import ChatMessage, message_item
 
 if TYPE_CHECKING:
@@ -40,7 +42,19 @@ def action_executed(turn: Turn) -> PendingEvent:
     return PendingEvent("action.executed", {"thread_id": thread_of(turn), "result": turn.input["action"]["result"]})
 
 
+def model_request(turn: Turn, store: Any) -> ModelRequest:
+    """The thread's messages before this reply's (its own user message is the input)."""
+    base = Renderer.model_request(ChatReplyRenderer(), turn, store)
+    _, messages, _ = store.chat.history(thread_of(turn))
+    upto = int(turn.input.get("assistant_seq") or 0) - 1  # this turn's user message
+    history = [Message("user" if m.role == "user" else "assistant", m.content) for m in messages if m.seq < upto]
+    return replace(base, history=recent([m for m in history if m.content]))
+
+
 class ChatReplyRenderer(Renderer):
+    def model_request(self, turn: Turn, store: Any) -> ModelRequest:
+        return model_request(turn, store)
+
     def on_delta(self, turn: Turn, text: str, kind: str) -> list[PendingEvent]:
         return [PendingEvent("token.delta", {"thread_id": thread_of(turn), "delta": text})]
 

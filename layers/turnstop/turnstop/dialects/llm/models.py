@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
-# The models this deployment serves (all run by the scripted model; see docs/llm.md).
+# The models an unconfigured deployment serves (all run by the scripted model; see docs/llm.md):
+# the default routes of TURNSTOP_MODELS (providers/config.py). A configured deployment serves
+# its routes' names.
 MODELS = frozenset(
     {
         "meetkai:functionary-urdu-mini-pak",
@@ -92,4 +94,7 @@ class CreateResponse(BaseModel):
         input itself is stored once, as the prompt (the response object does not echo it)."""
         raw = self.model_dump(mode="json", exclude={"stream", "tools", "input", "max_duration_seconds"})
         raw["prompt"] = self.prompt
+        raw["route"] = self.model  # the TURNSTOP_MODELS route that runs it
+        if not isinstance(self.input, str):  # the conversation as sent, for the model
+            raw["messages"] = [{"role": m.role, "content": m.text} for m in self.input]
         return raw

@@ -13,11 +13,13 @@ frame an event (``sequence_number`` is the event's seq in the turn's buffer, sta
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage
-from turnstop.runtime.renderer import Renderer
+from turnstop.providers.base import Message, ModelRequest
+from turnstop.runtime.renderer import Renderer, earlier_turns, recent
 
 KIND = "llm"
 DELTA = "response.output_text.delta"
@@ -46,9 +48,9 @@ def message_id(turn: Turn) -> str:
 def usage_body(u: Usage) -> dict[str, Any]:
     return {
         "input_tokens": u.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": u.cached_tokens or 0, "cache_write_tokens": 0},
         "output_tokens": u.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens or 0},
         "total_tokens": u.total_tokens,
     }
 
@@ -129,9 +131,41 @@ def created_event(turn: Turn) -> PendingEvent:
     return PendingEvent("response.created", {"response": response_object(turn, "queued")})
 
 
+MAX_HISTORY_RESPONSES = 64  # how far a previous_response_id chain is followed back
+
+
+def model_request(turn: Turn, store: Any) -> ModelRequest:
+    """The response's request to the model: its instructions, the conversation of its
+    ``previous_response_id`` chain (oldest first: each earlier response's input messages and
+    its output), its own earlier input messages, the last user message as the input."""
+    base = Renderer.model_request(LlmRenderer(), turn, store)
+    history: list[Message] = []
+    for head in reversed(earlier_turns(store, turn, "previous_response_id", MAX_HISTORY_RESPONSES)):
+        reply = store.turns.committed_text(head)
+        history.extend([*_messages(head.input), *([Message("assistant", reply)] if reply else [])])
+    own = _messages(turn.input)
+    system = [m["content"] for m in turn.input.get("messages") or () if m["role"] in ("system", "developer")]
+    instructions = "\n\n".join([*([base.instructions] if base.instructions else []), *system]) or None
+    if own and own[-1].role == "user":
+        history.extend(own[:-1])
+        return replace(base, input=own[-1].content, history=recent(history), instructions=instructions)
+    return replace(base, history=recent(history), instructions=instructions)
+
+
+def _messages(request: dict[str, Any]) -> list[Message]:
+    """A stored request's user and assistant messages, in order (a plain input: one user message)."""
+    stored = request.get("messages")
+    if not stored:
+        return [Message("user", str(request.get("prompt", "")))]
+    return [Message(m["role"], m["content"]) for m in stored if m["role"] in ("user", "assistant")]
+
+
 class LlmRenderer(Renderer):
     # The cancel answer is the cancelled response object: the turn ends with exactly that output.
     output_at_cancel_acceptance = True
+
+    def model_request(self, turn: Turn, store: Any) -> ModelRequest:
+        return model_request(turn, store)
 
     def on_start(self, turn: Turn) -> list[PendingEvent]:
         ref = {"item_id": message_id(turn), "output_index": 0, "content_index": 0}

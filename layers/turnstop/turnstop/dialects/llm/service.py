@@ -25,6 +25,7 @@ from turnstop.dialects.llm.renderer import KIND, RENDERER, created_event
 from turnstop.dialects.service import DialectService
 from turnstop.http.body import parse_body
 from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
+from turnstop.providers.config import routes_for
 from turnstop.runtime.runner import TurnRunner
 
 ID_PREFIX = "resp_"
@@ -117,7 +118,7 @@ class Llm(DialectService):
         a foreground stream runs in the request instead, under ``runner``'s lease. Returns
         (turn, replayed): an Idempotency-Key used before with the same request gives back the
         response it created."""
-        if body.model not in models.MODELS:
+        if routes_for(self.settings.models).get(body.model) is None:
             raise errors.InvalidRequest(
                 f"The requested model '{body.model[:120]}' does not exist.", param="model", code="model_not_found"
             )

@@ -11,11 +11,14 @@ readers derive it from the head with the same function: both give the identical 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, TurnEnd
-from turnstop.runtime.renderer import Renderer
+from turnstop.providers.base import Message as Said
+from turnstop.providers.base import ModelRequest
+from turnstop.runtime.renderer import Renderer, recent
 from turnstop.store.threads import Message, message_items
 
 OMNI_KIND = "omni"
@@ -90,7 +93,21 @@ def assistant_items(turn: Turn, status: Status, text: str, error: dict[str, Any]
     )
 
 
+def model_request(turn: Turn, store: Any) -> ModelRequest:
+    """The thread's earlier messages (before this turn's user message) as the history."""
+    base = Renderer.model_request(OmniRenderer(), turn, store)
+    seq = int(turn.input.get("user_seq") or 0)
+    earlier = store.threads.messages(turn.input["thread_id"], 0, seq - 1) if seq > 1 else []
+    history = [
+        Said("user" if m.role == "USER" else "assistant", "".join(p.get("text", "") for p in m.parts)) for m in earlier
+    ]
+    return replace(base, history=recent([m for m in history if m.content]))
+
+
 class OmniRenderer(Renderer):
+    def model_request(self, turn: Turn, store: Any) -> ModelRequest:
+        return model_request(turn, store)
+
     def on_delta(self, turn: Turn, text: str, kind: str) -> list[PendingEvent]:
         if kind == "thinking":
             return [PendingEvent(THOUGHT, {"thought": text})]

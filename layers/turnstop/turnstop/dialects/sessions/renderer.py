@@ -4,6 +4,7 @@ last exactly one of ``<p>.completed`` / ``<p>.cancelled`` / ``<p>.failed``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from turnstop.core import billing
@@ -11,7 +12,8 @@ from turnstop.core.clock import iso
 from turnstop.core.events import PendingEvent
 from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage
-from turnstop.runtime.renderer import Renderer
+from turnstop.providers.base import Message, ModelRequest
+from turnstop.runtime.renderer import Renderer, earlier_turns, recent
 
 SESSION_KIND = "session"
 STATELESS_KIND = "response"
@@ -35,9 +37,27 @@ def created_event(turn: Turn) -> PendingEvent:
     return PendingEvent(f"{PREFIX[turn.kind]}.created", data)
 
 
+MAX_HISTORY_TURNS = 32  # how many earlier turns of a session its model is sent
+
+
+def model_request(turn: Turn, store: Any) -> ModelRequest:
+    """A session turn's request: the session's earlier turns (each one's message and reply,
+    oldest first, followed back from the turn this one follows) as the conversation."""
+    base = Renderer.model_request(SessionsRenderer(SESSION_KIND), turn, store)
+    earlier = [
+        [Message("user", str(head.input.get("prompt", ""))), Message("assistant", store.turns.committed_text(head))]
+        for head in earlier_turns(store, turn, "previous_turn", MAX_HISTORY_TURNS)
+    ]
+    history = [m for pair in reversed(earlier) for m in pair if m.content]
+    return replace(base, history=recent(history))
+
+
 class SessionsRenderer(Renderer):
     def __init__(self, kind: str) -> None:
         self.prefix = PREFIX[kind]
+
+    def model_request(self, turn: Turn, store: Any) -> ModelRequest:
+        return model_request(turn, store) if turn.input.get("previous_turn") else super().model_request(turn, store)
 
     def on_delta(self, turn: Turn, text: str, kind: str) -> list[PendingEvent]:
         return [PendingEvent(f"{self.prefix}.delta", {"id": turn.id, "delta": text})]

@@ -26,6 +26,7 @@ from turnstop.dialects.sessions.ids import (
 from turnstop.dialects.sessions.renderer import RENDERERS, created_event
 from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
 from turnstop.runtime.runner import TurnRunner
+from turnstop.store.sessions import NO_PREVIOUS
 
 
 def parse_after(headers: Mapping[str, str], query: Mapping[str, str]) -> int:
@@ -85,13 +86,17 @@ class Sessions(DialectService):
         """Create the turn, running under ``runner``'s lease (the streaming request runs it
         itself), or for a repeated Idempotency-Key find the one it started: (turn, replayed)."""
         kind, scope = kind_and_scope(session_id)
+        request: dict[str, Any] = {"prompt": prompt}
+        if session_id is not None:  # the turn it follows: its model is sent the conversation so far
+            session = self.store.sessions.get(session_id)
+            request["previous_turn"] = (session.last_turn if session else None) or NO_PREVIOUS
         new = NewTurn(
             id=new_id(MESSAGE_PREFIX if session_id else RESPONSE_PREFIX),
             kind=kind,
             tenant=principal.tenant,
             scope=scope,
             grace_ms=self.settings.grace_ms,
-            input={"prompt": prompt},
+            input=request,
             end_user=principal.end_user,
             input_tokens=count_tokens(prompt),
             max_duration_ms=max_duration_ms,
@@ -137,4 +142,9 @@ class Sessions(DialectService):
         if response_id is not None and not plausible(response_id):  # any dialect's id; never a store-key-sized blob
             raise errors.InvalidRequest("response_id must be an id: 1 to 128 letters, digits, '_' or '-'")
         entries = self.store.ledger.entries(principal.tenant, response_id, principal.end_user)
-        return {"object": "list", "data": entries}
+        listed: dict[str, Any] = {"object": "list", "data": entries}
+        if response_id is not None:  # one turn: what its model provider cost the platform (billed or not)
+            turn = self.store.turns.get_visible(response_id, tenant=principal.tenant, end_user=principal.end_user)
+            if turn is not None and turn.upstream is not None:
+                listed["upstream"] = turn.upstream
+        return listed

@@ -2,8 +2,11 @@
 
 A task is charged its estimate when it is accepted, in the transaction that creates it, and
 refunded when it ends: succeeded → ``charged − earned``; cancelled or failed → everything.
-The estimate is the most a task can cost (the prompt's tokens, and the output the prompt asks
-for, capped by ``input.max_output_tokens``), so what is earned never exceeds what was charged.
+The estimate is the most a task can cost (the prompt's tokens, and the output it may produce:
+for the scripted model what the prompt asks for, for a real model the route's output cap, both
+capped by ``input.max_output_tokens``); what is earned (the provider's reported usage at the
+route's prices) never exceeds what was charged. Prices come from the task's route
+(``TURNSTOP_MODELS``' ``price_per_million``, US dollars) and are stored with the task.
 docs/tasks.md shows the table.
 """
 
@@ -12,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from turnstop.core.turn import Usage
+from turnstop.core.turn import Turn, Usage
+from turnstop.providers.config import ModelRoutes, Route
 
 CAPABILITIES: dict[str, tuple[str, ...]] = {"text.generate": ("turnstop:scripted", "turnstop:scripted-mini")}
 AUTO = "auto"
@@ -52,23 +56,51 @@ class Line:
     credits: Decimal  # what this meter would bill for its quantity
 
 
-def lines(model: str, usage: Usage) -> list[Line]:
-    price = PRICES[model]
+def route_price(route: Route) -> Price:
+    """A route's prices (US dollars per million tokens) in credits per token."""
+    per_in, per_out = route.prices.per_token()
+    return Price(per_in / USD_PER_CREDIT, per_out / USD_PER_CREDIT)
+
+
+def supported_models(routes: ModelRoutes, capability: str) -> tuple[str, ...]:
+    """The models a capability offers: the scripted ones unconfigured, else every route."""
+    if not routes.configured:
+        return CAPABILITIES.get(capability, ())
+    return tuple(routes.routes) if capability in CAPABILITIES else ()
+
+
+def auto_model(routes: ModelRoutes, capability: str) -> str:
+    return routes.default if routes.configured else AUTO_MODEL[capability]
+
+
+def price_of(turn: Turn) -> Price:
+    """The prices a task was accepted at (stored with it), so a price change never re-bills it."""
+    stored = turn.input.get("price_credits")
+    if stored:
+        return Price(Decimal(stored["input_token"]), Decimal(stored["output_token"]))
+    return PRICES[str(turn.input["resolved_model"])]
+
+
+def price_item(price: Price) -> dict[str, str]:
+    return {"input_token": amount(price.input_token), "output_token": amount(price.output_token)}
+
+
+def lines(price: Price, usage: Usage) -> list[Line]:
     return [
         Line("input_tokens", usage.input_tokens, "token", price.input_token * usage.input_tokens),
         Line("output_tokens", usage.output_tokens, "token", price.output_token * usage.output_tokens),
     ]
 
 
-def cost(model: str, usage: Usage) -> Decimal:
-    return sum((line.credits for line in lines(model, usage)), Decimal(0))
+def cost(price: Price, usage: Usage) -> Decimal:
+    return sum((line.credits for line in lines(price, usage)), Decimal(0))
 
 
-def estimate(model: str, input_tokens: int, max_output_tokens: int) -> Decimal:
+def estimate(price: Price, input_tokens: int, max_output_tokens: int) -> Decimal:
     """The charge at acceptance: everything the task may use."""
-    return cost(model, Usage(input_tokens, max_output_tokens))
+    return cost(price, Usage(input_tokens, max_output_tokens))
 
 
-def earned(model: str, usage: Usage, charged: Decimal, succeeded: bool) -> Decimal:
+def earned(price: Price, usage: Usage, charged: Decimal, succeeded: bool) -> Decimal:
     """What a finished task keeps: its usage if it succeeded (never above the charge), else 0."""
-    return min(cost(model, usage), charged) if succeeded else Decimal(0)
+    return min(cost(price, usage), charged) if succeeded else Decimal(0)

@@ -52,7 +52,7 @@ def charged(turn: Turn) -> Decimal:
 
 def refund_of(turn: Turn, status: Status, end_usage: Usage) -> tuple[Decimal, Decimal]:
     """(earned, refunded) for a task that ended in ``status`` with ``end_usage``."""
-    kept = pricing.earned(turn.input["resolved_model"], end_usage, charged(turn), WIRE_STATUS[status] == "succeeded")
+    kept = pricing.earned(pricing.price_of(turn), end_usage, charged(turn), WIRE_STATUS[status] == "succeeded")
     return kept, charged(turn) - kept
 
 

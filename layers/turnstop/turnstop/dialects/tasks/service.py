@@ -23,6 +23,8 @@ from turnstop.dialects.service import DialectService, Enqueue
 from turnstop.dialects.tasks import ids, models, pricing, views, wire
 from turnstop.dialects.tasks.renderer import ID_PREFIX, KIND, WIRE_STATUS, created_event
 from turnstop.dialects.tasks.wire import Answer
+from turnstop.providers.config import routes_for
+from turnstop.providers.models import estimate_tokens
 from turnstop.runtime.model import requested_words
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -52,13 +54,14 @@ class Tasks(DialectService):
     # ------------------------------------------------------------------ create
 
     def _resolve_model(self, body: models.CreateTask) -> str:
-        supported = pricing.CAPABILITIES.get(body.capability)
-        if supported is None:
+        routes = routes_for(self.settings.models)
+        if body.capability not in pricing.CAPABILITIES:
             raise errors.InvalidRequest(
                 f"Unsupported capability '{body.capability}'; supported: {', '.join(pricing.CAPABILITIES)}",
                 code="unsupported_capability",
             )
-        resolved = pricing.AUTO_MODEL[body.capability] if body.model == pricing.AUTO else body.model
+        supported = pricing.supported_models(routes, body.capability)
+        resolved = pricing.auto_model(routes, body.capability) if body.model == pricing.AUTO else body.model
         if resolved not in supported:
             raise errors.InvalidRequest(
                 f"Unsupported model '{body.model}' for capability '{body.capability}'; "
@@ -84,11 +87,15 @@ class Tasks(DialectService):
         resolved = self._resolve_model(body)
         url = self._callback_url(body)
         prompt = body.input.prompt
-        input_tokens = count_tokens(prompt)
-        expected = requested_words(prompt)
-        if body.input.max_output_tokens is not None:
-            expected = min(expected, body.input.max_output_tokens)
-        charge = pricing.estimate(resolved, input_tokens, expected)
+        route = routes_for(self.settings.models).routes[resolved]
+        price = pricing.route_price(route)
+        cap = body.input.max_output_tokens
+        if route.provider == "scripted":  # its tokens are words; it says what it will write
+            input_tokens, expected = count_tokens(prompt), requested_words(prompt)
+        else:  # a real model may write up to the route's cap; its input is estimated
+            input_tokens, expected = estimate_tokens(prompt), route.max_output_tokens
+        expected = expected if cap is None else min(expected, cap)
+        charge = pricing.estimate(price, input_tokens, expected)
         task_id = new_id(ID_PREFIX)
         new = NewTurn(
             id=task_id,
@@ -102,6 +109,8 @@ class Tasks(DialectService):
                 "capability": body.capability,
                 "model": body.model,
                 "resolved_model": resolved,
+                "route": resolved,  # the TURNSTOP_MODELS route that runs it
+                "price_credits": pricing.price_item(price),
                 "metadata": body.metadata,
                 "input": body.input.model_dump(exclude_none=True),
                 "callback_url": url,

@@ -169,7 +169,7 @@ def task_warnings(turn: Turn) -> list[dict[str, Any]]:
 
 
 def usage_and_billing(turn: Turn) -> tuple[dict[str, Any], dict[str, Any]]:
-    model = str(turn.input["resolved_model"])
+    price = pricing.price_of(turn)
     paid = charged(turn)
     earned, refunded = refund_of(turn, turn.status, turn.usage) if turn.terminal else (Decimal(0), Decimal(0))
     billed = turn.terminal and earned > 0
@@ -183,7 +183,7 @@ def usage_and_billing(turn: Turn) -> tuple[dict[str, Any], dict[str, Any]]:
             "billed_amount_credits": pricing.amount(line.credits if billed else Decimal(0)),
             "billed_amount_credits_usd_reference": pricing.amount(pricing.usd(line.credits) if billed else Decimal(0)),
         }
-        for line in pricing.lines(model, turn.usage)
+        for line in pricing.lines(price, turn.usage)
     ]
     usage["credits"] = pricing.amount(earned)
     usage["credits_usd_reference"] = pricing.amount(pricing.usd(earned))
