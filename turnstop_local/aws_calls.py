@@ -105,6 +105,17 @@ def required_actions(service: str, operation: str, params: Mapping[str, Any]) ->
     if service == "events":
         buses = {str(e.get("EventBusName") or "default") for e in params.get("Entries") or []}
         return [(f"events:{operation}", f"event-bus/{bus}") for bus in sorted(buses)]
+    if service == "bedrock-runtime":  # a model call: authorized against the model (or its inference profile)
+        action = {"ConverseStream": "InvokeModelWithResponseStream", "Converse": "InvokeModel"}.get(
+            operation, operation
+        )
+        model = str(params.get("modelId") or "")
+        kind = (
+            "inference-profile" if "inference-profile/" in model or model[:3] in ("us.", "eu.") else "foundation-model"
+        )
+        return [(f"bedrock:{action}", f"{kind}/{model.rsplit('/', 1)[-1]}")]
+    if service == "secretsmanager":
+        return [(f"secretsmanager:{operation}", f"secret/{params.get('SecretId')}")]
     return [(f"{service}:{operation}", "*")]
 
 

@@ -25,7 +25,22 @@ _REFUSED_ENQUEUE = (
 # Grants no e2e path exercises, each with why it is still needed. An entry must name a grant the
 # template makes (else it is stale and fails); one the tier happens to use is fine (several are
 # paths that only timing reaches, like a sweep that finds a stalled turn).
+_BEDROCK_DEFAULT = (
+    "a Bedrock route runs here only when it is the default route (the e2e tier's models runtime routes "
+    "its default to an OpenAI-compatible fake; the worker and the llm function call Bedrock there)"
+)
+_BEDROCK = "bedrock:InvokeModelWithResponseStream"
+
 UNUSED_BY_E2E: dict[tuple[str, str, str], str] = {
+    **{
+        (function, _BEDROCK, resource): _BEDROCK_DEFAULT
+        for function in ("SessionsStreamFunction", "ChatApiFunction", "ChatStreamFunction")
+        for resource in ("foundation-model/*", "inference-profile/*")
+    },
+    **{
+        (function, _BEDROCK, "inference-profile/*"): "the fake Bedrock's models are foundation-model ids"
+        for function in ("WorkerFunction", "LlmApiFunction")
+    },
     ("TurnEventsFunction", "events:PutEvents", "event-bus/default"): (
         "the local runtime has no EventBridge: turn events go to a file (docs/local-runtime.md)"
     ),

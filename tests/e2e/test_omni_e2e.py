@@ -38,6 +38,11 @@ def poll_until(sdk: ClearStreet, response_id: str, statuses: set[str]) -> Any:
     return wait_for(check, f"response {response_id} to reach {statuses}")
 
 
+def text_of(response: Any) -> str:
+    parts = response.content.parts if response.content else []
+    return "".join(getattr(p, "text", "") for p in parts if p.type == "text")
+
+
 def test_cancel_a_long_answer_mid_run_leaves_a_canceled_assistant_message_in_the_history(sdk: ClearStreet) -> None:
     omni = sdk.v1.omni_ai
     # Given a thread asking for a long answer, polled until it runs
@@ -46,6 +51,8 @@ def test_cancel_a_long_answer_mid_run_leaves_a_canceled_assistant_message_in_the
     thread_id, response_id = created.data.thread_id, created.data.response_id
     running = poll_until(sdk, response_id, {"running"})
     assert running.output_message_id is None
+    # and some of its answer committed (a poller sees it; a cancel keeps exactly that much)
+    wait_for(lambda: text_of(omni.responses.get_response_by_id(response_id, account_id=ACCOUNT).data), "output")
     active = omni.threads.get_thread_response(thread_id, account_id=ACCOUNT).data
     assert active is not None and active.id == response_id
     # When the client cancels it
@@ -68,7 +75,9 @@ def test_cancel_a_long_answer_mid_run_leaves_a_canceled_assistant_message_in_the
     ) == partial
     # and cancelling again is an idempotent success that still says canceled
     assert omni.responses.cancel_response(response_id, account_id=ACCOUNT).data.canceled is True
-    assert omni.threads.get_thread_response(thread_id, account_id=ACCOUNT).data is None
+    # and once its worker has ended it, the thread has no active response (until then the
+    # canceled one stays active, reading canceled, and a new message is refused)
+    wait_for(lambda: omni.threads.get_thread_response(thread_id, account_id=ACCOUNT).data is None, "an idle thread")
     thread = omni.threads.get_thread_by_id(thread_id, account_id=ACCOUNT).data
     assert thread.id == thread_id and thread.title
     assert thread_id in [t.id for t in omni.threads.get_threads(account_id=ACCOUNT, page_size=100).data]

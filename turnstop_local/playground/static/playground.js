@@ -205,8 +205,16 @@ function streamEnded(current) {
 }
 
 async function showLedger(current) {
-  const answer = await call("GET", `/v1/ledger?response_id=${encodeURIComponent(current.id)}`);
-  if (current.gone) return;
+  // A polled turn reads cancelled as soon as its cancel is answered; its ledger entries come with
+  // the end its worker writes a moment later, which also records the turn's upstream cost: wait
+  // for that (5 s at most) before saying what was billed.
+  let answer;
+  for (let tries = 0; ; tries++) {
+    answer = await call("GET", `/v1/ledger?response_id=${encodeURIComponent(current.id)}`);
+    if (current.gone) return;
+    if (!answer.ok || (answer.json && answer.json.upstream) || tries >= 20) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
   if (!answer.ok) {
     show("ledger", errorText(answer));
     return;

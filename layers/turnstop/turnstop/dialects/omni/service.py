@@ -285,12 +285,15 @@ class Omni(DialectService):
         return data, meta
 
     def _derived_assistant(self, thread_id: str, seq: int, user: Message | None) -> Message | None:
-        """The ASSISTANT message of a turn cancelled while queued, before its worker wrote it
-        (exactly what the worker will write). In-flight turns have no message yet."""
+        """The ASSISTANT message of a turn whose cancel was accepted, before its worker wrote it:
+        exactly what the worker will write (cancelled while queued: no text; while running: the
+        output committed when the cancel was accepted). Other in-flight turns have no message yet."""
         user = user or self.store.threads.get_message(thread_id, seq - 1)
         if user is None:
             return None
         turn = self.store.turns.get(user.response_id)
-        if turn is None or not turn.cancelled_before_start:
+        if turn is None or turn.stored_status.terminal or turn.read_status is not Status.CANCELLED:
             return None
-        return assistant_message(turn, Status.CANCELLED, "", None)
+        upto = turn.seq if turn.cancel_seq is None else min(turn.seq, turn.cancel_seq)
+        text = "" if turn.cancelled_before_start else self.store.turns.committed_text(turn.replace(seq=upto))
+        return assistant_message(turn, Status.CANCELLED, text, None)
