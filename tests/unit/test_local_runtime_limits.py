@@ -315,14 +315,17 @@ def test_concurrency_limit_counts_and_bounds_its_waits() -> None:
 
 
 def test_limits_come_from_the_template() -> None:
-    template = Template.load(ROOT / "template.yaml")
+    # ReservedConcurrentExecutions comes from the ReservedConcurrency parameter (default 0: none)
+    template = Template.load(ROOT / "template.yaml", {"ReservedConcurrency": "20"})
+    unreserved = Template.load(ROOT / "template.yaml")
 
-    def limit(function_id: str, environ: dict[str, str]) -> int:
-        function = LambdaFunction(template.function(function_id), {}, [], "us-east-1", "1", environ)
+    def limit(function_id: str, environ: dict[str, str], of: Template = template) -> int:
+        function = LambdaFunction(of.function(function_id), {}, [], "us-east-1", "1", environ)
         function.shutdown()
         return function.concurrency
 
     assert limit("SessionCancelFunction", {}) == 20  # ReservedConcurrentExecutions
+    assert limit("SessionCancelFunction", {}, unreserved) == 64  # no reservation asked for
     assert limit("SessionsStreamFunction", {}) == 64  # unreserved: the default
     assert limit("SessionsStreamFunction", {"TURNSTOP_LOCAL_CONCURRENCY": "8"}) == 8
     assert limit("SessionCancelFunction", {"TURNSTOP_LOCAL_CONCURRENCY": "8"}) == 20

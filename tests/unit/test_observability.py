@@ -31,12 +31,15 @@ def logs() -> Iterator[Logs]:
     def capture(fn: ModuleType) -> io.StringIO:
         out = io.StringIO()
         handler = fn.logger.registered_handler
-        handlers.append((handler, handler.setStream(out)))
+        # swapped, not setStream(): that flushes the old stream, which is closed when the module
+        # was first loaded under another test's capsys (its handler kept that test's stdout)
+        handlers.append((handler, handler.stream))
+        handler.stream = out
         return out
 
     yield capture
     for handler, previous in reversed(handlers):
-        handler.setStream(previous)
+        handler.stream = previous
 
 
 def lines(out: io.StringIO, message: str) -> list[dict[str, Any]]:
