@@ -177,7 +177,8 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Llama]:
                 proc.wait(timeout=30)
 
 
-def _ready_url(proc: subprocess.Popen[str], log_path: Path) -> str:
+def _ready_url(proc: subprocess.Popen[str], log_path: Path, what: str = "llama server") -> str:
+    """The URL of a child's ``... ready on URL`` line (its log's tail if it never comes)."""
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     deadline = time.monotonic() + 180
@@ -189,7 +190,7 @@ def _ready_url(proc: subprocess.Popen[str], log_path: Path) -> str:
         if "ready on " in line:
             return line.rsplit("ready on ", 1)[1].strip()
     proc.kill()
-    raise RuntimeError("llama server did not start:\n" + log_path.read_text()[-4000:])
+    raise RuntimeError(f"{what} did not start:\n" + log_path.read_text()[-4000:])
 
 
 def _pump(stream: Any, into: queue.Queue[str]) -> None:
@@ -289,6 +290,65 @@ def full_prefill(llama: Llama, measurements: dict[str, Any]) -> Prefill:
         f"{prefill.prompt_tokens} tokens in {prefill.seconds:.1f} s, {prefill.decode_steps} decode steps"
     )
     return prefill
+
+
+# ----------------------------------------------------------------------------- turnstop
+
+
+DEV_KEY = "ts_models_dev_key_0123456789abcdef"
+ROUTE = "local"  # the name callers send as model (llm), and the default route (sessions)
+ROUTE_MAX_OUTPUT_TOKENS = 2048
+
+
+@dataclass(frozen=True)
+class Turnstop:
+    """The local runtime, with its model routed to the llama server."""
+
+    url: str
+    key: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=DEADLINE_S)
+
+
+@pytest.fixture(scope="session")
+def turnstop(llama: Llama, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Turnstop]:
+    """``python -m turnstop_local serve`` in its own process, on the store ``make run`` uses, with
+    ``TURNSTOP_MODELS`` routing every turn to the llama server through the ``openai-chat`` provider."""
+    from turnstop_local.store import choose_store_kind
+
+    state_dir = tmp_path_factory.mktemp("turnstop-state")
+    log_path = state_dir / "server.log"
+    models = {
+        "default": ROUTE,
+        "routes": {
+            ROUTE: {
+                "provider": "openai-chat",
+                "base_url": llama.base_url,
+                "model": "smollm2",
+                "max_output_tokens": ROUTE_MAX_OUTPUT_TOKENS,
+            }
+        },
+    }
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "TURNSTOP_DEV_API_KEY": DEV_KEY,
+        "TURNSTOP_STATE_DIR": str(state_dir),
+        "TURNSTOP_MODELS": json.dumps(models),
+    }
+    command = [sys.executable, "-m", "turnstop_local", "serve", "--port", "0", "--store", choose_store_kind(ROOT)]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        try:
+            yield Turnstop(_ready_url(proc, log_path, what="local runtime"), DEV_KEY)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 # ----------------------------------------------------------------------------- measurements
