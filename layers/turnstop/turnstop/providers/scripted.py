@@ -8,31 +8,18 @@ wait at once, as closing a connection would.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
-from turnstop.core.tokens import count_tokens
-from turnstop.providers.base import CallAborted, Chunk, ModelRequest, ProviderUsage
+from turnstop.providers.base import Chunk, ModelRequest, ProviderUsage
 from turnstop.providers.config import Route
-from turnstop.runtime.model import _VOCAB, requested_words, silent_seconds
+from turnstop.runtime.model import _VOCAB, LocalCall, requested_words, silent_seconds, words_sent
 
 
-class ScriptedCall:
+class ScriptedCall(LocalCall):
     def __init__(self, request: ModelRequest, step_ms: int, cap: int | None) -> None:
-        self.request = request
+        super().__init__(request)
         self.step_ms = step_ms
         self.cap = cap
-        self.finish_reason: str | None = None
-        self.usage: ProviderUsage | None = None
-        self._aborted = threading.Event()
-        self.produced = 0
-
-    def abort(self) -> None:
-        self._aborted.set()
-
-    def _wait(self, seconds: float) -> None:
-        if self._aborted.wait(seconds) if seconds > 0 else self._aborted.is_set():
-            raise CallAborted
 
     def __iter__(self) -> Iterator[Chunk]:
         prompt = self.request.input
@@ -40,21 +27,14 @@ class ScriptedCall:
         limit = n if self.cap is None else min(n, self.cap)
         self._wait(silent_seconds(prompt))
         for i in range(limit):
-            if i and self.step_ms:
-                self._wait(self.step_ms / 1000)
-            elif self._aborted.is_set():
-                raise CallAborted
+            self._wait(self.step_ms / 1000 if i else 0)
             word = _VOCAB[i % len(_VOCAB)]
-            self.produced = i + 1
             yield Chunk(word if i == n - 1 else word + " ")
         self.finish_reason = "length" if limit < n else "stop"
-        self.usage = ProviderUsage(input_tokens(self.request), limit)
+        self.usage = ProviderUsage(words_sent(self.request), limit)
 
 
-def input_tokens(request: ModelRequest) -> int:
-    """The scripted tokenizer's count of everything sent: instructions, history, input."""
-    parts = [request.instructions or "", *(m.content for m in request.history), request.input]
-    return sum(count_tokens(p) for p in parts)
+input_tokens = words_sent  # the scripted tokenizer's count of everything sent
 
 
 class ScriptedProvider:

@@ -61,13 +61,18 @@ class ScriptedModel:
             yield Chunk(word if i == n - 1 else word + " ")
 
 
-class LegacyCall:
-    """A ``Model`` (``stream(prompt)``) as a ``ModelCall``: output past the request's cap is
-    cut at the cap (finish ``length``); an abort closes the generator at its next step. Its
-    usage is counted in words, as the scripted model's tokens are."""
+def words_sent(request: ModelRequest) -> int:
+    """Everything a request sends the model (instructions, history, input), counted in words:
+    the scripted model's input tokens."""
+    parts = [request.instructions or "", *(m.content for m in request.history), request.input]
+    return sum(count_tokens(p) for p in parts)
 
-    def __init__(self, model: Model, request: ModelRequest) -> None:
-        self.model = model
+
+class LocalCall:
+    """The common part of an in-process model call: its request, its end, and an abort any
+    thread may set (``_aborted``), which a wait of the call ends at once."""
+
+    def __init__(self, request: ModelRequest) -> None:
         self.request = request
         self.finish_reason: str | None = None
         self.usage: ProviderUsage | None = None
@@ -76,14 +81,28 @@ class LegacyCall:
     def abort(self) -> None:
         self._aborted.set()
 
+    def _wait(self, seconds: float) -> None:
+        """Wait ``seconds`` (none: just look), ending with CallAborted once aborted."""
+        if self._aborted.wait(seconds) if seconds > 0 else self._aborted.is_set():
+            raise CallAborted
+
+
+class LegacyCall(LocalCall):
+    """A ``Model`` (``stream(prompt)``) as a ``ModelCall``: output past the request's cap is
+    cut at the cap (finish ``length``); an abort closes the generator at its next step. Its
+    usage is counted in words, as the scripted model's tokens are."""
+
+    def __init__(self, model: Model, request: ModelRequest) -> None:
+        super().__init__(request)
+        self.model = model
+
     def __iter__(self) -> Iterator[Chunk]:
         limit = self.request.max_output_tokens
         produced = 0
         stream = self.model.stream(self.request.input)
         try:
             for chunk in stream:
-                if self._aborted.is_set():
-                    raise CallAborted
+                self._wait(0)
                 text = chunk.text
                 if isinstance(limit, int) and chunk.kind == "text" and text:
                     if produced >= limit:  # more output than the caller allowed
@@ -101,8 +120,7 @@ class LegacyCall:
             close = getattr(stream, "close", None)
             if close:
                 close()
-        inputs = [self.request.instructions or "", *(m.content for m in self.request.history), self.request.input]
-        self.usage = ProviderUsage(sum(count_tokens(p) for p in inputs), produced)
+        self.usage = ProviderUsage(words_sent(self.request), produced)
 
 
 def open_call(source: object, request: ModelRequest) -> ModelCall:
@@ -114,26 +132,18 @@ def open_call(source: object, request: ModelRequest) -> ModelCall:
     return LegacyCall(source, request)  # type: ignore[arg-type]
 
 
-class WordsCall:
+class WordsCall(LocalCall):
     """A fixed text as a model call: one word per step, ``step_ms`` apart; an abort ends any
     wait at once. Usage in words (input: everything sent)."""
 
     def __init__(self, text: str, step_ms: int, request: ModelRequest) -> None:
+        super().__init__(request)
         self.words = text.split(" ")
         self.step_ms = step_ms
-        self.request = request
-        self.finish_reason: str | None = None
-        self.usage: ProviderUsage | None = None
-        self._aborted = threading.Event()
-
-    def abort(self) -> None:
-        self._aborted.set()
 
     def __iter__(self) -> Iterator[Chunk]:
         for i, word in enumerate(self.words):
-            if self._aborted.wait(self.step_ms / 1000) if i and self.step_ms else self._aborted.is_set():
-                raise CallAborted
+            self._wait(self.step_ms / 1000 if i else 0)
             yield Chunk(word if i == len(self.words) - 1 else word + " ")
         self.finish_reason = "stop"
-        inputs = [self.request.instructions or "", *(m.content for m in self.request.history), self.request.input]
-        self.usage = ProviderUsage(sum(count_tokens(p) for p in inputs), len(self.words))
+        self.usage = ProviderUsage(words_sent(self.request), len(self.words))
