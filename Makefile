@@ -11,7 +11,7 @@ PORT   ?= 3000
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint openapi validate bench bench-bulk load soak invoke clean
+.PHONY: run test install chromium screenshots test-unit test-integration test-e2e lint openapi validate bench bench-bulk bench-upstream load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -80,6 +80,10 @@ bench: install
 # The bulk-cancel part of `make bench` alone: 1,000 in-flight turns of a tenant among 10,000.
 bench-bulk: install
 	$(PY) -m bench.bulk
+
+# The provider part of `make bench` alone: cancels reaching a local fake model server, stream pace.
+bench-upstream: install
+	$(PY) -m bench.upstream
 
 # Not part of `make test`: N simultaneous streams against a local instance it starts (docs/local-runtime.md).
 load: install
