@@ -15,7 +15,7 @@ LLAMA_PORT ?= 8080
 JOBS   ?= 2
 
 .PHONY: run test install install-models llama test-models chromium screenshots test-unit test-integration test-e2e \
-	test-repeat lint checkov verify openapi validate bench bench-bulk load soak invoke clean
+	test-repeat lint checkov verify openapi validate bench bench-bulk bench-upstream load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -126,6 +126,10 @@ bench: install
 # The bulk-cancel part of `make bench` alone: 1,000 in-flight turns of a tenant among 10,000.
 bench-bulk: install
 	$(PY) -m bench.bulk
+
+# The provider part of `make bench` alone: cancels reaching a local fake model server, stream pace.
+bench-upstream: install
+	$(PY) -m bench.upstream
 
 # Not part of `make test`: N simultaneous streams against a local instance it starts (docs/local-runtime.md).
 load: install
