@@ -33,11 +33,6 @@ __all__ = ["Grants", "function_grants", "unallowed", "unused"]
 
 _SUB_ATT = re.compile(r"^\$\{(\w+)\.Arn\}(/index/[\w.-]+)?$")
 _SUB_BUS = re.compile(r"^arn:\$\{AWS::Partition\}:events:\$\{AWS::Region\}:\$\{AWS::AccountId\}:event-bus/(.+)$")
-# What a function in a VPC must be allowed on "*" (AWSLambdaVPCAccessExecutionRole's actions).
-ENI_ACTIONS = frozenset({
-    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
-})  # fmt: skip
 _PARAM = re.compile(r"\$\{(\w+)\}")
 _SUB_BEDROCK = re.compile(
     r"^arn:\$\{AWS::Partition\}:bedrock:[^:]*:(?:\$\{AWS::AccountId\}|[^:]*):(foundation-model|inference-profile)/\*$"
@@ -113,12 +108,9 @@ def _statements(template: Template, function_id: str, policy: Any, grants: Grant
         if statement.get("Effect") != "Allow" or "Condition" in statement:
             grants.problems.append(f"{function_id}: only unconditional Allow statements are read: {statement}")
             continue
-        actions = [str(a) for a in _as_list(statement.get("Action"))]
         for resource in _as_list(statement.get("Resource")):
             name = resource_name(template, resource)
-            if resource == "*" and actions and all(a in ENI_ACTIONS for a in actions):
-                name = "*"  # AWS grants a VPC function's network-interface actions on "*" only
-            elif isinstance(resource, dict) and set(resource) == {"Ref"} and resource["Ref"] in template.parameters:
+            if isinstance(resource, dict) and set(resource) == {"Ref"} and resource["Ref"] in template.parameters:
                 name = f"parameter/{resource['Ref']}"  # ARNs the deployment names (the routes' key secrets)
             if name is None:
                 grants.problems.append(f"{function_id}: resource {resource!r} is not understood")

@@ -134,7 +134,7 @@ def test_a_sam_policy_template_is_read_as_its_grants_and_reported(template: Temp
 def test_every_function_s_policy_is_plain_statements_on_resources_by_name(template: Template) -> None:
     """No SAM policy templates, wildcards or conditions: what the IAM coverage test can check (a
     deployment option's policy under ``!If`` is read as granted: the model keys' secrets, named by
-    a parameter, and a VPC function's network interfaces, which AWS grants on "*" only)."""
+    a parameter)."""
     problems = [p for fid in sorted(template.functions) for p in iam.function_grants(template, fid).problems]
     assert problems == []
 
@@ -147,11 +147,10 @@ def test_the_model_routes_grants_bedrock_by_model_and_secrets_and_a_vpc_only_whe
     assert iam.allows(worker, bedrock, "foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0")
     assert iam.allows(worker, bedrock, "inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0")
     assert not iam.allows(worker, "bedrock:InvokeModel", "foundation-model/x")  # only the streaming call
-    # the key secrets and the VPC's network interfaces: granted only by a deployment that asks,
-    # so never reported as unused by the e2e tier (which asks for neither)
+    # the key secrets: granted only by a deployment that names them, so never reported as unused
+    # by the e2e tier (which names none)
     assert ("secretsmanager:GetSecretValue", "parameter/ModelSecretArns") in worker.conditional
-    assert ("ec2:CreateNetworkInterface", "*") in worker.conditional
-    assert not any("GetSecretValue" in line or "ec2:" in line for line in iam.unused(template, set(), {}))
+    assert not any("GetSecretValue" in line for line in iam.unused(template, set(), {}))
     # a cancel function never calls a model
     cancel = iam.function_grants(template, "SessionCancelFunction")
     assert not iam.allows(cancel, bedrock, "foundation-model/x")

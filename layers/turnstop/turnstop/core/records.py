@@ -33,6 +33,9 @@ class NewTurn:
     # worker). False for a turn only a person may start: a chat action awaiting confirmation
     # must never be run by a worker, however long it waits (its items are kept for its grace).
     swept: bool = True
+    # Keep its request even when it runs in the request that started it: later turns send it to
+    # the model as the conversation so far (an llm response a previous_response_id may name).
+    keep_request: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ def api_key(route: Route) -> str | None:
     return None
 
 
-def build(route: Route, *, scripted_step_ms: int) -> ModelProvider:
-    """The provider a route names (the network providers are imported only when used)."""
+def build(route: Route, *, scripted_step_ms: int, key: str | None = None) -> ModelProvider:
+    """The provider a route names, with its key (the network providers are imported only when used)."""
     if route.provider == "scripted":
         from turnstop.providers.scripted import ScriptedProvider
 
@@ -51,7 +51,7 @@ def build(route: Route, *, scripted_step_ms: int) -> ModelProvider:
     if route.provider == "openai-chat":
         from turnstop.providers.openai_chat import OpenAIChatProvider
 
-        return OpenAIChatProvider(route, api_key(route))
+        return OpenAIChatProvider(route, key)
     if route.provider == "bedrock-converse":
         from turnstop.providers.bedrock_converse import BedrockConverseProvider
 
@@ -59,7 +59,7 @@ def build(route: Route, *, scripted_step_ms: int) -> ModelProvider:
     if route.provider == "openai-responses":
         from turnstop.providers.openai_responses import OpenAIResponsesProvider
 
-        return OpenAIResponsesProvider(route, api_key(route))
+        return OpenAIResponsesProvider(route, key)
     raise ModelsConfigError(f"TURNSTOP_MODELS: routes.{route.name}.provider: unknown provider {route.provider}")
 
 
@@ -68,11 +68,21 @@ def estimate_tokens(text: str) -> int:
     return max(len(text.split()), math.ceil(len(text) / 4))
 
 
+def estimate_input(source: object, request: ModelRequest) -> int:
+    """What a request sends the model, in tokens: the provider's own estimate where it has one
+    (the scripted model counts words), else about four characters a token."""
+    own = getattr(source, "estimate_input_tokens", None)
+    if own is not None:
+        return int(own(request))
+    parts = [request.instructions or "", *(m.content for m in request.history), request.input]
+    return sum(estimate_tokens(p) for p in parts)
+
+
 class Models:
     def __init__(self, routes: ModelRoutes, *, scripted_step_ms: int) -> None:
         self.routes = routes
         self.scripted_step_ms = scripted_step_ms
-        self._built: dict[str, ModelProvider] = {}
+        self._built: dict[tuple[str, str | None], ModelProvider] = {}
         self._lock = threading.Lock()
 
     def check(self) -> None:
@@ -82,25 +92,24 @@ class Models:
                 api_key(route)
 
     def route_of(self, turn: Turn) -> Route:
-        return self.routes.get(turn.input.get("route")) or self.routes.default_route
+        """The route a turn was created with (a turn from before routes: its model's name)."""
+        named = turn.input.get("route") or turn.input.get("resolved_model") or turn.input.get("model")
+        return (self.routes.get(str(named)) if named else None) or self.routes.default_route
 
     def provider(self, route: Route) -> ModelProvider:
+        """The route's provider with its current key: a rotated secret (read through Powertools'
+        cache, at most five minutes old) gets a provider of its own; no network call holds the lock."""
+        key = api_key(route) if route.provider in ("openai-chat", "openai-responses") else None
         with self._lock:
-            built = self._built.get(route.name)
+            built = self._built.get((route.name, key))
             if built is None:
-                built = self._built[route.name] = build(route, scripted_step_ms=self.scripted_step_ms)
+                for old in [k for k in self._built if k[0] == route.name]:
+                    del self._built[old]  # the key it was built with has been rotated away
+                built = self._built[(route.name, key)] = build(route, scripted_step_ms=self.scripted_step_ms, key=key)
             return built
 
     def for_turn(self, turn: Turn) -> ModelProvider:
         return self.provider(self.route_of(turn))
-
-    def estimate_input_tokens(self, route: Route, request: ModelRequest) -> int:
-        if route.provider == "scripted":
-            from turnstop.providers.scripted import input_tokens
-
-            return input_tokens(request)
-        parts = [request.instructions or "", *(m.content for m in request.history), request.input]
-        return sum(estimate_tokens(p) for p in parts)
 
     def upstream(self, turn: Turn, usage: Usage, estimated: bool, output: str = "") -> dict[str, Any]:
         """What the provider used for ``turn``, and its price: stored on the finished turn. An

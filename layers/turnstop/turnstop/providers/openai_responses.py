@@ -73,7 +73,7 @@ class OpenAIResponsesCall(StreamingCall):
         self._last_seq: int | None = None
         self._done = False
         self._cancel_lock = threading.Lock()
-        self._cancel_sent = False
+        self._cancelled: set[str] = set()  # every response a cancel was sent for (one per attempt at most)
 
     def body(self) -> dict[str, Any]:
         request = self.request
@@ -94,6 +94,7 @@ class OpenAIResponsesCall(StreamingCall):
     def _attempt(self, transport: AbortableTransport) -> Generator[Chunk, None, None]:
         sdk = sdk_client(self.route, self._api_key, transport)
         self.response_id, self._last_seq, self._done = None, None, False
+        self.settled.clear()  # this attempt's response decides; an earlier one's cancel no longer does
         try:
             yield from self._stream(sdk, transport)
         except BaseException:
@@ -192,11 +193,11 @@ class OpenAIResponsesCall(StreamingCall):
 
     def _start_cancel(self) -> None:
         with self._cancel_lock:
-            if self._cancel_sent or self.response_id is None:
+            if self.response_id is None or self.response_id in self._cancelled:
                 if self.response_id is None:
                     self.settled.set()
                 return
-            self._cancel_sent = True
+            self._cancelled.add(self.response_id)
         threading.Thread(target=self._cancel, args=(self.response_id,), name="responses-cancel", daemon=True).start()
 
     def _cancel(self, response_id: str) -> None:
@@ -212,7 +213,7 @@ class OpenAIResponsesCall(StreamingCall):
                                 project=None, max_retries=1, http_client=http)  # fmt: skip
             response = sdk.responses.cancel(response_id)
             usage = _usage(response)
-            if usage is not None:
+            if usage is not None and response_id == self.response_id:  # not an earlier attempt's
                 self.usage = usage
             log.info("%s: cancelled %s upstream", self.provider, response_id)
         except Exception as e:  # best effort; never the key or the body
@@ -222,7 +223,8 @@ class OpenAIResponsesCall(StreamingCall):
         finally:
             with contextlib.suppress(Exception):
                 transport.close()
-            self.settled.set()
+            if response_id == self.response_id:
+                self.settled.set()
 
 
 class OpenAIResponsesProvider:

@@ -89,6 +89,7 @@ class ActiveTurn:
         self.model_end: ModelEnd | None = None
         self.call: ModelCall | None = None  # the model call in flight: a stop aborts it
         self.opened: ModelCall | None = None  # the model call, kept after it ended
+        self.input_estimate: int | None = None  # what the request sends the model, estimated
         self.wake = threading.Event()  # the keeper looks now (model ended, a flush is due)
 
     @property

@@ -147,7 +147,8 @@ class Keeper:
 
     def _publish(self, snap: Snapshot) -> None:
         turn = self.active.turn
-        self.turns.publish(turn.id, self.owner, snap.events, turn.seq, snap.usage, self.cadence.lease_ms)
+        self.turns.publish(turn.id, self.owner, snap.events, turn.seq, snap.usage, self.cadence.lease_ms,
+                           keep_until=int(turn.input.get("keep_until") or 0))  # fmt: skip
         self.active.published(snap)
         self._last_publish = self._last_check = self._last_write = time.monotonic()
 
@@ -177,8 +178,11 @@ class Keeper:
             return self._upstream(Usage(given.input_tokens, given.output_tokens, given.cached_tokens,
                                         given.reasoning_tokens), given.estimated, "")  # fmt: skip
         active = self.active
-        usage = Usage(active.turn.usage.input_tokens, active.output_tokens)
-        return self._upstream(usage, True, active.text + active.thinking)
+        ended = active.model_end.usage if active.model_end is not None else None
+        if ended is not None:  # the model had finished, with the provider's count, when the end came
+            return self._upstream_so_far(ended)
+        sent = active.input_estimate if active.input_estimate is not None else active.turn.usage.input_tokens
+        return self._upstream(Usage(sent, active.output_tokens), True, active.text + active.thinking)
 
     def _deadline(self) -> Ending | None:
         """The caller's deadline has passed: cancel the turn (one conditional write, as any

@@ -24,14 +24,13 @@ HISTORY_MAX_CHARS = 200_000
 def earlier_turns(store: Any, turn: Turn, link: str, limit: int) -> list[Turn]:
     """The turns a chain of ids leads back to from ``turn`` (``turn.input[link]``, then each
     earlier turn's own), newest first, with their requests: the same tenant and kind only, at
-    most ``limit`` (two reads each, once per turn, never per step)."""
+    most ``limit`` (one Query each, and one for its output; once per turn, never per step)."""
     found: list[Turn] = []
     earlier = turn.input.get(link)
     while earlier and len(found) < limit:
-        head = store.turns.get(earlier)
+        head = store.turns.get(earlier)  # the head and its request, one Query
         if head is None or head.tenant != turn.tenant or head.kind != turn.kind:
             break
-        head = store.turns.with_input(head)
         found.append(head)
         earlier = head.input.get(link)
     return found

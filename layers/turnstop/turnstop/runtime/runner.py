@@ -20,6 +20,7 @@ from turnstop.core.errors import CommitRejected
 from turnstop.core.events import Event
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage, final_status_after_lost_worker
 from turnstop.providers.base import CallAborted, ModelCall, ModelProvider, UpstreamError
+from turnstop.providers.models import estimate_input
 from turnstop.runtime.active import ActiveTurn, LiveChannel, ModelEnd, TurnStopping
 from turnstop.runtime.keeper import DEADLINE_CANCEL, MAX_DURATION_ERROR, Cadence, Keeper, UpstreamRecord
 from turnstop.runtime.model import Model, open_call
@@ -192,23 +193,29 @@ class TurnRunner:
         model.join(MODEL_LET_GO_S)
         if ending.status is None:
             return WorkerResult.LEASE_LOST
-        if ending.status is Status.CANCELLED and ending.turn is not None:
-            self._provider_usage_after_cancel(active, ending.turn)
         assert ending.turn is not None and ending.end is not None
+        if ending.status is not Status.COMPLETED and getattr(active.opened, "settled", None) is not None:
+            # a provider with a server-side cancel (Responses): let it land before this host may be
+            # frozen; a streamed request's reader is not held for it
+            settle = logkeys.carried(self._provider_settled)
+            if live is None:
+                settle(active, ending.turn, ending.status)
+            else:
+                threading.Thread(target=settle, args=(active, ending.turn, ending.status), daemon=True).start()
         logkeys.bind_turn(ending.turn)  # a cancel it observed: its source
         self._notify(ending.turn, ending.end)
         return WorkerResult(ending.status.value)
 
-    def _provider_usage_after_cancel(self, active: ActiveTurn, turn: Turn) -> None:
-        """A provider whose cancel reports what the call used (``settled``: OpenAI's Responses
-        API) replaces the estimate stored with the cancelled turn (one write, at most a few
-        seconds after the end; readers were answered already)."""
+    def _provider_settled(self, active: ActiveTurn, turn: Turn, status: Status) -> None:
+        """Wait (briefly) for a call whose provider cancels server-side to settle: the cancel was
+        answered. A cancelled turn's estimate is then replaced by the usage the provider reported
+        (one write to the terminal head; readers were answered already)."""
         call = active.opened
         settled = getattr(call, "settled", None)
-        if call is None or self.upstream is None or settled is None or not settled.wait(UPSTREAM_SETTLE_S):
+        if call is None or settled is None or not settled.wait(UPSTREAM_SETTLE_S):
             return
         u = call.usage
-        if u is None or u.estimated:
+        if status is not Status.CANCELLED or self.upstream is None or u is None or u.estimated:
             return
         record = self.upstream(turn, Usage(u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens),
                                False, "")  # fmt: skip
@@ -229,7 +236,9 @@ class TurnRunner:
             if start:
                 active.emit(start)
             request = renderer.model_request(turn, self.store)
-            call = open_call(self.model_factory(turn), request)
+            source = self.model_factory(turn)
+            active.input_estimate = estimate_input(source, request)  # for a call that never reports usage
+            call = open_call(source, request)
             active.attach(call)
             end = self._stream(active, turn, call)
             ended = True

@@ -121,12 +121,13 @@ def refused_slot(old: dict[str, Any] | None, tenant: str, end_user: str | None, 
 
 
 def follow_latest(new: NewTurn, refused: errors.TurnstopError) -> NewTurn | None:
-    """A session turn refused because another turn came and went since its caller read the
-    session (idle now, a newer latest turn): the same turn, following that one instead."""
+    """A session turn refused because another turn started since its caller read the session
+    (it came and went, or was cancelled and holds the slot still): the same turn, following the
+    session's latest turn instead (a running holder still refuses it, by the slot's condition)."""
     if not isinstance(refused, errors.Conflict) or "previous_turn" not in new.input:
         return None
     latest = refused.details.get("last_turn") or NO_PREVIOUS
-    if refused.details.get("active_turn") is not None or latest == new.input["previous_turn"]:
+    if latest == new.input["previous_turn"]:
         return None
     return dataclasses.replace(new, input={**new.input, "previous_turn": latest})
 

@@ -99,7 +99,7 @@ class Turns(TurnReads):
                     sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after,
                                        new.input.get("previous_turn"))  # fmt: skip
             # a turn a worker runs needs its request stored; so does a session's (for the turns after it)
-            keep = owner is None or new.scope.session_id is not None
+            keep = owner is None or new.scope.session_id is not None or new.keep_request
             self._put_new(tx, new, head, first, now, writer=owner or "start", keep_input=keep)
             own = set(tx.names)
             if extra is not None:
@@ -116,7 +116,7 @@ class Turns(TurnReads):
                 raise error
             holder = error.details.get("active_turn")
             if (following := sessions.follow_latest(new, error)) is not None:
-                new, after = following, None
+                new, after = following, None if holder is None else str(holder)
                 continue
             if holder == after:
                 raise error
@@ -139,7 +139,7 @@ class Turns(TurnReads):
     def _put_new(self, tx: Transaction, new: NewTurn, head: dict[str, Any], first: Event, now: int, *, writer: str,
                  keep_input: bool, prefix: str = "") -> None:  # fmt: skip
         tx.put(prefix + HEAD, head, condition="attribute_not_exists(pk)")
-        ttl = self.db.ttl(now, _life_s(new))
+        ttl = head["ttl"]
         tx.put(prefix + "created", chunks.chunk_item(new.id, [first], writer, ttl))
         if keep_input and new.input:
             tx.put(prefix + "input", codec.input_item(new.id, new.input, ttl))
@@ -167,7 +167,7 @@ class Turns(TurnReads):
             "seq": 1,
             "grace_ms": new.grace_ms,
             "usage": Usage(new.input_tokens, 0).to_item(),
-            "ttl": self.db.ttl(now, _life_s(new)),
+            "ttl": max(self.db.ttl(now, _life_s(new)), self.db.ttl(kept_until(new.input))),
             **inflight,
             # and in the tenant's live index, for scoped bulk cancels, unless born cancelled
             **({} if born else live_keys(new, now)),
@@ -279,7 +279,8 @@ class Turns(TurnReads):
         if new is None:
             raise errors.CommitRejected(codec.turn_from_item(old))
 
-    def publish(self, turn_id: str, owner: str, events: list[Event], base: int, usage: Usage, lease_ms: int) -> int:
+    def publish(self, turn_id: str, owner: str, events: list[Event], base: int, usage: Usage, lease_ms: int,
+                keep_until: int = 0) -> int:  # fmt: skip
         """Make events durable: put their chunk, then move the head's seq over it (renewing the
         lease). Two plain writes, no transaction: a chunk beyond the head's seq is invisible,
         so a refused head update (a cancel, a lost lease) leaves nothing half-written.
@@ -287,7 +288,7 @@ class Turns(TurnReads):
         now = self.db.now()
         last = events[-1].seq
         assert events[0].seq == base + 1
-        ttl = self.db.ttl(now, MAX_TURN_LIFE_S)
+        ttl = max(self.db.ttl(now, MAX_TURN_LIFE_S), self.db.ttl(keep_until))
         for part in chunks.split(events):
             item = chunks.chunk_item(turn_id, part, owner, ttl)
             written, old = self.db.conditional(
@@ -329,7 +330,9 @@ class Turns(TurnReads):
         assert len(parts) == 1 or isinstance(mode, MyLease)
         for i, part in enumerate(parts):
             name = "events" if i == len(parts) - 1 else f"events:{i}"
-            tx.put(name, chunks.chunk_item(turn.id, part, writer, self.db.ttl(expires), refs))
+            tx.put(
+                name, chunks.chunk_item(turn.id, part, writer, self.db.ttl(max(expires, kept_until(turn.input))), refs)
+            )
         observed = observed_at if status is Status.CANCELLED else None
         self._finish_head(
             tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error,
@@ -362,7 +365,7 @@ class Turns(TurnReads):
                      expires: int, seq: int, usage: Usage, error: dict[str, Any] | None,
                      observed_at: int | None = None, upstream: dict[str, Any] | None = None) -> None:  # fmt: skip
         cond, cond_vals = finish_condition(mode, status, now)
-        vals: dict[str, Any] = {"status": status.value, "done": done_at, "exp": expires, "ttl": self.db.ttl(expires),
+        vals: dict[str, Any] = {"status": status.value, "done": done_at, "exp": expires, "ttl": self.db.ttl(max(expires, kept_until(turn.input))),
                                 "seq": seq, "usage": usage.to_item(), "base": turn.seq, **cond_vals}  # fmt: skip
         sets = "status = :status, finished_at = :done, expires_at = :exp, ttl = :ttl, seq = :seq, usage = :usage"
         if error is not None:
@@ -378,6 +381,12 @@ class Turns(TurnReads):
         # one already): a finished turn is nobody's to sweep or stop
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk, gsi4pk, gsi4sk"
         tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
+
+
+def kept_until(request: dict[str, Any]) -> int:
+    """How long a turn's items must outlive its grace (epoch ms, 0: no longer): a session turn's
+    message and reply are its session's conversation, sent to the model by the turns after it."""
+    return int(request.get("keep_until") or 0)
 
 
 def _life_s(new: NewTurn) -> int:

@@ -156,8 +156,9 @@ def _messages(request: dict[str, Any]) -> list[Message]:
     """A stored request's user and assistant messages, in order (a plain input: one user message)."""
     stored = request.get("messages")
     if not stored:
-        return [Message("user", str(request.get("prompt", "")))]
-    return [Message(m["role"], m["content"]) for m in stored if m["role"] in ("user", "assistant")]
+        prompt = str(request.get("prompt", ""))
+        return [Message("user", prompt)] if prompt else []
+    return [Message(m["role"], m["content"]) for m in stored if m["role"] in ("user", "assistant") and m["content"]]
 
 
 class LlmRenderer(Renderer):

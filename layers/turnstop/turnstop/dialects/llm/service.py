@@ -146,6 +146,7 @@ class Llm(DialectService):
             end_user=principal.end_user,
             input_tokens=count_tokens((body.instructions or "") + " " + body.prompt),
             max_duration_ms=max_duration_ms,
+            keep_request=body.store,  # a later response may continue it (previous_response_id)
         )
         in_request = runner is not None and body.stream and not body.background
         run_as = runner.owner if in_request and runner else None

@@ -18,7 +18,7 @@ from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, TurnEnd
 from turnstop.providers.base import Message as Said
 from turnstop.providers.base import ModelRequest
-from turnstop.runtime.renderer import Renderer, recent
+from turnstop.runtime.renderer import HISTORY_MAX_MESSAGES, Renderer, recent
 from turnstop.store.threads import Message, message_items
 
 OMNI_KIND = "omni"
@@ -97,7 +97,8 @@ def model_request(turn: Turn, store: Any) -> ModelRequest:
     """The thread's earlier messages (before this turn's user message) as the history."""
     base = Renderer.model_request(OmniRenderer(), turn, store)
     seq = int(turn.input.get("user_seq") or 0)
-    earlier = store.threads.messages(turn.input["thread_id"], 0, seq - 1) if seq > 1 else []
+    lo = max(0, seq - 1 - HISTORY_MAX_MESSAGES)  # only the newest messages are ever sent
+    earlier = store.threads.messages(turn.input["thread_id"], lo, seq - 1) if seq > 1 else []
     history = [
         Said("user" if m.role == "USER" else "assistant", "".join(p.get("text", "") for p in m.parts)) for m in earlier
     ]

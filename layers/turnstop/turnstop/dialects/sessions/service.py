@@ -90,6 +90,8 @@ class Sessions(DialectService):
         if session_id is not None:  # the turn it follows: its model is sent the conversation so far
             session = self.store.sessions.get(session_id)
             request["previous_turn"] = (session.last_turn if session else None) or NO_PREVIOUS
+            if session is not None:  # its message and reply stay the session's conversation as long as it
+                request["keep_until"] = session.expires_at
         new = NewTurn(
             id=new_id(MESSAGE_PREFIX if session_id else RESPONSE_PREFIX),
             kind=kind,

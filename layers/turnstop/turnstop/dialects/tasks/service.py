@@ -35,6 +35,9 @@ from turnstop.webhooks import Resolve, UnsafeUrl, check_url, system_resolve
 STATUS_FILTER = {w: frozenset(s for s, v in WIRE_STATUS.items() if v == w) for w in set(WIRE_STATUS.values())}
 
 
+TEMPLATE_TOKENS = 16  # what a chat template may add around a prompt, held with it
+
+
 class Tasks(DialectService):
     def __init__(
         self,
@@ -91,11 +94,14 @@ class Tasks(DialectService):
         price = pricing.route_price(route)
         cap = body.input.max_output_tokens
         if route.provider == "scripted":  # its tokens are words; it says what it will write
-            input_tokens, expected = count_tokens(prompt), requested_words(prompt)
-        else:  # a real model may write up to the route's cap; its input is estimated
-            input_tokens, expected = estimate_tokens(prompt), route.max_output_tokens
+            input_tokens = held_input = count_tokens(prompt)
+            expected = requested_words(prompt)
+        else:  # a real model may write up to the route's cap; its input is held at its most (a
+            # token is at least a byte, and a chat template adds a few): the rest is refunded
+            input_tokens, held_input = estimate_tokens(prompt), len(prompt.encode()) + TEMPLATE_TOKENS
+            expected = route.max_output_tokens
         expected = expected if cap is None else min(expected, cap)
-        charge = pricing.estimate(price, input_tokens, expected)
+        charge = pricing.estimate(price, held_input, expected)
         task_id = new_id(ID_PREFIX)
         new = NewTurn(
             id=task_id,
@@ -129,7 +135,7 @@ class Tasks(DialectService):
                 "credits": pricing.amount(charge),
                 "credits_usd_reference": pricing.amount(pricing.usd(charge)),
                 "model": resolved,
-                "input_tokens": input_tokens,
+                "input_tokens": held_input,
                 "estimated_output_tokens": expected,
             },
         )

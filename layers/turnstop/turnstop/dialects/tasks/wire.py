@@ -176,16 +176,18 @@ def usage_and_billing(turn: Turn) -> tuple[dict[str, Any], dict[str, Any]]:
     billed = turn.terminal and earned > 0
     usage: dict[str, Any] = {name: 0 for name in COUNTERS}
     usage.update(input_tokens=turn.usage.input_tokens, output_tokens=turn.usage.output_tokens)
-    usage["lines"] = [
-        {
+    usage["lines"] = []
+    left = earned if billed else Decimal(0)  # what was kept, line by line: never more than the charge
+    for line in pricing.lines(price, turn.usage):
+        line_billed = min(line.credits, left)
+        left -= line_billed
+        usage["lines"].append({
             "meter": line.meter,
             "quantity": str(line.quantity),
             "unit": line.unit,
-            "billed_amount_credits": pricing.amount(line.credits if billed else Decimal(0)),
-            "billed_amount_credits_usd_reference": pricing.amount(pricing.usd(line.credits) if billed else Decimal(0)),
-        }
-        for line in pricing.lines(price, turn.usage)
-    ]
+            "billed_amount_credits": pricing.amount(line_billed),
+            "billed_amount_credits_usd_reference": pricing.amount(pricing.usd(line_billed)),
+        })  # fmt: skip
     usage["credits"] = pricing.amount(earned)
     usage["credits_usd_reference"] = pricing.amount(pricing.usd(earned))
     billing = {
