@@ -147,6 +147,15 @@ def test_an_llm_response_reports_the_providers_usage_and_sends_instructions_and_
     assert second.status == "completed"
     history = [(m["role"], m["content"]) for m in upstream.last("short").body["messages"]]
     assert history == [("user", "Name a colour"), ("assistant", expected_text(12)), ("user", "Another")]
+    # a response streamed by its own request is part of the chain too
+    streamed = list(oa.responses.create(model="short", input="Streamed", previous_response_id=second.id, stream=True))
+    third = streamed[-1].response
+    oa.responses.create(model="short", input="Last", previous_response_id=third.id)
+    history = [(m["role"], m["content"]) for m in upstream.last("short").body["messages"]]
+    assert [m for m in history if m[0] == "user"] == [
+        ("user", u) for u in ("Name a colour", "Another", "Streamed", "Last")
+    ]
+    assert all(content for _, content in history)
     # what the provider cost the platform, at the route's prices, is kept with the turn
     up = httpx.get(f"{api.url}/v1/ledger", params={"response_id": first.id}, headers=auth(api)).json()["upstream"]
     assert up["estimated"] is False and (up["input_tokens"], up["output_tokens"]) == (first.usage.input_tokens, 16)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import FAST, LEASE_MS, cancel, events, eventually, start
-from turnstop.core.turn import Usage
+from turnstop.core.turn import Status, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.providers.base import (
     CallAborted,
@@ -202,3 +202,44 @@ def test_the_models_document_is_inline_json_or_a_file_and_keys_come_from_the_env
     monkeypatch.setenv("TS_TEST_KEY", "sk-secret-value")
     Models(load(doc), scripted_step_ms=0).check()
     assert "sk-secret" not in repr(load(doc).routes["local"])
+
+
+def test_a_session_message_racing_a_cancelled_turn_follows_the_sessions_latest_turn(env: Env) -> None:
+    from turnstop.core import scopes
+    from turnstop.core.ids import new_id
+    from turnstop.core.records import NewTurn
+    from turnstop.dialects.sessions.renderer import SESSION_KIND
+    from turnstop.dialects.sessions.renderer import created_event as session_created
+    from turnstop.store.sessions import NO_PREVIOUS
+
+    sid = "sess_race0001"
+    env.store.sessions.create(sid, "t1", True, 3_600_000)
+
+    def new(previous: str) -> NewTurn:
+        return NewTurn(id=new_id("msg_"), kind=SESSION_KIND, tenant="t1", scope=scopes.session(sid),
+                       grace_ms=120_000, input={"prompt": "hi", "previous_turn": previous})  # fmt: skip
+
+    # B's caller read the session while it had no turn; then A started and was cancelled
+    a = env.store.turns.start(new(NO_PREVIOUS), session_created, run_as="w", lease_ms=LEASE_MS)
+    cancel(env, a.id)
+    b = env.store.turns.start(new(NO_PREVIOUS), session_created, run_as="w", lease_ms=LEASE_MS)
+    # B took the cancelled A's slot, and follows A (its conversation has A in it)
+    assert b.input["previous_turn"] == a.id
+    session = env.store.sessions.get(sid)
+    assert session is not None and session.active_turn == b.id and session.last_turn == b.id
+
+
+def test_a_tasks_billed_lines_add_up_to_what_it_kept_even_when_its_use_passed_its_hold() -> None:
+    from decimal import Decimal
+
+    from turnstop.core import scopes
+    from turnstop.core.turn import Turn
+    from turnstop.dialects.tasks.wire import usage_and_billing
+
+    turn = Turn(id="task_x", kind="task", tenant="t", scope=scopes.TASKS, stored_status=Status.COMPLETED,
+                created_at=0, finished_at=1, usage=Usage(900, 100),
+                input={"charged_credits": "0.5", "resolved_model": "r",
+                       "price_credits": {"input_token": "0.001", "output_token": "0.002"}})  # fmt: skip
+    usage, billing = usage_and_billing(turn)  # its use cost 0.9 + 0.2 = 1.1 credits, above the 0.5 held
+    billed = sum(Decimal(line["billed_amount_credits"]) for line in usage["lines"])
+    assert billed == Decimal(usage["credits"]) == Decimal("0.5") == Decimal(billing["charged_credits"])
