@@ -49,7 +49,15 @@ def test_cancel_a_long_answer_mid_run_leaves_a_canceled_assistant_message_in_the
     created = omni.threads.create_thread(type="instant", account_id=ACCOUNT, text=LONG)
     assert created.metadata.request_id
     thread_id, response_id = created.data.thread_id, created.data.response_id
-    running = poll_until(sdk, response_id, {"running"})
+    running = wait_for(
+        lambda: (
+            (r := sdk.v1.omni_ai.responses.get_response_by_id(response_id, account_id=ACCOUNT).data).status == "running"
+            and r.content
+            and r.content.parts
+            and r
+        ),
+        "the response to run and write",
+    )
     assert running.output_message_id is None
     # and some of its answer committed (a poller sees it; a cancel keeps exactly that much)
     wait_for(lambda: text_of(omni.responses.get_response_by_id(response_id, account_id=ACCOUNT).data), "output")
@@ -58,14 +66,19 @@ def test_cancel_a_long_answer_mid_run_leaves_a_canceled_assistant_message_in_the
     # When the client cancels it
     cancel = omni.responses.cancel_response(response_id, account_id=ACCOUNT)
     assert cancel.data.canceled is True and cancel.metadata.request_id
-    # Then the response ends canceled, with the text produced before the cancel
+    # Then the response reads canceled at once, with the text committed when the cancel was
+    # accepted, and ends with exactly that
     final = poll_until(sdk, response_id, {"canceled"})
     assert final.output_message_id
     parts = final.content.parts if final.content else []
     partial = "".join(getattr(p, "text", "") for p in parts if p.type == "text")
     assert 0 < len(partial.split()) < 3000
-    # and the thread history holds the USER message and the canceled ASSISTANT message
-    page = omni.threads.get_messages(thread_id, account_id=ACCOUNT)
+    # and the thread history holds the USER message and, once the worker has written the end,
+    # the canceled ASSISTANT message
+    page = wait_for(
+        lambda: len((p := omni.threads.get_messages(thread_id, account_id=ACCOUNT)).data) == 2 and p,
+        "the ASSISTANT message",
+    )
     roles = [(m.seq, m.role, m.outcome) for m in page.data]
     assert roles == [(1, "USER", "completed"), (2, "ASSISTANT", "canceled")]
     message = page.data[1]

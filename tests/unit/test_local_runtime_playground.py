@@ -18,7 +18,14 @@ def playground() -> Playground:
 
 
 @pytest.mark.parametrize(
-    "path", ["/playground", "/playground/", "/playground/playground.js", "/playground/playground.css"]
+    "path",
+    [
+        "/playground",
+        "/playground/",
+        "/playground/dialects.js",
+        "/playground/playground.js",
+        "/playground/playground.css",
+    ],
 )
 def test_static_files_are_served_with_a_strict_content_security_policy(path: str) -> None:
     answer = playground().answer("GET", path, {"Host": "127.0.0.1:3000"})

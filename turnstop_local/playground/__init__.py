@@ -29,6 +29,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 _FILES = {
     PREFIX: ("index.html", "text/html; charset=utf-8"),
     PREFIX + "/": ("index.html", "text/html; charset=utf-8"),
+    PREFIX + "/dialects.js": ("dialects.js", "text/javascript; charset=utf-8"),
     PREFIX + "/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
     PREFIX + "/playground.css": ("playground.css", "text/css; charset=utf-8"),
 }
