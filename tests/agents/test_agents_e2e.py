@@ -1,6 +1,6 @@
 """A Strands agent behind the local runtime (`make run`), driven through the dialects' real
 clients: the sessions API (SSE over HTTP) and the llm dialect (the OpenAI SDK). Its text and
-tool calls stream to the reader; a cancel while its five-minute tool runs ends the turn
+tool calls stream to the reader (a pydantic-ai agent's too, through the llm dialect); a cancel while its five-minute tool runs ends the turn
 cancelled at once, with the dialect's own terminal event and nothing of the agent's after it."""
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import pytest
 
 from tests.e2e.conftest import LocalApi, all_store_kinds, serve, sse_events
 
-ROUTES = {"default": "agent", "routes": {"agent": {"provider": "external", "queue": "strands",
-                                                   "handler": "examples.strands_agent:handle"}}}  # fmt: skip
+ROUTES = {"default": "agent", "routes": {
+    "agent": {"provider": "external", "queue": "strands", "handler": "examples.strands_agent:handle"},
+    "pydantic-agent": {"provider": "external", "queue": "pydantic-ai", "handler": "examples.pydantic_ai_agent:handle"},
+}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +85,21 @@ def test_the_llm_dialect_runs_the_agent_and_its_cancel_stops_it(api: LocalApi) -
                     assert oa.responses.cancel(rid).status == "cancelled"
         assert types[-1] == "response.cancelled"
         assert "Found" not in text  # the agent never answered
+
+
+def test_a_pydantic_ai_agent_answers_and_is_cancelled_through_the_llm_dialect(api: LocalApi) -> None:
+    with openai.OpenAI(api_key=api.key, base_url=f"{api.url}/api/v1/llm", max_retries=0) as oa:
+        done = oa.responses.create(model="pydantic-agent", input="quick question")
+        assert done.status == "completed"
+        assert done.output_text == "Let me look that up. Found it: the answer to 'quick question' is 42"
+        r = oa.responses.create(model="pydantic-agent", input="slow question", stream=True, background=True)
+        types: list[str] = []
+        rid = ""
+        for ev in r:
+            types.append(ev.type)
+            if ev.type == "response.created":
+                rid = ev.response.id
+            elif ev.type == "response.output_text.delta" and types.count(ev.type) == 1:  # its first words
+                assert oa.responses.cancel(rid).status == "cancelled"
+        assert types[-1] == "response.cancelled"
+        assert "response.output_text.delta" in types

@@ -58,11 +58,16 @@ class ExternalCall:
 
     def __iter__(self) -> Iterator[Chunk]:
         threading.Thread(target=self._work, name=f"worker-{self.route.queue}", daemon=True).start()
+        try:
+            yield from self._read()
+        finally:
+            self.cancel_event.set()  # however it ended: the worker's watchers (asyncio_event) let go
+
+    def _read(self) -> Iterator[Chunk]:
         while True:
             try:
                 item = self._items.get(timeout=self.route.idle_timeout_s)
             except queue.Empty:
-                self.cancel_event.set()
                 raise UpstreamError(
                     UpstreamErrorKind.TIMEOUT,
                     f"the worker of queue {self.route.queue} sent nothing for {self.route.idle_timeout_s:g} s",
@@ -72,7 +77,6 @@ class ExternalCall:
             if isinstance(item, Chunk):
                 yield item
             elif isinstance(item, _Failed):
-                self.cancel_event.set()
                 log.warning("the worker of queue %s failed", self.route.queue, exc_info=item.error)
                 raise UpstreamError(UpstreamErrorKind.SERVER,
                                     f"the worker of queue {self.route.queue} failed ({type(item.error).__name__})")  # fmt: skip
