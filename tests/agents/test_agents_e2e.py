@@ -18,6 +18,7 @@ from tests.e2e.conftest import LocalApi, all_store_kinds, serve, sse_events
 ROUTES = {"default": "agent", "routes": {
     "agent": {"provider": "external", "queue": "strands", "handler": "examples.strands_agent:handle"},
     "pydantic-agent": {"provider": "external", "queue": "pydantic-ai", "handler": "examples.pydantic_ai_agent:handle"},
+    "stubborn": {"provider": "external", "queue": "stubborn", "handler": "tests.agents.stubborn:handle"},
 }}  # fmt: skip
 
 
@@ -103,3 +104,21 @@ def test_a_pydantic_ai_agent_answers_and_is_cancelled_through_the_llm_dialect(ap
                 assert oa.responses.cancel(rid).status == "cancelled"
         assert types[-1] == "response.cancelled"
         assert "response.output_text.delta" in types
+
+
+def test_a_worker_that_keeps_emitting_after_the_cancel_never_reaches_a_reader(api: LocalApi) -> None:
+    with openai.OpenAI(api_key=api.key, base_url=f"{api.url}/api/v1/llm", max_retries=0) as oa:
+        types: list[str] = []
+        text = rid = ""
+        for ev in oa.responses.create(model="stubborn", input="go", stream=True, background=True):
+            types.append(ev.type)
+            if ev.type == "response.created":
+                rid = ev.response.id
+            elif ev.type == "response.output_text.delta":
+                text += ev.delta
+                if ev.delta == "w5 ":  # the worker is inside its slow step
+                    assert oa.responses.cancel(rid).status == "cancelled"
+        assert types[-1] == "response.cancelled"  # the terminal event is the last thing read
+        assert text == "".join(f"w{i} " for i in range(6))  # nothing the worker emitted after the cancel
+        replay = [ev.type for ev in oa.responses.retrieve(rid, stream=True)]
+        assert replay[-1] == "response.cancelled" and replay.count("response.output_text.delta") == 6
