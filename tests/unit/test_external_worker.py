@@ -40,10 +40,12 @@ def texts(env: Env, turn_id: str) -> str:
 
 def test_a_worker_streams_its_steps_and_finishes_with_usage_the_billing_rules_price(env: Env) -> None:
     seen: list[Any] = []
+    events_seen: list[threading.Event] = []
 
     @serve("test-agent")
     def agent(turn: WorkerTurn) -> None:
         seen.append((turn.input, turn.cancelled))
+        events_seen.append(turn.cancel_event)
         turn.progress("planning")
         turn.tool_call("search", {"q": "keys"})
         for word in ("the ", "cipher ", "key"):
@@ -53,6 +55,7 @@ def test_a_worker_streams_its_steps_and_finishes_with_usage_the_billing_rules_pr
     turn = start(env, "Find the key")
     assert runner(env).handle(turn.id) == "completed"
     assert seen == [("Find the key", False)]  # the full request, no cancel
+    assert events_seen[0].is_set()  # the turn has ended: the worker's watchers let go
     # the sessions dialect streams thinking as deltas too: the steps come first, as lines
     assert texts(env, turn.id) == '[progress] planning\n[tool] search {"q": "keys"}\nthe cipher key'
     head = env.store.turns.get(turn.id)
