@@ -67,7 +67,7 @@ class WorkerTurn:
 
     @property
     def cancelled(self) -> bool:
-        """Cheap (no I/O): True once the runtime has seen the cancel (or the turn ended)."""
+        """Cheap (no I/O): True once the runtime has seen the cancel, or the turn has ended otherwise."""
         return self.cancel_event.is_set()
 
     def asyncio_event(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Event:
