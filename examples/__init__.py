@@ -1,0 +1,1 @@
+"""Examples of agents behind turnstop (docs/agents.md)."""

@@ -1,0 +1,68 @@
+"""A pydantic-ai agent behind turnstop's stop button (docs/agents.md).
+
+Serve it under ``make run`` with a route that names it::
+
+    TURNSTOP_MODELS='{"routes": {"agent": {"provider": "external", "queue": "pydantic-ai",
+                      "handler": "examples.pydantic_ai_agent:handle"}}}' make run
+
+With ``TURNSTOP_EXAMPLE_PYDANTIC_AI_MODEL`` set (a pydantic-ai model name, e.g.
+"bedrock:<model id>") the agent uses that model; otherwise a deterministic local model
+(``FunctionModel``, offline, as the tests run it) that calls ``slow_lookup`` once, then answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic_ai import Agent, ModelRequest, RunContext, ToolReturnPart, UserPromptPart
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+
+from turnstop.worker import WorkerTurn
+from turnstop.worker import pydantic_ai as turnstop_pydantic_ai
+
+LOOKUP_SECONDS = 300.0  # the tool's work: only a cancel ends it (a "quick" one: none)
+TOOL_RUNNING = threading.Event()  # what the tool is doing, for the in-process tests
+TOOL_STOPPED = threading.Event()
+
+
+async def slow_lookup(ctx: RunContext[WorkerTurn], query: str) -> str:
+    """Look something up; takes minutes, and stops as soon as the turn is cancelled."""
+    TOOL_RUNNING.set()
+    try:
+        await asyncio.sleep(0 if "quick" in query else LOOKUP_SECONDS)  # cancelled with the run's task
+    except asyncio.CancelledError:
+        TOOL_STOPPED.set()
+        raise
+    return f"the answer to {query!r} is 42"
+
+
+async def local_model(messages: list[Any], info: AgentInfo) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+    """Deterministic: asks for ``slow_lookup`` once, then answers from the tool's result."""
+    parts = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts]
+    results = [p for p in parts if isinstance(p, ToolReturnPart)]
+    if results:
+        words = ["Found", "it:", *str(results[-1].content).split(" ")]
+        for i, word in enumerate(words):
+            yield word if i == len(words) - 1 else word + " "
+        return
+    prompt = next(str(p.content) for p in reversed(parts) if isinstance(p, UserPromptPart))
+    yield "Let me look that up. "
+    yield {0: DeltaToolCall("slow_lookup", json.dumps({"query": prompt}), tool_call_id="t1")}
+
+
+def agent() -> Agent[WorkerTurn, str]:
+    name = os.environ.get("TURNSTOP_EXAMPLE_PYDANTIC_AI_MODEL")
+    model: Any = name or FunctionModel(stream_function=local_model)
+    built: Agent[WorkerTurn, str] = Agent(model, deps_type=WorkerTurn)
+    built.tool(slow_lookup)
+    return built
+
+
+def handle(turn: WorkerTurn) -> None:
+    """The queue's handler: one run per turn, its events streamed into the turn."""
+    turnstop_pydantic_ai.run(agent(), turn)

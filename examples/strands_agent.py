@@ -1,0 +1,98 @@
+"""A Strands agent behind turnstop's stop button (docs/agents.md).
+
+Serve it under ``make run`` with a route that names it::
+
+    TURNSTOP_MODELS='{"routes": {"agent": {"provider": "external", "queue": "strands",
+                      "handler": "examples.strands_agent:handle"}}}' make run
+
+then talk to it through any dialect (``turnstop`` CLI, the sessions API, the llm API) and press
+stop while its tool runs. With ``TURNSTOP_EXAMPLE_BEDROCK_MODEL`` set (a Bedrock model id) the agent
+uses that model; otherwise a deterministic local model (offline, as the tests run it) that calls
+the ``slow_lookup`` tool once, then answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from strands import Agent, ToolContext, tool
+from strands.models.model import Model
+
+from turnstop.worker import WorkerTurn
+from turnstop.worker import strands as turnstop_strands
+
+LOOKUP_SECONDS = 300.0  # the tool's work: long enough that only a cancel ends it (a "quick" one: none)
+TOOL_RUNNING = threading.Event()  # what the tool is doing, for the in-process tests
+TOOL_SAW_CANCEL: list[str] = []
+TOOL_STOPPED = threading.Event()
+
+
+@tool(context=True)
+def slow_lookup(query: str, tool_context: ToolContext) -> str:
+    """Look something up; takes minutes, and stops as soon as the turn is cancelled."""
+    TOOL_RUNNING.set()
+    # turnstop's own event (set by the runtime's cancel check itself); Strands' cancel_signal is
+    # set from it too, within Strands' 50 ms mirroring poll
+    stop = turnstop_strands.cancel_event(tool_context) or tool_context.cancel_signal
+    if stop.wait(0 if "quick" in query else LOOKUP_SECONDS):
+        TOOL_SAW_CANCEL.append(query)
+        TOOL_STOPPED.set()
+        return "stopped: the turn was cancelled"
+    return f"the answer to {query!r} is 42"
+
+
+class LocalModel(Model):
+    """Deterministic: asks for ``slow_lookup`` once, then answers from the tool's result."""
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {"model_id": "turnstop-local"}
+
+    def update_config(self, **model_config: Any) -> None:
+        self.config.update(model_config)
+
+    def get_config(self) -> Any:
+        return self.config
+
+    def structured_output(self, output_model: Any, prompt: Any, system_prompt: Any = None, **kwargs: Any) -> Any:
+        raise NotImplementedError("the local example model has no structured output")
+
+    async def stream(self, messages: Any, tool_specs: Any = None, system_prompt: Any = None,
+                     **kwargs: Any) -> AsyncIterator[Any]:  # fmt: skip
+        answered = any("toolResult" in block for m in messages for block in m.get("content", []))
+        yield {"messageStart": {"role": "assistant"}}
+        if answered:
+            result = next(b["toolResult"] for m in messages for b in m["content"] if "toolResult" in b)
+            words = ["Found", "it:", *result["content"][0]["text"].split(" ")]
+            for i, word in enumerate(words):
+                yield {"contentBlockDelta": {"delta": {"text": word if i == len(words) - 1 else word + " "}}}
+            yield {"contentBlockStop": {}}
+            yield {"messageStop": {"stopReason": "end_turn"}}
+        else:
+            yield {"contentBlockDelta": {"delta": {"text": "Let me look that up. "}}}
+            yield {"contentBlockStop": {}}
+            yield {"contentBlockStart": {"start": {"toolUse": {"toolUseId": "t1", "name": "slow_lookup"}}}}
+            query = next(b["text"] for b in messages[-1]["content"] if "text" in b)
+            yield {"contentBlockDelta": {"delta": {"toolUse": {"input": json.dumps({"query": query})}}}}
+            yield {"contentBlockStop": {}}
+            yield {"messageStop": {"stopReason": "tool_use"}}
+        usage = {"inputTokens": 10, "outputTokens": 8, "totalTokens": 18}
+        yield {"metadata": {"usage": usage, "metrics": {"latencyMs": 1}}}
+
+
+def model() -> Any:
+    bedrock = os.environ.get("TURNSTOP_EXAMPLE_BEDROCK_MODEL")
+    if bedrock:
+        from strands.models.bedrock import BedrockModel
+
+        return BedrockModel(model_id=bedrock)
+    return LocalModel()
+
+
+def handle(turn: WorkerTurn) -> None:
+    """The queue's handler: one fresh agent per turn, its events streamed into the turn."""
+    agent = Agent(model=model(), tools=[slow_lookup], callback_handler=turnstop_strands.Forward(turn))
+    turnstop_strands.run(agent, turn)
