@@ -4,7 +4,8 @@ An optional deploy smoke tier, never part of `make test`
 (docs/deploy.md#ministack-a-local-deploy-tier). It runs from a venv of its own (.venv-ministack:
 ministack and aws-sam-translator, requirements-ministack.txt):
 
-1. starts MiniStack on 127.0.0.1 (a free port) for the length of the run;
+1. starts MiniStack on 127.0.0.1 (a free port) for the length of the run, with IAM enforced
+   (AUTH=true: each function runs with its execution role's credentials);
 2. reduces the SAM template to what an emulator can run (DROP_TYPES, reduce_template: each
    printed), zips every function and the layer (with its requirements, installed for this machine) into
    MiniStack's S3, translates the result with samtranslator (MiniStack has no SAM transform), and
@@ -91,6 +92,9 @@ def start_ministack(port: int, log: Path) -> subprocess.Popen[bytes]:
         MINISTACK_HOST="localhost",
         MINISTACK_REGION=REGION,
         LAMBDA_EXECUTOR="local",  # Python functions as local subprocesses: no Docker
+        # IAM enforced: each function calls AWS with its execution role's session, so a call its
+        # policy in the template does not allow fails here as it would in AWS
+        AUTH="true",
         # the functions' subprocess is `python3` from PATH: this venv's, which has boto3
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         LOG_LEVEL="WARNING",
