@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
+MINISTACK_VENV := .venv-ministack
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
@@ -15,8 +16,8 @@ LLAMA_PORT ?= 8080
 JOBS   ?= 2
 
 .PHONY: run test install install-models install-agents test-agents llama test-models chromium screenshots test-unit \
-	test-integration test-e2e test-repeat lint checkov verify openapi validate bench bench-bulk bench-upstream load soak \
-	invoke clean
+	test-integration test-e2e test-repeat lint checkov verify deploy-local openapi validate bench bench-bulk \
+	bench-upstream load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -75,6 +76,19 @@ validate: $(SAM_VENV)/.installed
 $(SAM_VENV)/.installed: requirements-sam.txt
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+# An optional deploy smoke tier, not part of `make test` (docs/deploy.md#ministack-a-local-deploy-tier):
+# the template, reduced to what an emulator runs and translated with samtranslator, deployed to
+# MiniStack's CloudFormation on 127.0.0.1; then a key in its table and turns cancelled through its
+# API Gateway and its cancel queue. MiniStack and samtranslator in a venv of their own: MiniStack
+# pins botocore.
+deploy-local: $(MINISTACK_VENV)/.installed
+	timeout 1200 $(MINISTACK_VENV)/bin/python scripts/deploy_local.py
+
+$(MINISTACK_VENV)/.installed: requirements-ministack.txt
+	test -x $(MINISTACK_VENV)/bin/python || $(PYTHON) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-ministack.txt
 	touch $@
 
 # The OpenAPI documents of every dialect, from the handlers' models (docs/openapi.md); commit them.
@@ -159,4 +173,4 @@ invoke: install
 	$(PY) -m turnstop_local invoke $(FN) -e $(EVENT)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) node_modules .turnstop turnstop.egg-info
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(MINISTACK_VENV) node_modules .turnstop turnstop.egg-info
