@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.responses import ResponseCompletedEvent
 
 from tests.e2e.conftest import LocalApi, all_store_kinds, serve, sse_events, wait_for
 from turnstop_local.fake_upstream import Behaviour, Fail, FakeUpstream, expected_text
@@ -149,6 +150,7 @@ def test_an_llm_response_reports_the_providers_usage_and_sends_instructions_and_
     assert history == [("user", "Name a colour"), ("assistant", expected_text(12)), ("user", "Another")]
     # a response streamed by its own request is part of the chain too
     streamed = list(oa.responses.create(model="short", input="Streamed", previous_response_id=second.id, stream=True))
+    assert isinstance(streamed[-1], ResponseCompletedEvent)
     third = streamed[-1].response
     oa.responses.create(model="short", input="Last", previous_response_id=third.id)
     history = [(m["role"], m["content"]) for m in upstream.last("short").body["messages"]]
@@ -206,7 +208,7 @@ def test_bedrock_streams_its_usage_and_a_cancel_closes_its_connection(
     assert done.usage is not None and done.usage.output_tokens == 9
     # the same streamed by the request itself (the llm function runs it, not the worker)
     streamed = list(oa.responses.create(model="bedrock-short", input="Hello there", stream=True))
-    assert streamed[-1].type == "response.completed" and streamed[-1].response.output_text == expected_text(9)
+    assert isinstance(streamed[-1], ResponseCompletedEvent) and streamed[-1].response.output_text == expected_text(9)
     r = oa.responses.create(model="bedrock-long", input="Go", background=True)
     record = wait_for(lambda: (x := upstream.last("bedrock-long")) and x.tokens_sent >= 10 and x, "tokens")
     assert oa.responses.cancel(r.id).status == "cancelled"
