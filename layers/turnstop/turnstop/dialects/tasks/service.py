@@ -23,7 +23,7 @@ from turnstop.dialects.service import DialectService, Enqueue
 from turnstop.dialects.tasks import ids, models, pricing, views, wire
 from turnstop.dialects.tasks.renderer import ID_PREFIX, KIND, WIRE_STATUS, created_event
 from turnstop.dialects.tasks.wire import Answer
-from turnstop.providers.config import routes_for
+from turnstop.providers.config import Route, routes_for
 from turnstop.providers.models import estimate_tokens
 from turnstop.runtime.model import requested_words
 from turnstop.settings import Settings
@@ -36,6 +36,19 @@ STATUS_FILTER = {w: frozenset(s for s, v in WIRE_STATUS.items() if v == w) for w
 
 
 TEMPLATE_TOKENS = 16  # what a chat template may add around a prompt, held with it
+
+
+def hold(route: Route, prompt: str, cap: int | None) -> tuple[int, int, int]:
+    """(input tokens as estimated, input tokens held, output tokens held) for a new task: the
+    most it may use, charged at acceptance, the rest refunded at the end."""
+    if route.provider == "scripted":  # its tokens are words; it says what it will write
+        input_tokens = held_input = count_tokens(prompt)
+        expected = requested_words(prompt)
+    else:  # a real model may write up to the route's cap; its input is held at its most (a
+        # token is at least a byte, and a chat template adds a few)
+        input_tokens, held_input = estimate_tokens(prompt), len(prompt.encode()) + TEMPLATE_TOKENS
+        expected = route.max_output_tokens
+    return input_tokens, held_input, expected if cap is None else min(expected, cap)
 
 
 class Tasks(DialectService):
@@ -92,15 +105,7 @@ class Tasks(DialectService):
         prompt = body.input.prompt
         route = routes_for(self.settings.models).routes[resolved]
         price = pricing.route_price(route)
-        cap = body.input.max_output_tokens
-        if route.provider == "scripted":  # its tokens are words; it says what it will write
-            input_tokens = held_input = count_tokens(prompt)
-            expected = requested_words(prompt)
-        else:  # a real model may write up to the route's cap; its input is held at its most (a
-            # token is at least a byte, and a chat template adds a few): the rest is refunded
-            input_tokens, held_input = estimate_tokens(prompt), len(prompt.encode()) + TEMPLATE_TOKENS
-            expected = route.max_output_tokens
-        expected = expected if cap is None else min(expected, cap)
+        input_tokens, held_input, expected = hold(route, prompt, body.input.max_output_tokens)
         charge = pricing.estimate(price, held_input, expected)
         task_id = new_id(ID_PREFIX)
         new = NewTurn(
