@@ -334,3 +334,10 @@ def test_a_chat_reply_streams_the_models_tokens_and_a_cancel_closes_the_upstream
         tokens = "".join(e["data"]["data"]["text"] for e in seen[1:-1])
         assert tokens and expected_text(20_000).startswith(tokens)
         assert record.wait_disconnected(timeout=30)
+        # the next message of the thread sends the conversation so far, the stopped reply included
+        follow = {"message": "Go on", "thread_id": seen[0]}
+        with chat.stream("POST", "/chat/stream", json=follow) as s:
+            next(sse_events(s.iter_lines()))  # its first token: the model was called
+        sent = [(m["role"], m["content"]) for m in upstream.last("long").body["messages"]]
+        assert sent == [("user", "Tell me everything"), ("assistant", tokens), ("user", "Go on")]
+        assert chat.post("/chat/cancel", json={"thread_id": seen[0]}).json()["cancelled"] is True

@@ -243,3 +243,15 @@ def test_a_tasks_billed_lines_add_up_to_what_it_kept_even_when_its_use_passed_it
     usage, billing = usage_and_billing(turn)  # its use cost 0.9 + 0.2 = 1.1 credits, above the 0.5 held
     billed = sum(Decimal(line["billed_amount_credits"]) for line in usage["lines"])
     assert billed == Decimal(usage["credits"]) == Decimal("0.5") == Decimal(billing["charged_credits"])
+
+
+def test_a_lost_workers_turn_records_an_estimate_of_what_its_call_cost(env: Env) -> None:
+    from tests.cases.store_cases import _die_after_two_words
+
+    turn = start(env)
+    _die_after_two_words(env, turn)
+    env.clock.advance(seconds=31)
+    assert run_with(env, FakeProvider(), upstream=models().upstream).handle(turn.id) == "failed"
+    head = env.store.turns.get(turn.id)
+    assert head is not None and head.upstream is not None
+    assert head.upstream["estimated"] is True and head.upstream["output_tokens"] == 2  # what it had committed

@@ -12,11 +12,13 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from typing import TypeVar
 
 from turnstop import logkeys
-from turnstop.core.errors import CommitRejected
+from turnstop.core.errors import CommitRejected, Retryable
 from turnstop.core.events import Event
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage, final_status_after_lost_worker
 from turnstop.providers.base import CallAborted, ModelCall, ModelProvider, UpstreamError
@@ -29,6 +31,7 @@ from turnstop.store import Store
 from turnstop.store.finish import Closing, FinishMode, LostLease, NeverStarted, record_upstream
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["MAX_DURATION_ERROR", "Cadence", "LeaseHeld", "TurnRunner", "WorkerResult"]
 
@@ -72,6 +75,18 @@ def upstream_error(error: UpstreamError) -> dict[str, str]:
         "code": UPSTREAM_CODES.get(error.kind.value, "upstream_error"),
         "message": f"The model provider failed: {error}",
     }
+
+
+def with_retries(read: Callable[[], T], attempts: int = 3, pause_s: float = 0.1) -> T:
+    """A read that may meet a transient store error (throttling), tried again a little later."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except Retryable:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause_s * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class TurnRunner:
@@ -140,9 +155,12 @@ class TurnRunner:
         at = self.store.now()
         end = TurnEnd(status, turn.usage, text, "", error, finished_at=at)
         events = [Event(turn.seq + 1 + i, e.type, e.data) for i, e in enumerate(renderer.on_end(turn, end))]
-        record = Closing(
-            events, renderer.ledger(turn, end), renderer.closing_items(turn, end), closing=len(events), output=text
+        # a dead worker's call cost what it had produced (an estimate); a turn never started, nothing
+        upstream = (
+            self.upstream(turn, turn.usage, True, text) if self.upstream and isinstance(mode, LostLease) else None
         )
+        record = Closing(events, renderer.ledger(turn, end), renderer.closing_items(turn, end), closing=len(events),
+                         output=text, upstream=upstream)  # fmt: skip
         try:
             finished = self.turns.finish(turn, status, record, usage=turn.usage, mode=mode, error=error, at=at,
                                          observed_at=at)  # fmt: skip
@@ -235,7 +253,7 @@ class TurnRunner:
             start = renderer.on_start(turn)
             if start:
                 active.emit(start)
-            request = renderer.model_request(turn, self.store)
+            request = with_retries(lambda: renderer.model_request(turn, self.store))
             source = self.model_factory(turn)
             active.input_estimate = estimate_input(source, request)  # for a call that never reports usage
             call = open_call(source, request)

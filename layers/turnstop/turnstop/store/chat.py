@@ -326,6 +326,22 @@ class Chat:
     def get_thread(self, thread_id: str) -> ChatThread | None:
         return thread_from_item(self.db.get(thread_pk(thread_id), META_SK))
 
+    def messages_before(self, thread_id: str, seq: int, at_most: int) -> list[ChatMessage]:
+        """The thread's messages before ``seq`` (the newest ``at_most`` seqs of them), in order: one
+        bounded Query (an action's seq counts too, so this reads at most ``at_most`` items)."""
+        if seq <= 1:
+            return []
+        items = self.db.query_all(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues=codec.values(pk=thread_pk(thread_id), lo=msg_sk(max(1, seq - at_most)),
+                                                   hi=msg_sk(seq - 1)),
+            ConsistentRead=True,
+        )  # fmt: skip
+        raws = [codec.load(item) or {} for item in items]
+        found = [ChatMessage(int(r["seq"]), r["role"], r["content"], int(r["created_at"])) for r in raws
+                 if r.get("kind") == MESSAGE_KIND]  # fmt: skip
+        return sorted(found, key=lambda m: m.seq)
+
     def history(self, thread_id: str) -> tuple[ChatThread | None, list[ChatMessage], list[ActionRecord]]:
         """The thread, its messages and its actions, in order: one Query of its partition."""
         items = self.db.query_all(

@@ -13,7 +13,7 @@ from turnstop.core.events import PendingEvent
 from turnstop.core.records import LedgerEntry
 from turnstop.core.turn import Status, Turn, TurnEnd
 from turnstop.providers.base import Message, ModelRequest
-from turnstop.runtime.renderer import Renderer, recent
+from turnstop.runtime.renderer import HISTORY_MAX_MESSAGES, Renderer, recent
 from turnstop.store.chat import ChatMessage, message_item
 
 if TYPE_CHECKING:
@@ -45,9 +45,9 @@ def action_executed(turn: Turn) -> PendingEvent:
 def model_request(turn: Turn, store: Any) -> ModelRequest:
     """The thread's messages before this reply's (its own user message is the input)."""
     base = Renderer.model_request(ChatReplyRenderer(), turn, store)
-    _, messages, _ = store.chat.history(thread_of(turn))
     upto = int(turn.input.get("assistant_seq") or 0) - 1  # this turn's user message
-    history = [Message("user" if m.role == "user" else "assistant", m.content) for m in messages if m.seq < upto]
+    messages = store.chat.messages_before(thread_of(turn), upto, 2 * HISTORY_MAX_MESSAGES)
+    history = [Message("user" if m.role == "user" else "assistant", m.content) for m in messages]
     return replace(base, history=recent([m for m in history if m.content]))
 
 
