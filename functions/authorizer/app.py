@@ -7,8 +7,8 @@ documented 401 shape (API Gateway's own denial is a bare 403).
 
 Cookies are not credentials here: the browser routes (``/chat*``, ``/auth/*``) opt out of this
 authorizer (``Authorizer: NONE``) and their functions resolve the ``session_id`` cookie
-themselves (``dialects/chat/web.signed_in``), as the streaming chat function behind its
-Function URL must anyway.
+themselves (``dialects/chat/web.signed_in``), as the streaming chat function behind the
+streaming REST API does too.
 """
 
 from aws_lambda_powertools import Logger

@@ -2,7 +2,7 @@
 done / cancelled / error).
 
 ``stream_handler`` is what the local runtime calls; ``wsgi`` is what the Lambda Web Adapter
-serves behind the Function URL in AWS (``run.sh``). Same code on both paths.
+serves behind the streaming REST API in AWS (``run.sh``). Same code on both paths.
 """
 
 from aws_lambda_powertools import Logger
