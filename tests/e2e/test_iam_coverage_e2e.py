@@ -66,6 +66,10 @@ UNUSED_BY_E2E: dict[tuple[str, str, str], str] = {
         "a stalled turn or overdue callback is marked swept: only when one has stalled for "
         "longer than the e2e tier waits"
     ),
+    ("SweeperFunction", "dynamodb:Query", "table/TurnTable"): (
+        "a sweep reads a candidate's head only when a turn is in flight at the moment the schedule "
+        "fires: most e2e runs meet one, not all (test-repeat saw it unused once in five)"
+    ),
     ("SweeperFunction", "sqs:SendMessage", "queue/TurnQueue"): "a stalled turn re-queued (as above)",
     ("SweeperFunction", "sqs:SendMessage", "queue/CallbackQueue"): "an overdue callback re-sent (as above)",
 }
