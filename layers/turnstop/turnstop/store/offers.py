@@ -1,0 +1,115 @@
+"""Remote workers' offers: ``WQ#<queue>`` / ``OFFER#<turn id>``, one item per offered turn.
+
+The item is the whole hand-off between the runner (which keeps the turn) and a remote worker
+(which produces its output through the worker API, docs/agents.md):
+
+- the runner puts it ``open`` with the request; a worker's claim flips it to ``claimed`` with
+  the hash of a fresh attempt token (one conditional write: two workers never get one offer);
+- each batch of emits is one conditional ``list_append`` onto ``events`` (refused once
+  ``cancelled`` is set or the token differs), ``n`` counts the worker's calls (a heartbeat too);
+- a worker acknowledges its claim with a first (empty) emit; a claim not acknowledged within
+  the runner's ``ACK_S`` (its answer was lost: the claimer went away mid long-poll) is re-opened;
+- the runner reads the item, yields the events and removes what it read (only it removes, so
+  removing the first ``k`` removes exactly what it saw); ``abort`` sets ``cancelled``; the end
+  of the call sets ``state = done`` (claims skip it, TTL removes it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from turnstop.store import codec
+from turnstop.store.db import Dynamo
+
+OPEN, CLAIMED, DONE = "open", "claimed", "done"
+CLAIM_PAGE = 25
+# An offer's item outlives the turn by this long at most (the runner marks it done at the end).
+OFFER_LIFE_MS = 2 * 3_600_000
+
+
+def _key(queue: str, turn_id: str) -> dict[str, Any]:
+    return codec.key(f"WQ#{queue}", f"OFFER#{turn_id}")
+
+
+class Offers:
+    def __init__(self, db: Dynamo) -> None:
+        self.db = db
+
+    # -- the runner's side
+
+    def put(self, queue: str, turn_id: str, request: dict[str, Any]) -> None:
+        now = self.db.now()
+        item = {"pk": f"WQ#{queue}", "sk": f"OFFER#{turn_id}", "state": OPEN, "turn_id": turn_id,
+                "request": codec.compact_json(request), "events": [], "n": 0, "cancelled": False,
+                "created_at": now, "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0)}  # fmt: skip
+        self.db.call("put_item", TableName=self.db.table, Item=codec.dump(item))
+
+    def read(self, queue: str, turn_id: str) -> dict[str, Any] | None:
+        return self.db.get(f"WQ#{queue}", f"OFFER#{turn_id}")
+
+    def consumed(self, queue: str, turn_id: str, count: int) -> None:
+        """Remove the first ``count`` events: the runner has yielded them."""
+        if count:
+            removed = ", ".join(f"events[{i}]" for i in range(count))
+            self.db.call("update_item", TableName=self.db.table, Key=_key(queue, turn_id),
+                         UpdateExpression=f"REMOVE {removed}")  # fmt: skip
+
+    def cancel(self, queue: str, turn_id: str, *, done: bool = False) -> None:
+        """Refuse every further emit (``abort``); ``done``: the turn has ended, no claim sees it."""
+        state = ", state = :done" if done else ""
+        extra = {"done": DONE} if done else {}
+        self.db.conditional("update_item", Key=_key(queue, turn_id), UpdateExpression=f"SET cancelled = :t{state}",
+                            ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=codec.values(
+                                t=True, **extra))  # fmt: skip
+
+    def reopen(self, queue: str, turn_id: str, token_hash: str) -> bool:
+        """Offer it again: its claim was never acknowledged (the claimer's answer was lost, or
+        it died at once). Its token is revoked, so that claimer is told ``cancelled``."""
+        new, _ = self.db.conditional("update_item", Key=_key(queue, turn_id),
+                                     UpdateExpression="SET state = :open REMOVE token",
+                                     ConditionExpression="state = :claimed AND token = :token AND n = :zero "
+                                                         "AND cancelled = :f",
+                                     ExpressionAttributeValues=codec.values(open=OPEN, claimed=CLAIMED,
+                                                                            token=token_hash, zero=0, f=False))  # fmt: skip
+        return new is not None
+
+    # -- the worker API's side
+
+    def claim(self, queue: str, token_hash: str) -> dict[str, Any] | None:
+        """The oldest open offer of ``queue``, now claimed with ``token_hash``; None if none is open."""
+        page = self.db.call("query", TableName=self.db.table, KeyConditionExpression="pk = :pk",
+                            FilterExpression="state = :open", ConsistentRead=True, Limit=CLAIM_PAGE,
+                            ProjectionExpression="sk, turn_id, created_at",
+                            ExpressionAttributeValues=codec.values(pk=f"WQ#{queue}", open=OPEN))  # fmt: skip
+        offers = sorted((codec.load(i) or {} for i in page.get("Items", [])), key=lambda o: o.get("created_at", 0))
+        for offer in offers:
+            new, _ = self.db.conditional(
+                "update_item", Key=_key(queue, str(offer["turn_id"])),
+                UpdateExpression="SET state = :claimed, token = :token, beat = :now",
+                ConditionExpression="state = :open AND cancelled = :f",
+                ExpressionAttributeValues=codec.values(claimed=CLAIMED, token=token_hash, now=self.db.now(),
+                                                       open=OPEN, f=False),
+                ReturnValues="ALL_NEW",
+            )  # fmt: skip
+            if new is not None:
+                won = codec.load(new) or {}
+                return {"turn_id": won["turn_id"], "request": json.loads(won["request"])}
+        return None
+
+    def emit(self, queue: str, turn_id: str, token_hash: str, events: list[list[str]],
+             finish: dict[str, Any] | None = None) -> bool:  # fmt: skip
+        """Append a batch (and, with ``finish``, the worker's end). False: refused, the turn is
+        cancelled or over (or the token is not this attempt's): the worker must stop."""
+        update = "SET events = list_append(events, :batch), beat = :now ADD n :one"
+        extra: dict[str, Any] = {}
+        if finish is not None:
+            update = "SET events = list_append(events, :batch), beat = :now, finished = :fin ADD n :one"
+            extra["fin"] = finish
+        new, _ = self.db.conditional(
+            "update_item", Key=_key(queue, turn_id), UpdateExpression=update,
+            ConditionExpression="state = :claimed AND token = :token AND cancelled = :f AND attribute_not_exists(finished)",
+            ExpressionAttributeValues=codec.values(batch=events, now=self.db.now(), one=1, claimed=CLAIMED,
+                                                   token=token_hash, f=False, **extra),
+        )  # fmt: skip
+        return new is not None
