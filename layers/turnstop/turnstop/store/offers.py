@@ -1,17 +1,21 @@
-"""Remote workers' offers: ``WQ#<queue>`` / ``OFFER#<turn id>``, one item per offered turn.
+"""Remote workers' offers, two items per offered turn:
 
-The item is the whole hand-off between the runner (which keeps the turn) and a remote worker
-(which produces its output through the worker API, docs/agents.md):
+- the offer, ``WO#<offer id>`` / ``OFFER``: the whole hand-off between the runner (which keeps
+  the turn) and a remote worker (which produces its output through the worker API,
+  docs/agents.md);
+- its marker, ``WQ#<queue>`` / ``<created ms>#<offer id>``: what a claim finds, oldest first.
 
-- the runner puts it ``open`` with the request; a worker's claim flips it to ``claimed`` with
-  the hash of a fresh attempt token (one conditional write: two workers never get one offer);
-- each batch of emits is one conditional ``list_append`` onto ``events`` (refused once
-  ``cancelled`` is set or the token differs), ``n`` counts the worker's calls (a heartbeat too);
-- a worker acknowledges its claim with a first (empty) emit; a claim not acknowledged within
-  the runner's ``ACK_S`` (its answer was lost: the claimer went away mid long-poll) is re-opened;
-- the runner reads the item, yields the events and removes what it read (only it removes, so
-  removing the first ``k`` removes exactly what it saw); ``abort`` sets ``cancelled``; the end
-  of the call sets ``state = done`` (claims skip it, TTL removes it).
+The runner puts both, the offer ``open`` with the request. A claim reads the queue's markers
+and flips an offer to ``claimed`` with the hash of a fresh attempt token (one conditional write:
+two workers never get one offer), then deletes the marker (a marker whose offer is no longer
+open is deleted by the claim that finds it, so the query reads only live offers). A worker
+acknowledges its claim with a first (empty) emit; a claim not acknowledged within the runner's
+``ACK_S`` (its answer was lost: the claimer went away mid long-poll) is re-opened and its
+marker put again. Each batch of emits is one conditional ``list_append`` onto ``events``
+(refused once ``cancelled`` is set or the token differs); ``n`` counts the worker's calls (a
+heartbeat too). The runner reads the offer, yields the events and removes what it read (only
+it removes, so removing the first ``k`` removes exactly what it saw); ``abort`` sets
+``cancelled``; the end of the call sets ``state = done``, and TTL removes the item.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ OFFER_LIFE_MS = 2 * 3_600_000
 
 
 def _key(queue: str, turn_id: str) -> dict[str, Any]:
-    return codec.key(f"WQ#{queue}", f"OFFER#{turn_id}")
+    return codec.key(f"WO#{turn_id}", "OFFER")
 
 
 class Offers:
@@ -40,13 +44,19 @@ class Offers:
 
     def put(self, queue: str, turn_id: str, request: dict[str, Any]) -> None:
         now = self.db.now()
-        item = {"pk": f"WQ#{queue}", "sk": f"OFFER#{turn_id}", "state": OPEN, "turn_id": turn_id,
+        item = {"pk": f"WO#{turn_id}", "sk": "OFFER", "state": OPEN, "queue": queue, "turn_id": turn_id,
                 "request": codec.compact_json(request), "events": [], "n": 0, "cancelled": False,
                 "created_at": now, "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0)}  # fmt: skip
         self.db.call("put_item", TableName=self.db.table, Item=codec.dump(item))
+        self._mark(queue, turn_id, now)
+
+    def _mark(self, queue: str, turn_id: str, now: int) -> None:
+        marker = {"pk": f"WQ#{queue}", "sk": f"{now:013d}#{turn_id}", "turn_id": turn_id,
+                  "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0)}  # fmt: skip
+        self.db.call("put_item", TableName=self.db.table, Item=codec.dump(marker))
 
     def read(self, queue: str, turn_id: str) -> dict[str, Any] | None:
-        return self.db.get(f"WQ#{queue}", f"OFFER#{turn_id}")
+        return self.db.get(f"WO#{turn_id}", "OFFER")
 
     def consumed(self, queue: str, turn_id: str, count: int) -> None:
         """Remove the first ``count`` events: the runner has yielded them."""
@@ -72,26 +82,28 @@ class Offers:
                                                          "AND cancelled = :f",
                                      ExpressionAttributeValues=codec.values(open=OPEN, claimed=CLAIMED,
                                                                             token=token_hash, zero=0, f=False))  # fmt: skip
-        return new is not None
+        if new is None:
+            return False
+        self._mark(queue, turn_id, self.db.now())
+        return True
 
     # -- the worker API's side
 
     def claim(self, queue: str, token_hash: str) -> dict[str, Any] | None:
         """The oldest open offer of ``queue``, now claimed with ``token_hash``; None if none is open."""
         page = self.db.call("query", TableName=self.db.table, KeyConditionExpression="pk = :pk",
-                            FilterExpression="state = :open", ConsistentRead=True, Limit=CLAIM_PAGE,
-                            ProjectionExpression="sk, turn_id, created_at",
-                            ExpressionAttributeValues=codec.values(pk=f"WQ#{queue}", open=OPEN))  # fmt: skip
-        offers = sorted((codec.load(i) or {} for i in page.get("Items", [])), key=lambda o: o.get("created_at", 0))
-        for offer in offers:
+                            ConsistentRead=True, Limit=CLAIM_PAGE,
+                            ExpressionAttributeValues=codec.values(pk=f"WQ#{queue}"))  # fmt: skip
+        for marker in (codec.load(i) or {} for i in page.get("Items", [])):
             new, _ = self.db.conditional(
-                "update_item", Key=_key(queue, str(offer["turn_id"])),
+                "update_item", Key=_key(queue, str(marker["turn_id"])),
                 UpdateExpression="SET state = :claimed, token = :token, beat = :now",
                 ConditionExpression="state = :open AND cancelled = :f",
                 ExpressionAttributeValues=codec.values(claimed=CLAIMED, token=token_hash, now=self.db.now(),
                                                        open=OPEN, f=False),
                 ReturnValues="ALL_NEW",
             )  # fmt: skip
+            self.db.call("delete_item", TableName=self.db.table, Key=codec.key(f"WQ#{queue}", str(marker["sk"])))
             if new is not None:
                 won = codec.load(new) or {}
                 return {"turn_id": won["turn_id"], "request": json.loads(won["request"])}
@@ -108,8 +120,9 @@ class Offers:
             extra["fin"] = finish
         new, _ = self.db.conditional(
             "update_item", Key=_key(queue, turn_id), UpdateExpression=update,
-            ConditionExpression="state = :claimed AND token = :token AND cancelled = :f AND attribute_not_exists(finished)",
+            ConditionExpression="state = :claimed AND token = :token AND cancelled = :f AND queue = :queue "
+                                "AND attribute_not_exists(finished)",
             ExpressionAttributeValues=codec.values(batch=events, now=self.db.now(), one=1, claimed=CLAIMED,
-                                                   token=token_hash, f=False, **extra),
+                                                   token=token_hash, f=False, queue=queue, **extra),
         )  # fmt: skip
         return new is not None
