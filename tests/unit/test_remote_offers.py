@@ -82,3 +82,17 @@ def test_a_remote_route_is_served_by_the_remote_provider() -> None:
         {"routes": {"r": {"provider": "external", "queue": "q", "remote": True, "worker_key_sha256": DIGEST}}}
     )
     assert isinstance(build(routes.routes["r"], scripted_step_ms=0), RemoteProvider)
+
+
+def test_an_offer_whose_runner_is_gone_refuses_the_workers_emits(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnstop.store import offers as module
+
+    offers = env.store.offers
+    offers.put(QUEUE, "off_6", {"input": "hi"})
+    offers.claim(QUEUE, "t")
+    assert offers.emit(QUEUE, "off_6", "t", []) is True
+    monkeypatch.setattr(module, "RUNNER_STALE_MS", -1)  # as if the runner had not read it for long
+    assert offers.emit(QUEUE, "off_6", "t", []) is False
+    monkeypatch.setattr(module, "RUNNER_STALE_MS", 15_000)
+    offers.consumed(QUEUE, "off_6", 0)  # the runner says it is alive
+    assert offers.emit(QUEUE, "off_6", "t", []) is True

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often the runner reads the offer's item while the worker runs
 ACK_S = 2.0  # a claim not acknowledged (a first emit) this long is offered again
+SEEN_S = 3.0  # the runner says it is alive at least this often (store.offers.RUNNER_STALE_MS)
 
 
 def request_json(request: ModelRequest) -> dict[str, Any]:
@@ -62,7 +63,7 @@ class RemoteCall:
             self.offers.cancel(self.queue, self.offer_id, done=True)  # no claim, no emit after the end
 
     def _read(self) -> Iterator[Chunk]:
-        seen, quiet_since = 0, time.monotonic()
+        seen, quiet_since, said_alive = 0, time.monotonic(), time.monotonic()
         while not self._aborted.is_set():
             item = self.offers.read(self.queue, self.offer_id) or {}
             if self._aborted.is_set():
@@ -70,7 +71,9 @@ class RemoteCall:
             events = item.get("events") or []
             for kind, text in events:
                 yield Chunk(text, "thinking" if kind == "thinking" else "text")
-            self.offers.consumed(self.queue, self.offer_id, len(events))
+            if events or time.monotonic() - said_alive >= SEEN_S:
+                self.offers.consumed(self.queue, self.offer_id, len(events))
+                said_alive = time.monotonic()
             finished = item.get("finished")
             if finished is not None:
                 self._finish(finished)

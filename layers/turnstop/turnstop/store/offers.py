@@ -12,7 +12,8 @@ open is deleted by the claim that finds it, so the query reads only live offers)
 acknowledges its claim with a first (empty) emit; a claim not acknowledged within the runner's
 ``ACK_S`` (its answer was lost: the claimer went away mid long-poll) is re-opened and its
 marker put again. Each batch of emits is one conditional ``list_append`` onto ``events``
-(refused once ``cancelled`` is set or the token differs); ``n`` counts the worker's calls (a
+(refused once ``cancelled`` is set, the token differs, or the runner has not been ``seen`` for
+``RUNNER_STALE_MS``: the function running the turn died, the lost-worker rules settle it); ``n`` counts the worker's calls (a
 heartbeat too). The runner reads the offer, yields the events and removes what it read (only
 it removes, so removing the first ``k`` removes exactly what it saw); ``abort`` sets
 ``cancelled``; the end of the call sets ``state = done``, and TTL removes the item.
@@ -28,6 +29,9 @@ from turnstop.store.db import Dynamo
 
 OPEN, CLAIMED, DONE = "open", "claimed", "done"
 CLAIM_PAGE = 25
+# The runner says it is alive (``seen``) at least every few seconds while it reads the offer; an
+# offer not seen this long (the function running the turn died) refuses the worker's emits.
+RUNNER_STALE_MS = 15_000
 # An offer's item outlives the turn by this long at most (the runner marks it done at the end).
 OFFER_LIFE_MS = 2 * 3_600_000
 
@@ -46,7 +50,7 @@ class Offers:
         now = self.db.now()
         item = {"pk": f"WO#{turn_id}", "sk": "OFFER", "state": OPEN, "queue": queue, "turn_id": turn_id,
                 "request": codec.compact_json(request), "events": [], "n": 0, "cancelled": False,
-                "created_at": now, "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0)}  # fmt: skip
+                "created_at": now, "seen": now, "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0)}  # fmt: skip
         self.db.call("put_item", TableName=self.db.table, Item=codec.dump(item))
         self._mark(queue, turn_id, now)
 
@@ -59,11 +63,12 @@ class Offers:
         return self.db.get(f"WO#{turn_id}", "OFFER")
 
     def consumed(self, queue: str, turn_id: str, count: int) -> None:
-        """Remove the first ``count`` events: the runner has yielded them."""
-        if count:
-            removed = ", ".join(f"events[{i}]" for i in range(count))
-            self.db.call("update_item", TableName=self.db.table, Key=_key(queue, turn_id),
-                         UpdateExpression=f"REMOVE {removed}")  # fmt: skip
+        """Remove the first ``count`` events (the runner has yielded them), and say the runner is
+        alive (``seen``): an offer whose runner is gone refuses the worker's emits."""
+        removed = (" REMOVE " + ", ".join(f"events[{i}]" for i in range(count))) if count else ""
+        self.db.call("update_item", TableName=self.db.table, Key=_key(queue, turn_id),
+                     UpdateExpression=f"SET seen = :now{removed}",
+                     ExpressionAttributeValues=codec.values(now=self.db.now()))  # fmt: skip
 
     def cancel(self, queue: str, turn_id: str, *, done: bool = False) -> None:
         """Refuse every further emit (``abort``); ``done``: the turn has ended, no claim sees it."""
@@ -121,8 +126,9 @@ class Offers:
         new, _ = self.db.conditional(
             "update_item", Key=_key(queue, turn_id), UpdateExpression=update,
             ConditionExpression="state = :claimed AND token = :token AND cancelled = :f AND queue = :queue "
-                                "AND attribute_not_exists(finished)",
+                                "AND attribute_not_exists(finished) AND seen > :stale",
             ExpressionAttributeValues=codec.values(batch=events, now=self.db.now(), one=1, claimed=CLAIMED,
-                                                   token=token_hash, f=False, queue=queue, **extra),
+                                                   token=token_hash, f=False, queue=queue,
+                                                   stale=self.db.now() - RUNNER_STALE_MS, **extra),
         )  # fmt: skip
         return new is not None
