@@ -1,8 +1,9 @@
-"""Remote workers' offers, two items per offered turn:
+"""Remote workers' offers, three items per offered turn:
 
 - the offer, ``WO#<offer id>`` / ``OFFER``: the whole hand-off between the runner (which keeps
   the turn) and a remote worker (which produces its output through the worker API,
-  docs/agents.md);
+  docs/agents.md), small, so the runner's frequent reads of it cost one read unit each;
+- its request, ``WO#<offer id>`` / ``REQUEST``: read once, by the claim that wins it;
 - its marker, ``WQ#<queue>`` / ``<created ms>#<offer id>``: what a claim finds, oldest first.
 
 The runner puts both, the offer ``open`` with the request. A claim reads the queue's markers
@@ -49,8 +50,10 @@ class Offers:
     def put(self, queue: str, turn_id: str, request: dict[str, Any]) -> None:
         now = self.db.now()
         item = {"pk": f"WO#{turn_id}", "sk": "OFFER", "state": OPEN, "queue": queue, "turn_id": turn_id,
-                "request": codec.compact_json(request), "events": [], "n": 0, "cancelled": False,
+                "events": [], "n": 0, "cancelled": False,
                 "created_at": now, "seen": now, "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0)}  # fmt: skip
+        held = {"pk": f"WO#{turn_id}", "sk": "REQUEST", "request": codec.compact_json(request), "ttl": item["ttl"]}
+        self.db.call("put_item", TableName=self.db.table, Item=codec.dump(held))
         self.db.call("put_item", TableName=self.db.table, Item=codec.dump(item))
         self._mark(queue, turn_id, now)
 
@@ -110,8 +113,9 @@ class Offers:
             )  # fmt: skip
             self.db.call("delete_item", TableName=self.db.table, Key=codec.key(f"WQ#{queue}", str(marker["sk"])))
             if new is not None:
-                won = codec.load(new) or {}
-                return {"turn_id": won["turn_id"], "request": json.loads(won["request"])}
+                won = str((codec.load(new) or {})["turn_id"])
+                held = self.db.get(f"WO#{won}", "REQUEST") or {}
+                return {"turn_id": won, "request": json.loads(held.get("request") or "{}")}
         return None
 
     def emit(self, queue: str, turn_id: str, token_hash: str, events: list[list[str]],
