@@ -96,7 +96,19 @@ def test_a_session_streams_the_remote_workers_text(api: LocalApi, worker: Worker
     events = session_turn(api, "quick question")
     assert events[-1]["event"] == "message.completed", events[-1]
     assert text_of(events) == "hello from a remote worker: quick question"
+    usage = events[-1]["data"]["usage"]  # the worker's own counts, billed as a provider's
+    assert (usage["input_tokens"], usage["output_tokens"]) == (5, 7)
     assert worker.expect("CLAIMED").startswith("CLAIMED off_")
+
+
+def test_the_llm_dialect_runs_a_remote_turn_through_the_openai_sdk(api: LocalApi, worker: Worker) -> None:
+    import openai
+
+    with openai.OpenAI(api_key=api.key, base_url=f"{api.url}/api/v1/llm", max_retries=0) as oa:
+        done = oa.responses.create(model="remote", input="quick llm")
+    assert done.status == "completed"
+    assert done.output_text == "hello from a remote worker: quick llm"
+    assert done.usage is not None and (done.usage.input_tokens, done.usage.output_tokens) == (5, 7)
 
 
 def test_a_cancel_mid_tool_reaches_the_worker_and_its_later_emits_are_refused(api: LocalApi, worker: Worker) -> None:
