@@ -112,9 +112,12 @@ def test_the_llm_dialect_runs_a_remote_turn_through_the_openai_sdk(api: LocalApi
 
 
 def test_a_cancel_mid_tool_reaches_the_worker_and_its_later_emits_are_refused(api: LocalApi, worker: Worker) -> None:
+    turn: dict[str, str] = {}
+
     def cancel_in_tool(delta: str, session: str, rid: str) -> bool:
         if "[tool] slow_tool" not in delta:
             return False
+        turn.update(session=session, rid=rid)
         worker.expect("IN_TOOL")
         c = httpx.post(f"{api.url}/v1/sessions/{session}/responses/{rid}/cancel", headers=auth(api))
         assert c.status_code == 202, c.text
@@ -126,6 +129,11 @@ def test_a_cancel_mid_tool_reaches_the_worker_and_its_later_emits_are_refused(ap
     worker.expect("REFUSED_LOCALLY")
     assert worker.expect("SERVER_SAYS") == 'SERVER_SAYS {"accepted": false, "cancelled": true}'
     assert "AFTER_CANCEL" not in json.dumps(events)
+    replay_url = f"{api.url}/v1/sessions/{turn['session']}/responses/{turn['rid']}/events"
+    with httpx.stream("GET", replay_url, params={"after": 0}, headers=auth(api), timeout=60) as r:
+        replay = list(sse_events(r.iter_lines()))  # a reader arriving after the refused emit
+    assert replay[-1]["event"] == "message.cancelled"
+    assert "AFTER_CANCEL" not in json.dumps(replay) and "slow_tool" in json.dumps(replay)
 
 
 def test_a_worker_that_dies_fails_the_turn_by_the_routes_idle_timeout(api: LocalApi, worker: Worker) -> None:
