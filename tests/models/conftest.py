@@ -169,12 +169,17 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Llama]:
             with httpx.Client(base_url=url, timeout=DEADLINE_S) as client:
                 yield Llama(url, log_path, client)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """End a child server: politely, then for sure."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 def _ready_url(proc: subprocess.Popen[str], log_path: Path, what: str = "llama server") -> str:
@@ -343,12 +348,7 @@ def turnstop(llama: Llama, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         try:
             yield Turnstop(_ready_url(proc, log_path, what="local runtime"), DEV_KEY)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+            _stop(proc)
 
 
 # ----------------------------------------------------------------------------- measurements

@@ -72,11 +72,7 @@ def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query
     if not exchange.prefill(behaviour, plan.output_tokens):
         return
     stream = bool(body.get("stream"))
-    if failure is not None and behaviour.fail_after is None:
-        wire.fail(exchange, failure)
-        return
-    if behaviour.garbage:
-        wire.garbage(exchange, stream)
+    if wire.refused(exchange, failure, behaviour, stream):
         return
     if stream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -72,3 +72,15 @@ def text_of(content: Any) -> list[str]:
     if isinstance(content, list):
         return [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
     return []
+
+
+def refused(exchange: Exchange, failure: Fail | None, behaviour: Any, stream: bool) -> bool:
+    """Answer a request its behaviour refuses before any output (an error before the stream, or
+    garbage); True when it was answered so."""
+    if failure is not None and behaviour.fail_after is None:
+        fail(exchange, failure)
+        return True
+    if behaviour.garbage:
+        garbage(exchange, stream)
+        return True
+    return False

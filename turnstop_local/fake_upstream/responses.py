@@ -80,11 +80,7 @@ def handle_create(server: FakeUpstream, exchange: Exchange, match: re.Match[str]
     if behaviour.prefill_s and not exchange.wait(behaviour.prefill_s):
         return
     stream = bool(body.get("stream"))
-    if failure is not None and behaviour.fail_after is None:
-        wire.fail(exchange, failure)
-        return
-    if behaviour.garbage:
-        wire.garbage(exchange, stream)
+    if wire.refused(exchange, failure, behaviour, stream):
         return
     max_tokens = body.get("max_output_tokens") if isinstance(body.get("max_output_tokens"), int) else None
     plan = plan_for(behaviour, input_tokens(body), max_tokens)

@@ -34,9 +34,6 @@ class ScriptedCall(LocalCall):
         self.usage = ProviderUsage(words_sent(self.request), limit)
 
 
-input_tokens = words_sent  # the scripted tokenizer's count of everything sent
-
-
 class ScriptedProvider:
     def __init__(self, route: Route, step_ms: int) -> None:
         self.route = route
@@ -45,9 +42,5 @@ class ScriptedProvider:
     def open(self, request: ModelRequest) -> ScriptedCall:
         return ScriptedCall(request, self.step_ms, request.max_output_tokens)
 
-    def estimate_output_tokens(self, request: ModelRequest) -> int:
-        n = requested_words(request.input)
-        return n if request.max_output_tokens is None else min(n, request.max_output_tokens)
-
     def estimate_input_tokens(self, request: ModelRequest) -> int:
-        return input_tokens(request)
+        return words_sent(request)
