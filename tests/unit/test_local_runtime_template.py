@@ -45,9 +45,10 @@ def test_repo_http_routes_come_from_httpapi_events(repo_template: Template) -> N
     cancel = http["POST /v1/sessions/{id}/responses/{rid}/cancel"]
     assert cancel.function_id == "SessionCancelFunction"
     # The HttpApi's DefaultAuthorizer applies to every HttpApi route that does not opt out; only
-    # the cookie API (chat and its sign-in) opts out: its functions resolve the session cookie.
+    # the cookie API (chat and its sign-in) opts out: its functions resolve the session cookie;
+    # and the worker API: its function checks the remote route's worker key.
     opted_out = {key for key, r in http.items() if r.authorizer is None}
-    assert opted_out and all(key.split(" ", 1)[1].startswith(("/chat", "/auth/")) for key in opted_out)
+    assert opted_out and all(key.split(" ", 1)[1].startswith(("/chat", "/auth/", "/v1/workers/")) for key in opted_out)
     assert all(r.authorizer == "TurnstopAuthorizer" for key, r in http.items() if key not in opted_out)
     authorizer = repo_template.authorizers["TurnstopAuthorizer"]
     assert authorizer.function_id == "AuthorizerFunction"

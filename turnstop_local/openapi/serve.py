@@ -23,7 +23,7 @@ SCHEMA_FILE = "queue-cancel.schema.json"
 
 
 def _dialects(spec_dir: Path) -> dict[str, dict[str, Any]]:
-    order = ("sessions", "omni", "llm", "tasks", "chat", "admin")
+    order = ("sessions", "omni", "llm", "tasks", "chat", "admin", "workers")
     return {n: json.loads((spec_dir / f"{n}.json").read_text(encoding="utf-8")) for n in order}
 
 

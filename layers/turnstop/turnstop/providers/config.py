@@ -35,7 +35,7 @@ _REQUIRED = {"openai-chat": ("base_url", "model"), "openai-responses": ("model",
 _KNOWN = {
     "provider", "model", "base_url", "api_key_env", "api_key_secret", "region", "endpoint_url", "max_output_tokens",
     "price_per_million", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s", "retry_budget_s",
-    "step_ms", "description", "queue", "handler",
+    "step_ms", "description", "queue", "handler", "remote", "worker_key_sha256",
 }  # fmt: skip
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
@@ -75,6 +75,8 @@ class Route:
     step_ms: int | None = None  # the scripted provider's pace (default: TURNSTOP_SCRIPTED_STEP_MS)
     queue: str | None = None  # external: the worker queue its turns go to (docs/agents.md)
     handler: str | None = None  # external: "module:function" served under that queue
+    remote: bool = False  # external: served by remote workers through the worker API
+    worker_key_sha256: str | None = None  # remote: the SHA-256 (hex) of the workers' key
 
     def __repr__(self) -> str:  # never a key: there is none here, only where to find it
         return f"Route({self.name!r}, provider={self.provider!r}, model={self.model!r})"
@@ -179,6 +181,7 @@ def _route(name: str, raw: Any) -> Route:
             _price(f"{path}.price_per_million.input", prices.get("input", 0)),
             _price(f"{path}.price_per_million.output", prices.get("output", 0)),
         )
+    _remote(path, raw, values)
     if "handler" in values and ":" not in values["handler"]:
         raise _fail(f"{path}.handler", 'must be "module:function"')
     if provider == "scripted":
@@ -186,6 +189,21 @@ def _route(name: str, raw: Any) -> Route:
     if provider == "external":
         values.setdefault("model", f"external:{values['queue']}")
     return Route(name=name, provider=provider, **values)
+
+
+def _remote(path: str, raw: dict[str, Any], values: dict[str, Any]) -> None:
+    """``"remote": true``: the queue is served by workers elsewhere, who prove the route's key."""
+    if "remote" not in raw:
+        return
+    if raw["remote"] is not True or raw.get("provider") != "external":
+        raise _fail(f"{path}.remote", "must be true, on an external route")
+    if "handler" in raw:
+        raise _fail(f"{path}.handler", "a remote route has no handler: its workers run elsewhere")
+    digest = raw.get("worker_key_sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
+        raise _fail(f"{path}.worker_key_sha256", "is required for a remote route: 64 lowercase hex digits")
+    values["remote"] = True
+    values["worker_key_sha256"] = digest
 
 
 def parse(document: Any) -> ModelRoutes:

@@ -60,6 +60,10 @@ def build(route: Route, *, scripted_step_ms: int, key: str | None = None) -> Mod
         from turnstop.providers.openai_responses import OpenAIResponsesProvider
 
         return OpenAIResponsesProvider(route, key)
+    if route.provider == "external" and route.remote:
+        from turnstop.providers.remote import RemoteProvider
+
+        return RemoteProvider(route)
     if route.provider == "external":
         from turnstop.providers.external import ExternalProvider
 

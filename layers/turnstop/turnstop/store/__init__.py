@@ -21,6 +21,7 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.chat         chat threads, messages, actions; their cancels (store/chat.py)
     store.signins      browser sessions and sign-ins in progress      (store/signins.py)
     store.rates        per-subject request counts per window          (store/rates.py)
+    store.offers       remote workers' offers and their emits         (store/offers.py)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from turnstop.store.idempotency import Answers
     from turnstop.store.ledger import Ledger
     from turnstop.store.live import LiveIndex
+    from turnstop.store.offers import Offers
     from turnstop.store.queue import TurnQueue
     from turnstop.store.rates import Rates
     from turnstop.store.sessions import Sessions
@@ -68,6 +70,12 @@ class Store:
         self._queue_url = queue_url
         self._callback_queue_url = callback_queue_url
         self._sqs = sqs
+
+    @cached_property
+    def offers(self) -> Offers:
+        from turnstop.store.offers import Offers
+
+        return Offers(self.db)
 
     @cached_property
     def turns(self) -> Turns:

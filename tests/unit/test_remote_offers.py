@@ -1,0 +1,98 @@
+"""Remote routes (docs/agents.md): the offer item's rules, one conditional write each. One
+claim wins an offer; emits need the claim's token and stop at the cancel; an unacknowledged
+claim is offered again and its token revoked; a remote route needs its worker key's hash."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tests.cases.fixtures import Env
+from turnstop.providers.config import ModelsConfigError, parse
+
+QUEUE = "q"
+DIGEST = hashlib.sha256(b"worker-key").hexdigest()
+
+
+def test_one_claim_wins_an_offer_and_only_its_token_may_emit(env: Env) -> None:
+    offers = env.store.offers
+    offers.put(QUEUE, "off_1", {"input": "hi"})
+    first = offers.claim(QUEUE, "token-a")
+    assert first == {"turn_id": "off_1", "request": {"input": "hi"}}
+    assert offers.claim(QUEUE, "token-b") is None  # claimed already: no second worker gets it
+    assert offers.emit(QUEUE, "off_1", "token-b", [["text", "x"]]) is False
+    assert offers.emit(QUEUE, "off_1", "token-a", [["text", "x"]]) is True
+    item = offers.read(QUEUE, "off_1") or {}
+    assert item["events"] == [["text", "x"]] and item["n"] == 1
+
+
+def test_the_cancel_refuses_every_later_emit_and_the_finish(env: Env) -> None:
+    offers = env.store.offers
+    offers.put(QUEUE, "off_2", {"input": "hi"})
+    assert offers.claim(QUEUE, "t") is not None
+    offers.cancel(QUEUE, "off_2")
+    assert offers.emit(QUEUE, "off_2", "t", [["text", "late"]]) is False
+    assert offers.emit(QUEUE, "off_2", "t", [], finish={"reason": "stop"}) is False
+    assert (offers.read(QUEUE, "off_2") or {})["events"] == []
+
+
+def test_an_unacknowledged_claim_is_offered_again_and_its_token_revoked(env: Env) -> None:
+    offers = env.store.offers
+    offers.put(QUEUE, "off_3", {"input": "hi"})
+    assert offers.claim(QUEUE, "lost") is not None
+    assert offers.reopen(QUEUE, "off_3", "lost") is True
+    assert offers.claim(QUEUE, "second") is not None
+    assert offers.emit(QUEUE, "off_3", "lost", []) is False
+    assert offers.emit(QUEUE, "off_3", "second", []) is True
+    assert offers.reopen(QUEUE, "off_3", "second") is False  # acknowledged: it stays the second's
+
+
+def test_the_runner_removes_what_it_read_and_an_ended_offer_is_never_claimed(env: Env) -> None:
+    offers = env.store.offers
+    offers.put(QUEUE, "off_4", {"input": "hi"})
+    offers.claim(QUEUE, "t")
+    offers.emit(QUEUE, "off_4", "t", [["text", "a"], ["thinking", "b"]])
+    offers.consumed(QUEUE, "off_4", 1)
+    assert (offers.read(QUEUE, "off_4") or {})["events"] == [["thinking", "b"]]
+    offers.put(QUEUE, "off_5", {"input": "gone"})
+    offers.cancel(QUEUE, "off_5", done=True)
+    assert offers.claim(QUEUE, "u") is None
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        {"provider": "external", "queue": "q", "remote": True},
+        {"provider": "external", "queue": "q", "remote": True, "worker_key_sha256": "abc"},
+        {"provider": "external", "queue": "q", "remote": True, "worker_key_sha256": DIGEST, "handler": "m:f"},
+        {"provider": "scripted", "remote": True, "worker_key_sha256": DIGEST},
+    ],
+)
+def test_a_remote_route_needs_its_worker_keys_hash_and_no_handler(route: dict[str, object]) -> None:
+    with pytest.raises(ModelsConfigError):
+        parse({"routes": {"r": route}})
+
+
+def test_a_remote_route_is_served_by_the_remote_provider() -> None:
+    from turnstop.providers.models import build
+    from turnstop.providers.remote import RemoteProvider
+
+    routes = parse(
+        {"routes": {"r": {"provider": "external", "queue": "q", "remote": True, "worker_key_sha256": DIGEST}}}
+    )
+    assert isinstance(build(routes.routes["r"], scripted_step_ms=0), RemoteProvider)
+
+
+def test_an_offer_whose_runner_is_gone_refuses_the_workers_emits(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnstop.store import offers as module
+
+    offers = env.store.offers
+    offers.put(QUEUE, "off_6", {"input": "hi"})
+    offers.claim(QUEUE, "t")
+    assert offers.emit(QUEUE, "off_6", "t", []) is True
+    monkeypatch.setattr(module, "RUNNER_STALE_MS", -1)  # as if the runner had not read it for long
+    assert offers.emit(QUEUE, "off_6", "t", []) is False
+    monkeypatch.setattr(module, "RUNNER_STALE_MS", 15_000)
+    offers.consumed(QUEUE, "off_6", 0)  # the runner says it is alive
+    assert offers.emit(QUEUE, "off_6", "t", []) is True
