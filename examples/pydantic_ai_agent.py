@@ -7,7 +7,8 @@ Serve it under ``make run`` with a route that names it::
 
 With ``TURNSTOP_EXAMPLE_PYDANTIC_AI_MODEL`` set (a pydantic-ai model name, e.g.
 "bedrock:<model id>") the agent uses that model; otherwise a deterministic local model
-(``FunctionModel``, offline, as the tests run it) that calls ``slow_lookup`` once, then answers.
+(``FunctionModel``, offline, as the tests run it) that calls ``slow_lookup`` once, then answers
+(asked for a "slow model", it streams a 2,000-word answer instead, a word every 50 ms).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from turnstop.worker import pydantic_ai as turnstop_pydantic_ai
 LOOKUP_SECONDS = 300.0  # the tool's work: only a cancel ends it (a "quick" one: none)
 TOOL_RUNNING = threading.Event()  # what the tool is doing, for the in-process tests
 TOOL_STOPPED = threading.Event()
+SLOW_MODEL_WORDS, SLOW_MODEL_WORD_S = 2000, 0.05  # "slow model": 100 s of answer, unless stopped
 
 
 async def slow_lookup(ctx: RunContext[WorkerTurn], query: str) -> str:
@@ -51,6 +53,11 @@ async def local_model(messages: list[Any], info: AgentInfo) -> AsyncIterator[str
             yield word if i == len(words) - 1 else word + " "
         return
     prompt = next(str(p.content) for p in reversed(parts) if isinstance(p, UserPromptPart))
+    if "slow model" in prompt:  # a long answer, a word at a time: a cancel lands mid-call
+        for i in range(SLOW_MODEL_WORDS):
+            await asyncio.sleep(SLOW_MODEL_WORD_S)
+            yield f"w{i} "
+        return
     yield "Let me look that up. "
     yield {0: DeltaToolCall("slow_lookup", json.dumps({"query": prompt}), tool_call_id="t1")}
 

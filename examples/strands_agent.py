@@ -8,11 +8,13 @@ Serve it under ``make run`` with a route that names it::
 then talk to it through any dialect (``turnstop`` CLI, the sessions API, the llm API) and press
 stop while its tool runs. With ``TURNSTOP_EXAMPLE_BEDROCK_MODEL`` set (a Bedrock model id) the agent
 uses that model; otherwise a deterministic local model (offline, as the tests run it) that calls
-the ``slow_lookup`` tool once, then answers.
+the ``slow_lookup`` tool once, then answers (asked for a "slow model", it streams a 2,000-word
+answer instead, a word every 50 ms).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -29,6 +31,7 @@ LOOKUP_SECONDS = 300.0  # the tool's work: long enough that only a cancel ends i
 TOOL_RUNNING = threading.Event()  # what the tool is doing, for the in-process tests
 TOOL_SAW_CANCEL: list[str] = []
 TOOL_STOPPED = threading.Event()
+SLOW_MODEL_WORDS, SLOW_MODEL_WORD_S = 2000, 0.05  # "slow model": 100 s of answer, unless stopped
 
 
 @tool(context=True)
@@ -63,8 +66,17 @@ class LocalModel(Model):
     async def stream(self, messages: Any, tool_specs: Any = None, system_prompt: Any = None,
                      **kwargs: Any) -> AsyncIterator[Any]:  # fmt: skip
         answered = any("toolResult" in block for m in messages for block in m.get("content", []))
+        query = next(
+            (b["text"] for m in reversed(messages) if m["role"] == "user" for b in m["content"] if "text" in b), ""
+        )
         yield {"messageStart": {"role": "assistant"}}
-        if answered:
+        if "slow model" in str(query):  # a long answer, a word at a time: a cancel lands mid-call
+            for i in range(SLOW_MODEL_WORDS):
+                await asyncio.sleep(SLOW_MODEL_WORD_S)
+                yield {"contentBlockDelta": {"delta": {"text": f"w{i} "}}}
+            yield {"contentBlockStop": {}}
+            yield {"messageStop": {"stopReason": "end_turn"}}
+        elif answered:
             result = next(b["toolResult"] for m in messages for b in m["content"] if "toolResult" in b)
             words = ["Found", "it:", *result["content"][0]["text"].split(" ")]
             for i, word in enumerate(words):
@@ -75,7 +87,6 @@ class LocalModel(Model):
             yield {"contentBlockDelta": {"delta": {"text": "Let me look that up. "}}}
             yield {"contentBlockStop": {}}
             yield {"contentBlockStart": {"start": {"toolUse": {"toolUseId": "t1", "name": "slow_lookup"}}}}
-            query = next(b["text"] for b in messages[-1]["content"] if "text" in b)
             yield {"contentBlockDelta": {"delta": {"toolUse": {"input": json.dumps({"query": query})}}}}
             yield {"contentBlockStop": {}}
             yield {"messageStop": {"stopReason": "tool_use"}}

@@ -1,7 +1,7 @@
 """The external provider of a remote route: its turns are produced by workers elsewhere.
 
 The call puts an offer (``store.offers``) that a worker claims through the worker API
-(``turnstop.worker_api``), then reads the worker's emits back from the offer's item every
+(``turnstop.worker.api``), then reads the worker's emits back from the offer's item every
 ``POLL_S`` and yields them, exactly as an in-process worker's (docs/agents.md). The runner keeps
 the turn as for any provider: lease, flag checks, terminal events, billing. ``abort()`` marks
 the offer cancelled, so the worker's next emit or heartbeat is refused and answered

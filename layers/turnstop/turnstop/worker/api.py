@@ -1,4 +1,4 @@
-"""The worker API: remote workers serve a remote route's turns over HTTP (docs/agents.md).
+"""The worker API's server side: remote workers serve a remote route's turns over HTTP (docs/agents.md).
 
     POST /v1/workers/{queue}/claim                        long-poll: an offer, or 204
     POST /v1/workers/{queue}/offers/{offer_id}/events     {"token", "events": [[kind, text], ...]}
@@ -14,17 +14,19 @@ cancelled or has ended (a heartbeat is an emit of no events), and nothing is acc
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from turnstop.auth import bearer_token
 from turnstop.core import errors
 from turnstop.http.api import TurnstopResolver, json_response
-from turnstop.http.body import headers_of, json_object
+from turnstop.http.body import headers_of, parse_body
 from turnstop.http.errors import ErrorInfo, ErrorShape
 from turnstop.providers.config import Route, routes_for
 from turnstop.settings import Settings
@@ -32,10 +34,11 @@ from turnstop.store import Store
 from turnstop.store.credentials import hash_secret
 
 BASE = "/v1/workers"
-KINDS = ("text", "thinking")
-CLAIM_WAIT_S = 5.0  # a claim waits this long for an offer before answering 204
-CLAIM_POLL_S = 0.2
 MAX_EVENTS = 500
+MAX_ERROR_CHARS = 500
+CLAIM_POLL_S = 0.2
+NO_OFFER = "No such offer on this queue"
+OFFER_ID = re.compile(r"off_[A-Za-z0-9_-]{1,100}")
 
 
 def _error_body(info: ErrorInfo) -> dict[str, object]:
@@ -43,6 +46,31 @@ def _error_body(info: ErrorInfo) -> dict[str, object]:
 
 
 SHAPE = ErrorShape(_error_body, not_found_message="No such route")
+
+
+class Emit(BaseModel):
+    """A batch of a worker's output, with its claim's attempt token. An empty batch is a
+    heartbeat (the handler is alive: it resets the route's ``idle_timeout_s``), or with
+    ``alive: false`` only a question: has the turn been cancelled? (a read, not a write)."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: StrictStr = Field(min_length=1, max_length=200)
+    events: list[tuple[Literal["text", "thinking"], StrictStr]] = Field(default_factory=list, max_length=MAX_EVENTS)
+    alive: StrictBool = True
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input_tokens: Annotated[StrictInt, Field(ge=0, le=10**9)] = 0
+    output_tokens: Annotated[StrictInt, Field(ge=0, le=10**9)] = 0
+
+
+class Finish(Emit):
+    """The worker's end: its last batch, its usage (priced as a provider's), or its error."""
+
+    usage: Usage | None = None
+    reason: Literal["stop", "length"] = "stop"
+    error: StrictStr | None = Field(default=None, max_length=MAX_ERROR_CHARS)
 
 
 def remote_route(settings: Settings, queue: str, headers: dict[str, str]) -> Route:
@@ -56,37 +84,27 @@ def remote_route(settings: Settings, queue: str, headers: dict[str, str]) -> Rou
     raise errors.Unauthenticated("Missing or invalid worker key for this queue")
 
 
-def _events(body: dict[str, Any]) -> list[list[str]]:
-    events = body.get("events", [])
-    if not isinstance(events, list) or len(events) > MAX_EVENTS:
-        raise errors.InvalidRequest(f"events must be a list of at most {MAX_EVENTS} [kind, text] pairs")
-    out: list[list[str]] = []
-    for event in events:
-        if not (isinstance(event, list) and len(event) == 2 and event[0] in KINDS and isinstance(event[1], str)):
-            raise errors.InvalidRequest('each event is ["text" | "thinking", "<text>"]')
-        out.append([event[0], event[1]])
-    return out
-
-
-def _token(body: dict[str, Any]) -> str:
-    token = body.get("token")
-    if not isinstance(token, str) or not token:
-        raise errors.InvalidRequest("token (the claim's attempt token) is required")
-    return hash_secret(token)
-
-
 def worker_api_app(store: Store, settings: Settings, monotonic: Callable[[], float] = time.monotonic,
-                   wait: Callable[[float], Any] = time.sleep) -> TurnstopResolver:  # fmt: skip
+                   wait: Callable[[float], object] = time.sleep) -> TurnstopResolver:  # fmt: skip
     app = TurnstopResolver(SHAPE)
 
-    def body() -> dict[str, Any]:
-        return json_object(app.event, settings.max_body_bytes, optional=True) or {}
+    def accepted(queue: str, offer_id: str, given: Emit, end: dict[str, object] | None = None) -> Response:
+        if not OFFER_ID.fullmatch(offer_id):
+            raise errors.NotFound(NO_OFFER)
+        events = [[kind, text] for kind, text in given.events]
+        if end is None and not events and not given.alive:
+            outcome = store.offers.still_yours(queue, offer_id, hash_secret(given.token))
+        else:
+            outcome = store.offers.emit(queue, offer_id, hash_secret(given.token), events, finish=end)
+        if outcome is None:
+            raise errors.NotFound(NO_OFFER)
+        return json_response(200, {"accepted": outcome, "cancelled": not outcome})
 
     @app.post(f"{BASE}/<queue>/claim")
     def claim(queue: str) -> Response:
         remote_route(settings, queue, headers_of(app.event))
         token = "wt_" + secrets.token_urlsafe(24)
-        until = monotonic() + CLAIM_WAIT_S
+        until = monotonic() + settings.worker_claim_wait_ms / 1000
         while True:
             offer = store.offers.claim(queue, hash_secret(token))
             if offer is not None:
@@ -98,18 +116,14 @@ def worker_api_app(store: Store, settings: Settings, monotonic: Callable[[], flo
     @app.post(f"{BASE}/<queue>/offers/<offer_id>/events")
     def emit(queue: str, offer_id: str) -> Response:
         remote_route(settings, queue, headers_of(app.event))
-        given = body()
-        accepted = store.offers.emit(queue, offer_id, _token(given), _events(given))
-        return json_response(200, {"accepted": accepted, "cancelled": not accepted})
+        return accepted(queue, offer_id, parse_body(app.event, Emit, settings.max_body_bytes))
 
     @app.post(f"{BASE}/<queue>/offers/<offer_id>/finish")
     def finish(queue: str, offer_id: str) -> Response:
         remote_route(settings, queue, headers_of(app.event))
-        given = body()
-        usage = given.get("usage") if isinstance(given.get("usage"), dict) else None
-        end = {"reason": str(given.get("reason") or "stop"), "error": given.get("error") and str(given["error"])[:500],
-               "usage": usage and {k: int(usage.get(k) or 0) for k in ("input_tokens", "output_tokens")}}  # fmt: skip
-        accepted = store.offers.emit(queue, offer_id, _token(given), _events(given), finish=end)
-        return json_response(200, {"accepted": accepted, "cancelled": not accepted})
+        given = parse_body(app.event, Finish, settings.max_body_bytes)
+        usage = given.usage.model_dump() if given.usage is not None else None
+        end: dict[str, object] = {"reason": given.reason, "error": given.error, "usage": usage}
+        return accepted(queue, offer_id, given, end)
 
     return app
