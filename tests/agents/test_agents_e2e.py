@@ -1,6 +1,6 @@
 """A Strands agent behind the local runtime (`make run`), driven through the dialects' real
 clients: the sessions API (SSE over HTTP) and the llm dialect (the OpenAI SDK). Its text and
-tool calls stream to the reader (a pydantic-ai agent's too, through the llm dialect); a cancel while its five-minute tool runs ends the turn
+tool calls stream to the reader (a pydantic-ai and an OpenAI Agents SDK agent's too, through the llm dialect); a cancel while its five-minute tool runs ends the turn
 cancelled at once, with the dialect's own terminal event and nothing of the agent's after it."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from tests.e2e.conftest import LocalApi, all_store_kinds, serve, sse_events
 ROUTES = {"default": "agent", "routes": {
     "agent": {"provider": "external", "queue": "strands", "handler": "examples.strands_agent:handle"},
     "pydantic-agent": {"provider": "external", "queue": "pydantic-ai", "handler": "examples.pydantic_ai_agent:handle"},
+    "openai-agent": {"provider": "external", "queue": "openai-agents",
+                     "handler": "examples.openai_agents_agent:handle"},
     "stubborn": {"provider": "external", "queue": "stubborn", "handler": "tests.agents.stubborn:handle"},
 }}  # fmt: skip
 
@@ -88,12 +90,13 @@ def test_the_llm_dialect_runs_the_agent_and_its_cancel_stops_it(api: LocalApi) -
         assert "Found" not in text  # the agent never answered
 
 
-def test_a_pydantic_ai_agent_answers_and_is_cancelled_through_the_llm_dialect(api: LocalApi) -> None:
+@pytest.mark.parametrize("model", ["pydantic-agent", "openai-agent"])
+def test_an_asyncio_agent_answers_and_is_cancelled_through_the_llm_dialect(api: LocalApi, model: str) -> None:
     with openai.OpenAI(api_key=api.key, base_url=f"{api.url}/api/v1/llm", max_retries=0) as oa:
-        done = oa.responses.create(model="pydantic-agent", input="quick question")
+        done = oa.responses.create(model=model, input="quick question")
         assert done.status == "completed"
         assert done.output_text == "Let me look that up. Found it: the answer to 'quick question' is 42"
-        r = oa.responses.create(model="pydantic-agent", input="slow question", stream=True, background=True)
+        r = oa.responses.create(model=model, input="slow question", stream=True, background=True)
         types: list[str] = []
         rid = ""
         for ev in r:

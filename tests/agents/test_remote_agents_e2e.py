@@ -1,4 +1,4 @@
-"""Agents running outside turnstop: the Strands and pydantic-ai examples as remote workers (a
+"""Agents running outside turnstop: the Strands, pydantic-ai and OpenAI Agents SDK examples as remote workers (a
 process of their own, talking to the worker API over HTTP) behind the local runtime, driven by
 the dialects' real clients: the sessions API (SSE over HTTP) and the llm dialect (the OpenAI
 SDK). Each framework streams its steps and answer through both dialects, with the agent's own
@@ -30,7 +30,11 @@ ROUTES = {"default": "agent", "routes": {"agent": {
     "provider": "external", "queue": QUEUE, "remote": True, "idle_timeout_s": 60,
     "worker_key_sha256": hashlib.sha256(WORKER_KEY.encode()).hexdigest(),
     "price_per_million": {"input": 3, "output": 15}}}}  # fmt: skip
-HANDLERS = {"strands": "examples.strands_agent:handle", "pydantic-ai": "examples.pydantic_ai_agent:handle"}
+HANDLERS = {
+    "strands": "examples.strands_agent:handle",
+    "pydantic-ai": "examples.pydantic_ai_agent:handle",
+    "openai-agents": "examples.openai_agents_agent:handle",
+}
 ANSWER = "Found it: the answer to '{q}' is 42"
 
 

@@ -22,10 +22,11 @@ streaming function, ``make run``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from turnstop.providers.base import Chunk, Message, ModelRequest, ProviderUsage
@@ -82,6 +83,22 @@ class WorkerTurn:
 
         threading.Thread(target=watch, name="turn-cancel-watch", daemon=True).start()
         return event
+
+    @contextlib.asynccontextmanager
+    async def on_cancel(self, action: Callable[[], object]) -> AsyncIterator[None]:
+        """Within the block (on a running event loop), ``action()`` runs as soon as the turn is
+        cancelled: an asyncio framework's own cancel (a token, a run's ``cancel()``)."""
+        cancelled = self.asyncio_event()
+
+        async def watch() -> None:
+            await cancelled.wait()
+            action()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
 
     # -- what the worker produces
 
