@@ -24,6 +24,7 @@ from agents import Agent, RunContextWrapper, Usage, function_tool, set_tracing_d
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from openai.types.responses import Response, ResponseCreatedEvent, ResponseTextDeltaEvent
 
+from examples import approvals
 from turnstop.worker import WorkerTurn
 from turnstop.worker import openai_agents as turnstop_openai_agents
 
@@ -43,6 +44,12 @@ async def slow_lookup(ctx: RunContextWrapper[WorkerTurn], query: str) -> str:
         TOOL_STOPPED.set()
         raise
     return f"the answer to {query!r} is 42"
+
+
+@function_tool
+async def send_email(ctx: RunContextWrapper[WorkerTurn], to: str, subject: str) -> str:
+    """Send an email. A person approves it first (examples/approvals.py)."""
+    return approvals.ask_to_send(ctx.context, to, subject)
 
 
 def _tool_output(call: Any) -> str:
@@ -65,6 +72,12 @@ def local_model(prompt: str) -> ScriptedModel:
     usage = Usage(requests=1, input_tokens=10, output_tokens=8, total_tokens=18)
     if "slow model" in prompt:
         return ScriptedModel([ModelStep.stream(_slow_answer, usage=usage)])
+    email = approvals.EMAIL.search(prompt)
+    if email:  # a tool that needs a person's approval, then the words that say so
+        return ScriptedModel([
+            ModelStep(output=[function_call("send_email", email.groupdict(), call_id="t2")], usage=usage),
+            ModelStep(output=[assistant_message(approvals.ASKED)], usage=usage),
+        ])  # fmt: skip
     return ScriptedModel([
         ModelStep(output=[assistant_message("Let me look that up. "),
                           function_call("slow_lookup", {"query": prompt}, call_id="t1")], usage=usage),
@@ -78,9 +91,11 @@ def agent(prompt: str) -> Agent[WorkerTurn]:
     if not name:
         set_tracing_disabled(True)  # offline: no trace export either
     model: Any = name or local_model(prompt)
-    return Agent[WorkerTurn](name="turnstop example", model=model, tools=[slow_lookup])
+    return Agent[WorkerTurn](name="turnstop example", model=model, tools=[slow_lookup, send_email])
 
 
 def handle(turn: WorkerTurn) -> None:
-    """The queue's handler: one run per turn, its events streamed into the turn."""
-    turnstop_openai_agents.run(agent(turn.input), turn)
+    """The queue's handler: one run per turn, its events streamed into the turn; or, once a
+    person approved the email it asked to send (``turn.approval``), the sending."""
+    if not approvals.send_approved(turn):
+        turnstop_openai_agents.run(agent(turn.input), turn)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.callbacks import CALLBACK_SHARDS, REDRIVE_AFTER_MS
-from turnstop.store.turns import INFLIGHT_SHARDS
+from turnstop.store.heads import INFLIGHT_SHARDS
 from turnstop.tracing import traced
 
 logger = Logger()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -125,3 +126,76 @@ def test_a_worker_that_keeps_emitting_after_the_cancel_never_reaches_a_reader(ap
         assert text == "".join(f"w{i} " for i in range(6))  # nothing the worker emitted after the cancel
         replay = [ev.type for ev in oa.responses.retrieve(rid, stream=True)]
         assert replay[-1] == "response.cancelled" and replay.count("response.output_text.delta") == 6
+
+
+# ----------------------------------------------------------------- a tool that needs a person's approval
+
+EMAIL = "Send an email to Dana about the Q3 report"
+
+
+@contextmanager
+def browser(api: LocalApi, user: str) -> Iterator[httpx.Client]:
+    """A signed-in browser of ``user`` (the dev provider's sign-in), for the chat dialect."""
+    with httpx.Client(base_url=api.url, follow_redirects=True, timeout=60) as client:
+        assert client.get("/auth/login", params={"login_hint": user}).json()["user"] == user
+        yield client
+
+
+def test_an_agents_tool_that_needs_approval_becomes_the_chats_confirmation_and_confirm_runs_it(api: LocalApi) -> None:
+    with browser(api, "ann") as chat:
+        asked = chat.post("/chat", json={"message": EMAIL})
+        assert asked.status_code == 200, asked.text
+        body = asked.json()
+        assert body["requires_confirmation"] is True
+        assert body["confirmation_message"] == "Should I send an email to Dana about the Q3 report?"
+        assert "once you confirm" in body["response"]  # the agent's own words, after its tool asked
+        thread = body["thread_id"]
+        actions = chat.get(f"/chat/threads/{thread}").json()["actions"]
+        assert [(a["type"], a["status"]) for a in actions] == [("send_email", "pending")]
+        assert chat.post("/chat", json={"message": "hi", "thread_id": thread}).json()["error"] == "action_pending"
+        done = chat.post("/chat/confirm", json={"thread_id": thread})
+        assert done.status_code == 200, done.text
+        assert done.json() == {"thread_id": thread, "status": "confirmed", "confirmed": True,
+                               "response": "Sent an email to Dana about the Q3 report."}  # fmt: skip
+        seen = chat.get(f"/chat/threads/{thread}").json()
+        assert [a["status"] for a in seen["actions"]] == ["executed"]
+        assert seen["messages"][-1] == {**seen["messages"][-1], "role": "assistant",
+                                        "content": "Sent an email to Dana about the Q3 report."}  # fmt: skip
+        again = chat.post("/chat/confirm", json={"thread_id": thread})
+        assert again.status_code == 409 and again.json()["error"] == "nothing_to_confirm"
+
+
+def test_a_cancel_drops_the_action_the_agent_asked_for_and_it_never_runs(api: LocalApi) -> None:
+    with browser(api, "ben") as chat:
+        thread = chat.post("/chat", json={"message": EMAIL}).json()["thread_id"]
+        cancelled = chat.post("/chat/cancel", json={"thread_id": thread})
+        assert cancelled.status_code == 200 and cancelled.json()["cancelled"] is True, cancelled.text
+        confirm = chat.post("/chat/confirm", json={"thread_id": thread})
+        assert (
+            confirm.status_code == 409 and confirm.json()["message"] == "Nothing to confirm: the action was cancelled"
+        )
+        seen = chat.get(f"/chat/threads/{thread}").json()
+        assert [a["status"] for a in seen["actions"]] == ["cancelled"]
+        assert "Sent an email" not in json.dumps(seen["messages"])  # the agent was never resumed
+        # the thread goes on: the next message is the agent's again
+        nxt = chat.post("/chat", json={"message": "quick question", "thread_id": thread})
+        assert nxt.status_code == 200 and nxt.json()["requires_confirmation"] is False, nxt.text
+
+
+def test_an_agents_reply_that_asks_nothing_leaves_nothing_to_confirm_and_its_cancel_still_stops_it(
+    api: LocalApi,
+) -> None:
+    with browser(api, "cy") as chat:
+        plain = chat.post("/chat", json={"message": "quick question"}).json()
+        assert plain["requires_confirmation"] is False and plain["response"].endswith("is 42")
+        thread = plain["thread_id"]
+        nothing = chat.post("/chat/confirm", json={"thread_id": thread})
+        assert nothing.status_code == 409 and nothing.json()["error"] == "nothing_to_confirm"
+        with chat.stream("POST", "/chat/stream", json={"message": "slow question", "thread_id": thread}) as r:
+            names: list[str] = []
+            for ev in sse_events(r.iter_lines()):
+                names.append(ev["event"])
+                if ev["event"] == "token" and "[tool] slow_lookup" in ev["data"]["data"]["text"]:
+                    stop = chat.post("/chat/cancel", json={"thread_id": thread})
+                    assert stop.status_code == 200, stop.text  # the reply alone: no action was asked
+        assert names[-1] == "cancelled"

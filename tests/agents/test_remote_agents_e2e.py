@@ -205,3 +205,17 @@ def test_an_llm_cancel_mid_model_call_stops_the_remote_agent(api: LocalApi, work
     report = worker.done(prompt)
     assert report["cancelled"] and report["words"] < 2000, report
     assert len(text.split()) < 2000
+
+
+def test_a_remote_agents_tool_that_needs_approval_is_the_chats_confirmation_and_confirm_runs_it(
+    api: LocalApi, worker: Worker
+) -> None:
+    with httpx.Client(base_url=api.url, follow_redirects=True, timeout=60) as chat:
+        assert chat.get("/auth/login", params={"login_hint": "dee"}).json()["user"] == "dee"
+        asked = chat.post("/chat", json={"message": "Send an email to Dana about the Q3 report"})
+        assert asked.status_code == 200, asked.text
+        assert asked.json()["requires_confirmation"] is True
+        assert asked.json()["confirmation_message"] == "Should I send an email to Dana about the Q3 report?"
+        done = chat.post("/chat/confirm", json={"thread_id": asked.json()["thread_id"]})
+        assert done.status_code == 200, done.text  # the worker ran the approved action
+        assert done.json()["response"] == "Sent an email to Dana about the Q3 report."

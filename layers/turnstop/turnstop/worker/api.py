@@ -65,10 +65,22 @@ class Usage(BaseModel):
     output_tokens: Annotated[StrictInt, Field(ge=0, le=10**9)] = 0
 
 
+class Asks(BaseModel):
+    """An action the agent asks a person to approve (``WorkerTurn.request_approval``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: StrictStr = Field(min_length=1, max_length=100)
+    summary: StrictStr = Field(max_length=1000)
+    confirmation: StrictStr = Field(min_length=1, max_length=1000)
+    params: dict[str, object] = Field(default_factory=dict)
+
+
 class Finish(Emit):
-    """The worker's end: its last batch, its usage (priced as a provider's), or its error."""
+    """The worker's end: its last batch, its usage (priced as a provider's), the action it asks
+    a person to approve, or its error."""
 
     usage: Usage | None = None
+    asks: Asks | None = None
     reason: Literal["stop", "length"] = "stop"
     error: StrictStr | None = Field(default=None, max_length=MAX_ERROR_CHARS)
 
@@ -123,7 +135,8 @@ def worker_api_app(store: Store, settings: Settings, monotonic: Callable[[], flo
         remote_route(settings, queue, headers_of(app.event))
         given = parse_body(app.event, Finish, settings.max_body_bytes)
         usage = given.usage.model_dump() if given.usage is not None else None
-        end: dict[str, object] = {"reason": given.reason, "error": given.error, "usage": usage}
+        asks = given.asks.model_dump() if given.asks is not None else None
+        end: dict[str, object] = {"reason": given.reason, "error": given.error, "usage": usage, "asks": asks}
         return accepted(queue, offer_id, given, end)
 
     return app

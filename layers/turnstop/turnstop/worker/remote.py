@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 def request_from(raw: dict[str, Any]) -> ModelRequest:
     history = tuple(Message(m["role"], m["content"]) for m in raw.get("history") or ())
     return ModelRequest(raw.get("input", ""), raw.get("instructions"), history, raw.get("max_output_tokens"),
-                        raw.get("sampling") or {})  # fmt: skip
+                        raw.get("sampling") or {}, raw.get("approval"))  # fmt: skip
 
 
 class RemoteTurn:
@@ -122,6 +122,8 @@ class RemoteTurn:
             end["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
         if error is not None:
             end["error"] = type(error).__name__
+        elif self.turn.asks is not None:
+            end["asks"] = self.turn.asks
         self.send(self._take()[0], "finish", **end)
 
 
