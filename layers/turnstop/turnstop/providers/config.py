@@ -27,11 +27,12 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+from turnstop.providers import registry
+
 ENV = "TURNSTOP_MODELS"
-PROVIDERS = ("scripted", "openai-chat", "bedrock-converse", "openai-responses", "external")
+PROVIDERS = registry.names()
 # What each provider needs besides its name (validated at start-up).
-_REQUIRED = {"openai-chat": ("base_url", "model"), "openai-responses": ("model",), "bedrock-converse": ("model",),
-             "external": ("queue",)}  # fmt: skip
+_REQUIRED = {p.name: p.required for p in registry.PROVIDERS}
 _KNOWN = {
     "provider", "model", "base_url", "api_key_env", "api_key_secret", "region", "endpoint_url", "max_output_tokens",
     "price_per_million", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s", "retry_budget_s",
