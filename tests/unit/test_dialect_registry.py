@@ -179,11 +179,13 @@ def test_a_toy_dialect_registered_in_one_entry_is_whole_and_served_like_the_othe
 ) -> None:
     from tests.toy_dialect.cancel import toy_cancel_app
     from tests.toy_dialect.renderer import ENDED, KIND
-    from turnstop.composition import turn_runner
     from turnstop.core import scopes
     from turnstop.core.events import PendingEvent
     from turnstop.core.records import NewTurn
-    from turnstop.settings import Settings
+    from turnstop.providers.config import DEFAULT_ROUTES
+    from turnstop.providers.models import Models
+    from turnstop.runtime.keeper import Cadence
+    from turnstop.runtime.runner import TurnRunner
     from turnstop.store import Store
     from turnstop_local.openapi.dialects import tables
 
@@ -212,10 +214,13 @@ def test_a_toy_dialect_registered_in_one_entry_is_whole_and_served_like_the_othe
             (401, {"toy_error": {"code": "unauthorized", "says": "Missing or invalid API key", "request": ids[2]}}),
         ]
 
-        # And the worker built as the worker function builds it runs a toy turn, then its hook
+        # And a worker with the worker function's renderers and hook runs a toy turn, then its hook
         toy_turn("toy_2")
-        settings = Settings(table=store.table, scripted_step_ms=0, flush_ms=0)
-        worker = turn_runner(store, settings, registry.all_renderers(), on_finished=registry.after_finish(store))
+        models = Models(DEFAULT_ROUTES, scripted_step_ms=0)
+        worker = TurnRunner(
+            store, models.for_turn, renderers=registry.all_renderers(), lease_ms=30_000,
+            cadence=Cadence(flush_ms=20, check_ms=5, lease_ms=30_000), on_finished=registry.after_finish(store),
+        )  # fmt: skip
         worker.handle("toy_2")
         assert ("toy_2", "completed") in ENDED
     assert "toy" not in {a.name for a in registry.apis()}

@@ -4,7 +4,6 @@ serves a turn the worker runs, aborted like any other."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 
@@ -74,12 +73,12 @@ def test_a_provider_registered_in_one_line_is_validated_and_built_with_its_key(w
 
 
 def test_a_turn_on_its_route_runs_through_the_worker(with_echo: None, env: Env) -> None:
-    from turnstop.composition import turn_runner
     from turnstop.core import scopes
     from turnstop.core.events import PendingEvent
     from turnstop.core.records import NewTurn
     from turnstop.dialects.registry import all_renderers
-    from turnstop.settings import Settings
+    from turnstop.runtime.keeper import Cadence
+    from turnstop.runtime.runner import TurnRunner
     from turnstop.store import Store
 
     # Given a stateless sessions turn on the echo route
@@ -87,10 +86,15 @@ def test_a_turn_on_its_route_runs_through_the_worker(with_echo: None, env: Env) 
     new = NewTurn("resp_echo1", "response", "acme", scopes.STATELESS, grace_ms=60_000,
                   input={"prompt": "stop button please", "route": "parrot"})  # fmt: skip
     store.turns.start(new, lambda t: PendingEvent("response.created", {}))
-    # When the worker runs it
-    settings = Settings(table=store.table, models=json.dumps(ROUTES), flush_ms=0)
-    turn_runner(store, settings, all_renderers()).handle("resp_echo1")
+    # When a worker runs it, its model chosen by its route
+    models = Models(config.parse(ROUTES), scripted_step_ms=0)
+    worker = TurnRunner(
+        store, models.for_turn, renderers=all_renderers(), lease_ms=30_000,
+        cadence=Cadence(flush_ms=20, check_ms=5, lease_ms=30_000), upstream=models.upstream,
+    )  # fmt: skip
+    worker.handle("resp_echo1")
     # Then the echo provider answered it
     head = store.turns.head("resp_echo1")
     assert head is not None and head.status.value == "completed"
     assert store.turns.committed_text(head).split() == ["stop", "button", "please"]
+    assert head.upstream is not None and (head.upstream["provider"], head.upstream["route"]) == ("echo", "parrot")
