@@ -24,7 +24,7 @@ from turnstop_cli.client import Api
 from turnstop_cli.dialects import DIALECT, TailOptions, resolve
 from turnstop_cli.errors import CliError, ExitCode, usage
 from turnstop_cli.output import Out
-from turnstop_cli.routing import BULK, DIALECTS, TurnRef, check_bulk, classify
+from turnstop_cli.routing import BULK, TurnRef, check_bulk, classify
 from turnstop_cli.target import CHECKOUT, Target, check_api_key, discover
 
 app = typer.Typer(
@@ -60,7 +60,7 @@ ApiKey = Annotated[
 JsonOut = Annotated[bool, typer.Option("--json", help="JSON on stdout (one object per line for tail).")]
 DialectOpt = Annotated[
     str | None,
-    typer.Option("--dialect", help=f"Force the dialect: {', '.join(DIALECTS)} (default: from the id's shape)."),
+    typer.Option("--dialect", help=f"Force the dialect: {', '.join(DIALECT)} (default: from the id's shape)."),
 ]
 SessionOpt = Annotated[str | None, typer.Option("--session", help="The session (sess_…) of a msg_… turn.")]
 AccountOpt = Annotated[

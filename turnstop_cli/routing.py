@@ -17,10 +17,17 @@ from dataclasses import dataclass, replace
 
 from turnstop_cli.errors import usage
 
-DIALECTS = ("sessions", "llm", "omni", "tasks", "chat")
 BULK = "bulk"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def known() -> tuple[str, ...]:
+    """The dialects the command line speaks: those of ``turnstop_cli.dialects.DIALECT``, its one list
+    (a test keeps it within the service's registry of dialects)."""
+    from turnstop_cli.dialects import DIALECT  # that module imports this one
+
+    return tuple(DIALECT)
 
 
 @dataclass(frozen=True)
@@ -72,8 +79,8 @@ def classify(text: str, *, dialect: str | None = None, session: str | None = Non
         raise usage(f"{session!r} is not a session id (sess_…)")
     if dialect is not None:
         dialect = dialect.lower()
-        if dialect not in DIALECTS:
-            raise usage(f"unknown dialect {dialect!r}: one of {', '.join(DIALECTS)}")
+        if dialect not in known():
+            raise usage(f"unknown dialect {dialect!r}: one of {', '.join(known())}")
         found: str | None = dialect
     else:
         found = guess(text)

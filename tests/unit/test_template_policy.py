@@ -47,7 +47,7 @@ def test_every_cancel_endpoint_is_its_own_function_with_reserved_concurrency_as_
     refuses reservations outright: so each cancel function reserves only when the
     ReservedConcurrency parameter asks for it (default 0: none), and nothing else reserves."""
     cancels = cancel_functions(template)
-    assert cancels == {
+    assert cancels >= {  # and every registered dialect's (test_dialect_registry)
         "SessionCancelFunction",
         "ResponseCancelFunction",
         "OmniCancelFunction",

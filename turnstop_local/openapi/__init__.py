@@ -4,5 +4,5 @@ Tooling, not the layer: ``make openapi`` runs :mod:`turnstop_local.openapi.__mai
 writes ``openapi/<dialect>.json`` and ``openapi/queue-cancel.schema.json`` from
 :mod:`turnstop_local.openapi.build`; a unit test rebuilds them in memory and fails on drift;
 the local runtime serves the committed files (:mod:`turnstop_local.openapi.serve`, which
-imports nothing of the layer). See docs/openapi.md.
+imports nothing of the layer but its registry of APIs). See docs/openapi.md.
 """

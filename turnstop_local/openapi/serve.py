@@ -2,13 +2,15 @@
 document) and ``GET /openapi/<name>.json`` (one dialect, or ``queue-cancel.schema.json``).
 
 They serve the committed files under ``openapi/`` (``make openapi`` writes them), with
-``servers`` pointing at the address the request came to. Nothing of the layer is imported.
+``servers`` pointing at the address the request came to. Of the layer only the registry of
+APIs is imported (it imports nothing else): it names the documents and their order.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,22 @@ from turnstop_local.apigw.responses import HttpResponse
 from turnstop_local.openapi.merge import merge
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
+_LAYER = Path(__file__).resolve().parents[2] / "layers" / "turnstop"
 MERGED = "/openapi.json"
 ONE = re.compile(r"^/openapi/([a-z][a-z-]*(?:\.schema)?\.json)$")
 SCHEMA_FILE = "queue-cancel.schema.json"
 
 
+def _names() -> list[str]:
+    if str(_LAYER) not in sys.path:  # the layer's package, as the local runtime's functions see it
+        sys.path.append(str(_LAYER))
+    from turnstop.dialects.registry import apis
+
+    return [api.name for api in apis()]
+
+
 def _dialects(spec_dir: Path) -> dict[str, dict[str, Any]]:
-    order = ("sessions", "omni", "llm", "tasks", "chat", "admin", "workers")
-    return {n: json.loads((spec_dir / f"{n}.json").read_text(encoding="utf-8")) for n in order}
+    return {n: json.loads((spec_dir / f"{n}.json").read_text(encoding="utf-8")) for n in _names()}
 
 
 def _json(status: int, doc: Any) -> HttpResponse:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,7 +95,6 @@ def test_a_cancel_function_loads_only_its_own_dialect() -> None:
 
 
 CANCEL_FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*_cancel/app.py"))
-DIALECT_OF = {"response_cancel": "sessions", "session_cancel": "sessions"}  # else the name's first word
 # What a cancel never needs: request models (pydantic), the sign-in (JWT), the runtime that runs
 # a turn, streaming, webhooks; and of its own dialect anything but the cancel's light modules.
 # Nor the X-Ray SDK: it loads only to record a failed cancel (turnstop.tracing), though tracing is on.
@@ -120,6 +120,16 @@ def modules_loaded_by(function: str) -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def dialect_of(template: Any, function: str) -> str:
+    """The registered dialect whose routes ``functions/<function>`` serves."""
+    from turnstop.dialects.registry import api_of
+
+    served = {r.path for f in template.functions.values() if f.code_dir.name == function
+              for r in template.routes if r.function_id == f.logical_id}  # fmt: skip
+    (dialect,) = {api.name for path in served if (api := api_of(path)) is not None}
+    return dialect
+
+
 def test_every_cancel_function_is_checked() -> None:
     assert {"chat_cancel", "llm_cancel", "omni_cancel", "response_cancel", "session_cancel", "tasks_cancel"} <= set(
         CANCEL_FUNCTIONS
@@ -127,8 +137,8 @@ def test_every_cancel_function_is_checked() -> None:
 
 
 @pytest.mark.parametrize("function", CANCEL_FUNCTIONS)
-def test_a_cancel_function_imports_its_dialects_cancel_module_and_nothing_heavy(function: str) -> None:
-    dialect = DIALECT_OF.get(function, function.split("_")[0])
+def test_a_cancel_function_imports_its_dialects_cancel_module_and_nothing_heavy(function: str, template: Any) -> None:
+    dialect = dialect_of(template, function)
     own = f"turnstop.dialects.{dialect}"
     loaded = modules_loaded_by(function)
     assert f"{own}.cancel" in loaded

@@ -1,14 +1,22 @@
-"""The OpenAPI tables, one module per dialect (and one each for the operators' admin endpoints and the remote workers' API)."""
+"""The OpenAPI tables, one module per dialect (and one each for the operators' admin endpoints and
+the remote workers' API), listed by the layer's registry of APIs (``turnstop.dialects.registry``)."""
 
 from __future__ import annotations
 
-from turnstop_local.openapi.dialects.admin import ADMIN
-from turnstop_local.openapi.dialects.chat import CHAT
-from turnstop_local.openapi.dialects.llm import LLM
-from turnstop_local.openapi.dialects.omni import OMNI
-from turnstop_local.openapi.dialects.sessions import SESSIONS
-from turnstop_local.openapi.dialects.tasks import TASKS
-from turnstop_local.openapi.dialects.workers import WORKERS
+import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
+from turnstop.dialects import registry
 from turnstop_local.openapi.spec import Dialect
 
-DIALECTS: dict[str, Dialect] = {d.name: d for d in (SESSIONS, OMNI, LLM, TASKS, CHAT, ADMIN, WORKERS)}
+
+def tables() -> dict[str, Dialect]:
+    """Every registered API's OpenAPI table, in the registry's order, by name."""
+    found: dict[str, Dialect] = {}
+    for api in registry.apis():
+        table = registry.load(api.openapi)
+        if not isinstance(table, Dialect) or table.name != api.name:
+            raise TypeError(f"{api.openapi} is not the OpenAPI table of {api.name!r}")
+        found[api.name] = table
+    return found
+
+
+DIALECTS: dict[str, Dialect] = tables()

@@ -1,8 +1,10 @@
 // The playground's dialects: how each starts a turn, follows it (a stream, or polling), stops it
 // and reconnects. Loaded before playground.js, whose page, HTTP and SSE helpers they call once
-// the page is loaded; playground.js picks one from DIALECTS.
+// the page is loaded; playground.js lists DIALECTS in the page's dialect menu (each by its label)
+// and picks one. Each is a dialect of the service's registry (a test keeps it so).
 
 const sessions = {
+  label: "Sessions: streaming turn (SSE)",
   resumable: true,
   ledger: true,
   async start(current, prompt) {
@@ -49,6 +51,7 @@ const sessions = {
 };
 
 const llm = {
+  label: "LLM: background response (Responses API)",
   resumable: true,
   ledger: true,
   async start(current, prompt) {
@@ -114,6 +117,7 @@ function poller(current, read) {
 }
 
 const omni = {
+  label: "Omni: thread, polled response",
   resumable: true,
   ledger: true,
   ledgerLags: true,
@@ -157,6 +161,7 @@ const omni = {
 };
 
 const tasks = {
+  label: "Tasks: async job, charged then refunded",
   resumable: true,
   ledger: true,
   async start(current, prompt) {
@@ -195,6 +200,7 @@ const tasks = {
 };
 
 const chat = {
+  label: "Chat: sign-in, confirm or cancel an action",
   cookie: true,
   resumable: false,
   ledger: false,

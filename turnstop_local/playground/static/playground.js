@@ -340,7 +340,17 @@ function bind() {
   $("sign-out").addEventListener("click", signOut);
 }
 
+function listDialects() {
+  for (const [name, dialect] of Object.entries(DIALECTS)) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = dialect.label;
+    $("dialect").append(option);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  listDialects();
   bind();
   const wanted = new URL(window.location.href).searchParams.get("dialect");
   chooseDialect(wanted && Object.hasOwn(DIALECTS, wanted) ? wanted : "sessions", false);

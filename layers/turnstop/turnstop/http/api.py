@@ -176,26 +176,6 @@ def require_principal(event: Mapping[str, Any], store: Store) -> Principal:
     return principal
 
 
-def cancel_app(
-    shape: ErrorShape, route: str, handler: Callable[..., Response], *, headers: RequestHeaders | None = None
-) -> TurnstopResolver:
-    """The resolver of a cancel function: one route, the dialect's error shape. ``route`` is
-    ``"<METHOD> <path>"`` with ``<name>`` path parameters; ``handler(app, **params)`` answers;
-    ``headers`` as in ``TurnstopResolver``. Every cancel endpoint is built this way."""
-    method, path = route.split(" ", 1)
-    app = TurnstopResolver(shape, headers)
-    app.route(path, method)(lambda **params: handler(app, **params))
-    return app
-
-
-def add_cancel_route(app: TurnstopResolver, route: str, handler: Callable[..., Response]) -> TurnstopResolver:
-    """One more route on a cancel function's resolver (a dialect's cancel by Idempotency-Key
-    beside its cancel by id), answered the same way as ``cancel_app``'s."""
-    method, path = route.split(" ", 1)
-    app.route(path, method)(lambda **params: handler(app, **params))
-    return app
-
-
 def report_cancel(logger: Any, metrics: Any, response: dict[str, Any]) -> dict[str, Any]:
     """Count a cancel function's answer as ``CancelStatus<code>`` (the alarms on 500/503 watch
     these: a caught error is an answer, so Lambda's Errors metric never sees it) and log it:

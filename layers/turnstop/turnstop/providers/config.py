@@ -27,11 +27,9 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+from turnstop.providers import registry
+
 ENV = "TURNSTOP_MODELS"
-PROVIDERS = ("scripted", "openai-chat", "bedrock-converse", "openai-responses", "external")
-# What each provider needs besides its name (validated at start-up).
-_REQUIRED = {"openai-chat": ("base_url", "model"), "openai-responses": ("model",), "bedrock-converse": ("model",),
-             "external": ("queue",)}  # fmt: skip
 _KNOWN = {
     "provider", "model", "base_url", "api_key_env", "api_key_secret", "region", "endpoint_url", "max_output_tokens",
     "price_per_million", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s", "retry_budget_s",
@@ -150,9 +148,10 @@ def _route(name: str, raw: Any) -> Route:
     if unknown:
         raise _fail(f"{path}.{unknown[0]}", "unknown field")
     provider = raw.get("provider")
-    if provider not in PROVIDERS:
-        raise _fail(f"{path}.provider", f"must be one of {', '.join(PROVIDERS)}")
-    for needed in _REQUIRED.get(provider, ()):
+    entry = registry.find(provider) if isinstance(provider, str) else None
+    if entry is None:
+        raise _fail(f"{path}.provider", f"must be one of {', '.join(registry.names())}")
+    for needed in entry.required:  # what it needs besides its name (validated at start-up)
         if needed not in raw:
             raise _fail(f"{path}.{needed}", f"is required for provider {provider}")
     values: dict[str, Any] = {}
@@ -188,7 +187,7 @@ def _route(name: str, raw: Any) -> Route:
         values.setdefault("model", "scripted")
     if provider == "external":
         values.setdefault("model", f"external:{values['queue']}")
-    return Route(name=name, provider=provider, **values)
+    return Route(name=name, provider=entry.name, **values)
 
 
 def _remote(path: str, raw: dict[str, Any], values: dict[str, Any]) -> None:

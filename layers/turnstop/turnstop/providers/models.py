@@ -15,9 +15,10 @@ import math
 import os
 import threading
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from turnstop.core.turn import Turn, Usage
+from turnstop.providers import registry
 from turnstop.providers.base import ModelProvider, ModelRequest
 from turnstop.providers.config import ModelRoutes, ModelsConfigError, Route
 
@@ -43,32 +44,17 @@ def api_key(route: Route) -> str | None:
 
 
 def build(route: Route, *, scripted_step_ms: int, key: str | None = None) -> ModelProvider:
-    """The provider a route names, with its key (the network providers are imported only when used)."""
-    if route.provider == "scripted":
-        from turnstop.providers.scripted import ScriptedProvider
-
-        return ScriptedProvider(route, scripted_step_ms)
-    if route.provider == "openai-chat":
-        from turnstop.providers.openai_chat import OpenAIChatProvider
-
-        return OpenAIChatProvider(route, key)
-    if route.provider == "bedrock-converse":
-        from turnstop.providers.bedrock_converse import BedrockConverseProvider
-
-        return BedrockConverseProvider(route, None)
-    if route.provider == "openai-responses":
-        from turnstop.providers.openai_responses import OpenAIResponsesProvider
-
-        return OpenAIResponsesProvider(route, key)
-    if route.provider == "external" and route.remote:
-        from turnstop.providers.remote import RemoteProvider
-
-        return RemoteProvider(route)
-    if route.provider == "external":
-        from turnstop.providers.external import ExternalProvider
-
-        return ExternalProvider(route)
-    raise ModelsConfigError(f"TURNSTOP_MODELS: routes.{route.name}.provider: unknown provider {route.provider}")
+    """The provider a route names (``providers.registry``), with its key; a provider's module is
+    imported only when a route uses it."""
+    entry = registry.find(route.provider)
+    if entry is None:
+        raise ModelsConfigError(f"TURNSTOP_MODELS: routes.{route.name}.provider: unknown provider {route.provider}")
+    cls = entry.cls(remote=route.remote)
+    if entry.built_with == "key":
+        return cast(ModelProvider, cls(route, key))
+    if entry.built_with == "pace":
+        return cast(ModelProvider, cls(route, scripted_step_ms))
+    return cast(ModelProvider, cls(route))
 
 
 def estimate_tokens(text: str) -> int:
@@ -107,7 +93,8 @@ class Models:
     def provider(self, route: Route) -> ModelProvider:
         """The route's provider with its current key: a rotated secret (read through Powertools'
         cache, at most five minutes old) gets a provider of its own; no network call holds the lock."""
-        key = api_key(route) if route.provider in ("openai-chat", "openai-responses") else None
+        entry = registry.find(route.provider)
+        key = api_key(route) if entry is not None and entry.built_with == "key" else None
         with self._lock:
             built = self._built.get((route.name, key))
             if built is None:

@@ -23,7 +23,6 @@ from turnstop.core.turn import CancelOutcome, CancelRequest, Status
 from turnstop.dialects.chat import wire
 from turnstop.dialects.chat.threads import owned_thread, thread_id_of
 from turnstop.dialects.chat.web import ChatUser, Origins, count_request, signed_in
-from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, json_response
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -84,8 +83,10 @@ def chat_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
     """The cancel function's resolver: its one route, CORS headers for allowed origins on
     every answer (errors included). Preflights are the API function's."""
     origins = Origins(settings)
+    app = TurnstopResolver(wire.SHAPE, origins.cors_headers)
 
-    def handle(app: TurnstopResolver) -> Response:
+    @app.post("/chat/cancel")
+    def handle() -> Response:
         """Once the request is counted, every answer carries the rate headers, errors included."""
         origins.check_state_change(app.event)
         rate: dict[str, str] = {}
@@ -110,4 +111,4 @@ def chat_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
         answer.headers.update(rate)
         return answer
 
-    return api.cancel_app(wire.SHAPE, "POST /chat/cancel", handle, headers=origins.cors_headers)
+    return app

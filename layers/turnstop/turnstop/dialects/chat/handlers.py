@@ -31,7 +31,11 @@ ANY_PATH = ".+"  # Powertools route rules are regular expressions: every path, f
 def _resolver(settings: Settings) -> tuple[TurnstopResolver, Origins]:
     origins = Origins(settings)
     app = TurnstopResolver(SHAPE, origins.cors_headers)
-    app.route(ANY_PATH, method="OPTIONS")(lambda: origins.preflight(app.event))
+
+    @app.route(ANY_PATH, method="OPTIONS")
+    def preflight() -> Response:
+        return origins.preflight(app.event)
+
     return app, origins
 
 
@@ -89,8 +93,13 @@ def auth_app(store: Store, settings: Settings) -> TurnstopResolver:
     def query() -> dict[str, str]:
         return dict(app.current_event.query_string_parameters or {})
 
-    app.get("/auth/login")(lambda: signin.login(app.event, query()))
-    app.get("/auth/callback")(lambda: signin.callback(app.event, query()))
+    @app.get("/auth/login")
+    def login() -> Response:
+        return signin.login(app.event, query())
+
+    @app.get("/auth/callback")
+    def callback() -> Response:
+        return signin.callback(app.event, query())
 
     @app.post("/auth/logout")
     def logout() -> Response:

@@ -14,7 +14,7 @@ from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.llm import responses
 from turnstop.dialects.llm.renderer import KIND, response_object
 from turnstop.dialects.llm.wire import SHAPE
-from turnstop.http.api import TurnstopResolver, add_cancel_route, cancel_app, json_response, require_principal
+from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import raw_body, start_key
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -77,20 +77,22 @@ def cancel_by_key(store: Store, principal: Principal, key: str) -> tuple[int, di
 
 
 def llm_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    def check_size(app: TurnstopResolver) -> None:
+    app = TurnstopResolver(SHAPE)
+
+    def check_size() -> None:
         if len(raw_body(app.event)) > settings.max_body_bytes:
             raise errors.PayloadTooLarge(f"Request body is too large: the limit is {settings.max_body_bytes} bytes.")
 
-    def handle(app: TurnstopResolver, response_id: str) -> Response:
+    @app.post(f"{BASE}/<response_id>/cancel")
+    def handle(response_id: str) -> Response:
         principal = require_principal(app.event, store)
-        check_size(app)
+        check_size()
         return json_response(200, cancel(store, principal, response_id))
 
-    def handle_key(app: TurnstopResolver) -> Response:
+    @app.post(f"{BASE}/cancel")
+    def handle_key() -> Response:
         principal = require_principal(app.event, store)
-        check_size(app)
+        check_size()
         return json_response(*cancel_by_key(store, principal, start_key(app.event)))
 
-    return add_cancel_route(
-        cancel_app(SHAPE, f"POST {BASE}/<response_id>/cancel", handle), f"POST {BASE}/cancel", handle_key
-    )
+    return app

@@ -33,6 +33,8 @@ def api_app(
     app = TurnstopResolver(SHAPE)
     llm = Llm(store, settings)
 
+    @app.post(f"{BASE}/")  # with or without a trailing slash
+    @app.post(BASE)
     def create() -> Response:
         principal = require_principal(app.event, store)
         body = service.parse_create(app.event, settings.max_body_bytes)
@@ -62,6 +64,4 @@ def api_app(
             return sse_response(llm.stream(turn, after))
         return json_response(200, llm.response_json(turn))
 
-    app.post(BASE)(create)
-    app.post(f"{BASE}/")(create)
     return app

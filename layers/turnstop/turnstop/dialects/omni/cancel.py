@@ -9,7 +9,7 @@ from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status
 from turnstop.dialects.omni import query, wire
-from turnstop.http.api import TurnstopResolver, cancel_app, json_response, require_principal
+from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.settings import Settings
 from turnstop.store import Store
 
@@ -33,10 +33,13 @@ def cancel(store: Store, principal: Principal, response_id: str, account_id: int
 
 
 def omni_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    def handle(app: TurnstopResolver, response_id: str) -> Response:
+    app = TurnstopResolver(wire.SHAPE)
+
+    @app.delete("/v1/omni-ai/responses/<response_id>")
+    def handle(response_id: str) -> Response:
         principal = require_principal(app.event, store)
         account = query.account_from_query(dict(app.current_event.query_string_parameters or {}))
         canceled = cancel(store, principal, response_id, account)
         return json_response(200, wire.envelope({"canceled": canceled}, app.request_id))
 
-    return cancel_app(wire.SHAPE, "DELETE /v1/omni-ai/responses/<response_id>", handle)
+    return app

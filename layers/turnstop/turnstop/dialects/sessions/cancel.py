@@ -14,7 +14,7 @@ from turnstop.core import errors
 from turnstop.core.turn import CancelOutcome, CancelRequest
 from turnstop.dialects.sessions.ids import check_rid, kind_and_scope
 from turnstop.dialects.sessions.wire import SHAPE, cancel_answer
-from turnstop.http.api import TurnstopResolver, add_cancel_route, cancel_app, json_response, require_principal
+from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import cancel_reason, json_object, start_key
 from turnstop.settings import Settings
 from turnstop.store import Store
@@ -66,30 +66,32 @@ def cancel_by_key(
     return cancel_answer(found.turn_id, found.outcome)
 
 
-def _app(store: Store, settings: Settings, route: str, by_key: str) -> TurnstopResolver:
-    def reason_of(app: TurnstopResolver) -> str | None:
+def _app(store: Store, settings: Settings, base: str) -> TurnstopResolver:
+    """``base``'s two cancels: ``<base>/<rid>/cancel`` and ``<base>/cancel`` (by Idempotency-Key)."""
+    app = TurnstopResolver(SHAPE)
+
+    def reason() -> str | None:
         return cancel_reason(json_object(app.event, settings.max_body_bytes, optional=True), others=True)
 
-    def handle(app: TurnstopResolver, rid: str, session_id: str | None = None) -> Response:
+    @app.post(f"{base}/<rid>/cancel")
+    def handle(rid: str, session_id: str | None = None) -> Response:
         principal = require_principal(app.event, store)
-        status, answer = cancel(store, principal, rid, session_id=session_id, reason=reason_of(app))
+        status, answer = cancel(store, principal, rid, session_id=session_id, reason=reason())
         return json_response(status, answer)
 
-    def handle_key(app: TurnstopResolver, session_id: str | None = None) -> Response:
+    @app.post(f"{base}/cancel")
+    def handle_key(session_id: str | None = None) -> Response:
         principal = require_principal(app.event, store)
         key = start_key(app.event)
-        status, answer = cancel_by_key(store, principal, key, session_id=session_id, reason=reason_of(app))
+        status, answer = cancel_by_key(store, principal, key, session_id=session_id, reason=reason())
         return json_response(status, answer)
 
-    return add_cancel_route(cancel_app(SHAPE, route, handle), by_key, handle_key)
+    return app
 
 
 def session_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    return _app(
-        store, settings, "POST /v1/sessions/<session_id>/responses/<rid>/cancel",
-        "POST /v1/sessions/<session_id>/responses/cancel",
-    )  # fmt: skip
+    return _app(store, settings, "/v1/sessions/<session_id>/responses")
 
 
 def response_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
-    return _app(store, settings, "POST /v1/responses/<rid>/cancel", "POST /v1/responses/cancel")
+    return _app(store, settings, "/v1/responses")

@@ -48,7 +48,9 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
     app = TurnstopResolver(SHAPE)
     service = Sessions(store, settings)
 
-    def start(session_id: str | None) -> Response:
+    @app.post("/v1/responses")
+    @app.post("/v1/sessions/<session_id>/messages")
+    def start(session_id: str | None = None) -> Response:
         event = app.event
         principal = require_principal(event, store)
         body: models.CreateResponse | models.SendMessage
@@ -70,14 +72,12 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
             return sse_response(service.stream(turn, 0))
         return sse_response(service.run_live(turn, runner, app.remaining_ms))
 
-    def resume(rid: str, session_id: str | None) -> Response:
+    @app.get("/v1/responses/<rid>/events")
+    @app.get("/v1/sessions/<session_id>/responses/<rid>/events")
+    def resume(rid: str, session_id: str | None = None) -> Response:
         principal = require_principal(app.event, store)
         turn = service.find_turn(principal, rid, session_id)
         after = parse_after(headers_of(app.event), app.current_event.query_string_parameters or {})
         return sse_response(service.stream(turn, after))
 
-    app.post("/v1/sessions/<session_id>/messages")(lambda session_id: start(session_id))
-    app.post("/v1/responses")(lambda: start(None))
-    app.get("/v1/sessions/<session_id>/responses/<rid>/events")(lambda session_id, rid: resume(rid, session_id))
-    app.get("/v1/responses/<rid>/events")(lambda rid: resume(rid, None))
     return app

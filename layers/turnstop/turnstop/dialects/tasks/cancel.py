@@ -25,7 +25,6 @@ from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.tasks import ids, views, wire
 from turnstop.dialects.tasks.renderer import WIRE_STATUS
 from turnstop.dialects.tasks.wire import Answer
-from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, require_principal
 from turnstop.http.body import cancel_reason, idempotency_claim, json_object, start_key
 from turnstop.settings import Settings
@@ -130,8 +129,10 @@ class TaskCancel:
 def tasks_cancel_app(store: Store, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> TurnstopResolver:
     """``sleep`` paces the wait for a concurrent request with the same Idempotency-Key (tests)."""
     tasks = TaskCancel(store, sleep)
+    app = TurnstopResolver(wire.SHAPE)
 
-    def cancel(app: TurnstopResolver, task_id: str) -> Response:
+    @app.post("/v1/tasks/<task_id>/cancel")
+    def cancel(task_id: str) -> Response:
         ids.strict_request_id(app.event)
         principal = require_principal(app.event, store)
         reason = cancel_reason(
@@ -140,7 +141,8 @@ def tasks_cancel_app(store: Store, settings: Settings, sleep: Callable[[float], 
         idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
         return tasks.cancel(principal, task_id, reason, idempotency).response()
 
-    def cancel_by_key(app: TurnstopResolver) -> Response:
+    @app.post("/v1/tasks/cancel")
+    def cancel_by_key() -> Response:
         ids.strict_request_id(app.event)
         principal = require_principal(app.event, store)
         reason = cancel_reason(
@@ -148,5 +150,4 @@ def tasks_cancel_app(store: Store, settings: Settings, sleep: Callable[[float], 
         )
         return tasks.cancel_by_key(principal, start_key(app.event), reason).response()
 
-    by_id = api.cancel_app(wire.SHAPE, "POST /v1/tasks/<task_id>/cancel", cancel)
-    return api.add_cancel_route(by_id, "POST /v1/tasks/cancel", cancel_by_key)
+    return app
