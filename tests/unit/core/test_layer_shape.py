@@ -95,7 +95,7 @@ def test_a_cancel_function_loads_only_its_own_dialect() -> None:
 
 CANCEL_FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*_cancel/app.py"))
 DIALECT_OF = {"response_cancel": "sessions", "session_cancel": "sessions"}  # else the name's first word
-# What a cancel never needs: request models (pydantic), the sign-in (JWT), the runtime that runs
+# What a cancel never needs: request and answer models (pydantic), the sign-in (JWT), the runtime that runs
 # a turn, streaming, webhooks; and of its own dialect anything but the cancel's light modules.
 # Nor the X-Ray SDK: it loads only to record a failed cancel (turnstop.tracing), though tracing is on.
 NEVER = (
@@ -110,7 +110,7 @@ NEVER = (
     "turnstop.webhooks",
     "aws_xray_sdk",
 )
-NOT_OF_ITS_DIALECT = ("handlers", "models", "service", "agent", "signin", "oidc")
+NOT_OF_ITS_DIALECT = ("handlers", "models", "answers", "service", "agent", "signin", "oidc")
 
 
 def modules_loaded_by(function: str) -> set[str]:
