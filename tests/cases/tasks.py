@@ -16,6 +16,7 @@ from tests.cases.fixtures import Env
 from tests.cases.replies import HttpReply
 from tests.cases.turns import FAST
 from turnstop.dialects.registry import after_finish, all_renderers
+from turnstop.dialects.tasks.answers import TaskObject
 from turnstop.dialects.tasks.cancel import tasks_cancel_app
 from turnstop.dialects.tasks.handlers import api_app
 from turnstop.runtime.model import ScriptedModel
@@ -206,6 +207,7 @@ class TasksApi:
 def assert_task_shape(obj: dict[str, Any]) -> None:
     """Every field of the seed's object, with the seed's types."""
     assert set(obj) == TASK_KEYS, set(obj) ^ TASK_KEYS
+    TaskObject.model_validate(obj)  # the answer's own model (the document's schema)
     assert obj["object"] == "task" and obj["status"] in {"queued", "running", "succeeded", "failed", "cancelled"}
     assert set(obj["progress"]) == {"percent", "stage", "message"} and isinstance(obj["progress"]["percent"], int)
     assert 0 <= obj["progress"]["percent"] <= 100

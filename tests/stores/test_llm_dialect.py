@@ -26,6 +26,7 @@ from openai.types.responses.response_stream_event import ResponseStreamEvent
 from tests.cases.fixtures import Env, only_on_dynamodb_local
 from tests.cases.turns import FAST, HookModel, eventually, until_ended
 from turnstop.core.turn import Status
+from turnstop.dialects.llm.answers import LlmResponse, LlmStreamEvent
 from turnstop.dialects.llm.cancel import llm_cancel_app
 from turnstop.dialects.llm.handlers import api_app
 from turnstop.dialects.llm.renderer import RENDERERS
@@ -112,6 +113,7 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
 def assert_sdk_response(obj: dict[str, Any]) -> None:
     """The object parses in openai (strict validation) and in mka1 (always strict), all keys present."""
     assert RESPONSE_KEYS <= set(obj), RESPONSE_KEYS - set(obj)
+    LlmResponse.model_validate(obj)  # the answer's own model (the document's schema)
     validate_type(type_=OpenAIResponse, value=obj)
     res = httpx.Response(200, text=json.dumps(obj), request=httpx.Request("GET", "http://x"))
     parsed = unmarshal_json_response(mka1_models.ResponseObject, res)
@@ -124,6 +126,7 @@ def assert_sdk_event(ev: dict[str, Any]) -> None:
     res = httpx.Response(
         200, text=json.dumps({"data": ev, "event": ev["type"]}), request=httpx.Request("GET", "http://x")
     )
+    LlmStreamEvent.model_validate(ev)
     body = unmarshal_json_response(mka1_models.GetResponseResponseBody, res)
     assert not type(body.data).__name__.startswith("Unknown"), ev
     if ev["type"] != "response.cancelled":
