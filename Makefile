@@ -96,11 +96,12 @@ $(MINISTACK_VENV)/.installed: requirements-ministack.txt
 openapi: install
 	$(PY) -m turnstop_local.openapi
 
+# The cases in tests/stores run in both tiers, each on its own store (its `unit` or `integration` mark).
 test-unit: install
-	$(PYTEST) -n $(JOBS) tests/unit
+	$(PYTEST) -n $(JOBS) -m "not integration" tests/unit tests/stores
 
 test-integration: install
-	$(PYTEST) -n $(JOBS) tests/integration
+	$(PYTEST) -n $(JOBS) -m "not unit" tests/stores
 
 test-e2e: install
 	$(PYTEST) tests/e2e
@@ -162,7 +163,7 @@ load: install
 
 # Not part of `make test`: the stateful property test with many random examples, on moto and DynamoDB Local.
 soak: install
-	TURNSTOP_SOAK=1 $(PYTEST) --timeout=0 tests/unit/test_stateful.py tests/integration/test_stateful.py
+	TURNSTOP_SOAK=1 $(PYTEST) --timeout=0 tests/stores/test_stateful.py
 
 # Re-take the playground's screenshots in docs/img: its browser test, saving each step there.
 screenshots: install chromium

@@ -16,13 +16,23 @@ import pytest
 
 from tests.e2e.conftest import LocalApi, all_store_kinds, serve, sse_events
 
-ROUTES = {"default": "agent", "routes": {
-    "agent": {"provider": "external", "queue": "strands", "handler": "examples.strands_agent:handle"},
-    "pydantic-agent": {"provider": "external", "queue": "pydantic-ai", "handler": "examples.pydantic_ai_agent:handle"},
-    "openai-agent": {"provider": "external", "queue": "openai-agents",
-                     "handler": "examples.openai_agents_agent:handle"},
-    "stubborn": {"provider": "external", "queue": "stubborn", "handler": "tests.agents.stubborn:handle"},
-}}  # fmt: skip
+ROUTES = {
+    "default": "agent",
+    "routes": {
+        "agent": {"provider": "external", "queue": "strands", "handler": "examples.strands_agent:handle"},
+        "pydantic-agent": {
+            "provider": "external",
+            "queue": "pydantic-ai",
+            "handler": "examples.pydantic_ai_agent:handle",
+        },
+        "openai-agent": {
+            "provider": "external",
+            "queue": "openai-agents",
+            "handler": "examples.openai_agents_agent:handle",
+        },
+        "stubborn": {"provider": "external", "queue": "stubborn", "handler": "tests.agents.stubborn:handle"},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +50,9 @@ def session_turn(api: LocalApi, message: str, cancel_on: str | None = None) -> l
     """Stream a session turn; once a delta contains ``cancel_on``, cancel it and read on to the end."""
     session = httpx.post(f"{api.url}/v1/sessions", headers=auth(api), json={"persistent": True}).json()["id"]
     seen: list[dict[str, Any]] = []
-    with httpx.stream("POST", f"{api.url}/v1/sessions/{session}/messages", headers=auth(api),
-                      json={"message": message}, timeout=120) as r:  # fmt: skip
+    with httpx.stream(
+        "POST", f"{api.url}/v1/sessions/{session}/messages", headers=auth(api), json={"message": message}, timeout=120
+    ) as r:
         assert r.status_code == 200
         rid = r.headers["X-Response-Id"]
         for ev in sse_events(r.iter_lines()):
@@ -75,8 +86,10 @@ def test_a_session_cancel_while_the_agents_tool_runs_ends_the_turn_cancelled(api
 def test_the_llm_dialect_runs_the_agent_and_its_cancel_stops_it(api: LocalApi) -> None:
     with openai.OpenAI(api_key=api.key, base_url=f"{api.url}/api/v1/llm", max_retries=0) as oa:
         done = oa.responses.create(model="agent", input="quick question")
-        assert done.status == "completed" and done.output_text == "Let me look that up. Found it: the answer to " \
-            "'quick question' is 42"  # fmt: skip
+        assert (
+            done.status == "completed"
+            and done.output_text == "Let me look that up. Found it: the answer to 'quick question' is 42"
+        )
         types: list[str] = []
         rid = text = ""
         for ev in oa.responses.create(model="agent", input="slow question", stream=True, background=True):

@@ -13,7 +13,7 @@ import pytest
 
 from examples import openai_agents_agent, pydantic_ai_agent
 from tests.cases.fixtures import Env
-from tests.cases.store_cases import FAST, LEASE_MS, cancel, events, ledger_kinds, start
+from tests.cases.turns import FAST, LEASE_MS, cancel, events, ledger_kinds, start
 from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.providers.config import parse
 from turnstop.providers.models import Models
@@ -33,8 +33,15 @@ def runner(env: Env, example: ModuleType) -> TurnRunner:
     route = {"provider": "external", "queue": f"{name}-test", "handler": f"{example.__name__}:handle"}
     models = Models(parse({"routes": {"agent": route}}), scripted_step_ms=0)
     provider = models.provider(models.routes.default_route)
-    return TurnRunner(env.store, lambda turn: provider, renderers=RENDERERS, lease_ms=LEASE_MS, owner="w",
-                      cadence=FAST, upstream=models.upstream)  # fmt: skip
+    return TurnRunner(
+        env.store,
+        lambda turn: provider,
+        renderers=RENDERERS,
+        lease_ms=LEASE_MS,
+        owner="w",
+        cadence=FAST,
+        upstream=models.upstream,
+    )
 
 
 def streamed(env: Env, turn_id: str) -> str:

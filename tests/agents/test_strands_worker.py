@@ -9,22 +9,30 @@ import threading
 
 from examples import strands_agent
 from tests.cases.fixtures import Env
-from tests.cases.store_cases import FAST, LEASE_MS, cancel, events, ledger_kinds, start
+from tests.cases.turns import FAST, LEASE_MS, cancel, events, ledger_kinds, start
 from turnstop.core.turn import Usage
 from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.providers.config import parse
 from turnstop.providers.models import Models
 from turnstop.runtime.runner import TurnRunner
 
-ROUTES = {"routes": {"agent": {"provider": "external", "queue": "strands-test",
-                               "handler": "examples.strands_agent:handle"}}}  # fmt: skip
+ROUTES = {
+    "routes": {"agent": {"provider": "external", "queue": "strands-test", "handler": "examples.strands_agent:handle"}}
+}
 
 
 def runner(env: Env) -> TurnRunner:
     models = Models(parse(ROUTES), scripted_step_ms=0)
     provider = models.provider(models.routes.default_route)
-    return TurnRunner(env.store, lambda turn: provider, renderers=RENDERERS, lease_ms=LEASE_MS, owner="w",
-                      cadence=FAST, upstream=models.upstream)  # fmt: skip
+    return TurnRunner(
+        env.store,
+        lambda turn: provider,
+        renderers=RENDERERS,
+        lease_ms=LEASE_MS,
+        owner="w",
+        cadence=FAST,
+        upstream=models.upstream,
+    )
 
 
 def streamed(env: Env, turn_id: str) -> str:

@@ -141,8 +141,9 @@ def local_api(request: pytest.FixtureRequest, servers: Servers) -> LocalApi:
 
 
 @contextmanager
-def serve(state_dir: Path, store_kind: str, grace_seconds: float = GRACE_SECONDS,
-          extra_env: dict[str, str] | None = None) -> Iterator[LocalApi]:  # fmt: skip
+def serve(
+    state_dir: Path, store_kind: str, grace_seconds: float = GRACE_SECONDS, extra_env: dict[str, str] | None = None
+) -> Iterator[LocalApi]:
     """A local runtime in its own process and state directory, until the block ends."""
     log_path = state_dir / "server.log"
     env = {

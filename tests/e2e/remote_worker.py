@@ -52,8 +52,9 @@ def handle(turn: WorkerTurn) -> None:
     except TurnCancelled:
         say("REFUSED_LOCALLY")
     # a worker that ignores the signal and posts anyway: the API refuses it
-    answer = remote.worker.post(f"offers/{remote.offer_id}/events",
-                                {"token": remote.token, "events": [["text", "SNEAKY_AFTER_CANCEL"]]})  # fmt: skip
+    answer = remote.worker.post(
+        f"offers/{remote.offer_id}/events", {"token": remote.token, "events": [["text", "SNEAKY_AFTER_CANCEL"]]}
+    )
     say(f"SERVER_SAYS {json.dumps(answer, sort_keys=True)}")
 
 

@@ -151,8 +151,12 @@ def test_a_bulk_cancel_stops_all_200_in_flight_turns_of_a_tenant_across_dialects
         d = event["detail"]
         assert event["source"] == "turnstop" and event["detail-type"] == "turn.cancelled", turn_id
         assert (d["tenant"], d["source"], d["reason"], d["batch"], d["billed"]) == (
-            "acme-bulk", "admin", "billing stop", report["id"], False,
-        )  # fmt: skip
+            "acme-bulk",
+            "admin",
+            "billing stop",
+            report["id"],
+            False,
+        )
         assert d["cancel_requested_at"] and d["cancel_observed_at"] and d["cancel_latency_ms"] >= 0
     assert {e["detail"]["dialect"] for e in sent.values()} == {"sessions", "llm", "omni", "tasks"}
     # and each dialect says so in its own words
@@ -189,29 +193,43 @@ def test_a_scope_message_runs_its_pages_through_the_queue_and_a_redelivered_page
     body = {"model": "turnstop:scripted", "input": SILENT, "background": True}
     ids = start_many(lambda: ok(user.post("/api/v1/llm/responses", json=body))["id"], 30)
     state = json.loads((local_api.state_dir / "local.json").read_text())
-    sqs = boto3.client("sqs", endpoint_url=state["sqs_endpoint"], region_name="us-east-1",
-                       aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=state["sqs_endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     url = state["queue_urls"]["CancelQueue"]
     message = {"scope": {"tenant": "queue-co"}, "reason": "moderation", "actor": "svc-moderation"}
     sent = sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
     report_url = f"/v1/admin/cancels/sqs-{sent['MessageId']}"
-    done = wait_for(lambda: (r := ops.get(report_url)).status_code == 200 and r.json()["status"] == "completed"
-                    and r.json(), "the queued bulk cancel's report")  # fmt: skip
+    done = wait_for(
+        lambda: (r := ops.get(report_url)).status_code == 200 and r.json()["status"] == "completed" and r.json(),
+        "the queued bulk cancel's report",
+    )
     assert (done["matched"], done["cancelled"], done["pages"], done["source"]) == (30, 30, 2, "queue")
     for rid in ids:
         wait_for(lambda rid=rid: user.get(f"/api/v1/llm/responses/{rid}").json()["status"] == "cancelled", rid)
 
     # When the first page's message is delivered again (as SQS does after a lost delete)
-    record = {**json.loads((ROOT / "events" / "cancel_consumer.json").read_text())["Records"][0],
-              "messageId": sent["MessageId"], "body": json.dumps(message)}  # fmt: skip
+    record = {
+        **json.loads((ROOT / "events" / "cancel_consumer.json").read_text())["Records"][0],
+        "messageId": sent["MessageId"],
+        "body": json.dumps(message),
+    }
     record["attributes"]["ApproximateReceiveCount"] = "2"
     event = local_api.state_dir / "redelivered.json"
     event.write_text(json.dumps({"Records": [record]}))
     invoked = subprocess.run(
         [sys.executable, "-m", "turnstop_local", "invoke", "CancelConsumerFunction", "-e", str(event)],
-        cwd=ROOT, env={**os.environ, "TURNSTOP_STATE_DIR": str(local_api.state_dir)},
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, "TURNSTOP_STATE_DIR": str(local_api.state_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert json.loads(invoked.stdout) == {"batchItemFailures": []}
 
     # Then it and the page it sends on again are processed, and nothing is counted twice
@@ -235,8 +253,9 @@ def test_a_cancel_by_key_before_the_start_makes_a_born_cancelled_stream(local_ap
     early = c.post("/v1/responses/cancel", headers={"Idempotency-Key": "e2e-tomb-1"})
     assert (early.status_code, early.json()) == (202, {"response_id": None, "status": "cancelling"})
     # When the start with that key comes
-    with c.stream("POST", "/v1/responses", json={"input": "Write a 50-word note"},
-                  headers={"Idempotency-Key": "e2e-tomb-1"}) as r:  # fmt: skip
+    with c.stream(
+        "POST", "/v1/responses", json={"input": "Write a 50-word note"}, headers={"Idempotency-Key": "e2e-tomb-1"}
+    ) as r:
         rid = r.headers["X-Response-Id"]
         events = list(sse_events(r.iter_lines()))
     # Then its stream opens and ends cancelled: nothing ran, nothing is billed
@@ -274,8 +293,11 @@ def test_cancels_by_key_racing_their_starts_always_end_the_turn_cancelled(local_
         t = threading.Thread(target=cancel)
         t.start()
         go.wait()
-        created = c.post("/v1/tasks", headers={"Idempotency-Key": key},
-                         json={"capability": "text.generate", "model": "auto", "input": {"prompt": SILENT}})  # fmt: skip
+        created = c.post(
+            "/v1/tasks",
+            headers={"Idempotency-Key": key},
+            json={"capability": "text.generate", "model": "auto", "input": {"prompt": SILENT}},
+        )
         t.join()
         return answer, created.json()
 
@@ -286,8 +308,9 @@ def test_cancels_by_key_racing_their_starts_always_end_the_turn_cancelled(local_
             assert answer["status"] == 202 and task["status"] == "cancelled", (answer, task)
         else:  # the create came first: the key named it
             assert answer["body"]["task_id"] == task["task_id"] and answer["status"] in (200, 202), (answer, task)
-        wait_for(lambda task=task: c.get(f"/v1/tasks/{task['task_id']}").json()["status"] == "cancelled",
-                 task["task_id"])  # fmt: skip
+        wait_for(
+            lambda task=task: c.get(f"/v1/tasks/{task['task_id']}").json()["status"] == "cancelled", task["task_id"]
+        )
 
 
 def test_a_deadline_fires_while_the_model_is_silent(local_api: LocalApi) -> None:
@@ -296,8 +319,10 @@ def test_a_deadline_fires_while_the_model_is_silent(local_api: LocalApi) -> None
         rid = r.headers["X-Response-Id"]
         events = list(sse_events(r.iter_lines()))
     assert [e["event"] for e in events] == ["response.created", "response.cancelled"]
-    llm = c.post("/api/v1/llm/responses", json={"model": "turnstop:scripted", "input": SILENT, "background": True,
-                                                "max_duration_seconds": 0.5})  # fmt: skip
+    llm = c.post(
+        "/api/v1/llm/responses",
+        json={"model": "turnstop:scripted", "input": SILENT, "background": True, "max_duration_seconds": 0.5},
+    )
     lid = llm.json()["id"]
     wait_for(lambda: c.get(f"/api/v1/llm/responses/{lid}").json()["status"] == "cancelled", "the llm deadline")
     sent = events_for(local_api, {rid, lid})
@@ -326,8 +351,10 @@ def test_a_deadline_stops_a_chat_reply_and_a_bad_one_is_refused_in_the_chats_sha
         )
         (event,) = sent
         assert (event["detail-type"], event["detail"]["dialect"], event["detail"]["source"]) == (
-            "turn.cancelled", "chat", "deadline",
-        )  # fmt: skip
+            "turn.cancelled",
+            "chat",
+            "deadline",
+        )
         # And a deadline out of range is the chat's own 400, and starts nothing
         bad = browser.post("/chat", json={"message": "hello"}, headers={"Turnstop-Max-Duration": "901"})
         assert bad.status_code == 400 and bad.json()["error"] == "invalid_request", bad.text

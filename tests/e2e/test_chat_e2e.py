@@ -45,9 +45,11 @@ def test_the_seeds_workflow_over_http(local_api: LocalApi, alice: httpx.Client) 
     r = alice.post("/chat", json={"message": MEETING})
     thread_id = r.json()["thread_id"]
     assert r.status_code == 200 and r.json() == {
-        "response": "I can schedule that meeting for you.", "thread_id": thread_id,
-        "requires_confirmation": True, "confirmation_message": QUESTION,
-    }  # fmt: skip
+        "response": "I can schedule that meeting for you.",
+        "thread_id": thread_id,
+        "requires_confirmation": True,
+        "confirmation_message": QUESTION,
+    }
     # 2. the user cancels — the seed's curl: Content-Type and a Cookie header, nothing else
     session = alice.cookies["session_id"]
     with httpx.Client(base_url=local_api.url, timeout=60) as curl:
@@ -77,8 +79,12 @@ def test_the_seeds_workflow_over_http(local_api: LocalApi, alice: httpx.Client) 
 def test_confirm_executes_the_action_and_a_late_cancel_is_409(alice: httpx.Client) -> None:
     thread_id = alice.post("/chat", json={"message": "Send an email to Dana about the Q3 report"}).json()["thread_id"]
     done = alice.post("/chat/confirm", json={"thread_id": thread_id})
-    assert done.json() == {"thread_id": thread_id, "status": "confirmed", "confirmed": True,
-                           "response": "Sent an email to Dana about the Q3 report."}  # fmt: skip
+    assert done.json() == {
+        "thread_id": thread_id,
+        "status": "confirmed",
+        "confirmed": True,
+        "response": "Sent an email to Dana about the Q3 report.",
+    }
     late = alice.post("/chat/cancel", json={"thread_id": thread_id})
     assert late.status_code == 409 and late.json()["error"] == "nothing_to_cancel"
     assert [a["status"] for a in alice.get(f"/chat/threads/{thread_id}").json()["actions"]] == ["executed"]
@@ -89,8 +95,10 @@ def test_streaming_asks_with_confirmation_required_and_cancel_stops_a_streamed_r
         thread_id = r.headers["X-Thread-Id"]
         events = list(sse_events(r.iter_lines()))
     assert [e["event"] for e in events] == ["token"] * 7 + ["confirmation_required", "done"]
-    assert events[-2]["data"] == {"event_type": "confirmation_required",
-                                  "data": {"thread_id": thread_id, "message": QUESTION}}  # fmt: skip
+    assert events[-2]["data"] == {
+        "event_type": "confirmation_required",
+        "data": {"thread_id": thread_id, "message": QUESTION},
+    }
     assert alice.post("/chat/cancel", json={"thread_id": thread_id}).json() == cancelled(thread_id)
     # a long reply on the same thread, stopped from "another tab" while it streams
     seen: list[dict[str, Any]] = []
@@ -136,18 +144,28 @@ def test_csrf_and_cors_for_the_cookie_api(local_api: LocalApi, alice: httpx.Clie
     evil = alice.post("/chat/cancel", json={"thread_id": thread_id}, headers={"Origin": "https://evil.example"})
     assert evil.status_code == 403 and evil.json()["error"] == "forbidden"
     assert "access-control-allow-origin" not in evil.headers
-    form = alice.post("/chat/cancel", content=f"thread_id={thread_id}",
-                      headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    form = alice.post(
+        "/chat/cancel", content=f"thread_id={thread_id}", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert form.status_code == 403
     assert alice.get(f"/chat/threads/{thread_id}").json()["actions"][0]["status"] == "pending"
-    preflight = httpx.options(f"{local_api.url}/chat/cancel", headers={
-        "Origin": PAGE, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type",
-    })  # fmt: skip
+    preflight = httpx.options(
+        f"{local_api.url}/chat/cancel",
+        headers={
+            "Origin": PAGE,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == PAGE
     assert preflight.headers["access-control-allow-credentials"] == "true"
-    denied = httpx.options(f"{local_api.url}/chat/cancel", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
-    })  # fmt: skip
+    denied = httpx.options(
+        f"{local_api.url}/chat/cancel",
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+        },
+    )
     assert denied.status_code == 403 and "access-control-allow-origin" not in denied.headers
     # the seed's fetch(..., {credentials: 'include'}) from the allowed page
     ok = alice.post("/chat/cancel", json={"thread_id": thread_id}, headers={"Origin": PAGE})
@@ -199,8 +217,9 @@ def test_a_tampered_or_signed_out_cookie_is_not_authenticated(local_api: LocalAp
         assert r.status_code == 401 and r.json()["error"] == "not_authenticated"
         out = carol.post("/auth/logout", json={})
         assert out.status_code == 200 and "session_id" not in carol.cookies
-        again = httpx.post(f"{local_api.url}/chat/cancel", json={"thread_id": "thread_x"},
-                           headers={"Cookie": f"session_id={value}"})  # fmt: skip
+        again = httpx.post(
+            f"{local_api.url}/chat/cancel", json={"thread_id": "thread_x"}, headers={"Cookie": f"session_id={value}"}
+        )
         assert again.status_code == 401
 
 

@@ -61,9 +61,13 @@ def test_tail_follows_a_long_turn_until_a_cancel_from_another_terminal_ends_it(l
     # Given a long sessions turn followed by `turnstop tail`
     turn = start_session_turn(http)
     tail = subprocess.Popen(
-        [str(TURNSTOP), "tail", turn, "--json"], cwd=ROOT, env=cli_env(local_api), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [str(TURNSTOP), "tail", turn, "--json"],
+        cwd=ROOT,
+        env=cli_env(local_api),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=pump_lines, args=(tail.stdout, lines), daemon=True).start()
     events: list[dict[str, Any]] = []

@@ -36,15 +36,21 @@ def test_tasks_warnings_carry_a_string_field_as_the_seeds_schema_does(client: ht
     second = client.post(f"/v1/tasks/{tid}/cancel").json()  # its cancel is still propagating
     wait_for(lambda: client.get(f"/v1/tasks/{tid}").json()["status"] == "cancelled", "the task to end")
     late = client.post(f"/v1/tasks/{tid}/cancel").json()
-    capped = {"capability": "text.generate", "model": "auto", "input": {"prompt": "Write a 9-word note",
-                                                                          "max_output_tokens": 3}}  # fmt: skip
+    capped = {
+        "capability": "text.generate",
+        "model": "auto",
+        "input": {"prompt": "Write a 9-word note", "max_output_tokens": 3},
+    }
     cid = client.post("/v1/tasks", json=capped).json()["task_id"]
     done = wait_for(lambda: (t := client.get(f"/v1/tasks/{cid}").json())["status"] == "succeeded" and t, "cap")
     warnings = [w for answer in (second, late, done) for w in answer["warnings"]]
-    assert {(w["code"], w["field"]) for w in warnings} >= {("already_terminal", "status"),
-                                                          ("max_output_tokens_reached", "input.max_output_tokens")}  # fmt: skip
-    assert all(set(w) == {"code", "message", "field"} and all(isinstance(v, str) for v in w.values())
-               for w in warnings), warnings  # fmt: skip
+    assert {(w["code"], w["field"]) for w in warnings} >= {
+        ("already_terminal", "status"),
+        ("max_output_tokens_reached", "input.max_output_tokens"),
+    }
+    assert all(
+        set(w) == {"code", "message", "field"} and all(isinstance(v, str) for v in w.values()) for w in warnings
+    ), warnings
 
 
 def test_chat_cancel_409s_are_the_codes_its_document_shows(local_api: LocalApi, client: httpx.Client) -> None:

@@ -155,8 +155,11 @@ def test_openai_error_types_for_400_401_404(oa: openai.OpenAI, local_api: LocalA
         oa.responses.cancel("resp_doesnotexist1")
     assert e404.value.code == "not_found"
     with oa_as(local_api, key="ts_wrong_key") as bad:
-        for call in (lambda: bad.responses.create(model=MODEL, input="hi", background=True),
-                     lambda: bad.responses.retrieve("resp_abc"), lambda: bad.responses.cancel("resp_abc")):  # fmt: skip
+        for call in (
+            lambda: bad.responses.create(model=MODEL, input="hi", background=True),
+            lambda: bad.responses.retrieve("resp_abc"),
+            lambda: bad.responses.cancel("resp_abc"),
+        ):
             with pytest.raises(openai.AuthenticationError) as e401:
                 call()
             assert e401.value.code == "invalid_api_key"
@@ -226,8 +229,10 @@ def test_mka1_streamed_create_cancelled_mid_stream(mk: SDK) -> None:
 
 def test_mka1_end_user_isolation(mk: SDK) -> None:
     r = mk.llm.responses.create(model=MODEL, input=ESSAY, background=True, x_on_behalf_of="user-a")
-    for call in (lambda: mk.llm.responses.get(response_id=r.id, x_on_behalf_of="user-b"),
-                 lambda: mk.llm.responses.cancel(response_id=r.id, x_on_behalf_of="user-b")):  # fmt: skip
+    for call in (
+        lambda: mk.llm.responses.get(response_id=r.id, x_on_behalf_of="user-b"),
+        lambda: mk.llm.responses.cancel(response_id=r.id, x_on_behalf_of="user-b"),
+    ):
         with pytest.raises(SDKError) as e:
             call()
         assert e.value.status_code == 404

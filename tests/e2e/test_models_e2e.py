@@ -66,8 +66,11 @@ def routes(fake: FakeUpstream) -> dict[str, Any]:
 def api(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     models = tmp_path_factory.mktemp("models") / "models.json"
     models.write_text(json.dumps(routes(upstream)))
-    env = {"TURNSTOP_MODELS": str(models), "TS_E2E_UPSTREAM_KEY": "sk-e2e-upstream-secret",
-           "TURNSTOP_CANCEL_CHECK_MS": "100"}  # fmt: skip
+    env = {
+        "TURNSTOP_MODELS": str(models),
+        "TS_E2E_UPSTREAM_KEY": "sk-e2e-upstream-secret",
+        "TURNSTOP_CANCEL_CHECK_MS": "100",
+    }
     with serve(tmp_path_factory.mktemp("state-models"), all_store_kinds()[0], extra_env=env) as local:
         yield local
 
@@ -85,8 +88,13 @@ def auth(api: LocalApi) -> dict[str, str]:
 def stream_session_turn(api: LocalApi, session_id: str, message: str, stop_after_deltas: int | None) -> list[Any]:
     """Stream a session turn; after ``stop_after_deltas`` deltas, cancel it and read on to the end."""
     seen: list[Any] = []
-    with httpx.stream("POST", f"{api.url}/v1/sessions/{session_id}/messages", headers=auth(api),
-                      json={"message": message}, timeout=120) as r:  # fmt: skip
+    with httpx.stream(
+        "POST",
+        f"{api.url}/v1/sessions/{session_id}/messages",
+        headers=auth(api),
+        json={"message": message},
+        timeout=120,
+    ) as r:
         assert r.status_code == 200
         rid = r.headers["X-Response-Id"]
         deltas = 0
@@ -165,8 +173,11 @@ def test_an_llm_response_reports_the_providers_usage_and_sends_instructions_and_
     assert (up["route"], up["provider"], up["model"]) == ("short", "openai-chat", "short")
 
 
-@pytest.mark.parametrize("model", ["prefill", "thinking-first", "long"],
-                         ids=["during a silent prefill", "before the first token", "mid-stream"])  # fmt: skip
+@pytest.mark.parametrize(
+    "model",
+    ["prefill", "thinking-first", "long"],
+    ids=["during a silent prefill", "before the first token", "mid-stream"],
+)
 def test_an_llm_cancel_closes_the_upstream_call_in_every_phase(
     oa: openai.OpenAI, upstream: FakeUpstream, model: str
 ) -> None:
@@ -241,10 +252,14 @@ def test_a_bad_models_document_stops_the_local_runtime_before_it_serves(tmp_path
     from tests.conftest import ROOT
 
     bad = '{"routes": {"x": {"provider": "openai-chat", "model": "m"}}}'
-    out = subprocess.run([sys.executable, "-m", "turnstop_local", "serve", "--port", "0", "--store", "moto"],
-                         cwd=ROOT, env={**__import__("os").environ, "TURNSTOP_MODELS": bad,
-                                        "TURNSTOP_STATE_DIR": str(tmp_path)},
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "turnstop_local", "serve", "--port", "0", "--store", "moto"],
+        cwd=ROOT,
+        env={**__import__("os").environ, "TURNSTOP_MODELS": bad, "TURNSTOP_STATE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "routes.x.base_url: is required for provider openai-chat" in out.stderr
 
@@ -264,8 +279,10 @@ def test_a_task_is_charged_at_its_routes_prices_and_settled_on_the_providers_usa
         created = client.post("/v1/tasks", json=body)
         assert created.status_code == 202, created.text
         task_id = created.json()["task_id"]
-        done = wait_for(lambda: (t := client.get(f"/v1/tasks/{task_id}").json())["status"] == "succeeded" and t,
-                        "the task to succeed")  # fmt: skip
+        done = wait_for(
+            lambda: (t := client.get(f"/v1/tasks/{task_id}").json())["status"] == "succeeded" and t,
+            "the task to succeed",
+        )
     assert done["output"]["text"] == expected_text(12)  # the thinking is not the output
     usage, billing = done["usage"], done["billing"]
     # the provider's usage (the fake counts the words sent; 12 text + 4 thinking tokens out)
@@ -295,8 +312,12 @@ def test_an_omni_thread_sends_its_history_and_a_cancel_closes_the_upstream_call(
     assert omni.responses.cancel_response(rid, account_id=1).data.canceled is True
     assert first.wait_disconnected(timeout=30)
     final = wait_for(
-        lambda: (r := omni.responses.get_response_by_id(created.data.response_id, account_id=1).data).status
-        == "canceled" and r, "canceled")  # fmt: skip
+        lambda: (
+            (r := omni.responses.get_response_by_id(created.data.response_id, account_id=1).data).status == "canceled"
+            and r
+        ),
+        "canceled",
+    )
     partial = "".join(getattr(p, "text", "") for p in (final.content.parts if final.content else []))
     follow = omni.threads.create_message(created.data.thread_id, text="Go on", account_id=1)
     second = wait_for(lambda: (r := upstream.last("long")) is not first and r, "the follow-up's upstream call")

@@ -79,8 +79,12 @@ def test_the_admin_endpoint_stops_the_tenants_turns_and_answers_the_report(aws: 
     assert out["statusCode"] == 200, out
     report = body(out)
     assert (report["status"], report["matched"], report["cancelled"], report["already_finished"], report["failed"]) == (
-        "completed", 5, 5, 0, 0,
-    )  # fmt: skip
+        "completed",
+        5,
+        5,
+        0,
+        0,
+    )
     assert report["pages"] == 3 and report["source"] == "admin" and report["reason"] == "account suspended"
     for rid in mine:
         head = aws.store.turns.head(rid)
@@ -89,12 +93,21 @@ def test_the_admin_endpoint_stops_the_tenants_turns_and_answers_the_report(aws: 
         head = aws.store.turns.head(rid)
         assert head is not None and not head.cancel_requested
     read = aws.function("admin_cancels").lambda_handler(
-        {**admin_event(), "routeKey": "GET /v1/admin/cancels/{bulk_id}", "rawPath": out["headers"]["Location"],
-         "requestContext": {**admin_event()["requestContext"],
-                            "http": {**admin_event()["requestContext"]["http"], "method": "GET",
-                                     "path": out["headers"]["Location"]}}},
+        {
+            **admin_event(),
+            "routeKey": "GET /v1/admin/cancels/{bulk_id}",
+            "rawPath": out["headers"]["Location"],
+            "requestContext": {
+                **admin_event()["requestContext"],
+                "http": {
+                    **admin_event()["requestContext"]["http"],
+                    "method": "GET",
+                    "path": out["headers"]["Location"],
+                },
+            },
+        },
         Context(),
-    )  # fmt: skip
+    )
     assert read["statusCode"] == 200 and body(read)["cancelled"] == 5
 
 
@@ -163,8 +176,12 @@ def test_an_admin_request_out_of_time_hands_the_rest_to_the_queue(
 
 def scope_record(message: dict[str, Any], message_id: str = "m-1", receives: int = 1) -> dict[str, Any]:
     sample = load_event("cancel_consumer_scope")["Records"][0]
-    return {**sample, "messageId": message_id, "body": json.dumps(message),
-            "attributes": {**sample["attributes"], "ApproximateReceiveCount": str(receives)}}  # fmt: skip
+    return {
+        **sample,
+        "messageId": message_id,
+        "body": json.dumps(message),
+        "attributes": {**sample["attributes"], "ApproximateReceiveCount": str(receives)},
+    }
 
 
 def test_a_scope_message_runs_page_by_page_and_a_redelivery_counts_nothing_twice(aws: Aws, cancel_queue: str) -> None:
@@ -172,8 +189,9 @@ def test_a_scope_message_runs_page_by_page_and_a_redelivery_counts_nothing_twice
     consumer = aws.function("cancel_consumer")
     first = scope_record({"scope": {"tenant": "dev"}, "reason": "billing: account suspended"})
     assert consumer.lambda_handler({"Records": [first]}, Context()) == {"batchItemFailures": []}
-    assert consumer.lambda_handler({"Records": [{**first, "attributes": {**first["attributes"],
-                                    "ApproximateReceiveCount": "2"}}]}, Context()) == {"batchItemFailures": []}  # fmt: skip
+    assert consumer.lambda_handler(
+        {"Records": [{**first, "attributes": {**first["attributes"], "ApproximateReceiveCount": "2"}}]}, Context()
+    ) == {"batchItemFailures": []}
     pages = drain_cancels(aws, cancel_queue)
     assert len(pages) == 2 and pages[0]["body"] == pages[1]["body"]  # the redelivery re-sent page 2
     assert consumer.lambda_handler({"Records": pages}, Context()) == {"batchItemFailures": []}
@@ -294,8 +312,13 @@ def test_the_turn_events_function_appends_each_terminal_transition(
     assert (event["source"], event["detail-type"]) == ("turnstop", "turn.cancelled")
     d = event["detail"]
     assert (d["turn_id"], d["tenant"], d["dialect"], d["source"], d["reason"], d["actor"]) == (
-        "resp_example0000000000000000", "dev", "sessions", "api", "user pressed stop", "key_dev",
-    )  # fmt: skip
+        "resp_example0000000000000000",
+        "dev",
+        "sessions",
+        "api",
+        "user pressed stop",
+        "key_dev",
+    )
     assert (d["cancel_latency_ms"], d["billed"], d["usage"]["output_tokens"]) == (180, False, 38)
 
 

@@ -24,8 +24,9 @@ def session(aws: Aws) -> str:
     """A signed-in session of alice in the dev tenant (what /auth/callback creates)."""
     value = secrets.token_urlsafe(32)
     now = aws.store.now()
-    aws.store.signins.create_session(WebSession(secret_hash(value), "dev", "alice", "alice", now, now + 3_600_000,
-                                                now + 3_600_000, now))  # fmt: skip
+    aws.store.signins.create_session(
+        WebSession(secret_hash(value), "dev", "alice", "alice", now, now + 3_600_000, now + 3_600_000, now)
+    )
     return value
 
 
@@ -47,9 +48,10 @@ def test_the_seeds_workflow_through_the_functions(aws: Aws, session: str) -> Non
     assert asked["statusCode"] == 200 and body(asked)["confirmation_message"] == QUESTION
     thread_id = body(asked)["thread_id"]
     out = cancel.lambda_handler(event("chat_cancel", session, thread_id), Context())
-    assert (out["statusCode"], body(out)) == (200, {
-        "thread_id": thread_id, "status": "cancelled", "response": "Action cancelled.", "cancelled": True
-    })  # fmt: skip
+    assert (out["statusCode"], body(out)) == (
+        200,
+        {"thread_id": thread_id, "status": "cancelled", "response": "Action cancelled.", "cancelled": True},
+    )
     assert out["headers"]["X-RateLimit-Remaining"] == "59"
     view = api.lambda_handler(event("chat_api_thread", session, thread_id), Context())
     assert [a["status"] for a in body(view)["actions"]] == ["cancelled"]

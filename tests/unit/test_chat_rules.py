@@ -73,21 +73,41 @@ def event(host: str = "api.example.com", proto: str = "https", **headers: str) -
 
 
 def test_allowed_origins_are_the_apis_own_the_listed_ones_and_port_wildcards() -> None:
-    origins = Origins(settings(allowed_origins="https://app.example.com, http://localhost:*",
-                               public_base_url="https://chat.example.com/base"))  # fmt: skip
+    origins = Origins(
+        settings(
+            allowed_origins="https://app.example.com, http://localhost:*",
+            public_base_url="https://chat.example.com/base",
+        )
+    )
     ev = event()
-    for ok in ("https://api.example.com", "https://app.example.com", "http://localhost:5173", "http://localhost",
-               "https://chat.example.com", "HTTPS://APP.EXAMPLE.COM"):  # fmt: skip
+    for ok in (
+        "https://api.example.com",
+        "https://app.example.com",
+        "http://localhost:5173",
+        "http://localhost",
+        "https://chat.example.com",
+        "HTTPS://APP.EXAMPLE.COM",
+    ):
         assert origins.allows(ok, ev), ok
-    for no in ("http://api.example.com", "https://app.example.com.evil.net", "http://localhost.evil.net",
-               "http://localhost:5173/x", "http://localhost:abc", "https://localhost:5173", "null", ""):  # fmt: skip
+    for no in (
+        "http://api.example.com",
+        "https://app.example.com.evil.net",
+        "http://localhost.evil.net",
+        "http://localhost:5173/x",
+        "http://localhost:abc",
+        "https://localhost:5173",
+        "null",
+        "",
+    ):
         assert not origins.allows(no, ev), no
 
 
 def test_cookies_come_from_payload_2_0_or_a_cookie_header_and_are_secure_off_local_http() -> None:
     assert cookies_of({"cookies": ["a=1", "session_id=s=x"], "headers": {"cookie": "b=2; a=3"}}) == {
-        "a": "1", "session_id": "s=x", "b": "2"
-    }  # fmt: skip
+        "a": "1",
+        "session_id": "s=x",
+        "b": "2",
+    }
     assert secure_cookies(event()) and secure_cookies(event("127.0.0.1:3000", "https"))
     assert not secure_cookies(event("127.0.0.1:3000", "http")) and not secure_cookies(event("localhost:3000", "http"))
     assert secure_cookies(event("chat.example.com", "http"))
@@ -101,8 +121,16 @@ def test_a_sign_in_returns_only_to_a_path_on_this_site() -> None:
 
 
 def head(status: Status, **kw: Any) -> Turn:
-    return Turn(id="act_x", kind="chat_action", tenant="dev", scope=scopes.chat("thread_a"), stored_status=status,
-                created_at=0, end_user="alice", **kw)  # fmt: skip
+    return Turn(
+        id="act_x",
+        kind="chat_action",
+        tenant="dev",
+        scope=scopes.chat("thread_a"),
+        stored_status=status,
+        created_at=0,
+        end_user="alice",
+        **kw,
+    )
 
 
 def test_a_queued_only_cancel_refused_by_a_running_turn_is_already_started() -> None:
@@ -147,8 +175,11 @@ def test_a_cancels_thread_id_is_refused_in_the_words_of_post_chats_model(thread_
 
 
 def test_a_cancels_body_needs_a_thread_id_and_ignores_other_fields() -> None:
-    for body, problem in (("{}", "Field required"), ('{"threadId": "thread_a"}', "Field required"),
-                          ('{"thread_id": null}', "Input should be a valid string")):  # fmt: skip
+    for body, problem in (
+        ("{}", "Field required"),
+        ('{"threadId": "thread_a"}', "Field required"),
+        ('{"thread_id": null}', "Input should be a valid string"),
+    ):
         assert refusal(lambda b=body: thread_id_of({"body": b}, 1024)) == f"Invalid field 'thread_id': {problem}"
     assert refusal(lambda: thread_id_of({"body": ""}, 1024)) == "Request body is required"
     assert refusal(lambda: thread_id_of({"body": "[1]"}, 1024)) == "Request body must be a JSON object"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.cases.fixtures import Env
-from tests.cases.store_cases import FAST, LEASE_MS, cancel, events, ledger_kinds, publish, start
+from tests.cases.turns import FAST, LEASE_MS, cancel, events, ledger_kinds, publish, start
 from turnstop.core.turn import Usage
 from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.providers.base import ModelRequest
@@ -22,16 +22,27 @@ from turnstop.providers.models import Models
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.worker import TurnCancelled, WorkerTurn, serve
 
-ROUTES = {"default": "agent", "routes": {"agent": {"provider": "external", "queue": "test-agent", "idle_timeout_s": 30},
-                                         "quiet": {"provider": "external", "queue": "test-quiet",
-                                                   "idle_timeout_s": 0.2}}}  # fmt: skip
+ROUTES = {
+    "default": "agent",
+    "routes": {
+        "agent": {"provider": "external", "queue": "test-agent", "idle_timeout_s": 30},
+        "quiet": {"provider": "external", "queue": "test-quiet", "idle_timeout_s": 0.2},
+    },
+}
 
 
 def runner(env: Env, route: str = "agent", owner: str = "w") -> TurnRunner:
     models = Models(parse(ROUTES), scripted_step_ms=0)
     provider = models.provider(models.routes.routes[route])
-    return TurnRunner(env.store, lambda turn: provider, renderers=RENDERERS, lease_ms=LEASE_MS, owner=owner,
-                      cadence=FAST, upstream=models.upstream)  # fmt: skip
+    return TurnRunner(
+        env.store,
+        lambda turn: provider,
+        renderers=RENDERERS,
+        lease_ms=LEASE_MS,
+        owner=owner,
+        cadence=FAST,
+        upstream=models.upstream,
+    )
 
 
 def texts(env: Env, turn_id: str) -> str:
@@ -173,9 +184,11 @@ def test_the_asyncio_helper_is_set_by_the_cancel() -> None:
 
 @pytest.mark.parametrize(
     ("route", "names"),
-    [({"provider": "external"}, "routes.a.queue"), ({"provider": "external", "queue": "q", "handler": "m"},
-                                                     "routes.a.handler")],
-)  # fmt: skip
+    [
+        ({"provider": "external"}, "routes.a.queue"),
+        ({"provider": "external", "queue": "q", "handler": "m"}, "routes.a.handler"),
+    ],
+)
 def test_an_external_route_needs_a_queue_and_a_module_function_handler(route: dict[str, Any], names: str) -> None:
     with pytest.raises(ModelsConfigError, match=names):
         parse({"routes": {"a": route}})

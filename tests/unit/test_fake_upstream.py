@@ -241,16 +241,27 @@ def test_bedrock_converse_stream_parses_with_boto3_including_reasoning_and_usage
     events = list(answer["stream"])
 
     assert events[0] == {"messageStart": {"role": "assistant"}}
-    deltas = [(e["contentBlockDelta"]["contentBlockIndex"], e["contentBlockDelta"]["delta"]) for e in events if "contentBlockDelta" in e]  # fmt: skip
+    deltas = [
+        (e["contentBlockDelta"]["contentBlockIndex"], e["contentBlockDelta"]["delta"])
+        for e in events
+        if "contentBlockDelta" in e
+    ]
     thinking = "".join(d["reasoningContent"].get("text", "") for i, d in deltas if "reasoningContent" in d)
     text = "".join(d["text"] for i, d in deltas if "text" in d)
     assert (thinking, text) == (expected_thinking(3), expected_text(5))
-    assert {i for i, d in deltas if "text" in d} == {1} and any("signature" in d.get("reasoningContent", {}) for _, d in deltas)  # fmt: skip
+    assert {i for i, d in deltas if "text" in d} == {1} and any(
+        "signature" in d.get("reasoningContent", {}) for _, d in deltas
+    )
     assert [e["contentBlockStop"]["contentBlockIndex"] for e in events if "contentBlockStop" in e] == [0, 1]
     assert events[-2] == {"messageStop": {"stopReason": "end_turn"}}
     metadata = events[-1]["metadata"]
-    assert metadata["usage"] == {"inputTokens": INPUT_WORDS - 2, "outputTokens": 8, "totalTokens": INPUT_WORDS + 8,
-                                 "cacheReadInputTokens": 2, "cacheWriteInputTokens": 0}  # fmt: skip
+    assert metadata["usage"] == {
+        "inputTokens": INPUT_WORDS - 2,
+        "outputTokens": 8,
+        "totalTokens": INPUT_WORDS + 8,
+        "cacheReadInputTokens": 2,
+        "cacheWriteInputTokens": 0,
+    }
     assert metadata["metrics"]["latencyMs"] >= 0
 
     record = upstream.last(BEDROCK_MODEL)
@@ -262,8 +273,12 @@ def test_bedrock_converse_stream_parses_with_boto3_including_reasoning_and_usage
 
 def test_bedrock_max_tokens_stops_with_max_tokens(upstream: FakeUpstream) -> None:
     upstream.add_model("m", Behaviour(output_tokens=50))
-    events = list(bedrock_client(upstream).converse_stream(modelId="m", inferenceConfig={"maxTokens": 4}, **CONVERSE)["stream"])  # fmt: skip
-    assert "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e) == expected_text(4)  # fmt: skip
+    events = list(
+        bedrock_client(upstream).converse_stream(modelId="m", inferenceConfig={"maxTokens": 4}, **CONVERSE)["stream"]
+    )
+    assert "".join(
+        e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e
+    ) == expected_text(4)
     assert {"messageStop": {"stopReason": "max_tokens"}} in events
     assert events[-1]["metadata"]["usage"]["outputTokens"] == 4
 
@@ -281,9 +296,13 @@ def test_bedrock_exception_frame_raises_the_event_stream_error(upstream: FakeUps
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [(429, "ThrottlingException"), (500, "InternalServerException"), (503, "ServiceUnavailableException"),
-     (400, "ValidationException")],
-)  # fmt: skip
+    [
+        (429, "ThrottlingException"),
+        (500, "InternalServerException"),
+        (503, "ServiceUnavailableException"),
+        (400, "ValidationException"),
+    ],
+)
 def test_bedrock_http_errors_surface_as_the_modelled_exceptions(upstream: FakeUpstream, status: int, code: str) -> None:
     upstream.add_model("m", Behaviour(fail=Fail(status, retry_after=3)))
     client = bedrock_client(upstream)

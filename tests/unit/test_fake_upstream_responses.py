@@ -40,7 +40,9 @@ def client_for(upstream: FakeUpstream, **kwargs: Any) -> openai.OpenAI:
 
 
 def create(client: openai.OpenAI, model: str, **kwargs: Any) -> Any:
-    return client.responses.create(model=model, input=INPUT, instructions=INSTRUCTIONS, background=True, stream=True, **kwargs)  # fmt: skip
+    return client.responses.create(
+        model=model, input=INPUT, instructions=INSTRUCTIONS, background=True, stream=True, **kwargs
+    )
 
 
 def deltas(events: list[Any]) -> str:
@@ -49,7 +51,9 @@ def deltas(events: list[Any]) -> str:
 
 def test_background_stream_parses_with_the_sdk(upstream: FakeUpstream) -> None:
     upstream.add_model("m", Behaviour(output_tokens=5, thinking_tokens=3, cached_tokens=2))
-    events = list(create(client_for(upstream), "m", max_output_tokens=100, temperature=0.5, reasoning={"summary": "auto"}))  # fmt: skip
+    events = list(
+        create(client_for(upstream), "m", max_output_tokens=100, temperature=0.5, reasoning={"summary": "auto"})
+    )
 
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert isinstance(events[0], ResponseCreatedEvent) and events[0].response.status == "queued"
@@ -63,14 +67,22 @@ def test_background_stream_parses_with_the_sdk(upstream: FakeUpstream) -> None:
     assert isinstance(done, ResponseCompletedEvent) and done.response.status == "completed"
     assert done.response.output_text == expected_text(5) and done.response.background is True
     usage = done.response.usage
-    assert usage is not None and (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (INPUT_WORDS, 8, INPUT_WORDS + 8)  # fmt: skip
+    assert usage is not None and (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (
+        INPUT_WORDS,
+        8,
+        INPUT_WORDS + 8,
+    )
     assert usage.input_tokens_details.cached_tokens == 2 and usage.output_tokens_details.reasoning_tokens == 3
 
     record = upstream.last("m")
     assert record.wait_served() and record.response_id == done.response.id
     assert (record.outcome, record.tokens_sent, record.disconnected_at) == ("completed", 8, None)
     assert record.authorization == "Bearer sk-test-key"
-    assert (record.body["input"], record.body["instructions"], record.body["max_output_tokens"]) == (INPUT, INSTRUCTIONS, 100)  # fmt: skip
+    assert (record.body["input"], record.body["instructions"], record.body["max_output_tokens"]) == (
+        INPUT,
+        INSTRUCTIONS,
+        100,
+    )
 
 
 def test_thinking_without_a_summary_passes_silently(upstream: FakeUpstream) -> None:
@@ -86,7 +98,9 @@ def test_max_output_tokens_ends_incomplete_and_failures_fail(upstream: FakeUpstr
     client = client_for(upstream)
     events = list(create(client, "m", max_output_tokens=6))
     assert isinstance(events[-1], ResponseIncompleteEvent) and deltas(events) == expected_text(6)
-    assert events[-1].response.incomplete_details and events[-1].response.incomplete_details.reason == "max_output_tokens"  # fmt: skip
+    assert (
+        events[-1].response.incomplete_details and events[-1].response.incomplete_details.reason == "max_output_tokens"
+    )
     failed = list(create(client, "dies"))
     assert isinstance(failed[-1], ResponseFailedEvent) and failed[-1].response.error is not None
     assert failed[-1].response.error.message == "boom" and deltas(failed) == expected_text(3)
@@ -128,7 +142,10 @@ def test_background_generation_outlives_its_stream_until_cancelled(upstream: Fak
     assert response.generated == generated < 100_000
     assert max(response.token_times) <= record.cancelled_at  # nothing generated after the cancel
     cancel_record = next(r for r in upstream.records.all() if r.path.endswith("/cancel"))
-    assert cancel_record.path.endswith(f"/responses/{response_id}/cancel") and cancel_record.cancelled_at == record.cancelled_at  # fmt: skip
+    assert (
+        cancel_record.path.endswith(f"/responses/{response_id}/cancel")
+        and cancel_record.cancelled_at == record.cancelled_at
+    )
 
 
 def test_cancel_mid_stream_ends_the_readers_stream(upstream: FakeUpstream) -> None:

@@ -545,20 +545,52 @@ def test_cli_serve_keys_and_invoke(tmp_path: Path) -> None:
         assert item["tenant"] == {"S": "dev"} and item["accounts"] == {"S": "1,2"}
 
         created = subprocess.run(
-            [sys.executable, "-m", "turnstop_local", "keys", "create", "--template", str(template),
-             "--tenant", "acme", "--accounts", "7", "--key", "k-acme"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "turnstop_local",
+                "keys",
+                "create",
+                "--template",
+                str(template),
+                "--tenant",
+                "acme",
+                "--accounts",
+                "7",
+                "--key",
+                "k-acme",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert created.stdout.strip() == "k-acme"
         assert "Item" in dynamodb.get_item(TableName=state["table_name"], Key={"pk": {"S": "KEY#k-acme"}})
 
         event_file = tmp_path / "event.json"
         event_file.write_text(json.dumps({"headers": {"authorization": "Bearer good"}}))
         invoked = subprocess.run(
-            [sys.executable, "-m", "turnstop_local", "invoke", "GateFunction", "-e", str(event_file),
-             "--template", str(template)],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "turnstop_local",
+                "invoke",
+                "GateFunction",
+                "-e",
+                str(event_file),
+                "--template",
+                str(template),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert json.loads(invoked.stdout) == {"isAuthorized": True, "context": {"tenant": "t1", "who": "fakelib"}}
         assert "using the running local instance" in invoked.stderr
     finally:
@@ -574,9 +606,23 @@ def test_cli_invoke_streaming_function_without_a_running_instance(tmp_path: Path
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps({"pathParameters": {"name": "cli"}}))
     invoked = subprocess.run(
-        [sys.executable, "-m", "turnstop_local", "invoke", "StreamFunction", "-e", str(event_file),
-         "--template", str(tmp_path / "repo" / "template.yaml")],
-        cwd=tmp_path, env=_cli_env(tmp_path / "state"), capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "turnstop_local",
+            "invoke",
+            "StreamFunction",
+            "-e",
+            str(event_file),
+            "--template",
+            str(tmp_path / "repo" / "template.yaml"),
+        ],
+        cwd=tmp_path,
+        env=_cli_env(tmp_path / "state"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert invoked.stdout == "data: first\n\ndata: second\n\n"
     assert "started an embedded moto store" in invoked.stderr

@@ -119,8 +119,9 @@ def streams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRun
         (root / "functions" / name / "app.py").write_text(code)
     saved = list(sys.path)
     prefix = f"s{uuid.uuid4().hex[:8]}-"
-    runtime = LocalRuntime(root / "template.yaml", port=0, store_kind="moto", table_name=f"{prefix}table",
-                           prefix=prefix, write_state=False)  # fmt: skip
+    runtime = LocalRuntime(
+        root / "template.yaml", port=0, store_kind="moto", table_name=f"{prefix}table", prefix=prefix, write_state=False
+    )
     with runtime:
         yield runtime, log
     sys.path[:] = saved
@@ -192,13 +193,26 @@ def test_a_failed_transaction_on_moto_puts_back_what_it_touched_and_leaves_no_st
     shard = reader.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     it = reader.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
     with pytest.raises(ddb.exceptions.TransactionCanceledException):
-        ddb.transact_write_items(TransactItems=[
-            {"Put": {"TableName": table, "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
-            {"Update": {"TableName": table, "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
-                        "UpdateExpression": "SET v = :v", "ExpressionAttributeValues": {":v": {"N": "2"}}}},
-            {"ConditionCheck": {"TableName": table, "Key": {"pk": {"S": "c"}, "sk": {"S": "1"}},
-                                "ConditionExpression": "attribute_exists(pk)"}},
-        ])  # fmt: skip
+        ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                        "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"N": "2"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "c"}, "sk": {"S": "1"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
     assert "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": "b"}, "sk": {"S": "1"}})
     assert ddb.get_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"S": "1"}})["Item"]["v"] == {"N": "1"}
     ddb.put_item(TableName=table, Item={"pk": {"S": "after"}, "sk": {"S": "1"}})

@@ -244,15 +244,24 @@ def in_lambda(script: str) -> tuple[list[str], list[dict[str, Any]]]:
     daemon.bind(("127.0.0.1", 0))
     daemon.settimeout(0.5)
     env = {
-        "PATH": "/usr/bin:/bin", "LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false",
-        "POWERTOOLS_SERVICE_NAME": "unit", "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": "/usr/bin:/bin",
+        "LAMBDA_TASK_ROOT": "/var/task",
+        "POWERTOOLS_TRACE_DISABLED": "false",
+        "POWERTOOLS_SERVICE_NAME": "unit",
+        "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
         "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-    }  # fmt: skip
+    }
     sent: list[dict[str, Any]] = []
     with daemon:
-        out = subprocess.run([sys.executable, "-c", script, str(ROOT / "layers" / "turnstop")], env=env,
-                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(ROOT / "layers" / "turnstop")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         try:
             while True:  # the script has exited: everything it sent is queued already
                 sent.append(json.loads(daemon.recv(65536).decode().split("\n", 1)[1]))
@@ -266,8 +275,10 @@ def test_in_lambda_a_function_sends_its_handler_subsegment_annotated_with_the_lo
     assert printed[-2:] == ['{"ok":', "true}"]
     assert (subsegment["name"], subsegment["trace_id"]) == ("## lambda_handler", "1-5759e988-bd862e3fe1be46a994272793")
     assert {k: subsegment["annotations"].get(k) for k in ("turn_id", "tenant", "dialect")} == {
-        "turn_id": "task_1", "tenant": "acme", "dialect": "tasks",
-    }  # fmt: skip
+        "turn_id": "task_1",
+        "tenant": "acme",
+        "dialect": "tasks",
+    }
 
 
 def test_in_lambda_a_cancel_function_loads_the_sdk_only_to_trace_a_failed_answer() -> None:
@@ -276,8 +287,12 @@ def test_in_lambda_a_cancel_function_loads_the_sdk_only_to_trace_a_failed_answer
     assert subsegment["name"] == "## lambda_handler" and subsegment["fault"] is True
     assert subsegment["start_time"] <= subsegment["end_time"]
     assert subsegment["annotations"] == {
-        "turn_id": "resp_1", "tenant": "acme", "dialect": "sessions", "cancel_source": "api", "status": 503,
-    }  # fmt: skip
+        "turn_id": "resp_1",
+        "tenant": "acme",
+        "dialect": "sessions",
+        "cancel_source": "api",
+        "status": 503,
+    }
 
 
 WSGI = """

@@ -29,8 +29,11 @@ EVENTSTREAM = "application/vnd.amazon.eventstream"
 
 @pytest.fixture(autouse=True)
 def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in (("AWS_ACCESS_KEY_ID", "AKIDTEST"), ("AWS_SECRET_ACCESS_KEY", "secret-test"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "secret-test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -65,19 +68,28 @@ def text(t: str) -> bytes:
 GOOD = [
     event("messageStart", {"role": "assistant"}),
     event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "let me think"}}}),
-    text("Hello"), text(" world"),
+    text("Hello"),
+    text(" world"),
     event("contentBlockStop", {"contentBlockIndex": 0}),
     event("messageStop", {"stopReason": "end_turn"}),
-    event("metadata", {"usage": {"inputTokens": 11, "outputTokens": 5, "totalTokens": 16, "cacheReadInputTokens": 3},
-                       "metrics": {"latencyMs": 10}}),
-]  # fmt: skip
+    event(
+        "metadata",
+        {
+            "usage": {"inputTokens": 11, "outputTokens": 5, "totalTokens": 16, "cacheReadInputTokens": 3},
+            "metrics": {"latencyMs": 10},
+        },
+    ),
+]
 
 
 def aws_error(status: int, kind: str) -> Callable[[Conn], None]:
     def script(conn: Conn) -> None:
         body = json.dumps({"message": BODY_SECRET}).encode()
-        conn.sock.sendall(f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\nx-amzn-ErrorType: {kind}:http://x\r\n"
-                          f"content-length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        conn.sock.sendall(
+            f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\nx-amzn-ErrorType: {kind}:http://x\r\n"
+            f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
 
     return script
 
@@ -87,13 +99,24 @@ def stream(parts: list[bytes], *, stall: bool = False) -> Callable[[Conn], None]
 
 
 def route(server: RawServer, **changes: Any) -> Route:
-    base = Route("claude", "bedrock-converse", "anthropic.test-model", region="us-east-1", endpoint_url=server.url,
-                 max_output_tokens=64)  # fmt: skip
+    base = Route(
+        "claude",
+        "bedrock-converse",
+        "anthropic.test-model",
+        region="us-east-1",
+        endpoint_url=server.url,
+        max_output_tokens=64,
+    )
     return replace(base, **changes)
 
 
-REQUEST = ModelRequest("And now?", instructions="Be brief.", history=(Message("user", "Hi"), Message("assistant", "Yo")),
-                       max_output_tokens=1000, sampling={"temperature": 0.2, "top_p": 0.9, "stop": "END"})  # fmt: skip
+REQUEST = ModelRequest(
+    "And now?",
+    instructions="Be brief.",
+    history=(Message("user", "Hi"), Message("assistant", "Yo")),
+    max_output_tokens=1000,
+    sampling={"temperature": 0.2, "top_p": 0.9, "stop": "END"},
+)
 
 
 def test_streams_text_thinking_finish_reason_and_usage(servers: Callable[..., RawServer]) -> None:
@@ -116,9 +139,10 @@ def test_sends_system_history_input_a_capped_max_tokens_and_sampling(servers: Ca
     body = request_body(conn)
     assert body["system"] == [{"text": "Be brief."}]
     assert body["messages"] == [
-        {"role": "user", "content": [{"text": "Hi"}]}, {"role": "assistant", "content": [{"text": "Yo"}]},
+        {"role": "user", "content": [{"text": "Hi"}]},
+        {"role": "assistant", "content": [{"text": "Yo"}]},
         {"role": "user", "content": [{"text": "And now?"}]},
-    ]  # fmt: skip
+    ]
     assert body["inferenceConfig"] == {"maxTokens": 64, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"]}
 
 
@@ -132,8 +156,10 @@ def test_max_tokens_is_always_sent(servers: Callable[..., RawServer]) -> None:
 @pytest.mark.parametrize("phase", ["connecting", "prefill", "headers", "mid-stream"])
 def test_abort_in_every_phase_ends_with_call_aborted(servers: Callable[..., RawServer], phase: str) -> None:
     scripts: dict[str, Callable[[Conn], None] | None] = {
-        "prefill": None, "headers": stream([], stall=True), "mid-stream": stream(GOOD[:3], stall=True),
-    }  # fmt: skip
+        "prefill": None,
+        "headers": stream([], stall=True),
+        "mid-stream": stream(GOOD[:3], stall=True),
+    }
     server = servers(scripts.get(phase), accept=phase != "connecting")
     call = BedrockConverseProvider(route(server)).open(ModelRequest("hi"))
     outcome = start(call)
@@ -171,12 +197,17 @@ def test_throttling_then_success_is_retried(servers: Callable[..., RawServer]) -
 
 @pytest.mark.parametrize(
     ("status", "name", "kind"),
-    [(429, "ThrottlingException", UpstreamErrorKind.RATE_LIMITED), (503, "ServiceUnavailableException",
-     UpstreamErrorKind.SERVER), (500, "InternalServerException", UpstreamErrorKind.SERVER),
-     (400, "ValidationException", UpstreamErrorKind.REJECTED), (403, "AccessDeniedException", UpstreamErrorKind.REJECTED)],
-)  # fmt: skip
-def test_http_errors_map_to_kinds_without_the_body(servers: Callable[..., RawServer], status: int, name: str,
-                                                   kind: UpstreamErrorKind) -> None:  # fmt: skip
+    [
+        (429, "ThrottlingException", UpstreamErrorKind.RATE_LIMITED),
+        (503, "ServiceUnavailableException", UpstreamErrorKind.SERVER),
+        (500, "InternalServerException", UpstreamErrorKind.SERVER),
+        (400, "ValidationException", UpstreamErrorKind.REJECTED),
+        (403, "AccessDeniedException", UpstreamErrorKind.REJECTED),
+    ],
+)
+def test_http_errors_map_to_kinds_without_the_body(
+    servers: Callable[..., RawServer], status: int, name: str, kind: UpstreamErrorKind
+) -> None:
     server = servers(aws_error(status, name))
     outcome = start(BedrockConverseProvider(route(server, retry_budget_s=0)).open(ModelRequest("hi"))).wait()
     error = outcome.error
@@ -188,11 +219,16 @@ def test_http_errors_map_to_kinds_without_the_body(servers: Callable[..., RawSer
 
 @pytest.mark.parametrize(
     ("name", "kind"),
-    [("throttlingException", UpstreamErrorKind.RATE_LIMITED), ("modelStreamErrorException", UpstreamErrorKind.SERVER),
-     ("internalServerException", UpstreamErrorKind.SERVER), ("validationException", UpstreamErrorKind.REJECTED)],
-)  # fmt: skip
-def test_an_exception_frame_after_the_first_token_is_not_retried(servers: Callable[..., RawServer], name: str,
-                                                                  kind: UpstreamErrorKind) -> None:  # fmt: skip
+    [
+        ("throttlingException", UpstreamErrorKind.RATE_LIMITED),
+        ("modelStreamErrorException", UpstreamErrorKind.SERVER),
+        ("internalServerException", UpstreamErrorKind.SERVER),
+        ("validationException", UpstreamErrorKind.REJECTED),
+    ],
+)
+def test_an_exception_frame_after_the_first_token_is_not_retried(
+    servers: Callable[..., RawServer], name: str, kind: UpstreamErrorKind
+) -> None:
     server = servers(stream([*GOOD[:3], exception(name, BODY_SECRET)]))
     outcome = start(BedrockConverseProvider(route(server)).open(ModelRequest("hi"))).wait()
     assert outcome.chunks == [Chunk("let me think", "thinking"), Chunk("Hello")]
@@ -234,8 +270,9 @@ def test_other_clients_of_the_process_are_untouched(servers: Callable[..., RawSe
     assert len(server.conns) == 2
 
 
-def test_no_credentials_is_a_rejection_before_any_connection(servers: Callable[..., RawServer],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_no_credentials_is_a_rejection_before_any_connection(
+    servers: Callable[..., RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")

@@ -48,24 +48,43 @@ def delta(content: str | None = None, *, finish: str | None = None, **extra: Any
     d: dict[str, Any] = {"role": "assistant", **extra}
     if content is not None:
         d["content"] = content
-    return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "tiny-model",
-            "choices": [{"index": 0, "delta": d, "finish_reason": finish}]}  # fmt: skip
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "tiny-model",
+        "choices": [{"index": 0, "delta": d, "finish_reason": finish}],
+    }
 
 
-USAGE = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "tiny-model", "choices": [],
-         "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16,
-                   "prompt_tokens_details": {"cached_tokens": 3},
-                   "completion_tokens_details": {"reasoning_tokens": 2}}}  # fmt: skip
+USAGE = {
+    "id": "c1",
+    "object": "chat.completion.chunk",
+    "created": 1,
+    "model": "tiny-model",
+    "choices": [],
+    "usage": {
+        "prompt_tokens": 11,
+        "completion_tokens": 5,
+        "total_tokens": 16,
+        "prompt_tokens_details": {"cached_tokens": 3},
+        "completion_tokens_details": {"reasoning_tokens": 2},
+    },
+}
 
-GOOD = sse(delta(reasoning_content="let me think"), delta("Hello"), delta(" world"), delta(finish="stop"), USAGE,
-           "[DONE]")  # fmt: skip
+GOOD = sse(
+    delta(reasoning_content="let me think"), delta("Hello"), delta(" world"), delta(finish="stop"), USAGE, "[DONE]"
+)
 
 
 def answer(status: int, payload: Any, *, headers: str = "") -> Callable[[Conn], None]:
     def script(conn: Conn) -> None:
         body = json.dumps(payload).encode()
-        conn.sock.sendall(f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-                          f"{headers}\r\n".encode() + body)  # fmt: skip
+        conn.sock.sendall(
+            f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"{headers}\r\n".encode()
+            + body
+        )
 
     return script
 
@@ -126,10 +145,12 @@ def request_headers(conn: Conn) -> str:
 
 
 REQUEST = ModelRequest(
-    "And now?", instructions="Be brief.",
+    "And now?",
+    instructions="Be brief.",
     history=(Message("user", "Hi"), Message("assistant", "Hello!")),
-    max_output_tokens=1000, sampling={"temperature": 0.2, "top_p": 0.9, "seed": 7, "stop": ["END"], "unknown": 1},
-)  # fmt: skip
+    max_output_tokens=1000,
+    sampling={"temperature": 0.2, "top_p": 0.9, "seed": 7, "stop": ["END"], "unknown": 1},
+)
 
 
 def test_streams_text_thinking_finish_reason_and_usage(servers: Callable[..., RawServer]) -> None:
@@ -154,9 +175,11 @@ def test_sends_instructions_history_input_cap_and_sampling(servers: Callable[...
     assert body["model"] == "tiny-model" and body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
     assert body["messages"] == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "And now?"},
-    ]  # fmt: skip
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "And now?"},
+    ]
     assert body["max_tokens"] == 64  # the caller asked 1000: the route's cap wins
     assert (body["temperature"], body["top_p"], body["seed"], body["stop"]) == (0.2, 0.9, 7, ["END"])
     assert "unknown" not in body and "presence_penalty" not in body
@@ -173,8 +196,10 @@ def test_a_smaller_cap_is_kept_and_no_key_sends_a_placeholder(servers: Callable[
 @pytest.mark.parametrize("phase", ["connecting", "prefill", "headers", "mid-stream"])
 def test_abort_in_every_phase_ends_with_call_aborted(servers: Callable[..., RawServer], phase: str) -> None:
     scripts: dict[str, Callable[[Conn], None] | None] = {
-        "prefill": None, "headers": headers_then([]), "mid-stream": headers_then(sse(delta("Hello"))),
-    }  # fmt: skip
+        "prefill": None,
+        "headers": headers_then([]),
+        "mid-stream": headers_then(sse(delta("Hello"))),
+    }
     server = servers(scripts.get(phase), accept=phase != "connecting")
     call = OpenAIChatProvider(route(server), KEY).open(ModelRequest("hi"))
     outcome = start(call)
@@ -230,8 +255,9 @@ def test_429_then_success_is_retried_before_the_first_token(servers: Callable[..
 
 
 def test_5xx_and_a_closed_connection_are_retried_within_the_budget(servers: Callable[..., RawServer]) -> None:
-    server = servers(in_turn(answer(503, {"error": {"message": BODY_SECRET}}), close_now,
-                             headers_then(GOOD, stall=False)))  # fmt: skip
+    server = servers(
+        in_turn(answer(503, {"error": {"message": BODY_SECRET}}), close_now, headers_then(GOOD, stall=False))
+    )
     outcome = start(OpenAIChatProvider(route(server), KEY).open(ModelRequest("hi"))).wait()
     assert outcome.error is None and outcome.text == "Hello world" and len(server.conns) == 3
 

@@ -36,8 +36,9 @@ def route(upstream: FakeUpstream, model: str, **changes: Any) -> Route:
     return Route("resp", "openai-responses", model, **values)
 
 
-def open_call(upstream: FakeUpstream, model: str, behaviour: Behaviour, request: ModelRequest | None = None,
-              **changes: Any) -> OpenAIResponsesCall:  # fmt: skip
+def open_call(
+    upstream: FakeUpstream, model: str, behaviour: Behaviour, request: ModelRequest | None = None, **changes: Any
+) -> OpenAIResponsesCall:
     upstream.add_model(model, behaviour)
     return OpenAIResponsesProvider(route(upstream, model, **changes), KEY).open(request or ModelRequest("hi there"))
 
@@ -70,15 +71,23 @@ def test_streams_text_thinking_finish_reason_and_usage(upstream: FakeUpstream) -
 
 
 def test_sends_instructions_history_input_cap_and_background(upstream: FakeUpstream) -> None:
-    request = ModelRequest("And now?", instructions="Be brief.", history=(Message("user", "Hi"), Message("assistant", "Yo")),
-                           max_output_tokens=1000, sampling={"temperature": 0.5, "seed": 3})  # fmt: skip
+    request = ModelRequest(
+        "And now?",
+        instructions="Be brief.",
+        history=(Message("user", "Hi"), Message("assistant", "Yo")),
+        max_output_tokens=1000,
+        sampling={"temperature": 0.5, "seed": 3},
+    )
     start(open_call(upstream, "m", Behaviour(output_tokens=2), request)).wait()
     record = upstream.last("m")
     assert record.path == "/v1/responses" and record.authorization == f"Bearer {KEY}"
     body = record.body
     assert body["instructions"] == "Be brief." and body["model"] == "m"
-    assert body["input"] == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"},
-                             {"role": "user", "content": "And now?"}]  # fmt: skip
+    assert body["input"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Yo"},
+        {"role": "user", "content": "And now?"},
+    ]
     assert body["max_output_tokens"] == 64  # capped by the route
     assert (body["background"], body["stream"], body["store"], body["temperature"]) == (True, True, True, 0.5)
     assert "seed" not in body and "reasoning" not in body
@@ -93,8 +102,11 @@ def test_an_answer_cut_at_the_cap_finishes_with_length(upstream: FakeUpstream) -
 
 @pytest.mark.parametrize("phase", ["thinking silently", "mid-stream"])
 def test_abort_shuts_the_stream_and_cancels_the_response_upstream(upstream: FakeUpstream, phase: str) -> None:
-    behaviour = (Behaviour(first_token_delay_s=60) if phase == "thinking silently"
-                 else Behaviour(output_tokens=10_000, tokens_per_second=200))  # fmt: skip
+    behaviour = (
+        Behaviour(first_token_delay_s=60)
+        if phase == "thinking silently"
+        else Behaviour(output_tokens=10_000, tokens_per_second=200)
+    )
     call = open_call(upstream, "m", behaviour)
     outcome = start(call)
     if phase == "mid-stream":

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cases.fixtures import Env
-from tests.cases.store_cases import FAST, LEASE_MS, cancel, events, eventually, start
+from tests.cases.turns import FAST, LEASE_MS, cancel, events, eventually, start
 from turnstop.core.turn import Status, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.providers.base import (
@@ -33,8 +33,15 @@ class HeldCall:
     """A call that streams ``words`` then holds (a silent prefill when ``words`` is 0) until
     aborted; records what it was asked and whether it was aborted."""
 
-    def __init__(self, request: ModelRequest, words: int, hold: bool, usage: ProviderUsage | None,
-                 finish: str = "stop", fail: UpstreamError | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        request: ModelRequest,
+        words: int,
+        hold: bool,
+        usage: ProviderUsage | None,
+        finish: str = "stop",
+        fail: UpstreamError | None = None,
+    ) -> None:
         self.request, self.words, self.hold, self.fail = request, words, hold, fail
         self.finish_reason: str | None = None
         self.usage: ProviderUsage | None = None
@@ -72,8 +79,15 @@ class FakeProvider:
 
 
 def run_with(env: Env, provider: Any, upstream: Any = None) -> TurnRunner:
-    return TurnRunner(env.store, lambda turn: provider, renderers=RENDERERS, lease_ms=LEASE_MS, owner="w",
-                      cadence=FAST, upstream=upstream)  # fmt: skip
+    return TurnRunner(
+        env.store,
+        lambda turn: provider,
+        renderers=RENDERERS,
+        lease_ms=LEASE_MS,
+        owner="w",
+        cadence=FAST,
+        upstream=upstream,
+    )
 
 
 def models() -> Models:
@@ -125,9 +139,15 @@ def test_a_completed_turn_records_the_providers_usage_and_its_price(env: Env) ->
     head = env.store.turns.get(turn.id)
     assert head is not None and head.upstream is not None
     # the scripted route's prices: $20 per million in, $40 per million out
-    assert head.upstream == {"input_tokens": 1_000_000, "output_tokens": 500_000, "estimated": False,
-                             "route": "turnstop:scripted", "provider": "scripted", "model": "scripted",
-                             "cost_usd": "40"}  # fmt: skip
+    assert head.upstream == {
+        "input_tokens": 1_000_000,
+        "output_tokens": 500_000,
+        "estimated": False,
+        "route": "turnstop:scripted",
+        "provider": "scripted",
+        "model": "scripted",
+        "cost_usd": "40",
+    }
 
 
 def test_the_cap_reached_upstream_ends_the_turn_incomplete(env: Env) -> None:
@@ -138,9 +158,13 @@ def test_the_cap_reached_upstream_ends_the_turn_incomplete(env: Env) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "code"),
-    [(UpstreamErrorKind.TIMEOUT, "upstream_timeout"), (UpstreamErrorKind.RATE_LIMITED, "upstream_rate_limited"),
-     (UpstreamErrorKind.SERVER, "upstream_error"), (UpstreamErrorKind.BAD_RESPONSE, "upstream_error")],
-)  # fmt: skip
+    [
+        (UpstreamErrorKind.TIMEOUT, "upstream_timeout"),
+        (UpstreamErrorKind.RATE_LIMITED, "upstream_rate_limited"),
+        (UpstreamErrorKind.SERVER, "upstream_error"),
+        (UpstreamErrorKind.BAD_RESPONSE, "upstream_error"),
+    ],
+)
 def test_an_upstream_failure_fails_the_turn_with_a_safe_message(env: Env, kind: UpstreamErrorKind, code: str) -> None:
     turn = start(env, "Say hi")
     provider = FakeProvider(fail=UpstreamError(kind, f"{kind.value} (HTTP 503)", status=503))
@@ -173,12 +197,14 @@ def test_the_scripted_provider_caps_at_the_request_and_stops_at_once_on_abort() 
         ({"routes": {"a": {"provider": "openai-chat", "model": "m"}}}, "routes.a.base_url"),
         ({"routes": {"a": {"provider": "openai-chat", "model": "m", "base_url": "ftp://x"}}}, "routes.a.base_url"),
         ({"routes": {"a": {"provider": "scripted", "max_output_tokens": "9"}}}, "routes.a.max_output_tokens"),
-        ({"routes": {"a": {"provider": "scripted", "price_per_million": {"input": -1}}}},
-         "routes.a.price_per_million.input"),
+        (
+            {"routes": {"a": {"provider": "scripted", "price_per_million": {"input": -1}}}},
+            "routes.a.price_per_million.input",
+        ),
         ({"routes": {"a": {"provider": "scripted", "api_kye_env": "K"}}}, "routes.a.api_kye_env"),
         ({"default": "b", "routes": {"a": {"provider": "scripted"}}}, "default"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_models_document_is_refused_naming_the_field(document: dict[str, Any], names: str) -> None:
     with pytest.raises(ModelsConfigError) as refused:
         parse(document)
@@ -188,8 +214,10 @@ def test_a_bad_models_document_is_refused_naming_the_field(document: dict[str, A
 def test_the_models_document_is_inline_json_or_a_file_and_keys_come_from_the_environment(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    doc = '{"default": "local", "routes": {"local": {"provider": "openai-chat", "base_url": "http://127.0.0.1:9/v1",' \
-          ' "model": "m", "api_key_env": "TS_TEST_KEY"}}}'  # fmt: skip
+    doc = (
+        '{"default": "local", "routes": {"local": {"provider": "openai-chat", "base_url": "http://127.0.0.1:9/v1",'
+        ' "model": "m", "api_key_env": "TS_TEST_KEY"}}}'
+    )
     path = tmp_path / "models.json"
     path.write_text(doc)
     assert load(doc) == load(str(path))
@@ -216,8 +244,14 @@ def test_a_session_message_racing_a_cancelled_turn_follows_the_sessions_latest_t
     env.store.sessions.create(sid, "t1", True, 3_600_000)
 
     def new(previous: str) -> NewTurn:
-        return NewTurn(id=new_id("msg_"), kind=SESSION_KIND, tenant="t1", scope=scopes.session(sid),
-                       grace_ms=120_000, input={"prompt": "hi", "previous_turn": previous})  # fmt: skip
+        return NewTurn(
+            id=new_id("msg_"),
+            kind=SESSION_KIND,
+            tenant="t1",
+            scope=scopes.session(sid),
+            grace_ms=120_000,
+            input={"prompt": "hi", "previous_turn": previous},
+        )
 
     # B's caller read the session while it had no turn; then A started and was cancelled
     a = env.store.turns.start(new(NO_PREVIOUS), session_created, run_as="w", lease_ms=LEASE_MS)
@@ -236,20 +270,31 @@ def test_a_tasks_billed_lines_add_up_to_what_it_kept_even_when_its_use_passed_it
     from turnstop.core.turn import Turn
     from turnstop.dialects.tasks.wire import usage_and_billing
 
-    turn = Turn(id="task_x", kind="task", tenant="t", scope=scopes.TASKS, stored_status=Status.COMPLETED,
-                created_at=0, finished_at=1, usage=Usage(900, 100),
-                input={"charged_credits": "0.5", "resolved_model": "r",
-                       "price_credits": {"input_token": "0.001", "output_token": "0.002"}})  # fmt: skip
+    turn = Turn(
+        id="task_x",
+        kind="task",
+        tenant="t",
+        scope=scopes.TASKS,
+        stored_status=Status.COMPLETED,
+        created_at=0,
+        finished_at=1,
+        usage=Usage(900, 100),
+        input={
+            "charged_credits": "0.5",
+            "resolved_model": "r",
+            "price_credits": {"input_token": "0.001", "output_token": "0.002"},
+        },
+    )
     usage, billing = usage_and_billing(turn)  # its use cost 0.9 + 0.2 = 1.1 credits, above the 0.5 held
     billed = sum(Decimal(line["billed_amount_credits"]) for line in usage["lines"])
     assert billed == Decimal(usage["credits"]) == Decimal("0.5") == Decimal(billing["charged_credits"])
 
 
 def test_a_lost_workers_turn_records_an_estimate_of_what_its_call_cost(env: Env) -> None:
-    from tests.cases.store_cases import _die_after_two_words
+    from tests.cases.turns import die_after_two_words
 
     turn = start(env)
-    _die_after_two_words(env, turn)
+    die_after_two_words(env, turn)
     env.clock.advance(seconds=31)
     assert run_with(env, FakeProvider(), upstream=models().upstream).handle(turn.id) == "failed"
     head = env.store.turns.get(turn.id)

@@ -35,8 +35,14 @@ def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstream]:
         yield fake
 
 
-def open_call(upstream: FakeUpstream, provider: str, model: str, behaviour: Behaviour,
-              request: ModelRequest | None = None, **changes: Any) -> ModelCall:  # fmt: skip
+def open_call(
+    upstream: FakeUpstream,
+    provider: str,
+    model: str,
+    behaviour: Behaviour,
+    request: ModelRequest | None = None,
+    **changes: Any,
+) -> ModelCall:
     upstream.add_model(model, behaviour)
     request = request or ModelRequest("one two three")
     values: dict[str, Any] = {"max_output_tokens": 64, **changes}
@@ -49,14 +55,17 @@ def open_call(upstream: FakeUpstream, provider: str, model: str, behaviour: Beha
 
 
 def texts(outcome: Outcome) -> tuple[str, str]:
-    return ("".join(c.text for c in outcome.chunks if c.kind == "thinking"),
-            "".join(c.text for c in outcome.chunks if c.kind == "text"))  # fmt: skip
+    return (
+        "".join(c.text for c in outcome.chunks if c.kind == "thinking"),
+        "".join(c.text for c in outcome.chunks if c.kind == "text"),
+    )
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_streams_the_exact_text_thinking_and_usage(upstream: FakeUpstream, provider: str) -> None:
-    request = ModelRequest("one two three", instructions="be brief", history=(Message("user", "hi"),
-                           Message("assistant", "hello")))  # fmt: skip
+    request = ModelRequest(
+        "one two three", instructions="be brief", history=(Message("user", "hi"), Message("assistant", "hello"))
+    )
     call = open_call(upstream, provider, "m", Behaviour(output_tokens=6, thinking_tokens=2, cached_tokens=1), request)
     outcome = start(call).wait()
     assert outcome.error is None, outcome.error
@@ -70,8 +79,14 @@ def test_streams_the_exact_text_thinking_and_usage(upstream: FakeUpstream, provi
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_the_route_caps_the_output(upstream: FakeUpstream, provider: str) -> None:
-    call = open_call(upstream, provider, "m", Behaviour(output_tokens=100), ModelRequest("x", max_output_tokens=500),
-                     max_output_tokens=5)  # fmt: skip
+    call = open_call(
+        upstream,
+        provider,
+        "m",
+        Behaviour(output_tokens=100),
+        ModelRequest("x", max_output_tokens=500),
+        max_output_tokens=5,
+    )
     outcome = start(call).wait()
     assert outcome.error is None and texts(outcome)[1] == expected_text(5)
     assert call.finish_reason == "length"
@@ -81,9 +96,10 @@ def test_the_route_caps_the_output(upstream: FakeUpstream, provider: str) -> Non
 @pytest.mark.parametrize("phase", ["prefill", "first token", "mid-stream"])
 def test_an_abort_disconnects_and_generation_stops(upstream: FakeUpstream, provider: str, phase: str) -> None:
     behaviour = {
-        "prefill": Behaviour(prefill_s=60), "first token": Behaviour(first_token_delay_s=60),
+        "prefill": Behaviour(prefill_s=60),
+        "first token": Behaviour(first_token_delay_s=60),
         "mid-stream": Behaviour(output_tokens=100_000, tokens_per_second=500),
-    }[phase]  # fmt: skip
+    }[phase]
     call = open_call(upstream, provider, "m", behaviour)
     outcome = start(call)
     record = upstream.last("m")
@@ -121,7 +137,9 @@ def test_a_failure_after_the_first_token_is_not_retried(upstream: FakeUpstream, 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("misbehaviour", ["garbage", "close"])
-def test_garbage_and_a_close_mid_stream_are_bad_responses(upstream: FakeUpstream, provider: str, misbehaviour: str) -> None:  # fmt: skip
+def test_garbage_and_a_close_mid_stream_are_bad_responses(
+    upstream: FakeUpstream, provider: str, misbehaviour: str
+) -> None:
     behaviour = Behaviour(garbage=True) if misbehaviour == "garbage" else Behaviour(output_tokens=10, close_after=3)
     outcome = start(open_call(upstream, provider, "m", behaviour)).wait()
     assert isinstance(outcome.error, UpstreamError) and outcome.error.kind is UpstreamErrorKind.BAD_RESPONSE

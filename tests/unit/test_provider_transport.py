@@ -50,8 +50,9 @@ class RawServer:
     """A loopback TCP server: ``script(conn)`` runs per connection after its request arrived;
     afterwards the server watches for the client's EOF (``conn.disconnected``)."""
 
-    def __init__(self, script: Callable[[Conn], None] | None = None, *, accept: bool = True,
-                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, script: Callable[[Conn], None] | None = None, *, accept: bool = True, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.tls = tls
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
@@ -111,8 +112,14 @@ class RawServer:
                     return
                 conn.request += data
             head, _, rest = conn.request.partition(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             while len(rest) < length:
                 data = conn.sock.recv(65536)
                 if not data:
@@ -145,8 +152,9 @@ class RawServer:
 def servers() -> Iterator[Callable[..., RawServer]]:
     made: list[RawServer] = []
 
-    def make(script: Callable[[Conn], None] | None = None, *, accept: bool = True,
-             tls: ssl.SSLContext | None = None) -> RawServer:  # fmt: skip
+    def make(
+        script: Callable[[Conn], None] | None = None, *, accept: bool = True, tls: ssl.SSLContext | None = None
+    ) -> RawServer:
         made.append(RawServer(script, accept=accept, tls=tls))
         return made[-1]
 
@@ -155,8 +163,9 @@ def servers() -> Iterator[Callable[..., RawServer]]:
         s.close()
 
 
-def headers_then(body_parts: list[bytes], *, stall: bool = True,
-                 content_type: str = "text/event-stream") -> Callable[[Conn], None]:  # fmt: skip
+def headers_then(
+    body_parts: list[bytes], *, stall: bool = True, content_type: str = "text/event-stream"
+) -> Callable[[Conn], None]:
     """Send a chunked 200's headers, the given parts, then stall (or end the body)."""
 
     def script(conn: Conn) -> None:
@@ -334,25 +343,31 @@ def tls_pair(tmp_path: Any) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert_file, key_file)
     return server, ssl.create_default_context(cafile=str(cert_file))
 
 
 @pytest.mark.parametrize("phase", ["waiting for headers", "mid-stream"])
-def test_abort_over_tls(servers: Callable[..., RawServer], tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
-                        phase: str) -> None:  # fmt: skip
+def test_abort_over_tls(
+    servers: Callable[..., RawServer], tls_pair: tuple[ssl.SSLContext, ssl.SSLContext], phase: str
+) -> None:
     """The socket is an SSLSocket by then: the abort shuts its descriptor's duplicate."""
     server_ctx, client_ctx = tls_pair
     server = servers(None if phase == "waiting for headers" else headers_then([b"data: one\n\n"]), tls=server_ctx)

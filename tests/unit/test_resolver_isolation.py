@@ -41,10 +41,16 @@ def test_requests_resolved_at_once_each_see_their_own_event_route_arguments_and_
 
     def seen(app: TurnstopResolver, task_id: str) -> Response:
         inside.wait()
-        return json_response(200, {
-            "key": headers_of(app.event).get("idempotency-key"), "path": app.current_event.path, "arg": task_id,
-            "route_args": app.context.get("_route_args"), "context": app.lambda_context,
-        })  # fmt: skip
+        return json_response(
+            200,
+            {
+                "key": headers_of(app.event).get("idempotency-key"),
+                "path": app.current_event.path,
+                "arg": task_id,
+                "route_args": app.context.get("_route_args"),
+                "context": app.lambda_context,
+            },
+        )
 
     create.post("/v1/tasks/<task_id>")(lambda task_id: seen(create, task_id))
     cancel.post("/v1/tasks/<task_id>/cancel")(lambda task_id: seen(cancel, task_id))
@@ -60,6 +66,11 @@ def test_requests_resolved_at_once_each_see_their_own_event_route_arguments_and_
     assert answers == [
         {"key": "key-1", "path": "/v1/tasks/t1", "arg": "t1", "route_args": {"task_id": "t1"}, "context": "ctx-1"},
         {"key": "key-2", "path": "/v1/tasks/t2", "arg": "t2", "route_args": {"task_id": "t2"}, "context": "ctx-2"},
-        {"key": "key-3", "path": "/v1/tasks/t3/cancel", "arg": "t3", "route_args": {"task_id": "t3"},
-         "context": "ctx-3"},
-    ]  # fmt: skip
+        {
+            "key": "key-3",
+            "path": "/v1/tasks/t3/cancel",
+            "arg": "t3",
+            "route_args": {"task_id": "t3"},
+            "context": "ctx-3",
+        },
+    ]

@@ -1,7 +1,8 @@
 """Build the OpenAPI 3.1 documents: one per dialect (and the admin endpoints), one merged.
 
 Request bodies are the handlers' own pydantic models (``turnstop.dialects.*.models``); the
-answers are the models of :mod:`turnstop_local.openapi.responses`. Every operation lists every
+answers are the layer's wire models (``turnstop.dialects.*.answers``, named for the tables by
+:mod:`turnstop_local.openapi.responses`). Every operation lists every
 status it can answer, each error with its dialect's error shape and, where a seed shows one,
 the seed's exact body as an example.
 """

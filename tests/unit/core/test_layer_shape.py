@@ -95,13 +95,22 @@ def test_a_cancel_function_loads_only_its_own_dialect() -> None:
 
 
 CANCEL_FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*_cancel/app.py"))
-# What a cancel never needs: request models (pydantic), the sign-in (JWT), the runtime that runs
+# What a cancel never needs: request and answer models (pydantic), the sign-in (JWT), the runtime that runs
 # a turn, streaming, webhooks; and of its own dialect anything but the cancel's light modules.
 # Nor the X-Ray SDK: it loads only to record a failed cancel (turnstop.tracing), though tracing is on.
-NEVER = ("pydantic", "jwt", "turnstop.runtime.runner", "turnstop.runtime.keeper", "turnstop.runtime.active",
-         "turnstop.runtime.model", "turnstop.http.sse", "turnstop.http.streaming", "turnstop.webhooks",
-         "aws_xray_sdk")  # fmt: skip
-NOT_OF_ITS_DIALECT = ("handlers", "models", "service", "agent", "signin", "oidc")
+NEVER = (
+    "pydantic",
+    "jwt",
+    "turnstop.runtime.runner",
+    "turnstop.runtime.keeper",
+    "turnstop.runtime.active",
+    "turnstop.runtime.model",
+    "turnstop.http.sse",
+    "turnstop.http.streaming",
+    "turnstop.webhooks",
+    "aws_xray_sdk",
+)
+NOT_OF_ITS_DIALECT = ("handlers", "models", "answers", "service", "agent", "signin", "oidc")
 
 
 def modules_loaded_by(function: str) -> set[str]:
@@ -113,9 +122,15 @@ def modules_loaded_by(function: str) -> set[str]:
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     # As in Lambda with Tracing: Active (tracing on: nothing of it may load unless asked for)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "turnstop"), "TURNSTOP_TABLE": "shape-table",
-           "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "shape", "LAMBDA_TASK_ROOT": str(ROOT),
-           "POWERTOOLS_TRACE_DISABLED": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "layers" / "turnstop"),
+        "TURNSTOP_TABLE": "shape-table",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "shape",
+        "LAMBDA_TASK_ROOT": str(ROOT),
+        "POWERTOOLS_TRACE_DISABLED": "false",
+    }
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 

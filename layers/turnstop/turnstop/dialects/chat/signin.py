@@ -10,6 +10,7 @@ token, creates the session (stored hashed, idle and absolute expiry) and redirec
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from aws_lambda_powertools.event_handler import Response
 from turnstop.core import errors
 from turnstop.core.signin import LoginState, WebSession, secret_hash
 from turnstop.dialects.chat import oidc
+from turnstop.dialects.chat.answers import SignedIn, SignedOut
 from turnstop.dialects.chat.web import (
     LOGIN_COOKIE,
     LOGIN_COOKIE_PATH,
@@ -141,10 +143,12 @@ class SignIn:
         """End the session: its cookie is unknown from now on, and the browser drops it."""
         self.store.signins.end_session(user.session)
         return Response(
-            status_code=200, content_type="application/json", body='{"signed_in":false}',
+            status_code=200,
+            content_type="application/json",
+            body=json.dumps(SignedOut(signed_in=False).wire(), separators=(",", ":")),
             cookies=[cookie(SESSION_COOKIE, "", event, max_age=0)],
-        )  # fmt: skip
+        )
 
     @staticmethod
     def whoami(user: ChatUser) -> dict[str, Any]:
-        return {"signed_in": True, "user": user.user, "name": user.name, "tenant": user.tenant}
+        return SignedIn(signed_in=True, user=user.user, name=user.name, tenant=user.tenant).wire()

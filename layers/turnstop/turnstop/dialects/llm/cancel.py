@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
-from turnstop.dialects.llm import responses
+from turnstop.dialects.llm import responses, wire
 from turnstop.dialects.llm.renderer import KIND, response_object
 from turnstop.dialects.llm.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
@@ -70,7 +70,7 @@ def cancel_by_key(store: Store, principal: Principal, key: str) -> tuple[int, di
         req=CancelRequest(actor=principal.key_id or None, source="api"), with_old=True,
     )  # fmt: skip
     if isinstance(found, Tombstone):
-        return 202, {"id": None, "object": "response", "status": "cancelled", "idempotency_key": key, "output": []}
+        return 202, wire.cancelled_before_start(key)
     if found is None:
         raise errors.NotFound("No response was created with this Idempotency-Key.")
     return 200, _answer(store, found.turn_id, found.outcome, found.turn)

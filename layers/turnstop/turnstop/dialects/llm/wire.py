@@ -1,4 +1,5 @@
-"""The llm dialect's wire: OpenAI's error shape and SSE framing.
+"""The llm dialect's wire, as its cancel function loads it (no pydantic): OpenAI's error shape,
+the cancel-before-start answer and SSE framing (the models of these answers: ``answers``).
 
 Errors: ``{"error": {"message", "type", "param", "code"}}``. A raise site may name the
 offending parameter and a more specific code through the error's details
@@ -65,6 +66,11 @@ BODY_MESSAGES = BodyMessages(
     not_object="The request body must be a JSON object.",
     code="invalid_json",
 )
+
+
+def cancelled_before_start(key: str) -> dict[str, Any]:
+    """A cancel by Idempotency-Key that no response has met yet (``answers.LlmCancelledBeforeStart``)."""
+    return {"id": None, "object": "response", "status": "cancelled", "idempotency_key": key, "output": []}
 
 
 def frame(ev: Event) -> str:

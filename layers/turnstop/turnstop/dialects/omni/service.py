@@ -17,7 +17,7 @@ from turnstop.core import errors, scopes
 from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Status, Turn
-from turnstop.dialects.omni import models, query, wire
+from turnstop.dialects.omni import answers, models, query
 from turnstop.dialects.omni.query import authorize
 from turnstop.dialects.omni.renderer import OMNI_KIND, assistant_message, created_event, text_parts
 from turnstop.dialects.omni.wire import QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
@@ -98,14 +98,6 @@ class Omni(DialectService):
             context=None if context is None else context.model_dump(mode="json", exclude_none=True),
         )
 
-    @staticmethod
-    def _accepted(turn: Turn) -> dict[str, Any]:
-        return {
-            "response_id": turn.id,
-            "thread_id": turn.input["thread_id"],
-            "user_message_id": turn.input["user_message_id"],
-        }
-
     def create_thread(
         self, principal: Principal, body: models.CreateThread, idempotency: IdempotencyClaim | None = None, *,
         max_duration_ms: int | None = None,
@@ -132,7 +124,7 @@ class Omni(DialectService):
         )
         user = self._user_message(new, body.visible_text, body.context, now)
         write = lambda: self.store.threads.create_thread(thread, user, new, created_event, idempotency)  # noqa: E731
-        return self._accepted(self.start(write, principal, idempotency)[0])
+        return answers.created(self.start(write, principal, idempotency)[0])
 
     def create_message(
         self,
@@ -159,7 +151,7 @@ class Omni(DialectService):
         )
         user = self._user_message(new, body.text, body.context, now)
         write = lambda: self.store.threads.add_message(thread, user, new, created_event, idempotency)  # noqa: E731
-        return self._accepted(self.start(write, principal, idempotency)[0])
+        return answers.created(self.start(write, principal, idempotency)[0])
 
     # -- responses
 
@@ -182,7 +174,7 @@ class Omni(DialectService):
         return self._response_body(self._response(principal, response_id, account_id))
 
     def _response_body(self, turn: Turn) -> dict[str, Any]:
-        return wire.response_body(turn, self.store.turns.read_events(turn.id, 0, turn.seq))
+        return answers.response_body(turn, self.store.turns.read_events(turn.id, 0, turn.seq))
 
     # -- threads
 
@@ -196,7 +188,7 @@ class Omni(DialectService):
         return thread
 
     def get_thread(self, principal: Principal, thread_id: str, account_id: int) -> dict[str, Any]:
-        return wire.thread_body(self._thread(principal, thread_id, account_id))
+        return answers.thread_body(self._thread(principal, thread_id, account_id))
 
     def get_thread_response(self, principal: Principal, thread_id: str, account_id: int) -> dict[str, Any] | None:
         """The active (queued or running) response of a thread, or None when idle. A response
@@ -234,7 +226,9 @@ class Omni(DialectService):
         )
         now = self.store.now()
         data = [
-            wire.thread_body(t) for t in threads if t.visible_to(principal.tenant, account_id, now, principal.end_user)
+            answers.thread_body(t)
+            for t in threads
+            if t.visible_to(principal.tenant, account_id, now, principal.end_user)
         ]
         meta: dict[str, Any] = {}
         if cursor is not None:
@@ -276,7 +270,7 @@ class Omni(DialectService):
                 derived = self._derived_assistant(thread.id, seq, stored.get(seq - 1))
                 if derived is not None:
                     stored[seq] = derived
-        data = [wire.message_body(stored[s]) for s in sorted(stored)]
+        data = [answers.message_body(stored[s]) for s in sorted(stored)]
         meta: dict[str, Any] = {}
         if lo > 0:
             meta["next_page_token"] = query.encode_token({"t": thread.id, "hi": lo, "n": size})

@@ -13,7 +13,7 @@ from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.service import DialectService
-from turnstop.dialects.sessions import wire
+from turnstop.dialects.sessions import answers
 from turnstop.dialects.sessions.ids import (
     CURSOR_DIGITS,
     MESSAGE_PREFIX,
@@ -45,7 +45,7 @@ class Sessions(DialectService):
         session = self.store.sessions.create(
             new_id(SESSION_PREFIX), principal.tenant, persistent, lifetime_ms, principal.end_user
         )
-        return wire.session_body(session)
+        return answers.session_body(session)
 
     def destroy_session(self, principal: Principal, session_id: str) -> dict[str, Any]:
         """Cancel the session's in-flight turn, then mark the session deleted.
@@ -59,7 +59,7 @@ class Sessions(DialectService):
         before = self.store.sessions.destroy(session_id, principal.tenant, principal.end_user)
         if before.active_turn and before.active_turn != session.active_turn:
             cancelled = self._cancel_for_delete(principal, session_id, before.active_turn) or cancelled
-        return {"id": session_id, "object": "session", "deleted": True, "cancelled_response_id": cancelled}
+        return answers.deleted_session(session_id, cancelled)
 
     def _live_session(self, principal: Principal, session_id: str) -> Any:
         check_session_id(session_id)
@@ -144,9 +144,8 @@ class Sessions(DialectService):
         if response_id is not None and not plausible(response_id):  # any dialect's id; never a store-key-sized blob
             raise errors.InvalidRequest("response_id must be an id: 1 to 128 letters, digits, '_' or '-'")
         entries = self.store.ledger.entries(principal.tenant, response_id, principal.end_user)
-        listed: dict[str, Any] = {"object": "list", "data": entries}
+        upstream = None
         if response_id is not None:  # one turn: what its model provider cost the platform (billed or not)
             turn = self.store.turns.get_visible(response_id, tenant=principal.tenant, end_user=principal.end_user)
-            if turn is not None and turn.upstream is not None:
-                listed["upstream"] = turn.upstream
-        return listed
+            upstream = turn.upstream if turn is not None else None
+        return answers.ledger(entries, upstream)

@@ -1,4 +1,5 @@
-"""The sessions dialect's wire: its error shape and its answer bodies.
+"""The sessions dialect's wire, as its cancel functions load it (no pydantic): its error shape
+and the cancel's answer, plain dicts of the models in ``answers``.
 
 The seed shows no error body; the documented choice is
 ``{"error": {"type": "<code>", "message": "...", "request_id": "..."}}``.
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from turnstop.core.clock import iso
-from turnstop.core.records import Session
 from turnstop.core.turn import CancelOutcome
 from turnstop.http.errors import ErrorInfo, ErrorShape
 
@@ -19,16 +18,6 @@ def error_body(info: ErrorInfo) -> dict[str, Any]:
 
 
 SHAPE = ErrorShape(error_body, dialect="sessions")
-
-
-def session_body(s: Session) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "object": "session",
-        "persistent": s.persistent,
-        "created_at": iso(s.created_at),
-        "expires_at": iso(s.expires_at),
-    }
 
 
 def cancel_answer(rid: str, outcome: CancelOutcome) -> tuple[int, dict[str, Any]]:

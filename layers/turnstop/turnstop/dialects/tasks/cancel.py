@@ -97,10 +97,7 @@ class TaskCancel:
             req=CancelRequest(reason=reason or None, actor=principal.key_id or None, source="api"),
         )  # fmt: skip
         if isinstance(found, Tombstone):
-            return Answer.of(202, {
-                "object": "task", "task_id": None, "status": "cancelled", "idempotency_key": key,
-                "cancel_requested_at": iso(found.requested_at), "warnings": [],
-            })  # fmt: skip
+            return Answer.of(202, wire.cancelled_before_start(key, found.requested_at))
         if found is None:
             raise errors.NotFound(wire.TASK_NOT_FOUND)
         return self._answer(found.outcome, found.turn)

@@ -20,7 +20,7 @@ from turnstop.core.records import IdempotencyClaim, LedgerEntry, NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Turn
 from turnstop.dialects.service import DialectService, Enqueue
-from turnstop.dialects.tasks import ids, models, pricing, views, wire
+from turnstop.dialects.tasks import answers, ids, models, pricing, views, wire
 from turnstop.dialects.tasks.renderer import ID_PREFIX, KIND, WIRE_STATUS, created_event
 from turnstop.dialects.tasks.wire import Answer
 from turnstop.providers.config import Route, routes_for
@@ -177,11 +177,9 @@ class Tasks(DialectService):
             after=after,
         )
         callbacks = self.store.callbacks.get_many([t.id for t in turns if t.terminal and t.input.get("callback_url")])
-        return {
-            "object": "list",
-            "data": [wire.task_object(t, text=None, callback=callbacks.get(t.id)) for t in turns],
-            "has_more": cursor is not None,
-            "next_cursor": None if cursor is None else models.encode_cursor(cursor),
-        }
+        return answers.task_list(
+            [wire.task_object(t, text=None, callback=callbacks.get(t.id)) for t in turns],
+            None if cursor is None else models.encode_cursor(cursor),
+        )
 
     # ------------------------------------------------------------------ cancel

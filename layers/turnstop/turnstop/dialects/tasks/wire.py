@@ -1,4 +1,5 @@
-"""The tasks dialect's wire: the seed's error shape and its task object.
+"""The tasks dialect's wire, as its cancel function loads it (no pydantic): the seed's error
+shape and its task object, plain dicts of the models in ``answers``.
 
 Errors use the seed's own error sub-object, in one documented envelope:
 ``{"object": "error", "error": {"code", "message", "retryable"}, "request_id"}``. A raise site
@@ -65,6 +66,18 @@ BODY_MESSAGES = BodyMessages(
     malformed="Malformed JSON body: {error}",
     not_object="Request body must be a JSON object",
 )
+
+
+def cancelled_before_start(key: str, requested_at: int) -> dict[str, Any]:
+    """A cancel by Idempotency-Key that no task has met yet (``answers.TaskCancelledBeforeStart``)."""
+    return {
+        "object": "task",
+        "task_id": None,
+        "status": "cancelled",
+        "idempotency_key": key,
+        "cancel_requested_at": iso(requested_at),
+        "warnings": [],
+    }
 
 
 def warning(code: str, message: str, field: str) -> dict[str, Any]:

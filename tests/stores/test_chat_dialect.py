@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.cases.fixtures import Env
+from tests.cases.fixtures import Env, only_on_dynamodb_local
 from tests.cases.replies import HttpReply
-from tests.cases.store_cases import eventually
+from tests.cases.turns import eventually
 from turnstop.core import scopes
 from turnstop.core.records import NewTurn
 from turnstop.core.signin import WebSession, secret_hash
@@ -137,13 +137,22 @@ class ChatApi:
         self.faults = Faults(env.client)
         self.store = Store(env.store.table, clock=env.clock, dynamodb=self.faults)
         self.settings = Settings(
-            table=env.store.table, chat_tenant=TENANT, allowed_origins="http://localhost:*", flush_ms=20,
-            cancel_check_ms=5, scripted_step_ms=step_ms, **settings,
-        )  # fmt: skip
+            table=env.store.table,
+            chat_tenant=TENANT,
+            allowed_origins="http://localhost:*",
+            flush_ms=20,
+            cancel_check_ms=5,
+            scripted_step_ms=step_ms,
+            **settings,
+        )
         self.runner = TurnRunner(
-            self.store, lambda turn: model or AgentModel(step_ms), renderers=RENDERERS, lease_ms=30_000,
-            cadence=Cadence.from_settings(self.settings), on_finished=after_finish(self.store),
-        )  # fmt: skip
+            self.store,
+            lambda turn: model or AgentModel(step_ms),
+            renderers=RENDERERS,
+            lease_ms=30_000,
+            cadence=Cadence.from_settings(self.settings),
+            on_finished=after_finish(self.store),
+        )
         self.api = api_app(self.store, self.settings, self.runner)
         self.streams = stream_app(self.store, self.settings, self.runner)
         self.canceller = chat_cancel_app(self.store, self.settings)
@@ -161,8 +170,16 @@ class ChatApi:
 
     # -- HTTP
 
-    def event(self, method: str, path: str, *, body: Any = None, raw: str | None = None, session: str | None = None,
-              headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    def event(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        raw: str | None = None,
+        session: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         name = "chat_api_thread" if path.startswith("/chat/threads/") else EVENT_OF.get(path, "chat_api")
         ev = copy.deepcopy(json.loads((EVENTS / f"{name}.json").read_text()))
         ev["rawPath"] = path
@@ -181,8 +198,9 @@ class ChatApi:
         headers = {k.lower(): str(v) for k, v in (out.get("headers") or {}).items()}
         return Reply(int(out["statusCode"]), headers, out.get("body") or "")
 
-    def stream(self, session: str, message: str, thread_id: str | None = None,
-               seen: Callable[[Streamed], None] | None = None) -> Streamed:  # fmt: skip
+    def stream(
+        self, session: str, message: str, thread_id: str | None = None, seen: Callable[[Streamed], None] | None = None
+    ) -> Streamed:
         """POST /chat/stream, reading every frame (``seen`` is told after each)."""
         body: dict[str, Any] = {"message": message}
         if thread_id is not None:
@@ -239,9 +257,11 @@ def test_the_seeds_workflow_asks_cancels_never_executes_and_the_thread_goes_on(c
     asked = chat.send(alice, MEETING)
     thread_id = asked.json["thread_id"]
     assert asked.status == 200 and asked.json == {
-        "response": "I can schedule that meeting for you.", "thread_id": thread_id,
-        "requires_confirmation": True, "confirmation_message": QUESTION,
-    }  # fmt: skip
+        "response": "I can schedule that meeting for you.",
+        "thread_id": thread_id,
+        "requires_confirmation": True,
+        "confirmation_message": QUESTION,
+    }
     assert thread_id.startswith("thread_") and asked.headers["x-thread-id"] == thread_id
     # When the user cancels
     r = chat.cancel(alice, thread_id)
@@ -264,8 +284,9 @@ def test_the_seeds_workflow_asks_cancels_never_executes_and_the_thread_goes_on(c
     assert len(more.json["response"].split()) == 6
     view = chat.thread(alice, thread_id).json
     assert [(m["role"], m["content"]) for m in view["messages"]][2:] == [
-        ("user", "Write a 6-word note instead"), ("assistant", more.json["response"])
-    ]  # fmt: skip
+        ("user", "Write a 6-word note instead"),
+        ("assistant", more.json["response"]),
+    ]
     assert [a["status"] for a in view["actions"]] == ["cancelled"]
     # and with nothing in flight any more, a cancel has nothing to cancel
     r = chat.cancel(alice, thread_id)
@@ -276,18 +297,24 @@ def test_confirm_executes_the_action_once_and_a_cancel_after_it_changes_nothing(
     alice = chat.sign_in()
     thread_id = planned(chat, alice)
     r = chat.confirm(alice, thread_id)
-    assert (r.status, r.json) == (200, {
-        "thread_id": thread_id, "status": "confirmed", "confirmed": True,
-        "response": "Created a meeting titled 'Project Review' on March 10th at 3 PM.",
-    })  # fmt: skip
+    assert (r.status, r.json) == (
+        200,
+        {
+            "thread_id": thread_id,
+            "status": "confirmed",
+            "confirmed": True,
+            "response": "Created a meeting titled 'Project Review' on March 10th at 3 PM.",
+        },
+    )
     before = chat.snapshot(but=("RATE#",))
     late = chat.cancel(alice, thread_id)
     assert late.status == 409 and late.error["error"] == "nothing_to_cancel"
     assert chat.snapshot(but=("RATE#",)) == before
     twice = chat.confirm(alice, thread_id)
     assert twice.status == 409 and twice.error == {
-        "error": "nothing_to_confirm", "message": "Nothing to confirm: the action was already confirmed"
-    }  # fmt: skip
+        "error": "nothing_to_confirm",
+        "message": "Nothing to confirm: the action was already confirmed",
+    }
     view = chat.thread(alice, thread_id).json
     assert [a["status"] for a in view["actions"]] == ["executed"]
     assert view["messages"][-1]["content"] == r.json["response"]
@@ -629,9 +656,11 @@ def test_a_reply_that_ended_without_its_thread_forgetting_it_is_skipped_by_a_can
     assert thread is not None and thread.reply is None and thread.action  # forgotten once it ended
     # as if the after-finish write had never landed: the thread still names the ended reply
     chat.env.client.update_item(
-        TableName=chat.env.store.table, Key={"pk": {"S": f"THREAD#{thread_id}"}, "sk": {"S": "META"}},
-        UpdateExpression="SET reply = :r", ExpressionAttributeValues={":r": {"S": last_reply(chat, thread_id)}},
-    )  # fmt: skip
+        TableName=chat.env.store.table,
+        Key={"pk": {"S": f"THREAD#{thread_id}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET reply = :r",
+        ExpressionAttributeValues={":r": {"S": last_reply(chat, thread_id)}},
+    )
     chat.env.counter.reset()
     assert chat.cancel(alice, thread_id).json == cancelled_answer(thread_id)
     # both in one transaction, refused by the ended reply (nothing written); then the action alone
@@ -653,15 +682,22 @@ def test_an_action_waiting_for_confirmation_is_never_swept_to_a_worker(chat: Cha
     stale = {t for shard in range(8) for t in chat.store.sweep.stale_turns(shard, 300_000)}
     assert thread.action not in stale
     # and it is kept as long as its thread, not only a running turn's two days
-    head = chat.env.client.get_item(TableName=chat.env.store.table,
-                                    Key={"pk": {"S": f"TURN#{thread.action}"}, "sk": {"S": "TURN"}})["Item"]  # fmt: skip
+    head = chat.env.client.get_item(
+        TableName=chat.env.store.table, Key={"pk": {"S": f"TURN#{thread.action}"}, "sk": {"S": "TURN"}}
+    )["Item"]
     assert int(head["ttl"]["N"]) * 1000 > thread.expires_at
     assert chat.confirm(alice, thread_id).status == 200
 
 
 def test_a_queued_only_cancel_loses_to_a_claim_and_says_so(env: Env) -> None:
-    new = NewTurn(id="act_core0000000000000000001", kind="chat_action", tenant=TENANT,
-                  scope=scopes.chat("thread_a"), grace_ms=60_000, swept=False)  # fmt: skip
+    new = NewTurn(
+        id="act_core0000000000000000001",
+        kind="chat_action",
+        tenant=TENANT,
+        scope=scopes.chat("thread_a"),
+        grace_ms=60_000,
+        swept=False,
+    )
     turn = env.store.turns.start(new, action_planned)
     env.store.turns.claim(turn.id, "confirm-1", 10_000)
     req = CancelRequest(reason="no")
@@ -744,3 +780,15 @@ def races(chat: ChatApi, rounds: int) -> set[str]:
 
 def test_confirm_and_cancel_racing_on_one_action_exactly_one_wins(chat: ChatApi) -> None:
     assert races(chat, 6) <= {"confirm", "cancel"}
+
+
+# ---------------------------------------------------------------- on DynamoDB Local only
+
+
+@only_on_dynamodb_local
+def test_confirm_and_cancel_racing_many_times_exactly_one_wins_each_time_and_both_win_sometimes(env: Env) -> None:
+    """Each round: a pending action, a confirm thread and a cancel thread released by one
+    barrier (which one starts first alternates). Every round exactly one gets 200 and the other
+    409, and the action executed iff the confirm won (race_once checks); over the rounds both
+    confirm and cancel win."""
+    assert races(ChatApi(env), 30) == {"confirm", "cancel"}

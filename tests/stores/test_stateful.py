@@ -37,7 +37,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.cases.store_cases import FAST, LEASE_MS, HookModel
+from tests.cases.turns import FAST, LEASE_MS, HookModel
 from tests.conftest import create_table
 from tests.fakes import FakeClock
 from turnstop.auth import Principal
@@ -60,8 +60,14 @@ SOAK = os.environ.get("TURNSTOP_SOAK") == "1"
 TENANTS = ("t1", "t2")
 USERS = (None, "alice", "bob")
 STRANGER_TENANT = "t-stranger"
-TERMINAL_EVENTS = {"response.completed", "response.cancelled", "response.failed", "message.completed",
-                   "message.cancelled", "message.failed"}  # fmt: skip
+TERMINAL_EVENTS = {
+    "response.completed",
+    "response.cancelled",
+    "response.failed",
+    "message.completed",
+    "message.cancelled",
+    "message.failed",
+}
 ACCEPTED = (CancelOutcome.CANCELLING, CancelOutcome.CANCELLED)
 # Few turns at a time, so the steps land on the same turns: the bugs live in interleavings
 # (claim, cancel, publish, finish, redeliver on one turn), not in the number of turns.
@@ -224,8 +230,11 @@ def machine(client: Any, template: Any, examples: int, steps: int) -> None:
             self._worker_finishes(self._held(data), status)
 
         @precondition(_holding)
-        @rule(data=st.data(), status=st.sampled_from((Status.COMPLETED, Status.FAILED)),
-              via=st.sampled_from(("http", "queue")))  # fmt: skip
+        @rule(
+            data=st.data(),
+            status=st.sampled_from((Status.COMPLETED, Status.FAILED)),
+            via=st.sampled_from(("http", "queue")),
+        )
         def cancel_lands_just_before_finish(self, data: st.DataObject, status: Status, via: str) -> None:
             """The race that matters most: the worker's last step was committed unflagged,
             then a cancel is accepted, then the worker finishes as it planned."""
@@ -265,8 +274,14 @@ def machine(client: Any, template: Any, examples: int, steps: int) -> None:
 
         def _run_message(self, turn: str) -> None:
             self.touched.add(turn)
-            runner = TurnRunner(self.store, lambda t: HookModel(2), renderers=RENDERERS, lease_ms=LEASE_MS,
-                                owner=f"worker-{new_id('r')}", cadence=FAST)  # fmt: skip
+            runner = TurnRunner(
+                self.store,
+                lambda t: HookModel(2),
+                renderers=RENDERERS,
+                lease_ms=LEASE_MS,
+                owner=f"worker-{new_id('r')}",
+                cadence=FAST,
+            )
             try:
                 runner.handle(turn)
             except LeaseHeld:
@@ -287,8 +302,11 @@ def machine(client: Any, template: Any, examples: int, steps: int) -> None:
 
         # -- cancels
 
-        @rule(turn=turns, who=st.sampled_from(("creator", "tenant", "stranger", "other user")),
-              via=st.sampled_from(("http", "queue")))  # fmt: skip
+        @rule(
+            turn=turns,
+            who=st.sampled_from(("creator", "tenant", "stranger", "other user")),
+            via=st.sampled_from(("http", "queue")),
+        )
         def cancel(self, turn: str, who: str, via: str) -> None:
             self._cancel(turn, who, via)
 

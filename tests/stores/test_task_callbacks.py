@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from tests.cases.fixtures import Env
-from tests.cases.store_cases import HookModel
-from tests.cases.tasks_cases import HOSTS, SECRET, TENANT, TasksApi, resolve
+from tests.cases.fixtures import Env, only_on_dynamodb_local
+from tests.cases.tasks import HOSTS, SECRET, TENANT, TasksApi, resolve
+from tests.cases.turns import HookModel
 from turnstop import webhooks
 from turnstop.auth import ensure_webhook_secret
 from turnstop.dialects.tasks.callbacks import Deliverer, backoff_s
@@ -70,8 +71,12 @@ def test_a_finished_task_writes_its_callback_with_its_end_and_queues_it(tasks: T
     assert cb is not None and (cb.status, cb.attempt_count, cb.event_type) == ("pending", 0, "task.succeeded")
     assert tasks.sqs.on("callbacks") == [(tid, 0)]
     assert tasks.get(tid).json["callback"] == {
-        "url": URL, "status": "pending", "attempt_count": 0, "delivered_at": None, "last_error": None,
-    }  # fmt: skip
+        "url": URL,
+        "status": "pending",
+        "attempt_count": 0,
+        "delivered_at": None,
+        "last_error": None,
+    }
     plain = tasks.new("Write a 3-word note")
     tasks.run(plain)
     assert tasks.store.callbacks.get(plain) is None and [t for t, _ in tasks.sqs.on("callbacks")] == [tid]
@@ -215,3 +220,14 @@ def test_a_tenants_secret_is_created_once_and_kept(tasks: TasksApi) -> None:
 def test_backoff_doubles_from_its_base_up_to_sqs_longest_delay() -> None:
     assert [backoff_s(30, n) for n in range(1, 8)] == [30, 60, 120, 240, 480, 900, 900]
     assert [backoff_s(0.5, n) for n in (1, 2, 3)] == [1, 1, 2]
+
+
+@only_on_dynamodb_local
+def test_concurrent_deliveries_of_one_callback_post_once(env: Env) -> None:
+    tasks = TasksApi(env)
+    tid = finished(tasks)
+    receiver = Receiver(200)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda i: deliverer(tasks, receiver, owner=f"cb-{i}").deliver(tid), range(6)))
+    assert results.count("delivered") == 1 and len(receiver.posts) == 1
+    assert set(results) <= {"delivered", "taken", "not_due", "already_delivered"}

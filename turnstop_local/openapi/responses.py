@@ -1,62 +1,41 @@
-"""What the handlers answer, as pydantic models: the response side of the documents.
-
-The handlers build their answers as dicts (``dialects/*/wire.py``, ``renderer.py``); these
-models describe those dicts. They name every field a client can rely on and leave the objects
-open (an answer may carry more), so the schemathesis run (tests/e2e/test_openapi_fuzz_e2e.py)
-checks every answer against them and fails when a handler and its document part ways.
-
-One module per dialect (and the errors, and the bodies read by hand); every model is
-imported here, so ``responses.<Model>`` names it wherever it lives.
+"""The models the OpenAPI tables name, in one place. Each answer's model is the layer's own
+(``turnstop.dialects.<name>.answers``: the handlers build the answer through it, or check
+their plain dicts against it in tests), described nowhere else; the bodies the code reads by
+hand are in :mod:`turnstop_local.openapi.requests`. The one model of this module is AWS's own
+answer, which no handler sends. (:mod:`turnstop_local.openapi.spec` imports it, after putting
+the layer on the path.)
 """
 
 from __future__ import annotations
 
-from turnstop_local.openapi.responses.bodies import (
-    AnyJson,
-    CancelReason,
-    ChatEventData,
-    ChatStreamEvent,
-    ChatThreadRef,
-    LlmStreamEvent,
-    StrictCancelReason,
-    TurnCreatedEvent,
-    TurnDeltaEvent,
-    TurnEndEvent,
-    Usage,
-)
-from turnstop_local.openapi.responses.chat import (
+from pydantic import BaseModel, ConfigDict
+
+from turnstop.dialects.chat.answers import (
     ChatAction,
     ChatCancelled,
     ChatConfirmed,
+    ChatError,
+    ChatEventData,
     ChatMessage,
     ChatReply,
+    ChatStreamEvent,
     ChatThread,
     SignedIn,
     SignedOut,
 )
-from turnstop_local.openapi.responses.errors import (
-    ChatError,
-    GatewayError,
-    LlmError,
-    LlmErrorDetail,
-    OmniError,
-    OmniErrorDetail,
-    OmniMetadata,
-    SessionsError,
-    SessionsErrorDetail,
-    TasksError,
-    TasksErrorDetail,
-)
-from turnstop_local.openapi.responses.llm import LlmCancelledBeforeStart, LlmResponse
-from turnstop_local.openapi.responses.omni import (
+from turnstop.dialects.llm.answers import LlmCancelledBeforeStart, LlmError, LlmErrorDetail, LlmResponse, LlmStreamEvent
+from turnstop.dialects.omni.answers import (
     OmniActiveResponseEnvelope,
     OmniCanceled,
     OmniCancelEnvelope,
     OmniContent,
     OmniCreated,
     OmniCreatedEnvelope,
+    OmniError,
+    OmniErrorDetail,
     OmniMessage,
     OmniMessagesEnvelope,
+    OmniMetadata,
     OmniPageMetadata,
     OmniResponse,
     OmniResponseEnvelope,
@@ -64,17 +43,46 @@ from turnstop_local.openapi.responses.omni import (
     OmniThreadEnvelope,
     OmniThreadsEnvelope,
 )
-from turnstop_local.openapi.responses.sessions import (
+from turnstop.dialects.sessions.answers import (
     BulkCancelReport,
-    BulkCancelRequest,
-    BulkScope,
     DeletedSession,
     Ledger,
     LedgerEntry,
     Session,
     SessionsCancel,
+    SessionsError,
+    SessionsErrorDetail,
+    TurnCreatedEvent,
+    TurnDeltaEvent,
+    TurnEndEvent,
+    Usage,
 )
-from turnstop_local.openapi.responses.tasks import TaskCancelledBeforeStart, TaskList, TaskObject, TaskWarning
+from turnstop.dialects.tasks.answers import (
+    TaskCancelledBeforeStart,
+    TaskList,
+    TaskObject,
+    TasksError,
+    TasksErrorDetail,
+    TaskWarning,
+)
+from turnstop_local.openapi.requests import (
+    AnyJson,
+    BulkCancelRequest,
+    BulkScope,
+    CancelReason,
+    ChatThreadRef,
+    StrictCancelReason,
+)
+
+
+class GatewayError(BaseModel):
+    """AWS's own answer, before any function runs: API Gateway's (unknown route, body over
+    10 MB, a throttled invocation, an integration that failed or timed out) or a streaming
+    Function URL's throttle (``{"Reason", "Type", "message"}``)."""
+
+    model_config = ConfigDict(extra="allow")
+    message: str
+
 
 __all__ = [
     "AnyJson",

@@ -23,9 +23,10 @@ from openai._models import validate_type
 from openai.types.responses import Response as OpenAIResponse
 from openai.types.responses.response_stream_event import ResponseStreamEvent
 
-from tests.cases.fixtures import Env
-from tests.cases.store_cases import FAST, HookModel, eventually, until_ended
+from tests.cases.fixtures import Env, only_on_dynamodb_local
+from tests.cases.turns import FAST, HookModel, eventually, until_ended
 from turnstop.core.turn import Status
+from turnstop.dialects.llm.answers import LlmResponse, LlmStreamEvent
 from turnstop.dialects.llm.cancel import llm_cancel_app
 from turnstop.dialects.llm.handlers import api_app
 from turnstop.dialects.llm.renderer import RENDERERS
@@ -41,11 +42,33 @@ MODEL = "meetkai:functionary-urdu-mini-pak"
 LEASE_MS = 30_000
 # The seed's response object's keys, plus completed_at (the mka1 SDK requires it).
 RESPONSE_KEYS = {
-    "id", "object", "created_at", "status", "background", "completed_at", "error", "incomplete_details",
-    "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model", "output", "output_text",
-    "parallel_tool_calls", "previous_response_id", "reasoning", "service_tier", "store",
-    "text", "tool_choice", "tools", "truncation", "usage", "user",
-}  # fmt: skip
+    "id",
+    "object",
+    "created_at",
+    "status",
+    "background",
+    "completed_at",
+    "error",
+    "incomplete_details",
+    "instructions",
+    "max_output_tokens",
+    "max_tool_calls",
+    "metadata",
+    "model",
+    "output",
+    "output_text",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "reasoning",
+    "service_tier",
+    "store",
+    "text",
+    "tool_choice",
+    "tools",
+    "truncation",
+    "usage",
+    "user",
+}
 
 
 class FakeSqs:
@@ -90,6 +113,7 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
 def assert_sdk_response(obj: dict[str, Any]) -> None:
     """The object parses in openai (strict validation) and in mka1 (always strict), all keys present."""
     assert RESPONSE_KEYS <= set(obj), RESPONSE_KEYS - set(obj)
+    LlmResponse.model_validate(obj)  # the answer's own model (the document's schema)
     validate_type(type_=OpenAIResponse, value=obj)
     res = httpx.Response(200, text=json.dumps(obj), request=httpx.Request("GET", "http://x"))
     parsed = unmarshal_json_response(mka1_models.ResponseObject, res)
@@ -102,6 +126,7 @@ def assert_sdk_event(ev: dict[str, Any]) -> None:
     res = httpx.Response(
         200, text=json.dumps({"data": ev, "event": ev["type"]}), request=httpx.Request("GET", "http://x")
     )
+    LlmStreamEvent.model_validate(ev)
     body = unmarshal_json_response(mka1_models.GetResponseResponseBody, res)
     assert not type(body.data).__name__.startswith("Unknown"), ev
     if ev["type"] != "response.cancelled":
@@ -139,8 +164,18 @@ class Llm:
 
     # ------------------------------------------------------------------ requests
 
-    def event(self, name: str, method: str, path: str, *, body: str | None = None, query: dict[str, str] | None = None,
-              tenant: str | None = TENANT, end_user: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    def event(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        body: str | None = None,
+        query: dict[str, str] | None = None,
+        tenant: str | None = TENANT,
+        end_user: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         ev = copy.deepcopy(json.loads((EVENTS / name).read_text()))
         ev["rawPath"] = path
         ev["requestContext"]["http"]["method"] = method
@@ -273,10 +308,18 @@ def test_given_stream_create_when_consumed_then_standard_events_in_order_with_se
     evs = parse_sse(text)
     types = [e["type"] for e in evs]
     assert types == [
-        "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
-        "response.output_text.delta", "response.output_text.delta", "response.output_text.delta",
-        "response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed",
-    ]  # fmt: skip
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     assert [e["sequence_number"] for e in evs] == list(range(1, len(evs) + 1))
     assert {e["item_id"] for e in evs if "item_id" in e} == {evs[2]["item"]["id"]}
     for e in evs:
@@ -540,8 +583,17 @@ def test_given_previous_response_when_referenced_then_echoed(llm: Llm) -> None:
 
 
 def test_given_mka1_defaults_in_body_when_created_then_accepted_and_echoed(llm: Llm) -> None:
-    body = {"model": MODEL, "input": "Say hello", "stream": False, "store": True, "background": True, "parallel_tool_calls": True,
-            "max_tool_calls": 64, "truncation": "auto", "service_tier": "auto"}  # fmt: skip
+    body = {
+        "model": MODEL,
+        "input": "Say hello",
+        "stream": False,
+        "store": True,
+        "background": True,
+        "parallel_tool_calls": True,
+        "max_tool_calls": 64,
+        "truncation": "auto",
+        "service_tier": "auto",
+    }
     obj = llm.create(body).json
     assert obj["max_tool_calls"] == 64 and obj["truncation"] == "auto" and obj["service_tier"] == "auto"
     assert_sdk_response(obj)
@@ -581,3 +633,33 @@ def test_given_an_answer_longer_than_one_item_can_hold_when_it_finishes_then_it_
     evs = llm.retrieve(rid, {"stream": "true", "starting_after": str(40000)}).events  # the closing events alone
     assert [e["type"] for e in evs][-1] == "response.completed"
     assert evs[-1]["response"]["output_text"] == final["output_text"]
+
+
+# ---------------------------------------------------------------- on DynamoDB Local only
+
+
+@only_on_dynamodb_local
+def test_given_cancels_racing_a_running_worker_then_answer_and_final_object_agree(env: Env) -> None:
+    llm = Llm(env)
+    for words in (1, 3, 8, 20):
+        rid = llm.start_bg(f"Write a {words}-word note")
+        runner = TurnRunner(
+            llm.store, lambda t: ScriptedModel(1), renderers=RENDERERS, lease_ms=30_000, owner="race-worker"
+        )
+        result: list[str] = []
+        worker = threading.Thread(target=lambda r=runner, out=result, i=rid: out.append(r.handle(i)))
+        worker.start()
+        answers = [llm.cancel(rid) for _ in range(3)]
+        worker.join(timeout=60)
+        final = llm.retrieve(rid).json
+        assert_sdk_response(final)
+        assert all(a.status == 200 for a in answers)
+        # whoever won, the final object is what the last cancel answered, and a cancel that
+        # was accepted always ends cancelled with exactly the output it reported
+        assert answers[-1].json == final
+        if answers[0].json["status"] == "cancelled":
+            assert final["status"] == "cancelled"
+            assert final["output_text"] == answers[0].json["output_text"]
+            assert [e["kind"] for e in llm.store.ledger.entries("dev", rid)] == ["usage"]
+        else:
+            assert final["status"] == "completed" and result == ["completed"]

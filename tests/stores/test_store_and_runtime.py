@@ -3,144 +3,41 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.cases.fixtures import Env
+from tests.cases.fixtures import Env, only_on_dynamodb_local
+from tests.cases.turns import (
+    LEASE_MS,
+    TENANT,
+    HookModel,
+    cancel,
+    cancel_then_go_quiet,
+    die_after_two_words,
+    events,
+    eventually,
+    ledger_kinds,
+    publish,
+    runner,
+    start,
+    until_ended,
+)
+from tests.conftest import CapacityMeter
 from turnstop.core import errors, scopes
 from turnstop.core.errors import CommitRejected, IdempotentReplay
-from turnstop.core.events import Event
-from turnstop.core.records import IdempotencyClaim, NewTurn
-from turnstop.core.scopes import Scope
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, Usage
-from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
+from turnstop.core.records import IdempotencyClaim
+from turnstop.core.turn import CancelOutcome, Status, Turn
+from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.http.sse import follow
 from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import Chunk, ScriptedModel
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.store import Store
 from turnstop.store.chunks import chunk_bytes
-
-TENANT = "t1"
-LEASE_MS = 30_000
-
-
-def start(
-    env: Env,
-    prompt: str = "Write a 10-word note",
-    *,
-    tenant: str = TENANT,
-    session_id: str | None = None,
-    idem: IdempotencyClaim | None = None,
-    turn_id: str | None = None,
-) -> Turn:
-    from turnstop.core.ids import new_id
-
-    kind = SESSION_KIND if session_id else STATELESS_KIND
-    new = NewTurn(
-        id=turn_id or new_id("msg_" if session_id else "resp_"),
-        kind=kind,
-        tenant=tenant,
-        scope=scopes.session(session_id) if session_id else scopes.STATELESS,
-        grace_ms=120_000,
-        input={"prompt": prompt},
-    )
-    return env.store.turns.start(new, created_event, idempotency=idem)
-
-
-class HookModel:
-    """Scripted words (after optional thinking chunks) with callbacks at chosen word indexes,
-    for deterministic interleavings."""
-
-    def __init__(
-        self,
-        words: int,
-        hooks: Mapping[int, Callable[[], object]] | None = None,
-        fail_at: int | None = None,
-        thinking: list[str] | None = None,
-    ):
-        self.words, self.hooks, self.fail_at, self.thinking = words, hooks or {}, fail_at, thinking or []
-        self.closed = False
-
-    def stream(self, prompt: str) -> Iterator[Chunk]:
-        try:
-            for t in self.thinking:
-                yield Chunk(t, "thinking")
-            for i in range(self.words):
-                if i in self.hooks:
-                    self.hooks[i]()
-                if self.fail_at == i:
-                    raise RuntimeError("model exploded")
-                yield Chunk(f"w{i} ")
-            if self.words in self.hooks:
-                self.hooks[self.words]()
-        finally:
-            self.closed = True
-
-
-# Tests keep turns quick: look for a cancel every 5 ms, publish every 20 ms.
-FAST = Cadence(flush_ms=20, check_ms=5, lease_ms=LEASE_MS)
-
-
-def runner(env: Env, model: Any, owner: str = "worker-a", cadence: Cadence = FAST) -> TurnRunner:
-    return TurnRunner(
-        env.store, lambda turn: model, renderers=RENDERERS, lease_ms=LEASE_MS, owner=owner, cadence=cadence
-    )
-
-
-def eventually(check: Callable[[], Any], what: str, within_s: float = 10.0) -> Any:
-    """Poll ``check`` (bounded) until it returns something truthy: for what a keeper publishes
-    on its own cadence."""
-    deadline = time.monotonic() + within_s
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.002)
-    return value
-
-
-def until_ended(env: Env, turn_id: str, within_s: float = 10.0) -> None:
-    """Block (bounded) until the turn has ended: a model that calls this from a hook goes
-    silent after a cancel, so the test knows exactly what it produced before the end."""
-    deadline = time.monotonic() + within_s
-    while not (head := env.store.turns.head(turn_id)) or not head.terminal:
-        assert time.monotonic() < deadline, f"turn {turn_id} did not end"
-        time.sleep(0.002)
-
-
-def cancel_then_go_quiet(env: Env, turn_id: str) -> Callable[[], CancelOutcome]:
-    def hook() -> CancelOutcome:
-        outcome = cancel(env, turn_id)
-        until_ended(env, turn_id)
-        return outcome
-
-    return hook
-
-
-def publish(env: Env, turn: Turn, owner: str, *texts: str) -> Turn:
-    """What a keeper publishes: the next events (text deltas) as one chunk, and the head moved."""
-    evs = [Event(turn.seq + 1 + i, "response.delta", {"id": turn.id, "delta": t}) for i, t in enumerate(texts)]
-    usage = Usage(turn.usage.input_tokens, turn.usage.output_tokens + len(texts))
-    seq = env.store.turns.publish(turn.id, owner, evs, turn.seq, usage, LEASE_MS)
-    return turn.replace(seq=seq, usage=usage)
-
-
-def cancel(env: Env, turn_id: str, tenant: str = TENANT, scope: Scope | None = None) -> CancelOutcome:
-    outcome, _ = env.store.turns.request_cancel(turn_id, tenant=tenant, scope=scope, req=CancelRequest(reason="test"))
-    return outcome
-
-
-def events(env: Env, turn_id: str) -> list[Any]:
-    head = env.store.turns.get(turn_id)
-    assert head is not None
-    return env.store.turns.read_events(turn_id, 0, head.seq)
-
-
-def ledger_kinds(env: Env, turn_id: str, tenant: str = TENANT) -> list[str]:
-    return sorted(e["kind"] for e in env.store.ledger.entries(tenant, turn_id))
-
 
 # ---------------------------------------------------------------------------- the happy path
 
@@ -382,15 +279,9 @@ def test_a_failing_model_fails_the_turn_and_bills_nothing(env: Env) -> None:
 # ---------------------------------------------------------------------------- worker loss
 
 
-def _die_after_two_words(env: Env, turn: Turn) -> None:
-    """Worker A claims the turn, commits two words, then vanishes without finishing."""
-    claimed = env.store.turns.claim(turn.id, "worker-a", LEASE_MS)
-    assert publish(env, claimed, "worker-a", "w0 ", "w1 ").seq == 3
-
-
 def test_a_redelivered_message_while_the_lease_is_alive_comes_back_later(env: Env) -> None:
     turn = start(env)
-    _die_after_two_words(env, turn)
+    die_after_two_words(env, turn)
     model = HookModel(5)
     with pytest.raises(LeaseHeld):
         runner(env, model, owner="worker-b").handle(turn.id)
@@ -398,7 +289,7 @@ def test_a_redelivered_message_while_the_lease_is_alive_comes_back_later(env: En
 
 def test_a_lost_worker_is_finalized_failed_by_the_redelivered_message_never_run_twice(env: Env) -> None:
     turn = start(env)
-    _die_after_two_words(env, turn)
+    die_after_two_words(env, turn)
     env.clock.advance(seconds=31)
     model = HookModel(5)
     assert runner(env, model, owner="worker-b").handle(turn.id) == "failed"
@@ -411,7 +302,7 @@ def test_a_lost_worker_is_finalized_failed_by_the_redelivered_message_never_run_
 
 def test_a_lost_worker_with_a_cancel_requested_ends_cancelled(env: Env) -> None:
     turn = start(env)
-    _die_after_two_words(env, turn)
+    die_after_two_words(env, turn)
     assert cancel(env, turn.id) is CancelOutcome.CANCELLING
     env.clock.advance(seconds=31)
     assert runner(env, HookModel(5), owner="worker-b").handle(turn.id) == "cancelled"
@@ -425,7 +316,7 @@ def test_a_cancel_landing_while_a_lost_worker_is_being_finalized_wins(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     turn = start(env)
-    _die_after_two_words(env, turn)
+    die_after_two_words(env, turn)
     env.clock.advance(seconds=31)
     answers: list[CancelOutcome] = []
     claim = env.store.turns.claim
@@ -720,3 +611,65 @@ def test_a_model_chunk_bigger_than_an_item_can_hold_is_stored_in_pieces_and_the_
     deltas = [e.data["delta"] for e in evs if e.type == "response.delta"]
     assert len(deltas) > 1 and "".join(deltas) == huge  # cut into pieces, nothing lost
     assert evs[-1].type == "response.completed"
+
+
+# ---------------------------------------------------------------- on DynamoDB Local only
+
+
+@only_on_dynamodb_local
+def test_concurrent_cancels_and_completion_end_in_exactly_one_terminal_state(env: Env) -> None:
+    for _ in range(5):
+        turn = start(env, "Write a 30-word note")
+        answers: list[CancelOutcome] = []
+        go = threading.Event()
+
+        def canceller(go: threading.Event = go, answers: list[CancelOutcome] = answers, turn_id: str = turn.id) -> None:
+            go.wait()
+            answers.append(cancel(env, turn_id))
+
+        threads = [threading.Thread(target=canceller) for _ in range(4)]
+        for t in threads:
+            t.start()
+        model = HookModel(30, hooks={28: go.set})
+        result = runner(env, model).handle(turn.id)
+        for t in threads:
+            t.join()
+        head = env.store.turns.get(turn.id)
+        assert head is not None and head.terminal
+        evs = events(env, turn.id)
+        terminals = [e for e in evs if e.type in ("response.completed", "response.cancelled", "response.failed")]
+        assert len(terminals) == 1 and terminals[0].seq == evs[-1].seq
+        won_by_cancel = any(a in (CancelOutcome.CANCELLING, CancelOutcome.CANCELLED) for a in answers)
+        assert (head.status is Status.CANCELLED) == won_by_cancel
+        assert result == head.status.value
+        assert sum(a in (CancelOutcome.CANCELLING, CancelOutcome.CANCELLED) for a in answers) <= 1
+        expected_ledger = [] if won_by_cancel else ["debit", "usage"]
+        assert ledger_kinds(env, turn.id) == expected_ledger
+
+
+@only_on_dynamodb_local
+def test_a_committed_step_writes_its_items_and_no_index_copy(env: Env) -> None:
+    """DynamoDB Local bills index writes by AWS's rules: only a turn's start, claim and
+    finish touch the in-flight index, only its start and finish (or a cancel) the live
+    index (bulk cancels); a publish writes the table and nothing else."""
+    meter = CapacityMeter(env.client)
+    try:
+        turn = start(env)
+        started = meter.index_writes()
+        meter.reset()
+        claimed = env.store.turns.claim(turn.id, "worker-a", 30_000)
+        claim_units = meter.index_writes()
+        meter.reset()
+        for i in range(5):
+            claimed = publish(env, claimed, "worker-a", f"w{i} ")
+        commits = list(meter.calls)
+        meter.reset()
+        env.clock.advance(seconds=31)  # the worker is gone: a redelivered message finishes the turn
+        assert runner(env, HookModel(0), owner="worker-b").handle(turn.id) == "failed"
+        finished = meter.index_writes()
+    finally:
+        meter.close()
+    assert set(started) == {"gsi2", "gsi4"} and set(claim_units) == {"gsi2"} and set(finished) == {"gsi2", "gsi4"}
+    assert [op for op, _ in commits] == ["PutItem", "UpdateItem"] * 5  # a chunk and the head, no transaction
+    assert all(set(units) == {"table"} for _, units in commits), commits
+    assert all(units["table"] == 1.0 for _, units in commits), commits  # each a one-unit write

@@ -71,12 +71,25 @@ class SignInApi:
     def __init__(self, env: Env, issuer: str, client_id: str) -> None:
         self.env = env
         self.store = Store(env.store.table, clock=env.clock, dynamodb=env.client)
-        self.settings = Settings(table=env.store.table, oidc_issuer=issuer, oidc_client_id=client_id,
-                                 chat_tenant=TENANT, allowed_origins="http://localhost:*")  # fmt: skip
+        self.settings = Settings(
+            table=env.store.table,
+            oidc_issuer=issuer,
+            oidc_client_id=client_id,
+            chat_tenant=TENANT,
+            allowed_origins="http://localhost:*",
+        )
         self.app = auth_app(self.store, self.settings)
 
-    def call(self, method: str, path: str, *, query: dict[str, str] | None = None, cookies: dict[str, str] | None = None,
-             headers: dict[str, str] | None = None, body: str | None = None) -> Answer:  # fmt: skip
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+    ) -> Answer:
         ev = copy.deepcopy(json.loads((EVENTS / "chat_auth.json").read_text()))
         ev["rawPath"] = path
         ev["requestContext"]["http"].update(method=method, path=path)
@@ -86,8 +99,12 @@ class SignInApi:
         ev["headers"].update(headers or {})
         ev["body"] = body
         out = self.app.resolve(ev, None)
-        return Answer(int(out["statusCode"]), {k.lower(): str(v) for k, v in (out.get("headers") or {}).items()},
-                      list(out.get("cookies") or []), out.get("body") or "")  # fmt: skip
+        return Answer(
+            int(out["statusCode"]),
+            {k.lower(): str(v) for k, v in (out.get("headers") or {}).items()},
+            list(out.get("cookies") or []),
+            out.get("body") or "",
+        )
 
     def login(self, hint: str = "alice", **query: str) -> tuple[str, dict[str, str]]:
         """GET /auth/login: (the sign-in cookie's value, the authorize request's parameters)."""
@@ -119,8 +136,9 @@ def sign_in(signin: SignInApi, provider: DevOidcProvider, user: str = "alice") -
     return r.cookie_value("session_id")
 
 
-def test_signing_in_runs_the_code_flow_with_pkce_and_sets_a_session_cookie(signin: SignInApi,
-                                                                          provider: DevOidcProvider) -> None:  # fmt: skip
+def test_signing_in_runs_the_code_flow_with_pkce_and_sets_a_session_cookie(
+    signin: SignInApi, provider: DevOidcProvider
+) -> None:
     started = signin.call("GET", "/auth/login", query={"login_hint": "alice", "return_to": "/chat/app"})
     assert started.status == 302 and started.location.startswith(provider.issuer + "/authorize?")
     authorize = dict(parse_qsl(urlsplit(started.location).query))
@@ -131,8 +149,9 @@ def test_signing_in_runs_the_code_flow_with_pkce_and_sets_a_session_cookie(signi
     kept = started.cookie("turnstop_login")
     assert attributes(kept) == {"Path=/auth", "Max-Age=600", "HttpOnly", "SameSite=Lax"}  # no Secure on local http
     callback = approve(provider, authorize)
-    done = signin.call("GET", "/auth/callback", query=callback,
-                       cookies={"turnstop_login": started.cookie_value("turnstop_login")})  # fmt: skip
+    done = signin.call(
+        "GET", "/auth/callback", query=callback, cookies={"turnstop_login": started.cookie_value("turnstop_login")}
+    )
     assert done.status == 302 and done.location == "/chat/app"
     session = done.cookie("session_id")
     assert {"Path=/", "HttpOnly", "SameSite=Lax"} <= attributes(session) and "Secure" not in attributes(session)
@@ -206,8 +225,9 @@ def test_a_callback_without_this_browsers_sign_in_is_refused(signin: SignInApi, 
 
 def test_a_declined_sign_in_and_a_bare_callback_are_clear_errors(signin: SignInApi, provider: DevOidcProvider) -> None:
     login, authorize = signin.login()
-    r = signin.call("GET", "/auth/callback", query=approve(provider, authorize, "access_denied"),
-                    cookies={"turnstop_login": login})  # fmt: skip
+    r = signin.call(
+        "GET", "/auth/callback", query=approve(provider, authorize, "access_denied"), cookies={"turnstop_login": login}
+    )
     assert r.status == 400 and r.error["error"] == "access_denied"
     assert signin.call("GET", "/auth/callback").error["error"] == "invalid_request"
 
@@ -222,8 +242,9 @@ def test_signing_out_ends_the_session_and_needs_a_json_post(signin: SignInApi, p
     value = sign_in(signin, provider)
     form = signin.call("POST", "/auth/logout", cookies={"session_id": value}, headers={"content-type": "text/plain"})
     assert form.status == 403
-    out = signin.call("POST", "/auth/logout", cookies={"session_id": value},
-                      headers={"content-type": "application/json"})  # fmt: skip
+    out = signin.call(
+        "POST", "/auth/logout", cookies={"session_id": value}, headers={"content-type": "application/json"}
+    )
     assert out.status == 200 and "Max-Age=0" in attributes(out.cookie("session_id"))
     assert signin.call("GET", "/auth/session", cookies={"session_id": value}).status == 401
     assert signin.sessions() == []

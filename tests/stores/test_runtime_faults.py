@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cases.fixtures import Env
-from tests.cases.store_cases import (
+from tests.cases.turns import (
     FAST,
     LEASE_MS,
     RENDERERS,
@@ -57,9 +57,14 @@ class Heard:
 
 def run(env: Env, model: Any, turn_id: str, heard: Heard | None = None) -> str:
     return TurnRunner(
-        env.store, lambda t: model, renderers=RENDERERS, lease_ms=LEASE_MS, owner="worker-a", cadence=FAST,
+        env.store,
+        lambda t: model,
+        renderers=RENDERERS,
+        lease_ms=LEASE_MS,
+        owner="worker-a",
+        cadence=FAST,
         on_finished=heard,
-    ).handle(turn_id)  # fmt: skip
+    ).handle(turn_id)
 
 
 def published(env: Env, turn_id: str, seq: int) -> Callable[[], object]:

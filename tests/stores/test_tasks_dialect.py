@@ -4,211 +4,34 @@ so every interleaving of cancel, completion and delivery is chosen by the test."
 
 from __future__ import annotations
 
-import builtins
-import copy
-import json
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
-from tests.cases.fixtures import Env
-from tests.cases.replies import HttpReply
-from tests.cases.store_cases import FAST, HookModel, eventually
-from turnstop.dialects.registry import after_finish, all_renderers
-from turnstop.dialects.tasks.cancel import tasks_cancel_app
-from turnstop.dialects.tasks.handlers import api_app
-from turnstop.runtime.model import ScriptedModel
+from tests.cases.fixtures import Env, only_on_dynamodb_local
+from tests.cases.tasks import (
+    LEASE_MS,
+    LONG,
+    TENANT,
+    D,
+    Reply,
+    TasksApi,
+    assert_task_shape,
+)
+from tests.cases.turns import HookModel, eventually
+from tests.conftest import CapacityMeter
+from turnstop.core.events import Event
+from turnstop.dialects.registry import all_renderers
 from turnstop.runtime.runner import TurnRunner
-from turnstop.settings import Settings
-from turnstop.store import Store
-
-ROOT = Path(__file__).resolve().parents[2]
-EVENTS = ROOT / "events"
-TENANT = "dev"
-SECRET = "whsec_test_secret"
-LEASE_MS = 30_000
-HOSTS = {
-    "hooks.example.com": ["93.184.216.34"],
-    "internal.example.com": ["10.0.0.7"],
-    "mixed.example.com": ["93.184.216.34", "169.254.169.254"],
-    "localhost": ["127.0.0.1"],
-}
-TASK_KEYS = {
-    "object", "task_id", "status", "capability", "model", "resolved_model", "metadata", "input", "progress",
-    "output", "warnings", "error", "usage", "billing", "callback", "created_at", "started_at", "completed_at",
-    "cancel_requested_at", "links",
-}  # fmt: skip
-USAGE_KEYS = {
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens", "image_count",
-    "image_pixels", "video_seconds", "audio_seconds", "characters", "lines", "credits", "credits_usd_reference",
-}  # fmt: skip
-LONG = "Write a 5000-word essay on stop buttons"
-
-
-def resolve(host: str, port: int) -> list[str]:
-    if host not in HOSTS:
-        raise OSError("unknown host")
-    return HOSTS[host]
-
-
-class FakeSqs:
-    """Both queues: what was sent where, with its delay."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any], int]] = []
-
-    def send_message(self, QueueUrl: str, MessageBody: str, DelaySeconds: int = 0) -> dict[str, str]:  # noqa: N803
-        self.sent.append((QueueUrl, json.loads(MessageBody), DelaySeconds))
-        return {"MessageId": str(len(self.sent))}
-
-    def on(self, queue: str) -> list[tuple[str, int]]:
-        return [(b.get("turn_id") or b["task_id"], d) for q, b, d in self.sent if q == queue]
-
-
-class Reply(HttpReply):
-    @property
-    def error(self) -> dict[str, Any]:
-        body = self.json
-        assert set(body) == {"object", "error", "request_id"} and body["object"] == "error", body
-        assert set(body["error"]) == {"code", "message", "retryable"}, body
-        assert body["request_id"] == self.headers["x-request-id"]
-        return dict(body["error"])
-
-
-@dataclass
-class TasksApi:
-    env: Env
-    settings_overrides: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.sqs = FakeSqs()
-        self.store = Store(
-            self.env.store.table, clock=self.env.clock, queue_url="turns", callback_queue_url="callbacks",
-            dynamodb=self.env.client, sqs=self.sqs,
-        )  # fmt: skip
-        self.settings = Settings(table=self.env.store.table, **self.settings_overrides)
-        self.api = api_app(self.store, self.settings, resolve=resolve)
-        self.cancel_app = tasks_cancel_app(self.store, self.settings, sleep=lambda s: None)
-        self.store.callbacks.put_secret(TENANT, SECRET, only_if_absent=False)
-
-    # -- HTTP
-
-    def call(
-        self, method: str, path: str, *, body: Any = None, raw: str | None = None, query: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None, tenant: str | None = TENANT, end_user: str | None = None,
-    ) -> Reply:  # fmt: skip
-        name = "tasks_cancel.json" if path.endswith("/cancel") else "tasks_api.json"
-        ev = copy.deepcopy(json.loads((EVENTS / name).read_text()))
-        ev["rawPath"] = path
-        ev["requestContext"]["http"].update(method=method, path=path)
-        ev["rawQueryString"] = urlencode(query or {})
-        ev["queryStringParameters"] = dict(query) if query else None
-        ev["headers"] = {k: v for k, v in ev["headers"].items() if k not in ("idempotency-key", "x-request-id")}
-        ev["headers"].update(headers or {})
-        if end_user is not None:
-            ev["headers"]["x-on-behalf-of"] = end_user
-        ctx = {"tenant": tenant, "account_ids": "1", "key_id": f"key_{tenant}"} if tenant else {"anonymous": "true"}
-        ev["requestContext"]["authorizer"] = {"lambda": ctx}
-        ev["body"] = raw if raw is not None else (None if body is None else json.dumps(body))
-        app = self.cancel_app if path.endswith("/cancel") else self.api
-        out = app.resolve(ev, None)
-        return Reply(out["statusCode"], {k.lower(): v for k, v in (out.get("headers") or {}).items()}, out["body"])
-
-    def create(self, prompt: str = "Write a 20-word note", **kw: Any) -> Reply:
-        body = kw.pop("body", None) or {"capability": "text.generate", "model": "auto", "input": {"prompt": prompt}}
-        return self.call("POST", "/v1/tasks", body=body, **kw)
-
-    def new(self, prompt: str = "Write a 20-word note", **extra: Any) -> str:
-        body = {"capability": "text.generate", "model": "auto", "input": {"prompt": prompt}, **extra}
-        reply = self.call("POST", "/v1/tasks", body=body)
-        assert reply.status == 202, reply.text
-        return str(reply.json["task_id"])
-
-    def get(self, task_id: str, **kw: Any) -> Reply:
-        return self.call("GET", f"/v1/tasks/{task_id}", **kw)
-
-    def list(self, **query: str) -> Reply:
-        return self.call("GET", "/v1/tasks", query=query)
-
-    def list_as(self, tenant: str | None) -> Reply:
-        return self.call("GET", "/v1/tasks", tenant=tenant)
-
-    def cancel(self, task_id: str, reason: str | None = None, **kw: Any) -> Reply:
-        if reason is not None:
-            kw.setdefault("body", {"reason": reason})
-        return self.call("POST", f"/v1/tasks/{task_id}/cancel", **kw)
-
-    # -- worker
-
-    def run(self, task_id: str, model: Any = None, owner: str = "worker-a") -> str:
-        runner = TurnRunner(
-            self.store, lambda t: model or ScriptedModel(0), renderers=all_renderers(), lease_ms=LEASE_MS,
-            owner=owner, on_finished=after_finish(self.store), cadence=FAST,
-        )  # fmt: skip
-        return str(runner.handle(task_id))
-
-    def ledger(self, task_id: str) -> dict[str, dict[str, Any]]:
-        entries = self.store.ledger.entries(TENANT, task_id)
-        assert len({e["kind"] for e in entries}) == len(entries)
-        return {e["kind"]: e for e in entries}
-
-    def snapshot(self) -> builtins.list[dict[str, Any]]:
-        items = self.env.client.scan(TableName=self.env.store.table, ConsistentRead=True)["Items"]
-        return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
 
 
 @pytest.fixture
 def tasks(env: Env) -> TasksApi:
     return TasksApi(env)
-
-
-def assert_task_shape(obj: dict[str, Any]) -> None:
-    """Every field of the seed's object, with the seed's types."""
-    assert set(obj) == TASK_KEYS, set(obj) ^ TASK_KEYS
-    assert obj["object"] == "task" and obj["status"] in {"queued", "running", "succeeded", "failed", "cancelled"}
-    assert set(obj["progress"]) == {"percent", "stage", "message"} and isinstance(obj["progress"]["percent"], int)
-    assert 0 <= obj["progress"]["percent"] <= 100
-    assert (obj["progress"]["percent"] == 100) == (obj["status"] == "succeeded")
-    assert set(obj["usage"]) == USAGE_KEYS
-    for line in obj["usage"]["lines"]:
-        assert set(line) == {
-            "meter",
-            "quantity",
-            "unit",
-            "billed_amount_credits",
-            "billed_amount_credits_usd_reference",
-        }
-        assert all(isinstance(v, str) for v in line.values())
-    assert set(obj["billing"]) == {
-        "charged_credits", "refunded_credits", "charged_credits_usd_reference", "refunded_credits_usd_reference",
-        "currency",
-    }  # fmt: skip
-    assert obj["billing"]["currency"] == "USD"
-    amounts = [v for k, v in obj["billing"].items() if k != "currency"]
-    for value in (*amounts, obj["usage"]["credits"], obj["usage"]["credits_usd_reference"]):
-        assert isinstance(value, str) and str(Decimal(value)) == value  # exact decimal strings, no exponent
-    for w in obj["warnings"]:
-        assert set(w) == {"code", "message", "field"}
-        assert all(isinstance(v, str) and v for v in w.values()), w  # the seed's schema: strings
-    if obj["error"] is not None:
-        assert set(obj["error"]) == {"code", "message", "retryable"}
-    if obj["callback"] is not None:
-        assert set(obj["callback"]) == {"url", "status", "attempt_count", "delivered_at", "last_error"}
-    for name in ("created_at", "started_at", "completed_at", "cancel_requested_at"):
-        assert obj[name] is None or obj[name].endswith("Z")
-    assert obj["links"] == {
-        "self": f"http://127.0.0.1:3000/v1/tasks/{obj['task_id']}",
-        "cancel": f"http://127.0.0.1:3000/v1/tasks/{obj['task_id']}/cancel",
-    }
-
-
-def D(value: str) -> Decimal:  # noqa: N802
-    return Decimal(value)
 
 
 # ============================================================================ create and read
@@ -232,8 +55,12 @@ def test_a_created_task_is_queued_charged_in_its_own_transaction_and_queued_once
 
 
 def test_the_cap_max_output_tokens_bounds_the_charge_and_cuts_the_output(tasks: TasksApi) -> None:
-    body = {"capability": "text.generate", "model": "turnstop:scripted-mini",
-            "input": {"prompt": LONG, "max_output_tokens": 10}, "metadata": {"team": "billing"}}  # fmt: skip
+    body = {
+        "capability": "text.generate",
+        "model": "turnstop:scripted-mini",
+        "input": {"prompt": LONG, "max_output_tokens": 10},
+        "metadata": {"team": "billing"},
+    }
     obj = tasks.create(body=body).json
     tid = obj["task_id"]
     assert obj["input"] == {"prompt": LONG, "max_output_tokens": 10} and obj["metadata"] == {"team": "billing"}
@@ -318,6 +145,7 @@ def test_an_unknown_capability_or_model_is_a_400_and_writes_nothing(tasks: Tasks
     assert tasks.snapshot() == before and tasks.sqs.sent == []
 
 
+# A table: one bad body per line (name, body, a word of the error), left as written by the formatter.
 BAD_BODIES: list[tuple[str, Any, str]] = [
     ("malformed JSON", "{not json", "Malformed JSON"),
     ("not an object", "[1]", "must be a JSON object"),
@@ -368,8 +196,17 @@ def test_a_loopback_callback_is_accepted_only_when_the_knob_is_on(env: Env) -> N
     for url in ("http://127.0.0.1:8123/hook", "http://localhost:8123/hook", "https://[::1]/hook"):
         tid = tasks.new(callback={"url": url})
         assert tasks.get(tid).json["callback"]["url"] == url
-    assert tasks.create(body={"capability": "text.generate", "model": "auto", "input": {"prompt": "x"},
-                              "callback": {"url": "http://10.0.0.7/x"}}).status == 400  # fmt: skip
+    assert (
+        tasks.create(
+            body={
+                "capability": "text.generate",
+                "model": "auto",
+                "input": {"prompt": "x"},
+                "callback": {"url": "http://10.0.0.7/x"},
+            }
+        ).status
+        == 400
+    )
 
 
 def test_request_ids_are_echoed_generated_or_refused_when_malformed(tasks: TasksApi) -> None:
@@ -401,9 +238,13 @@ def test_a_missing_key_is_401_and_changes_nothing(tasks: TasksApi) -> None:
 def test_unknown_malformed_and_other_tenants_tasks_are_the_same_404(tasks: TasksApi) -> None:
     tid = tasks.new()
     answers = [
-        tasks.get("task_doesnotexist0000"), tasks.get("not-a-task"), tasks.get(tid, tenant="other"),
-        tasks.cancel("task_doesnotexist0000"), tasks.cancel("not-a-task"), tasks.cancel(tid, tenant="other"),
-    ]  # fmt: skip
+        tasks.get("task_doesnotexist0000"),
+        tasks.get("not-a-task"),
+        tasks.get(tid, tenant="other"),
+        tasks.cancel("task_doesnotexist0000"),
+        tasks.cancel("not-a-task"),
+        tasks.cancel(tid, tenant="other"),
+    ]
     assert {(a.status, a.error["code"], a.error["message"]) for a in answers} == {(404, "not_found", "No such task")}
     assert tasks.get(tid).json["status"] == "queued"
 
@@ -505,8 +346,13 @@ def test_cancelling_a_finished_task_returns_its_final_state_unchanged_with_a_war
 
 @pytest.mark.parametrize(
     ("raw", "hint"),
-    [('{"reason": 5}', "reason"), ('{"reason": "' + "x" * 1001 + '"}', "reason"), ('{"reson": "x"}', "reson"), ("[", "Malformed")],
-)  # fmt: skip
+    [
+        ('{"reason": 5}', "reason"),
+        ('{"reason": "' + "x" * 1001 + '"}', "reason"),
+        ('{"reson": "x"}', "reson"),
+        ("[", "Malformed"),
+    ],
+)
 def test_a_bad_cancel_body_is_a_400_and_cancels_nothing(tasks: TasksApi, raw: str, hint: str) -> None:
     tid = tasks.new()
     reply = tasks.cancel(tid, raw=raw)
@@ -569,8 +415,12 @@ def test_a_cancel_whose_key_is_held_by_a_request_in_flight_is_a_retryable_409(ta
 
     tid = tasks.new()
     path = f"/v1/tasks/{tid}/cancel"
-    ev = {"headers": {"idempotency-key": "c-busy"}, "rawPath": path, "body": None,
-          "requestContext": {"http": {"method": "POST"}}}  # fmt: skip
+    ev = {
+        "headers": {"idempotency-key": "c-busy"},
+        "rawPath": path,
+        "body": None,
+        "requestContext": {"http": {"method": "POST"}},
+    }
     claim = idempotency_claim(ev, TENANT, None)
     assert claim is not None and tasks.store.answers.claim(claim, 60_000) is None  # another request holds it
     reply = tasks.cancel(tid, headers={"Idempotency-Key": "c-busy"})
@@ -591,19 +441,29 @@ def test_the_list_is_newest_first_filtered_by_status_paged_and_per_tenant(tasks:
     tasks.run(ids[0])
     tasks.cancel(ids[1], "no")  # cancelled while queued
     tasks.run(ids[2], HookModel(3, fail_at=1))
-    tasks.call("POST", "/v1/tasks", body={"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}},
-               tenant="other")  # fmt: skip
+    tasks.call(
+        "POST",
+        "/v1/tasks",
+        body={"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}},
+        tenant="other",
+    )
     page = tasks.list().json
     assert set(page) == {"object", "data", "has_more", "next_cursor"} and page["object"] == "list"
     assert [t["task_id"] for t in page["data"]] == ids[::-1] and page["has_more"] is False
     for t in page["data"]:
         assert_task_shape(t)
         assert t["output"] == {}
-    by_status = {s: [t["task_id"] for t in tasks.list(status=s).json["data"]] for s in
-                 ("queued", "running", "succeeded", "failed", "cancelled")}  # fmt: skip
+    by_status = {
+        s: [t["task_id"] for t in tasks.list(status=s).json["data"]]
+        for s in ("queued", "running", "succeeded", "failed", "cancelled")
+    }
     assert by_status == {
-        "queued": [ids[4], ids[3]], "running": [], "succeeded": [ids[0]], "failed": [ids[2]], "cancelled": [ids[1]],
-    }  # fmt: skip
+        "queued": [ids[4], ids[3]],
+        "running": [],
+        "succeeded": [ids[0]],
+        "failed": [ids[2]],
+        "cancelled": [ids[1]],
+    }
     first = tasks.list(limit="2").json
     assert [t["task_id"] for t in first["data"]] == [ids[4], ids[3]] and first["has_more"] is True
     second = tasks.list(limit="2", cursor=first["next_cursor"]).json
@@ -628,8 +488,142 @@ def test_a_filtered_list_that_reads_many_others_answers_a_short_page_and_a_curso
 
 
 @pytest.mark.parametrize(
-    "query", [{"status": "done"}, {"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"}, {"cursor": "YWJj"}]
-)  # fmt: skip
+    "query",
+    [{"status": "done"}, {"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"}, {"cursor": "YWJj"}],
+)
 def test_a_bad_list_query_is_a_400(tasks: TasksApi, query: dict[str, str]) -> None:
     reply = tasks.list(**query)
     assert reply.status == 400 and reply.error["code"] == "invalid_request"
+
+
+# ---------------------------------------------------------------- on DynamoDB Local only
+
+
+@only_on_dynamodb_local
+def test_cancels_racing_completion_charge_and_refund_exactly_once_and_agree_with_the_end(env: Env) -> None:
+    """Four cancel threads released early in the run, as the last word is committed (racing the
+    completion), or as the completion is written: whoever wins, one charge and one refund, and
+    a cancel answered 202 always ends cancelled."""
+    tasks = TasksApi(env)
+    outcomes = set()
+    for release in ("early", "last_word", "finish", "last_word", "finish"):
+        tid = tasks.new("Write a 12-word note")
+        go = threading.Event()
+        answers: list[Reply] = []
+
+        def canceller(task_id: str = tid, go: threading.Event = go, answers: list[Reply] = answers) -> None:
+            go.wait()
+            answers.append(tasks.cancel(task_id, "race"))
+
+        threads = [threading.Thread(target=canceller) for _ in range(4)]
+        for t in threads:
+            t.start()
+
+        def release_then_wait_for_an_answer(go: threading.Event = go, answers: list[Reply] = answers) -> None:
+            go.set()  # early in the run: the model waits until a cancel has answered
+            eventually(lambda: answers, "a cancel's answer")
+
+        hooks: dict[int, Callable[[], object]] = {}
+        if release == "early":
+            hooks[2] = release_then_wait_for_an_answer
+        elif release == "last_word":
+            hooks[12] = go.set
+        result = _runner(tasks, HookModel(12, hooks), go).handle(tid)
+        for t in threads:
+            t.join(timeout=60)
+        final = tasks.get(tid).json
+        ledger = tasks.ledger(tid)
+        assert set(ledger) == {"charge", "refund"}, ledger
+        charged, refunded = Decimal(ledger["charge"]["credits"]), Decimal(ledger["refund"]["credits"])
+        if any(a.status == 202 for a in answers):  # a cancel won: it ends cancelled, refunded in full
+            assert final["status"] == "cancelled" and result == "cancelled" and refunded == charged
+        else:  # completion won: every cancel saw it finished and changed nothing
+            assert final["status"] == "succeeded" and result == "completed"
+            assert charged - refunded == Decimal(final["usage"]["credits"]) > 0
+            assert {a.json["warnings"][0]["code"] for a in answers} == {"already_terminal"}
+        assert sum(a.status == 202 and not a.json["warnings"] for a in answers) <= 1  # one cancel took effect
+        assert Decimal(final["billing"]["refunded_credits"]) == refunded
+        assert tasks.run(tid) == "already_final" and tasks.ledger(tid) == ledger
+        outcomes.add(final["status"])
+    assert outcomes == {"cancelled", "succeeded"}
+
+
+def _runner(tasks: TasksApi, model: HookModel, finished: threading.Event) -> TurnRunner:
+    """A worker running ``model``; it sets ``finished`` once it has written the end."""
+    return TurnRunner(
+        tasks.store,
+        lambda t: model,
+        renderers=all_renderers(),
+        lease_ms=30_000,
+        owner="w",
+        on_finished=lambda turn, end: finished.set(),
+    )
+
+
+@only_on_dynamodb_local
+def test_ten_creates_with_one_key_at_once_make_one_task_and_one_charge(env: Env) -> None:
+    tasks = TasksApi(env)
+    body = {"capability": "text.generate", "model": "auto", "input": {"prompt": "Write a 9-word note"}}
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        replies = list(pool.map(lambda _: tasks.create(body=body, headers={"Idempotency-Key": "burst"}), range(10)))
+    assert {r.status for r in replies} == {202} and len({r.text for r in replies}) == 1
+    assert sum("idempotent-replayed" not in r.headers for r in replies) == 1
+    tid = replies[0].json["task_id"]
+    assert [t for t, _ in tasks.sqs.on("turns")] == [tid]
+    charges = [e for e in tasks.store.ledger.entries(TENANT) if e["kind"] == "charge"]
+    assert [e["turn_id"] for e in charges] == [tid]
+    assert [t["task_id"] for t in tasks.list().json["data"]] == [tid]
+
+
+@only_on_dynamodb_local
+def test_ten_cancels_with_one_key_at_once_get_one_answer(env: Env) -> None:
+    tasks = TasksApi(env)
+    tid = tasks.new()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        replies = list(pool.map(lambda _: tasks.cancel(tid, "once", headers={"Idempotency-Key": "stop"}), range(10)))
+    assert {(r.status, r.text) for r in replies} == {(200, replies[0].text)}
+    assert replies[0].json["status"] == "cancelled"
+    assert sum("idempotent-replayed" not in r.headers for r in replies) == 1
+
+
+@only_on_dynamodb_local
+def test_a_task_step_commit_writes_no_index_copy(env: Env) -> None:
+    """Task heads are in gsi3 (the list), gsi2 (in flight) and gsi4 (the live index of bulk
+    cancels) from their creation; a step's commit changes no index's projection, so only
+    creation, claim, cancel and finish write index copies (gsi4: creation, and the cancel that
+    takes it out; its finish then has nothing left there)."""
+    tasks = TasksApi(env)
+    meter = CapacityMeter(env.client)
+    try:
+        tid = tasks.new("Write a 5-word note")
+        created = meter.index_writes()
+        meter.reset()
+        head = tasks.store.turns.claim(tid, "worker-a", 30_000)
+        claimed = meter.index_writes()
+        meter.reset()
+        for i in range(5):
+            seq = tasks.store.turns.publish(
+                tid,
+                "worker-a",
+                [Event(head.seq + 1, "task.output.delta", {"delta": f"w{i} "})],
+                head.seq,
+                head.usage.__class__(head.usage.input_tokens, i + 1),
+                30_000,
+            )
+            head = head.replace(seq=seq)
+        commits = list(meter.calls)
+        meter.reset()
+        cancelled = tasks.cancel(tid, "enough")
+        cancel_units = meter.index_writes()
+        meter.reset()
+        env.clock.advance(seconds=31)  # the worker is gone: the redelivered message finishes it
+        assert tasks.run(tid, owner="worker-b") == "cancelled"
+        finished_units = meter.index_writes()
+    finally:
+        meter.close()
+    assert cancelled.status == 202
+    assert set(created) == {"gsi2", "gsi3", "gsi4"} and set(claimed) == {"gsi2", "gsi3"}
+    assert [op for op, _ in commits] == ["PutItem", "UpdateItem"] * 5
+    assert all(set(units) == {"table"} for _, units in commits), commits
+    assert set(cancel_units) == {"gsi3", "gsi4"}  # the list shows it cancelled-to-be; no longer stoppable
+    assert set(finished_units) == {"gsi2", "gsi3"}

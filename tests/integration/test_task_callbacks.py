@@ -1,3 +1,0 @@
-"""Task callbacks on DynamoDB Local: the shared cases in tests/cases/task_callbacks_cases.py."""
-
-from tests.cases.task_callbacks_cases import *  # noqa: F403

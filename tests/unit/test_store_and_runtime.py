@@ -1,3 +1,0 @@
-"""Store and runtime cases on moto (the same cases run on DynamoDB Local in tests/integration)."""
-
-from tests.cases.store_cases import *  # noqa: F401,F403
