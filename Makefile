@@ -17,7 +17,7 @@ JOBS   ?= 2
 
 .PHONY: run test install install-models install-agents test-agents llama test-models chromium screenshots test-unit \
 	test-integration test-e2e test-repeat lint checkov verify deploy-local openapi validate bench bench-bulk \
-	bench-upstream load soak invoke clean
+	bench-upstream bench-agents load soak invoke clean
 
 run: install
 	$(PY) -m turnstop_local serve --port $(PORT)
@@ -156,6 +156,10 @@ bench-bulk: install
 # The provider part of `make bench` alone: cancels reaching a local fake model server, stream pace.
 bench-upstream: install
 	$(PY) -m bench.upstream
+
+# The agents part of `make bench` alone: an external route's cancels against the built-in turn's.
+bench-agents: install
+	$(PY) -m bench.agents
 
 # Not part of `make test`: N simultaneous streams against a local instance it starts (docs/local-runtime.md).
 load: install

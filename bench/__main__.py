@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
 import boto3  # noqa: E402
 
-from bench import bulk, coldinit, report, streaming, upstream  # noqa: E402
+from bench import agents, bulk, coldinit, report, streaming, upstream  # noqa: E402
 from tests.conftest import CapacityMeter  # noqa: E402
 from turnstop.store import Store  # noqa: E402
 from turnstop_local.store import LocalStore  # noqa: E402
@@ -54,6 +54,7 @@ def main() -> None:
             "bulk_cancel": bulk.measure(store, meter, target=100 if args.quick else bulk.TARGET,
                                         in_flight=1000 if args.quick else bulk.IN_FLIGHT),
             "upstream": upstream.measure(store, quick=args.quick),
+            "agents": agents.measure(store, quick=args.quick),
         }  # fmt: skip
         meter.close()
         ddb.delete_table(TableName=table)

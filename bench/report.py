@@ -68,6 +68,10 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {design} | {scenario} | {v['n']} | {v['p50_ms']} | {v['p99_ms']} | {v['max_ms']} |")
     lines += bulk_lines(r["bulk_cancel"]) if "bulk_cancel" in r else []
     lines += upstream_lines(r["upstream"]) if "upstream" in r else []
+    if "agents" in r:  # your own agent's turns (bench/agents.py)
+        from bench.agents import lines as agent_lines
+
+        lines += ["", "## Cancels of your own agent's turns", *agent_lines(r["agents"])]
     ci = r["cold_init"]
     lines += ["", f'## Cold init (baseline `import boto3; boto3.client("dynamodb")`: {ci["baseline_ms"]} ms CPU)', ""]
     lines += ["| function | ms CPU | ratio | with SnapStart: after-restore hook, ms CPU |", "|---|---|---|---|"]

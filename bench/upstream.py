@@ -105,12 +105,15 @@ class Reader:
     deltas: list[float] = field(default_factory=list)
     terminal: str = ""
     ended: float = 0.0
+    prompt: str = ""
 
 
-def _read(runner: TurnRunner, store: Store, route: str, out: Reader) -> tuple[str, threading.Thread]:
+def _read(runner: TurnRunner, store: Store, route: str, out: Reader,
+          prompt: str = "Write a long essay on cryptography") -> tuple[str, threading.Thread]:  # fmt: skip
     """Start a turn on ``route`` and a thread reading its live channel into ``out``."""
+    out.prompt = prompt
     new = NewTurn(id=new_id("resp_"), kind=STATELESS_KIND, tenant=TENANT, scope=scopes.STATELESS, grace_ms=120_000,
-                  input={"prompt": "Write a long essay on cryptography", "route": route})  # fmt: skip
+                  input={"prompt": prompt, "route": route})  # fmt: skip
     turn = store.turns.start(new, created_event, run_as=runner.owner, lease_ms=runner.lease_ms)
     channel, worker = runner.start(turn)
 
