@@ -26,7 +26,7 @@ import boto3  # noqa: E402
 
 from bench.streaming import cost_of  # noqa: E402
 from tests.conftest import CapacityMeter  # noqa: E402
-from turnstop.bulk_cancel import BulkCancel, Page  # noqa: E402
+from turnstop.cancels.bulk import BulkCancel, Page  # noqa: E402
 from turnstop.core import scopes  # noqa: E402
 from turnstop.core.bulk import BulkRequest, BulkScope  # noqa: E402
 from turnstop.core.ids import new_id  # noqa: E402

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
 from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
-from turnstop.admin_cancels import admin_cancels_app
+from turnstop.cancels.admin import admin_cancels_app
 from turnstop.http.api import report_cancel
 from turnstop.settings import Settings
 from turnstop.store import Store

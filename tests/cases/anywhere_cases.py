@@ -10,7 +10,7 @@ import pytest
 
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import TENANT, HookModel, cancel, events, ledger_kinds, runner, until_ended
-from turnstop.bulk_cancel import BulkCancel, Page
+from turnstop.cancels.bulk import BulkCancel, Page
 from turnstop.core import errors, scopes
 from turnstop.core.bulk import BulkRequest, BulkScope
 from turnstop.core.ids import new_id

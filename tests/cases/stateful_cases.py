@@ -41,6 +41,7 @@ from tests.cases.store_cases import FAST, LEASE_MS, HookModel
 from tests.conftest import create_table
 from tests.fakes import FakeClock
 from turnstop.auth import Principal
+from turnstop.cancels.queue import CancelMessage, handle
 from turnstop.core import errors, scopes
 from turnstop.core.errors import CommitRejected, IdempotentReplay
 from turnstop.core.events import Event
@@ -49,7 +50,6 @@ from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.turn import TERMINAL_STATUSES, CancelOutcome, CancelRequest, Status, Turn, TurnEnd, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.dialects.sessions.service import Sessions
-from turnstop.queue_cancel import CancelMessage, handle
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.settings import Settings
 from turnstop.store import Store

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from aws_lambda_powertools.event_handler import Response
 
 from turnstop.auth import Principal
-from turnstop.bulk_cancel import BulkCancel, Page, Send, report_json
+from turnstop.cancels.bulk import BulkCancel, Page, Send, report_json
 from turnstop.core import errors
 from turnstop.core.bulk import parse_request
 from turnstop.core.ids import new_id, plausible
