@@ -155,7 +155,7 @@ class LambdaFunction:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
             # What `sam local` sets: Powertools' Tracer, for one, turns itself off (no X-Ray daemon).
             "AWS_SAM_LOCAL": "true",
-            # ...and said outright: no X-Ray SDK is made or imported locally (turnstop.tracing).
+            # ...and said outright: no X-Ray SDK is made or imported locally (turnstop.observability.tracing).
             "POWERTOOLS_TRACE_DISABLED": "true",
             **self.environment,
         }

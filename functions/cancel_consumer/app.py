@@ -13,9 +13,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from turnstop.cancels.bulk import BulkCancel
 from turnstop.cancels.queue import BulkMessage, CancelRecord, handle, handle_bulk
+from turnstop.observability.tracing import traced, traced_record
 from turnstop.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced, traced_record
 
 logger = Logger()
 metrics = Metrics()

@@ -7,9 +7,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from turnstop.composition import turn_runner
 from turnstop.dialects.chat.handlers import api_app
 from turnstop.dialects.chat.renderer import RENDERERS, after_finish
+from turnstop.observability.tracing import traced
 from turnstop.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()

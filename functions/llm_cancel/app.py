@@ -11,9 +11,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
 from turnstop.dialects.llm.cancel import llm_cancel_app
 from turnstop.http.api import report_cancel
+from turnstop.observability.tracing import traced
 from turnstop.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()

@@ -10,9 +10,9 @@ from turnstop.composition import turn_runner
 from turnstop.dialects.sessions.handlers import stream_app
 from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.http.streaming import wsgi_app
+from turnstop.observability.tracing import traced_wsgi
 from turnstop.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced_wsgi
 
 logger = Logger()
 settings = Settings.from_env()

@@ -97,7 +97,7 @@ CANCEL_FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*_ca
 DIALECT_OF = {"response_cancel": "sessions", "session_cancel": "sessions"}  # else the name's first word
 # What a cancel never needs: request models (pydantic), the sign-in (JWT), the runtime that runs
 # a turn, streaming, webhooks; and of its own dialect anything but the cancel's light modules.
-# Nor the X-Ray SDK: it loads only to record a failed cancel (turnstop.tracing), though tracing is on.
+# Nor the X-Ray SDK: it loads only to record a failed cancel (turnstop.observability.tracing), though tracing is on.
 NEVER = ("pydantic", "jwt", "turnstop.runtime.runner", "turnstop.runtime.keeper", "turnstop.runtime.active",
          "turnstop.runtime.model", "turnstop.http.sse", "turnstop.http.streaming", "turnstop.webhooks",
          "aws_xray_sdk")  # fmt: skip

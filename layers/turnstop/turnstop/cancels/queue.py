@@ -15,12 +15,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import BaseModel, ConfigDict, Field, Json, StrictStr, field_validator, model_validator
 
-from turnstop import logkeys
 from turnstop.cancels.bulk import BulkCancel, Page
 from turnstop.core import errors
 from turnstop.core.bulk import BulkRequest, parse_request
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest
+from turnstop.observability import logkeys
 from turnstop.store import Store
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from turnstop import logkeys
 from turnstop.auth import Principal, principal_from_event
 from turnstop.core import errors
 from turnstop.http.body import headers_of
 from turnstop.http.errors import ErrorShape
 from turnstop.http.response import StreamingResponse
+from turnstop.observability import logkeys
 from turnstop.store import Store
 
 MAX_REQUEST_ID = 200
@@ -199,7 +199,7 @@ def add_cancel_route(app: TurnstopResolver, route: str, handler: Callable[..., R
 def report_cancel(logger: Any, metrics: Any, response: dict[str, Any]) -> dict[str, Any]:
     """Count a cancel function's answer as ``CancelStatus<code>`` (the alarms on 500/503 watch
     these: a caught error is an answer, so Lambda's Errors metric never sees it) and log it:
-    one line per cancel, with the keys the cancel path bound (``turnstop.logkeys``)."""
+    one line per cancel, with the keys the cancel path bound (``turnstop.observability.logkeys``)."""
     from aws_lambda_powertools.metrics import MetricUnit
 
     status = response["statusCode"]

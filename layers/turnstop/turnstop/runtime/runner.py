@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from turnstop import logkeys
 from turnstop.core.errors import CommitRejected, Retryable
 from turnstop.core.events import Event
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage, final_status_after_lost_worker
+from turnstop.observability import logkeys
 from turnstop.providers.base import CallAborted, ModelCall, ModelProvider, UpstreamError
 from turnstop.providers.models import estimate_input
 from turnstop.runtime.active import ActiveTurn, LiveChannel, ModelEnd, TurnStopping

@@ -14,7 +14,6 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from turnstop import logkeys
 from turnstop.core import errors
 from turnstop.core.events import Event, PendingEvent
 from turnstop.core.records import IdempotencyClaim, NewTurn
@@ -28,6 +27,7 @@ from turnstop.core.turn import (
     outcome_from_conflict,
     outcome_from_success,
 )
+from turnstop.observability import logkeys
 from turnstop.store import chunks, codec, ledger, sessions
 from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import TURN_SK, turn_pk
