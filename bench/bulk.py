@@ -33,7 +33,7 @@ from turnstop.core.ids import new_id  # noqa: E402
 from turnstop.core.records import NewTurn  # noqa: E402
 from turnstop.core.turn import CancelOutcome, CancelRequest  # noqa: E402
 from turnstop.dialects.sessions.renderer import STATELESS_KIND, created_event  # noqa: E402
-from turnstop.settings import Settings  # noqa: E402
+from turnstop.platform.settings import Settings  # noqa: E402
 from turnstop.store import Store  # noqa: E402
 from turnstop.store.codec import dump  # noqa: E402
 

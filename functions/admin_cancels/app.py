@@ -7,11 +7,11 @@ only, for their own tenant; each turn of the scope gets the single conditional c
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
 from turnstop.cancels.admin import admin_cancels_app
 from turnstop.http.api import report_cancel
 from turnstop.observability.tracing import traced
-from turnstop.settings import Settings
+from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 logger = Logger()

@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from turnstop.auth import authenticate, authorizer_answer
 from turnstop.observability.tracing import traced
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 logger = Logger()

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from turnstop.cancels.bulk import BulkCancel
 from turnstop.cancels.queue import BulkMessage, CancelRecord, handle, handle_bulk
 from turnstop.observability.tracing import traced, traced_record
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 logger = Logger()

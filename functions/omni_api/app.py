@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from turnstop.dialects.omni.handlers import api_app
 from turnstop.observability.tracing import traced
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 logger = Logger()

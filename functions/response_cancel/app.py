@@ -7,11 +7,11 @@ the stop button. One conditional write, no read.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
 from turnstop.dialects.sessions.cancel import response_cancel_app
 from turnstop.http.api import report_cancel
 from turnstop.observability.tracing import traced
-from turnstop.settings import Settings
+from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 logger = Logger()

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from turnstop.observability.tracing import traced
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.callbacks import CALLBACK_SHARDS, REDRIVE_AFTER_MS
 from turnstop.store.turns import INFLIGHT_SHARDS

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from turnstop.dialects.tasks.callbacks import CallbackRecord, Deliverer
 from turnstop.observability.tracing import traced
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 logger = Logger()

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from turnstop.observability.tracing import traced
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.turn_events import EventBridgeSink, FileSink, Sink, record_metrics, terminal_event
 
 logger = Logger()

@@ -4,9 +4,9 @@
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
 from turnstop.observability.tracing import traced
-from turnstop.settings import Settings
+from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.worker_api import worker_api_app
 

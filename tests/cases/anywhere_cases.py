@@ -18,7 +18,7 @@ from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import sessions
 from turnstop.store.start_keys import idempotency_pk
 from turnstop.store.tombstones import ByTurn, Tombstone

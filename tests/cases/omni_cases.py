@@ -20,9 +20,9 @@ from turnstop.dialects.omni.handlers import api_app
 from turnstop.dialects.omni.wire import FORBIDDEN, MISSING_ACCOUNT
 from turnstop.dialects.registry import all_renderers
 from turnstop.http.api import request_id
+from turnstop.platform.settings import Settings
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner, WorkerResult
-from turnstop.settings import Settings
 
 LEASE_MS = 30_000
 # what every body carries for the test events' API Gateway request id "req-test"

@@ -50,8 +50,8 @@ from turnstop.core.records import IdempotencyClaim, NewTurn
 from turnstop.core.turn import TERMINAL_STATUSES, CancelOutcome, CancelRequest, Status, Turn, TurnEnd, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.dialects.sessions.service import Sessions
+from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.finish import Closing, MyLease
 from turnstop.store.turns import INFLIGHT_SHARDS

@@ -29,7 +29,7 @@ from turnstop.core.ids import new_id, plausible
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import json_object
 from turnstop.http.errors import ErrorInfo, ErrorShape
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 BASE = "/v1/admin/cancels"

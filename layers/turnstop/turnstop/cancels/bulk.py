@@ -26,7 +26,7 @@ from turnstop.core.bulk import FAILED, BulkRequest, Counts, classify, parse_requ
 from turnstop.core.clock import iso
 from turnstop.core.turn import CancelRequest
 from turnstop.observability import logkeys
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.bulk import Report
 from turnstop.store.live import Cursor

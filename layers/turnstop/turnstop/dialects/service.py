@@ -9,7 +9,7 @@ from turnstop.auth import Principal
 from turnstop.core import errors
 from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import Status, Turn
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 # A replay re-sends the message of a turn still queued this long after its creation (the

@@ -24,9 +24,9 @@ from typing import Any
 from turnstop.core.errors import CommitRejected, Retryable
 from turnstop.core.events import Event
 from turnstop.core.turn import CancelRequest, Status, Turn, TurnEnd, Usage
+from turnstop.platform.settings import Settings
 from turnstop.runtime.active import ActiveTurn, ModelEnd, Snapshot
 from turnstop.runtime.renderer import Renderer
-from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.finish import Closing, MyLease
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from turnstop.core import errors
 from turnstop.http.body import headers_of
 from turnstop.observability import logkeys
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from turnstop.dialects.omni.service import Omni
 from turnstop.dialects.service import Enqueue
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import idempotency_claim, max_duration_ms
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 

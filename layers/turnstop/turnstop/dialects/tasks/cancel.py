@@ -28,7 +28,7 @@ from turnstop.dialects.tasks.wire import Answer
 from turnstop.http import api
 from turnstop.http.api import TurnstopResolver, require_principal
 from turnstop.http.body import cancel_reason, idempotency_claim, json_object, start_key
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.idempotency import InProgress, KeptAnswer
 from turnstop.store.tombstones import Tombstone

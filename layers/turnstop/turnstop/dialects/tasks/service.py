@@ -23,10 +23,10 @@ from turnstop.dialects.service import DialectService, Enqueue
 from turnstop.dialects.tasks import ids, models, pricing, views, wire
 from turnstop.dialects.tasks.renderer import ID_PREFIX, KIND, WIRE_STATUS, created_event
 from turnstop.dialects.tasks.wire import Answer
+from turnstop.platform.settings import Settings
 from turnstop.providers.config import Route, routes_for
 from turnstop.providers.models import estimate_tokens
 from turnstop.runtime.model import requested_words
-from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.tasks import index_keys
 from turnstop.webhooks import Resolve, UnsafeUrl, check_url, system_resolve
