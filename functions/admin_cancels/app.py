@@ -19,7 +19,6 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = admin_cancels_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced(lazy=True)  # a cancel endpoint: no X-Ray SDK on its cold start (docs/observability.md)

@@ -17,7 +17,6 @@ settings = Settings.from_env()
 store = Store(settings.table)
 runner = turn_runner(store, settings, RENDERERS, on_finished=after_finish(store))
 app = api_app(store, settings, runner)
-throttled_response = app.throttled_response
 
 
 @traced

@@ -14,7 +14,6 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = auth_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced

@@ -21,7 +21,6 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = chat_cancel_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced(lazy=True)

@@ -21,7 +21,6 @@ store = Store(settings.table)
 runner = turn_runner(store, settings, RENDERERS, on_finished=after_finish(store))
 app = stream_app(store, settings, runner)
 stream_handler = app.stream
-throttled_response = app.throttled_response
 wsgi = traced_wsgi(wsgi_app(stream_handler))
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ store = Store(settings.table, queue_url=settings.turn_queue_url)
 runner = turn_runner(store, settings, RENDERERS)
 app = api_app(store, settings, runner)
 stream_handler = app.stream
-throttled_response = app.throttled_response
 wsgi = traced_wsgi(wsgi_app(stream_handler))
 
 if __name__ == "__main__":

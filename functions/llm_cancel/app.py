@@ -20,7 +20,6 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = llm_cancel_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced(lazy=True)

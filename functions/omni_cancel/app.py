@@ -19,7 +19,6 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = omni_cancel_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced(lazy=True)

@@ -13,7 +13,6 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url)
 app = api_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced

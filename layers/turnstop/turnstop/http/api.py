@@ -159,7 +159,10 @@ class TurnstopResolver(APIGatewayHttpResolver):
         return StreamingResponse(int(result["statusCode"]), headers, chunks)
 
     def throttled_response(self, event: dict[str, Any]) -> dict[str, Any]:
-        """What this function answers when its concurrency is used up (local runtime hook)."""
+        """Kept only while functions/workers_api/app.py still names it (that line goes with the
+        remote workers' next change): the local runtime answers a throttled request itself, by
+        wrapping ``error_response`` (turnstop_local/apigw/throttling.py), and no other function
+        carries a hook for it."""
         response = self.error_response(errors.RateLimited("Too many concurrent requests; retry shortly"), event)
         return {
             "statusCode": response.status_code,
