@@ -42,12 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
 from bench.streaming import pct  # noqa: E402
+from turnstop.composition import turn_runner  # noqa: E402
 from turnstop.core import scopes  # noqa: E402
 from turnstop.core.ids import new_id  # noqa: E402
 from turnstop.core.records import NewTurn  # noqa: E402
 from turnstop.core.turn import CancelOutcome, CancelRequest  # noqa: E402
 from turnstop.dialects.sessions.renderer import RENDERERS, STATELESS_KIND, created_event  # noqa: E402
-from turnstop.platform.composition import turn_runner  # noqa: E402
 from turnstop.platform.settings import Settings  # noqa: E402
 from turnstop.runtime.runner import TurnRunner  # noqa: E402
 from turnstop.store import Store  # noqa: E402

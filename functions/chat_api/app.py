@@ -4,10 +4,10 @@ GET /chat/threads/{thread_id}, and the CORS preflights of /chat/*."""
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
+from turnstop.composition import turn_runner
 from turnstop.dialects.chat.handlers import api_app
 from turnstop.dialects.chat.renderer import RENDERERS, after_finish
 from turnstop.observability.tracing import traced
-from turnstop.platform.composition import turn_runner
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
 

@@ -7,11 +7,11 @@ Adapter serves behind the streaming REST API in AWS (``run.sh``). Same code on b
 
 from aws_lambda_powertools import Logger
 
+from turnstop.composition import turn_runner
 from turnstop.dialects.llm.handlers import api_app
 from turnstop.dialects.llm.renderer import RENDERERS
 from turnstop.http.streaming import wsgi_app
 from turnstop.observability.tracing import traced_wsgi
-from turnstop.platform.composition import turn_runner
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
 

@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from turnstop.composition import turn_runner
 from turnstop.dialects.registry import after_finish, all_renderers
 from turnstop.observability.tracing import traced, traced_record
-from turnstop.platform.composition import turn_runner
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
