@@ -14,14 +14,15 @@ from turnstop.cancels.bulk import BulkCancel, Page
 from turnstop.core import errors, scopes
 from turnstop.core.bulk import BulkRequest, BulkScope
 from turnstop.core.ids import new_id
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.keys import Tombstone, idempotency_pk
+from turnstop.idempotency.tombstones import ByTurn
 from turnstop.platform.settings import Settings
 from turnstop.store import sessions
-from turnstop.store.start_keys import idempotency_pk
-from turnstop.store.tombstones import ByTurn, Tombstone
 from turnstop.store.transaction import Transaction
 from turnstop.turn_events import terminal_event
 

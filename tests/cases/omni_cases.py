@@ -13,13 +13,13 @@ import pytest
 
 from tests.cases.fixtures import Env
 from tests.cases.store_cases import FAST, HookModel, eventually
-from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.omni.cancel import omni_cancel_app
 from turnstop.dialects.omni.handlers import api_app
 from turnstop.dialects.omni.wire import FORBIDDEN, MISSING_ACCOUNT
 from turnstop.dialects.registry import all_renderers
 from turnstop.http.api import request_id
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.platform.settings import Settings
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner, WorkerResult

@@ -46,10 +46,11 @@ from turnstop.core import errors, scopes
 from turnstop.core.errors import CommitRejected, IdempotentReplay
 from turnstop.core.events import Event
 from turnstop.core.ids import new_id
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.turn import TERMINAL_STATUSES, CancelOutcome, CancelRequest, Status, Turn, TurnEnd, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.dialects.sessions.service import Sessions
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.store import Store

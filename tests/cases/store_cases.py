@@ -13,11 +13,12 @@ from tests.cases.fixtures import Env
 from turnstop.core import errors, scopes
 from turnstop.core.errors import CommitRejected, IdempotentReplay
 from turnstop.core.events import Event
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.http.sse import follow
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import Chunk, ScriptedModel
 from turnstop.runtime.runner import LeaseHeld, TurnRunner

@@ -16,8 +16,9 @@ from tests.cases.store_cases import HookModel, cancel
 from tests.conftest import CapacityMeter
 from turnstop.core.bulk import BulkRequest, BulkScope
 from turnstop.core.turn import CancelOutcome, Status
+from turnstop.idempotency.keys import Tombstone
+from turnstop.idempotency.tombstones import ByTurn
 from turnstop.store.live import LIVE_SHARDS
-from turnstop.store.tombstones import ByTurn, Tombstone
 from turnstop.turn_events import terminal_event
 
 

@@ -14,8 +14,8 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.ledger       usage, debit, charge and refund entries        (store/ledger.py)
     store.tasks        a task's charge at creation; the tasks list    (store/tasks.py)
     store.callbacks    task callbacks (outbox, attempts), secrets     (store/callbacks.py)
-    store.answers      Idempotency-Keys whose answer is kept          (store/idempotency.py)
-    store.tombstones   cancels by Idempotency-Key, before the start   (store/tombstones.py)
+    store.answers      Idempotency-Keys whose answer is kept          (idempotency/answers.py)
+    store.tombstones   cancels by Idempotency-Key, before the start   (idempotency/tombstones.py)
     store.live         a tenant's in-flight turns, for bulk cancels   (store/live.py)
     store.bulk         bulk cancels' reports and pages                (store/bulk.py)
     store.chat         chat threads, messages, actions; their cancels (store/chat.py)
@@ -33,11 +33,12 @@ from turnstop.core.clock import SYSTEM_CLOCK, Clock
 from turnstop.store.db import Dynamo
 
 if TYPE_CHECKING:
+    from turnstop.idempotency.answers import Answers
+    from turnstop.idempotency.tombstones import Tombstones
     from turnstop.store.bulk import BulkReports
     from turnstop.store.callbacks import Callbacks
     from turnstop.store.chat import Chat
     from turnstop.store.credentials import Credentials
-    from turnstop.store.idempotency import Answers
     from turnstop.store.ledger import Ledger
     from turnstop.store.live import LiveIndex
     from turnstop.store.offers import Offers
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from turnstop.store.sweep import Sweep
     from turnstop.store.tasks import Tasks
     from turnstop.store.threads import Threads
-    from turnstop.store.tombstones import Tombstones
     from turnstop.store.turns import Turns
 
 
@@ -133,13 +133,13 @@ class Store:
 
     @cached_property
     def answers(self) -> Answers:
-        from turnstop.store.idempotency import Answers
+        from turnstop.idempotency.answers import Answers
 
         return Answers(self.db)
 
     @cached_property
     def tombstones(self) -> Tombstones:
-        from turnstop.store.tombstones import Tombstones
+        from turnstop.idempotency.tombstones import Tombstones
 
         return Tombstones(self.db, self.turns)
 

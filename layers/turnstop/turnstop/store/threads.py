@@ -22,8 +22,9 @@ from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.events import PendingEvent
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.turn import TERMINAL_STATUSES, Status, Turn
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.store import codec
 from turnstop.store.codec import META_SK, TURN_SK, turn_pk
 from turnstop.store.db import TTL_SLACK_S, Dynamo

@@ -14,7 +14,7 @@ from typing import Any
 
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.omni import models, query, wire
@@ -22,6 +22,7 @@ from turnstop.dialects.omni.query import authorize
 from turnstop.dialects.omni.renderer import OMNI_KIND, assistant_message, created_event, text_parts
 from turnstop.dialects.omni.wire import QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
 from turnstop.dialects.service import DialectService
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.store.threads import Message, Thread
 
 TITLE_CHARS = 80
