@@ -185,4 +185,23 @@ class Store:
         return self.db.now()
 
 
-__all__ = ["Store"]
+# The facade, and the modules other packages may import: the aggregates behind it whose types
+# and helpers they need, the item codec, the DynamoDB adapter and transactions. The rest
+# (cancels, ledger, offers, queue, rates, signins, sweep, turn_reads) is private to the store.
+__all__ = [
+    "Store",
+    "bulk",
+    "callbacks",
+    "chat",
+    "chunks",
+    "codec",
+    "credentials",
+    "db",
+    "finish",
+    "live",
+    "sessions",
+    "tasks",
+    "threads",
+    "transaction",
+    "turns",
+]
