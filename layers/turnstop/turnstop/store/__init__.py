@@ -9,7 +9,7 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.queue        enqueue, requeue, undo a refused start         (store/queue.py)
     store.sweep        stalled in-flight turns                        (store/sweep.py)
     store.sessions     sessions and their one-turn slot               (store/sessions.py)
-    store.threads      omni threads and their messages                (store/threads.py)
+    store.omni_threads omni threads and their messages                (store/omni_threads.py)
     store.credentials  hashed API keys                                (store/credentials.py)
     store.ledger       usage, debit, charge and refund entries        (store/ledger.py)
     store.tasks        a task's charge at creation; the tasks list    (store/tasks.py)
@@ -42,13 +42,13 @@ if TYPE_CHECKING:
     from turnstop.store.ledger import Ledger
     from turnstop.store.live import LiveIndex
     from turnstop.store.offers import Offers
+    from turnstop.store.omni_threads import OmniThreads
     from turnstop.store.queue import TurnQueue
     from turnstop.store.rates import Rates
     from turnstop.store.sessions import Sessions
     from turnstop.store.signins import Signins
     from turnstop.store.sweep import Sweep
     from turnstop.store.tasks import Tasks
-    from turnstop.store.threads import Threads
     from turnstop.store.turns import Turns
 
 
@@ -102,10 +102,10 @@ class Store:
         return Sessions(self.db)
 
     @cached_property
-    def threads(self) -> Threads:
-        from turnstop.store.threads import Threads
+    def omni_threads(self) -> OmniThreads:
+        from turnstop.store.omni_threads import OmniThreads
 
-        return Threads(self.db, self.turns)
+        return OmniThreads(self.db, self.turns)
 
     @cached_property
     def credentials(self) -> Credentials:
@@ -201,7 +201,7 @@ __all__ = [
     "live",
     "sessions",
     "tasks",
-    "threads",
+    "omni_threads",
     "transaction",
     "turns",
 ]

@@ -17,7 +17,7 @@ from turnstop.core.events import Event
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.omni.renderer import TEXT_DELTA, THOUGHT, WIRE_STATUS, text_parts, wire_error
 from turnstop.http.errors import ErrorInfo, ErrorShape
-from turnstop.store.threads import Message, Thread
+from turnstop.store.omni_threads import OmniMessage, OmniThread
 
 MISSING_ACCOUNT = "Failed to deserialize query string: missing field `account_id`"
 FORBIDDEN = "The caller does not have permission to execute the specified operation"
@@ -42,11 +42,11 @@ def envelope(data: Any, request_id: str, **meta: Any) -> dict[str, Any]:
     return {"data": data, "metadata": {"request_id": request_id, **meta}}
 
 
-def thread_body(t: Thread) -> dict[str, Any]:
+def thread_body(t: OmniThread) -> dict[str, Any]:
     return {"id": t.id, "created_at": iso(t.created_at), "title": t.title, "updated_at": iso(t.updated_at)}
 
 
-def message_body(m: Message) -> dict[str, Any]:
+def message_body(m: OmniMessage) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": m.id,
         "content": {"parts": [p for p in m.parts if p.get("type") != "thinking"]},
