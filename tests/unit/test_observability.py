@@ -142,7 +142,7 @@ def test_the_workers_log_line_names_the_turn_it_ran(aws: Aws, logs: Logs) -> Non
     assert line["result"] == "completed"
 
 
-def test_a_thread_a_turn_starts_carries_the_keys_of_the_one_that_started_it() -> None:
+def test_a_python_thread_a_turn_starts_carries_the_keys_of_the_one_that_started_it() -> None:
     import threading
 
     logkeys.reset(turn_id="resp_1", tenant="acme")

@@ -69,13 +69,13 @@ RequestHeaders = Callable[[Mapping[str, Any]], dict[str, str]]
 
 
 class TurnstopResolver(APIGatewayHttpResolver):
-    """Each request's event, Lambda context and route context are the calling thread's own.
+    """Each request's event, Lambda context and route context are the calling Python thread's own.
 
     Powertools keeps the event and context on the ``BaseRouter`` *class* and the route's
     arguments in the resolver's ``context`` dict, which is right for Lambda (one invocation at
     a time per process) but lets concurrent invocations in one process (the local runtime
     serves every function from one) read each other's requests: a create read another's
-    Idempotency-Key. Kept per thread here, they cannot."""
+    Idempotency-Key. Kept thread-local here (per Python thread), they cannot."""
 
     def __init__(self, shape: ErrorShape, headers: RequestHeaders | None = None) -> None:
         """``headers``: what every answer carries besides X-Request-Id, errors and throttles

@@ -1,6 +1,6 @@
-"""The keeper: the one thread that writes a running turn to the store.
+"""The keeper: the one Python thread that writes a running turn to the store.
 
-Three jobs, each at its own cadence, none of them on the model's thread:
+Three jobs, each at its own cadence, none of them on the model's Python thread:
 - make the turn durable: every ``flush_ms`` (or sooner once ``flush_bytes`` are waiting) it
   publishes what was emitted as one chunk and moves the head over it (two small writes);
 - notice a cancel: every ``check_ms`` without such a write it reads the head's flag (one small

@@ -1,7 +1,7 @@
 """Running one turn: claim it, stream the model into memory, let the keeper make it durable,
 notice a cancel and write the end.
 
-Two threads per turn: the model's (``_drive``: model → renderer → ``ActiveTurn.emit``, never
+Two Python threads per turn: the model's (``_drive``: model → renderer → ``ActiveTurn.emit``, never
 waiting on the store) and the keeper's (``keeper.Keeper``: every store write). A streaming
 request hands a ``LiveChannel`` so its reader gets each event as it is emitted. A redelivered
 message for a turn whose worker died finalizes it instead of running it again.
