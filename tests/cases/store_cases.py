@@ -19,8 +19,9 @@ from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.http.sse import follow
 from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.providers.base import Chunk
 from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.model import Chunk, ScriptedModel
+from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.store import Store
 from turnstop.store.chunks import chunk_bytes

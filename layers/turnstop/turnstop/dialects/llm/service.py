@@ -24,7 +24,8 @@ from turnstop.dialects.llm import models, responses, wire
 from turnstop.dialects.llm.renderer import KIND, RENDERER, created_event
 from turnstop.dialects.service import DialectService
 from turnstop.http.body import parse_body
-from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
+from turnstop.http.response import StreamingResponse
+from turnstop.http.sse import caught_up, live_response, stream_response
 from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.providers.config import routes_for
 from turnstop.runtime.runner import TurnRunner

@@ -24,7 +24,8 @@ from turnstop.dialects.sessions.ids import (
     kind_and_scope,
 )
 from turnstop.dialects.sessions.renderer import RENDERERS, created_event
-from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
+from turnstop.http.response import StreamingResponse
+from turnstop.http.sse import caught_up, live_response, stream_response
 from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store.sessions import NO_PREVIOUS
