@@ -8,10 +8,13 @@
     answers     keys whose first answer is kept and replayed byte for byte (the tasks cancel)
     replay      the one replay rule: the same key and request get back the turn they started
 
-Powertools' idempotency utility keeps a handler's *result* in an item of its own, written
-after the handler ran. That fits the tasks cancel's kept answers in shape, but not a start:
-the key must be bound inside the turn's own transaction (one key, one turn, atomically), and a
-streamed answer has no result to keep. So the keys are turnstop's own (docs/architecture.md).
+Powertools' idempotency utility keeps a handler's *result* in a record of its own, written
+after the handler ran, keyed by the function and a hash of the payload. It fits none of the
+three uses: a start must bind its key inside the turn's own transaction (one key, one turn,
+atomically) and a streamed answer has no result to keep; a cancel by key is itself one
+conditional write of the key's item; and even the tasks cancel's kept answer shares the
+``IDEM#<tenant>#<key>`` item with the starts (one key is one request per tenant, whatever the
+route), which a per-function record cannot say. So the keys are turnstop's own.
 """
 
 __all__ = ["answers", "claims", "keys", "replay", "requests", "tombstones"]

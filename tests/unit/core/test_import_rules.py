@@ -1,0 +1,46 @@
+"""The public-surface contract ``make lint`` runs (tests/import_contracts.py) refuses what it
+should: a module of another package importing something its ``__all__`` does not list."""
+
+from __future__ import annotations
+
+from grimp import ImportGraph
+
+from tests.import_contracts import PublicSurfaceContract, declared_exports
+
+
+def graph(*imports: tuple[str, str]) -> ImportGraph:
+    g = ImportGraph()
+    for package in ("turnstop", "turnstop.store", "turnstop.dialects", "turnstop.dialects.llm"):
+        g.add_module(package)
+    for module in ("turnstop.store.turn_reads", "turnstop.store.codec", "turnstop.dialects.llm.wire"):
+        g.add_module(module)
+    for importer, imported in imports:
+        g.add_import(importer=importer, imported=imported)
+    return g
+
+
+def contract() -> PublicSurfaceContract:
+    return PublicSurfaceContract("surfaces", {}, {"packages": ["turnstop"]})
+
+
+def test_every_package_of_the_layer_declares_what_it_exports() -> None:
+    assert "Store" in (declared_exports("turnstop.store") or [])
+    assert "turn_reads" not in (declared_exports("turnstop.store") or [])
+    assert declared_exports("turnstop.dialects.llm") is not None
+
+
+def test_an_import_of_an_exported_module_keeps_the_contract() -> None:
+    check = contract().check(graph(("turnstop.dialects.llm.wire", "turnstop.store.codec")), verbose=False)
+    assert check.kept
+
+
+def test_an_import_of_a_private_module_of_another_package_breaks_it() -> None:
+    check = contract().check(graph(("turnstop.dialects.llm.wire", "turnstop.store.turn_reads")), verbose=False)
+    assert not check.kept
+    (breach,) = check.metadata["breaches"]
+    assert (breach.package, breach.name) == ("turnstop.store", "turn_reads")
+
+
+def test_a_package_imports_its_own_private_modules_freely() -> None:
+    check = contract().check(graph(("turnstop.store.codec", "turnstop.store.turn_reads")), verbose=False)
+    assert check.kept
