@@ -1,4 +1,5 @@
-"""An import-linter contract type for ``make lint``: a package's public surface is its ``__all__``.
+"""import-linter contract types for ``make lint``: a package's public surface is its ``__all__``
+(``PublicSurfaceContract``), and no module imports itself back (``AcyclicModulesContract``).
 
 Every package under the contract's ``packages`` declares ``__all__`` in its ``__init__`` (a
 literal list: names it re-exports, or submodules other packages may import). A module outside a
@@ -98,4 +99,68 @@ class PublicSurfaceContract(Contract):
             output.new_line()
         for b in check.metadata["breaches"]:
             output.print_error(f"{b.importer} -> {b.imported}: {b.name!r} is not in {b.package}.__all__")
+            output.new_line()
+
+
+def import_cycles(graph: ImportGraph, roots: list[str]) -> list[list[str]]:
+    """The import cycles among the modules of ``roots``: each a strongly connected set of
+    modules (Tarjan's algorithm, iterative), sorted."""
+    modules = sorted(m for m in graph.modules if any(_inside(m, r) for r in roots))
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for start in modules:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph.find_modules_directly_imported_by(start))))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if not any(_inside(nxt, r) for r in roots):
+                    continue
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph.find_modules_directly_imported_by(nxt)))))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        cycles.append(sorted(component))
+    return sorted(cycles)
+
+
+class AcyclicModulesContract(Contract):
+    """No module of ``packages`` imports itself back through others (the import lines that
+    run, function-level ones included): a circle forces lazy imports to break it at load time."""
+
+    type_name = "acyclic_modules"
+
+    packages = fields.ListField(subfield=fields.StringField())
+
+    def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
+        cycles = import_cycles(graph, [str(p) for p in self.packages])  # type: ignore[attr-defined]
+        return ContractCheck(kept=not cycles, metadata={"cycles": cycles})
+
+    def render_broken_contract(self, check: ContractCheck) -> None:
+        for cycle in check.metadata["cycles"]:
+            output.print_error("an import circle: " + " <-> ".join(cycle))
             output.new_line()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from grimp import ImportGraph
 
-from tests.import_contracts import PublicSurfaceContract, declared_exports
+from tests.import_contracts import PublicSurfaceContract, declared_exports, import_cycles
 
 
 def graph(*imports: tuple[str, str]) -> ImportGraph:
@@ -44,3 +44,15 @@ def test_an_import_of_a_private_module_of_another_package_breaks_it() -> None:
 def test_a_package_imports_its_own_private_modules_freely() -> None:
     check = contract().check(graph(("turnstop.store.codec", "turnstop.store.turn_reads")), verbose=False)
     assert check.kept
+
+
+def test_an_import_circle_is_found_and_a_chain_is_not() -> None:
+    g = graph(
+        ("turnstop.store.codec", "turnstop.store.turn_reads"),
+        ("turnstop.store.turn_reads", "turnstop.dialects.llm.wire"),
+    )
+    assert import_cycles(g, ["turnstop"]) == []
+    g.add_import(importer="turnstop.dialects.llm.wire", imported="turnstop.store.codec")
+    assert import_cycles(g, ["turnstop"]) == [
+        ["turnstop.dialects.llm.wire", "turnstop.store.codec", "turnstop.store.turn_reads"]
+    ]
