@@ -36,6 +36,7 @@ from turnstop.dialects.sessions.renderer import STATELESS_KIND, created_event  #
 from turnstop.platform.settings import Settings  # noqa: E402
 from turnstop.store import Store  # noqa: E402
 from turnstop.store.codec import dump  # noqa: E402
+from turnstop.store.heads import new_head  # noqa: E402
 
 TARGET = 1000
 IN_FLIGHT = 10_000
@@ -56,7 +57,7 @@ def _crowd(store: Store, n: int) -> None:
     """``n`` in-flight heads of 80 other tenants, written in batches (heads as a start writes
     them: in the in-flight and live indexes)."""
     now = store.now()
-    heads = [store.turns._new_head(_new(f"other-{i % 80}"), now, None, 0) for i in range(n)]
+    heads = [new_head(_new(f"other-{i % 80}"), now, None, 0) for i in range(n)]
     requests = [heads[i : i + BATCH_WRITE] for i in range(0, n, BATCH_WRITE)]
 
     def write(chunk: list[dict[str, Any]]) -> None:

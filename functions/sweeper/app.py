@@ -15,7 +15,7 @@ from turnstop.observability.tracing import traced
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.callbacks import CALLBACK_SHARDS, REDRIVE_AFTER_MS
-from turnstop.store.turns import INFLIGHT_SHARDS
+from turnstop.store.heads import INFLIGHT_SHARDS
 
 logger = Logger()
 metrics = Metrics()

@@ -1,5 +1,5 @@
 """Remote workers' API: claim a remote route's offer, stream its events, finish it
-(``turnstop.worker_api``, docs/agents.md). Authenticated by the route's worker key."""
+(``turnstop.worker.api``, docs/agents.md). Authenticated by the route's worker key."""
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
@@ -8,7 +8,7 @@ from turnstop.observability.tracing import traced
 from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.worker_api import worker_api_app
+from turnstop.worker.api import worker_api_app
 
 logger = Logger()
 metrics = Metrics()

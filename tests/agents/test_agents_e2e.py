@@ -1,12 +1,13 @@
 """A Strands agent behind the local runtime (`make run`), driven through the dialects' real
 clients: the sessions API (SSE over HTTP) and the llm dialect (the OpenAI SDK). Its text and
-tool calls stream to the reader (a pydantic-ai agent's too, through the llm dialect); a cancel while its five-minute tool runs ends the turn
+tool calls stream to the reader (a pydantic-ai and an OpenAI Agents SDK agent's too, through the llm dialect); a cancel while its five-minute tool runs ends the turn
 cancelled at once, with the dialect's own terminal event and nothing of the agent's after it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -18,6 +19,8 @@ from tests.e2e.conftest import LocalApi, all_store_kinds, serve, sse_events
 ROUTES = {"default": "agent", "routes": {
     "agent": {"provider": "external", "queue": "strands", "handler": "examples.strands_agent:handle"},
     "pydantic-agent": {"provider": "external", "queue": "pydantic-ai", "handler": "examples.pydantic_ai_agent:handle"},
+    "openai-agent": {"provider": "external", "queue": "openai-agents",
+                     "handler": "examples.openai_agents_agent:handle"},
     "stubborn": {"provider": "external", "queue": "stubborn", "handler": "tests.agents.stubborn:handle"},
 }}  # fmt: skip
 
@@ -88,12 +91,13 @@ def test_the_llm_dialect_runs_the_agent_and_its_cancel_stops_it(api: LocalApi) -
         assert "Found" not in text  # the agent never answered
 
 
-def test_a_pydantic_ai_agent_answers_and_is_cancelled_through_the_llm_dialect(api: LocalApi) -> None:
+@pytest.mark.parametrize("model", ["pydantic-agent", "openai-agent"])
+def test_an_asyncio_agent_answers_and_is_cancelled_through_the_llm_dialect(api: LocalApi, model: str) -> None:
     with openai.OpenAI(api_key=api.key, base_url=f"{api.url}/api/v1/llm", max_retries=0) as oa:
-        done = oa.responses.create(model="pydantic-agent", input="quick question")
+        done = oa.responses.create(model=model, input="quick question")
         assert done.status == "completed"
         assert done.output_text == "Let me look that up. Found it: the answer to 'quick question' is 42"
-        r = oa.responses.create(model="pydantic-agent", input="slow question", stream=True, background=True)
+        r = oa.responses.create(model=model, input="slow question", stream=True, background=True)
         types: list[str] = []
         rid = ""
         for ev in r:
@@ -122,3 +126,76 @@ def test_a_worker_that_keeps_emitting_after_the_cancel_never_reaches_a_reader(ap
         assert text == "".join(f"w{i} " for i in range(6))  # nothing the worker emitted after the cancel
         replay = [ev.type for ev in oa.responses.retrieve(rid, stream=True)]
         assert replay[-1] == "response.cancelled" and replay.count("response.output_text.delta") == 6
+
+
+# ----------------------------------------------------------------- a tool that needs a person's approval
+
+EMAIL = "Send an email to Dana about the Q3 report"
+
+
+@contextmanager
+def browser(api: LocalApi, user: str) -> Iterator[httpx.Client]:
+    """A signed-in browser of ``user`` (the dev provider's sign-in), for the chat dialect."""
+    with httpx.Client(base_url=api.url, follow_redirects=True, timeout=60) as client:
+        assert client.get("/auth/login", params={"login_hint": user}).json()["user"] == user
+        yield client
+
+
+def test_an_agents_tool_that_needs_approval_becomes_the_chats_confirmation_and_confirm_runs_it(api: LocalApi) -> None:
+    with browser(api, "ann") as chat:
+        asked = chat.post("/chat", json={"message": EMAIL})
+        assert asked.status_code == 200, asked.text
+        body = asked.json()
+        assert body["requires_confirmation"] is True
+        assert body["confirmation_message"] == "Should I send an email to Dana about the Q3 report?"
+        assert "once you confirm" in body["response"]  # the agent's own words, after its tool asked
+        thread = body["thread_id"]
+        actions = chat.get(f"/chat/threads/{thread}").json()["actions"]
+        assert [(a["type"], a["status"]) for a in actions] == [("send_email", "pending")]
+        assert chat.post("/chat", json={"message": "hi", "thread_id": thread}).json()["error"] == "action_pending"
+        done = chat.post("/chat/confirm", json={"thread_id": thread})
+        assert done.status_code == 200, done.text
+        assert done.json() == {"thread_id": thread, "status": "confirmed", "confirmed": True,
+                               "response": "Sent an email to Dana about the Q3 report."}  # fmt: skip
+        seen = chat.get(f"/chat/threads/{thread}").json()
+        assert [a["status"] for a in seen["actions"]] == ["executed"]
+        assert seen["messages"][-1] == {**seen["messages"][-1], "role": "assistant",
+                                        "content": "Sent an email to Dana about the Q3 report."}  # fmt: skip
+        again = chat.post("/chat/confirm", json={"thread_id": thread})
+        assert again.status_code == 409 and again.json()["error"] == "nothing_to_confirm"
+
+
+def test_a_cancel_drops_the_action_the_agent_asked_for_and_it_never_runs(api: LocalApi) -> None:
+    with browser(api, "ben") as chat:
+        thread = chat.post("/chat", json={"message": EMAIL}).json()["thread_id"]
+        cancelled = chat.post("/chat/cancel", json={"thread_id": thread})
+        assert cancelled.status_code == 200 and cancelled.json()["cancelled"] is True, cancelled.text
+        confirm = chat.post("/chat/confirm", json={"thread_id": thread})
+        assert (
+            confirm.status_code == 409 and confirm.json()["message"] == "Nothing to confirm: the action was cancelled"
+        )
+        seen = chat.get(f"/chat/threads/{thread}").json()
+        assert [a["status"] for a in seen["actions"]] == ["cancelled"]
+        assert "Sent an email" not in json.dumps(seen["messages"])  # the agent was never resumed
+        # the thread goes on: the next message is the agent's again
+        nxt = chat.post("/chat", json={"message": "quick question", "thread_id": thread})
+        assert nxt.status_code == 200 and nxt.json()["requires_confirmation"] is False, nxt.text
+
+
+def test_an_agents_reply_that_asks_nothing_leaves_nothing_to_confirm_and_its_cancel_still_stops_it(
+    api: LocalApi,
+) -> None:
+    with browser(api, "cy") as chat:
+        plain = chat.post("/chat", json={"message": "quick question"}).json()
+        assert plain["requires_confirmation"] is False and plain["response"].endswith("is 42")
+        thread = plain["thread_id"]
+        nothing = chat.post("/chat/confirm", json={"thread_id": thread})
+        assert nothing.status_code == 409 and nothing.json()["error"] == "nothing_to_confirm"
+        with chat.stream("POST", "/chat/stream", json={"message": "slow question", "thread_id": thread}) as r:
+            names: list[str] = []
+            for ev in sse_events(r.iter_lines()):
+                names.append(ev["event"])
+                if ev["event"] == "token" and "[tool] slow_lookup" in ev["data"]["data"]["text"]:
+                    stop = chat.post("/chat/cancel", json={"thread_id": thread})
+                    assert stop.status_code == 200, stop.text  # the reply alone: no action was asked
+        assert names[-1] == "cancelled"

@@ -55,7 +55,7 @@ from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.store import Store
 from turnstop.store.finish import Closing, MyLease
-from turnstop.store.turns import INFLIGHT_SHARDS
+from turnstop.store.heads import INFLIGHT_SHARDS
 
 SOAK = os.environ.get("TURNSTOP_SOAK") == "1"
 TENANTS = ("t1", "t2")

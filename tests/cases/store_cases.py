@@ -618,7 +618,7 @@ def test_a_turn_near_the_hosts_deadline_ends_failed_with_its_terminal_event(env:
 
 
 def _stale(env: Env, queued_for_s: float = 300) -> set[str]:
-    from turnstop.store.turns import INFLIGHT_SHARDS
+    from turnstop.store.heads import INFLIGHT_SHARDS
 
     return {t for shard in range(INFLIGHT_SHARDS) for t in env.store.sweep.stale_turns(shard, int(queued_for_s * 1000))}
 

@@ -3,7 +3,8 @@
     python -m tests.e2e.remote_worker <base url> <worker key> <queue>
 
 It prints one line per step it reaches (the test reads them): ``CLAIMED <offer id>``,
-``IN_TOOL``, ``TOOL_SAW_CANCEL``, ``REFUSED_LOCALLY``, ``SERVER_SAYS <answer>``.
+``IN_TOOL``, ``TOOL_SAW_CANCEL``, ``REFUSED_LOCALLY``, ``SERVER_SAYS <answer>``, ``HANGING``,
+``HANG_TOLD_TO_STOP``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,19 @@ def handle(turn: WorkerTurn) -> None:
         turn.text("hello from ")
         turn.text(f"a remote worker: {turn.input}")
         turn.finish(input_tokens=5, output_tokens=7)
+        return
+    if turn.input.startswith("hang"):  # alive, silent, no heartbeat: hung
+        say("HANGING")
+        if turn.cancel_event.wait(300):
+            say("HANG_TOLD_TO_STOP")
+        return
+    if turn.input.startswith("beat"):  # silent past the route's idle timeout, but heartbeating
+        for _ in range(7):
+            turn.heartbeat()
+            if turn.cancel_event.wait(1.0):
+                return
+        turn.text("still here")
+        turn.finish(input_tokens=1, output_tokens=2)
         return
     turn.progress("thinking it over")
     turn.tool_call("slow_tool", {"q": turn.input})

@@ -13,6 +13,7 @@ on its own while the cases run.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import socket
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.e2e.conftest import LocalApi, serve, sse_events, wait_for
 from turnstop.platform.settings import Settings
+from turnstop.providers.config import SCRIPTED_ROUTES
 from turnstop_local.store import choose_store_kind
 from turnstop_local.template.facts import Template
 
@@ -84,6 +86,7 @@ SHAPES: list[tuple[str, Callable[[Any], bool]]] = [
     ("/v1/sessions", _sessions),
     ("/v1/responses", _sessions),
     ("/v1/ledger", _sessions),
+    ("/v1/workers/", _sessions),  # the worker API answers in the sessions dialect's shape
 ]
 
 
@@ -118,6 +121,9 @@ VALID_BODY: dict[str, Any] = {
     # chat: a thread whose reply finished and that holds no action (nothing to cancel or confirm)
     "POST /chat/cancel": {"thread_id": "{thread_id}"},
     "POST /chat/confirm": {"thread_id": "{thread_id}"},
+    # a worker's batch and end, for an offer that is not there (valid: 404)
+    "POST /v1/workers/{queue}/offers/{offer_id}/events": {"token": "wt_hostile", "events": [["text", "hi"]]},
+    "POST /v1/workers/{queue}/offers/{offer_id}/finish": {"token": "wt_hostile", "usage": {"output_tokens": 1}},
 }
 # The Idempotency-Keys alice's finished turns were started with, which a cancel by key names.
 START_KEYS = {
@@ -190,6 +196,18 @@ SIGN_IN_BAD_QUERY: dict[str, dict[str, list[str]]] = {
 # for them every case spoils the body or the credentials, so none is valid.
 STARTS_A_TURN = {"POST /chat", "POST /chat/stream"}
 ODD_IDS = ["a" * 5000, "%00", "..%2F..%2Fetc", "%E2%80%AE", "x%20y", "%27%20OR%20%271%27%3D%271", "%F0%9F%92%A5" * 300]
+# Remote workers (docs/agents.md): the servers here serve one remote route, so the worker API's
+# routes get past their key check; its workers prove the route's key, never a tenant's.
+WORKER, WORKER_KEY, WORKER_QUEUE = "$worker", "tw_hostile_worker_key_0123456789abcdef", "hostile-q"
+UNKNOWN_OFFER = "off_01hostile0unknown0offer00"
+MODELS_WITH_A_REMOTE_ROUTE = json.dumps({
+    "default": "turnstop:scripted",
+    "routes": {**{name: {"provider": "scripted"} for name in SCRIPTED_ROUTES},
+               "remote": {"provider": "external", "queue": WORKER_QUEUE, "remote": True,
+                          "worker_key_sha256": hashlib.sha256(WORKER_KEY.encode()).hexdigest()}},
+})  # fmt: skip
+# the servers' env: that route, and a claim that waits for an offer 0.2 s, not 5 s
+WORKER_ENV = {"TURNSTOP_MODELS": MODELS_WITH_A_REMOTE_ROUTE, "TURNSTOP_WORKER_CLAIM_WAIT_MS": "200"}
 
 
 @dataclass(frozen=True)
@@ -223,7 +241,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with serve(tmp_path_factory.mktemp("turnstop-hostile"), choose_store_kind(ROOT), grace_seconds=3600) as api:
+    state_dir = tmp_path_factory.mktemp("turnstop-hostile")
+    with serve(state_dir, choose_store_kind(ROOT), grace_seconds=3600, extra_env=WORKER_ENV) as api:
         state = json.loads((api.state_dir / "local.json").read_text())
         session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=state["region"])
         ddb = session.client("dynamodb", endpoint_url=state["dynamodb_endpoint"])
@@ -291,7 +310,8 @@ def finished_turns_of_alice(c: httpx.Client, admin_key: str) -> dict[str, dict[s
     report = c.post("/v1/admin/cancels", json=VALID_BODY["POST /v1/admin/cancels"],
                     headers={"Authorization": f"Bearer {admin_key}"})  # fmt: skip
     assert report.status_code == 200 and report.json()["matched"] == 0, report.text
-    by_name = {"id": sid, "rid": rid, "thread_id": thread, "task_id": task, "bulk_id": report.json()["id"]}
+    by_name = {"id": sid, "rid": rid, "thread_id": thread, "task_id": task, "bulk_id": report.json()["id"],
+               "queue": WORKER_QUEUE, "offer_id": UNKNOWN_OFFER}  # fmt: skip
     ids: dict[str, dict[str, str]] = {}
     for route in ROUTES:
         own = {"rid": lone} if route.path.startswith("/v1/responses/") else dict(by_name)
@@ -376,6 +396,41 @@ def cookie_cases(route_key: str, method: str, template_path: str, ids: dict[str,
                 yield dataclasses.replace(base, name=f"{key} as {w!r}", body=json.dumps({**valid, key: w}).encode())
 
 
+def worker_cases(route_key: str, method: str, template_path: str, ids: dict[str, str]) -> Iterator[Case]:
+    """The worker API: the route's worker key, never a tenant's; odd queues and offers; bad batches."""
+    path = fill(template_path, ids)
+    valid = VALID_BODY.get(route_key)
+    base = Case("", route_key, method, path, body=None if valid is None else json.dumps(valid).encode(), auth=WORKER)
+    for name, auth in [
+        ("no credentials", None),
+        ("a tenant's API key", DEV),
+        ("another tenant's API key", OTHER_TENANT),
+        ("wrong key", "Bearer tw_wrong_key_0123456789abcdef"),
+        ("basic auth", "Basic Zm9vOmJhcg=="),
+        ("key of 5000 chars", "Bearer " + "k" * 5000),
+    ]:
+        yield dataclasses.replace(base, name=name, auth=auth)
+    for odd in [*ODD_IDS, "other-q"]:
+        yield dataclasses.replace(base, name=f"queue={odd[:24]}", path=fill(template_path, {**ids, "queue": odd}))
+    if valid is None:
+        return
+    yield dataclasses.replace(base, name="an offer that is not there")
+    for odd in ODD_IDS:
+        yield dataclasses.replace(base, name=f"offer_id={odd[:24]}", path=fill(template_path, {**ids, "offer_id": odd}))
+    for name, raw in BAD_BODIES:
+        yield dataclasses.replace(base, name=name, body=raw)
+    spoiled: list[tuple[str, Any]] = [
+        ("token", ""), ("token", 7), ("events", [["shout", "x"]]), ("events", [["text"]]), ("events", "text"),
+        ("events", [["text", "x"]] * 501), ("usage", {"output_tokens": -1}), ("usage", {"output_tokens": "9"}),
+        ("reason", "bored"), ("error", 5), ("surprise", 1),
+    ]  # fmt: skip
+    for key, value in spoiled:
+        if key in valid or key in ("usage", "reason", "error", "surprise") and route_key.endswith("/finish"):
+            yield dataclasses.replace(
+                base, name=f"{key} as {str(value)[:20]}", body=json.dumps({**valid, key: value}).encode()
+            )
+
+
 def cases_for(route_key: str, method: str, template_path: str, ids: dict[str, str]) -> Iterator[Case]:
     path = fill(template_path, ids)
     valid = VALID_BODY.get(route_key)
@@ -452,6 +507,8 @@ def all_cases(world_ids: dict[str, dict[str, str]], chat_thread: str) -> list[Ca
             ids = world_ids[route.route_key]
             if route.path.startswith("/auth/"):
                 out.extend(sign_in_cases(route.route_key, method, route.path))
+            elif route.path.startswith("/v1/workers/"):
+                out.extend(worker_cases(route.route_key, method, route.path, ids))
             elif route.path.startswith(COOKIE_ROUTES):
                 out.extend(cookie_cases(route.route_key, method, route.path, ids, chat_thread))
             else:
@@ -527,6 +584,7 @@ def send(client: httpx.Client, world: World, case: Case) -> httpx.Response:
     keys = (
         world.admin_keys if case.path.startswith("/v1/admin/") else {DEV: world.api.key, OTHER_TENANT: world.other_key}
     )
+    keys = {**keys, WORKER: WORKER_KEY}
     headers: dict[str, str | bytes] = {"X-On-Behalf-Of": "alice"}
     if case.body is not None:
         headers["Content-Type"] = "application/json"

@@ -42,6 +42,8 @@ from tests.conftest import ROOT
 from tests.e2e.conftest import LocalApi, serve
 from tests.e2e.test_hostile_input_e2e import (
     NOTE,
+    WORKER_ENV,
+    WORKER_KEY,
     StoreView,
     finished_turns_of_alice,
     quiet,
@@ -71,7 +73,8 @@ class Target:
 def quiet_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     """A runtime of its own: nothing else writes to its store while a snapshot is compared, and
     no other test's turn of alice's is in flight (the shared ``local_api`` runs every e2e test)."""
-    with serve(tmp_path_factory.mktemp("turnstop-fuzz"), choose_store_kind(ROOT), grace_seconds=3600) as api:
+    state_dir = tmp_path_factory.mktemp("turnstop-fuzz")
+    with serve(state_dir, choose_store_kind(ROOT), grace_seconds=3600, extra_env=WORKER_ENV) as api:
         yield api
 
 
@@ -123,6 +126,8 @@ def credentials(target: Target, op: APIOperation) -> dict[str, str]:
         return {"Cookie": f"session_id={target.spare_cookie}"}
     if path.startswith(("/chat", "/auth/")):
         return {"Cookie": f"session_id={target.cookie}"}
+    if path.startswith("/v1/workers/"):  # a remote route's workers: its worker key
+        return {"Authorization": f"Bearer {WORKER_KEY}"}
     key = target.admin_key if path.startswith("/v1/admin/") else target.api.key
     return {"Authorization": f"Bearer {key}"}
 
@@ -308,7 +313,7 @@ def test_no_method_on_any_documented_path_is_a_server_error(target: Target) -> N
 def test_the_runtime_serves_each_document_and_all_of_them_merged(target: Target) -> None:
     url = target.api.url
     merged = httpx.get(f"{url}/openapi.json", timeout=60).json()
-    for name in ("sessions", "omni", "llm", "tasks", "chat", "admin"):
+    for name in ("sessions", "omni", "llm", "tasks", "chat", "admin", "workers"):
         one = httpx.get(f"{url}/openapi/{name}.json", timeout=60)
         assert one.status_code == 200 and one.headers["content-type"] == "application/json"
         doc = one.json()

@@ -149,6 +149,22 @@ def test_a_worker_that_dies_fails_the_turn_by_the_routes_idle_timeout(api: Local
     assert "upstream_timeout" in json.dumps(events[-1]["data"])
 
 
+def test_a_handler_that_hangs_while_its_worker_lives_fails_the_turn_and_is_told_to_stop(
+    api: LocalApi, worker: Worker
+) -> None:
+    events = session_turn(api, "hang on")  # the worker keeps asking, but its handler shows no life
+    assert events[-1]["event"] == "message.failed", events[-1]
+    assert "upstream_timeout" in json.dumps(events[-1]["data"])
+    worker.expect("HANGING")
+    worker.expect("HANG_TOLD_TO_STOP")  # the answer to its next question set the cancel event
+
+
+def test_a_handler_that_heartbeats_outlives_the_idle_timeout(api: LocalApi, worker: Worker) -> None:
+    events = session_turn(api, f"beat for longer than {IDLE_TIMEOUT_S} s")
+    assert events[-1]["event"] == "message.completed", events[-1]
+    assert text_of(events) == "still here"
+
+
 def test_two_workers_never_get_the_same_offer(api: LocalApi, tmp_path: Path) -> None:
     workers = [Worker(api), Worker(api)]
     try:

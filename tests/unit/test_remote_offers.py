@@ -96,3 +96,23 @@ def test_an_offer_whose_runner_is_gone_refuses_the_workers_emits(env: Env, monke
     monkeypatch.setattr(module, "RUNNER_STALE_MS", 15_000)
     offers.consumed(QUEUE, "off_6", 0)  # the runner says it is alive
     assert offers.emit(QUEUE, "off_6", "t", []) is True
+
+
+def test_a_silent_workers_question_reads_without_counting_as_life(env: Env) -> None:
+    offers = env.store.offers
+    offers.put(QUEUE, "off_9", {"input": "hi"})
+    assert offers.claim(QUEUE, "t") is not None
+    assert offers.still_yours(QUEUE, "off_9", "t") is True
+    assert offers.still_yours(QUEUE, "off_9", "other-token") is False
+    assert (offers.read(QUEUE, "off_9") or {})["n"] == 0  # a question is not a heartbeat
+    offers.cancel(QUEUE, "off_9")
+    assert offers.still_yours(QUEUE, "off_9", "t") is False
+
+
+def test_an_offer_that_is_not_there_or_on_another_queue_is_none(env: Env) -> None:
+    offers = env.store.offers
+    offers.put(QUEUE, "off_10", {"input": "hi"})
+    assert offers.emit(QUEUE, "off_missing", "t", []) is None
+    assert offers.emit("another-q", "off_10", "t", []) is None
+    assert offers.still_yours("another-q", "off_10", "t") is None
+    assert offers.emit(QUEUE, "off_10", "t", []) is False  # there, but not claimed by that token

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
+from turnstop.worker.api import Emit as WorkerEvents
+from turnstop.worker.api import Finish as WorkerFinish
 from turnstop_local.openapi import responses as r
 from turnstop_local.openapi.spec import Dialect, Ok, Op, path
-
-
-class WorkerEvents(BaseModel):
-    """A batch of a claimed offer's output (an empty one is a heartbeat)."""
-
-    model_config = ConfigDict(extra="ignore")
-    token: str = Field(description="The claim's attempt token")
-    events: list[tuple[Literal["text", "thinking"], str]] = Field(default_factory=list, max_length=500)
-
-
-class WorkerFinish(WorkerEvents):
-    """The worker's end: the last events, the usage billing prices, or the error that fails the turn."""
-
-    usage: dict[str, int] | None = Field(None, description="`input_tokens`, `output_tokens`")
-    reason: Literal["stop", "length"] = "stop"
-    error: str | None = None
 
 
 class WorkerOffer(BaseModel):
@@ -67,7 +53,7 @@ WORKERS = Dialect(
             "emitEvents",
             "Stream a batch (or a heartbeat)",
             {200: Ok("Taken, or refused: cancelled", WorkerAnswer)},
-            (400, 401),
+            (400, 401, 404),
             WorkerEvents,
             params=(QUEUE, OFFER),
         ),
@@ -77,7 +63,7 @@ WORKERS = Dialect(
             "finishOffer",
             "End the turn with its usage",
             {200: Ok("Taken, or refused: cancelled", WorkerAnswer)},
-            (400, 401),
+            (400, 401, 404),
             WorkerFinish,
             params=(QUEUE, OFFER),
         ),

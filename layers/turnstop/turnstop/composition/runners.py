@@ -3,8 +3,8 @@ so the model behind a turn is chosen in one place (``TURNSTOP_MODELS``, docs/mod
 
 ``models(settings)`` validates the routes once per process (a bad document fails the cold
 start with an error naming the field); ``turn_runner(...)`` wires a ``TurnRunner`` to them.
-A chat reply runs its agent in front of the route's model (a planned action's reply is the
-agent's own words).
+A chat reply runs the scripted chat agent in front of the route's model (a planned action's
+reply is the agent's own words), unless the route is an agent of the platform's own (external).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def turn_runner(
 
     def model_for(turn: Turn) -> ModelProvider | Model:
         provider = chosen.for_turn(turn)
-        if turn.kind == REPLY_KIND:
+        if turn.kind == REPLY_KIND and chosen.route_of(turn).provider != "external":  # an agent plans for itself
             from turnstop.dialects.chat.agent import AgentModel
 
             return AgentModel(provider, settings.scripted_step_ms)

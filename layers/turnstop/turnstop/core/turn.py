@@ -205,6 +205,7 @@ class TurnEnd:
     thinking: str = ""
     error: dict[str, str] | None = None
     finished_at: int | None = None  # epoch ms the store records as the terminal time
+    asks: dict[str, Any] | None = None  # an action the turn's agent asks a person to approve (chat)
 
 
 def outcome_from_conflict(

@@ -42,6 +42,8 @@ class Settings:
     cancel_check_consistent: bool = False
     lease_seconds: float = _bounded(30.0, gt=0)
     max_body_bytes: int = _bounded(256 * 1024, gt=0)
+    # remote workers (docs/agents.md): how long a claim waits for an offer before it answers 204
+    worker_claim_wait_ms: int = _bounded(5000, ge=0, le=20_000)
     reader_poll_ms: int = _bounded(50, gt=0)
     reader_max_poll_ms: int = _bounded(1000, gt=0)
     keepalive_seconds: float = _bounded(15.0, gt=0)

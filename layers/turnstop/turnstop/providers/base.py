@@ -42,6 +42,8 @@ class ModelRequest:
     history: tuple[Message, ...] = ()
     max_output_tokens: int | None = None
     sampling: Mapping[str, Any] = field(default_factory=dict)  # temperature, top_p, ...
+    # an agent's call to carry out the action a person approved (chat's confirm): what it asked
+    approval: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class ExternalCall:
         self.request = request
         self.finish_reason: str | None = None
         self.usage: ProviderUsage | None = None
+        self.asks: dict[str, Any] | None = None
         self.cancel_event = threading.Event()
         self._items: queue.Queue[Any] = queue.Queue()
         self.turn = WorkerTurn(request, self._items.put, self.cancel_event)
@@ -84,6 +85,7 @@ class ExternalCall:
                 break
         self.finish_reason = self.turn.finish_reason or "stop"
         self.usage = self.turn.usage  # None: the runtime counts what was emitted (an estimate)
+        self.asks = self.turn.asks
 
 
 class ExternalProvider:

@@ -1,7 +1,7 @@
 """The external provider of a remote route: its turns are produced by workers elsewhere.
 
 The call puts an offer (``store.offers``) that a worker claims through the worker API
-(``turnstop.worker_api``), then reads the worker's emits back from the offer's item every
+(``turnstop.worker.api``), then reads the worker's emits back from the offer's item every
 ``POLL_S`` and yields them, exactly as an in-process worker's (docs/agents.md). The runner keeps
 the turn as for any provider: lease, flag checks, terminal events, billing. ``abort()`` marks
 the offer cancelled, so the worker's next emit or heartbeat is refused and answered
@@ -34,6 +34,7 @@ SEEN_S = 3.0  # the runner says it is alive at least this often (store.offers.RU
 def request_json(request: ModelRequest) -> dict[str, Any]:
     out = asdict(request)
     out["sampling"] = dict(request.sampling)
+    out["approval"] = None if request.approval is None else dict(request.approval)
     return out
 
 
@@ -47,6 +48,7 @@ class RemoteCall:
         self.offer_id = new_id("off_")
         self.finish_reason: str | None = None
         self.usage: ProviderUsage | None = None
+        self.asks: dict[str, Any] | None = None
         self._aborted = threading.Event()
         self._claim: tuple[str, float] | None = None  # (token hash, first seen) of an unacknowledged claim
 
@@ -107,6 +109,7 @@ class RemoteCall:
             log.warning("the remote worker of queue %s failed: %s", self.queue, str(finished["error"])[:200])
             raise UpstreamError(UpstreamErrorKind.SERVER, f"the worker of queue {self.queue} failed")
         self.finish_reason = "length" if finished.get("reason") == "length" else "stop"
+        self.asks = finished.get("asks") if isinstance(finished.get("asks"), dict) else None
         usage = finished.get("usage")
         if isinstance(usage, dict):
             self.usage = ProviderUsage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)))

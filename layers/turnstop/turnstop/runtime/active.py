@@ -32,6 +32,7 @@ class ModelEnd:
     status: Status
     error: dict[str, str] | None = None
     usage: ProviderUsage | None = None  # the provider's own count, when it gave one
+    asks: dict[str, Any] | None = None  # an action the agent asks a person to approve (chat)
 
 
 END = object()  # what the live channel carries after the terminal event

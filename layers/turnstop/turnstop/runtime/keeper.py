@@ -166,7 +166,7 @@ class Keeper:
             upstream = self._upstream(snap.usage, u.estimated, snap.text)
         else:
             upstream = self._upstream_so_far(end.usage)
-        return self._finish(self.active.turn, end.status, snap, end.error, upstream=upstream)
+        return self._finish(self.active.turn, end.status, snap, end.error, upstream=upstream, asks=end.asks)
 
     def _upstream(self, usage: Usage, estimated: bool, output: str) -> dict[str, Any] | None:
         return None if self.upstream is None else self.upstream(self.active.turn, usage, estimated, output)
@@ -225,9 +225,10 @@ class Keeper:
 
     def _finish(self, turn: Turn, status: Status, snap: Snapshot, error: dict[str, str] | None,
                 flag: Turn | None = None, observed_at: int | None = None,
-                upstream: dict[str, Any] | None = None) -> Ending | None:  # fmt: skip
+                upstream: dict[str, Any] | None = None, asks: dict[str, Any] | None = None) -> Ending | None:  # fmt: skip
         at = self.store.now()
-        end = TurnEnd(status, snap.usage, snap.text, snap.thinking, error, finished_at=at)
+        asked = asks if status is Status.COMPLETED else None  # a cancelled or failed turn asks nothing
+        end = TurnEnd(status, snap.usage, snap.text, snap.thinking, error, finished_at=at, asks=asked)
         base = snap.events[-1].seq if snap.events else turn.seq
         closing = self.active.closing_seqs(base, self.renderer.on_end(turn, end))
         record = Closing(

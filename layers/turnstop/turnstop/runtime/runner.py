@@ -282,4 +282,4 @@ class TurnRunner:
             for piece in pieces(chunk.text):  # a huge model chunk becomes several events, none near a store limit
                 active.emit(renderer.on_delta(turn, piece, chunk.kind), piece, chunk.kind, flush_bytes=flush_bytes)
         status = Status.INCOMPLETE if call.finish_reason in LENGTH_REASONS else Status.COMPLETED
-        return ModelEnd(status, usage=call.usage)
+        return ModelEnd(status, usage=call.usage, asks=getattr(call, "asks", None))

@@ -198,6 +198,7 @@ __all__ = [
     "credentials",
     "db",
     "finish",
+    "heads",
     "live",
     "sessions",
     "tasks",

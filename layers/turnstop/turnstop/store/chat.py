@@ -148,6 +148,21 @@ def _thread_item(thread: ChatThread, now: int) -> dict[str, Any]:
     }
 
 
+def action_record_item(thread_id: str, expires_at: int, record: ActionRecord) -> dict[str, Any]:
+    """The plain item that lists an action in its thread."""
+    return {
+        "pk": thread_pk(thread_id),
+        "sk": action_sk(record.seq),
+        "kind": ACTION_KIND,
+        "id": record.id,
+        "seq": record.seq,
+        "type": record.type,
+        "summary": record.summary,
+        "created_at": record.created_at,
+        "ttl": expires_at // 1000 + TTL_SLACK_S,
+    }
+
+
 @dataclass(frozen=True)
 class PlannedAction:
     """A new action turn and the record that lists it in its thread."""
@@ -195,11 +210,16 @@ class Chat:
         action: PlannedAction | None,
         run_as: str,
         lease_ms: int,
+        asks_slot: str | None = None,
     ) -> tuple[Turn, Turn | None]:
         """The user's message, its reply turn (running under ``run_as``: the request runs it)
         and the action it plans, in one transaction with the thread: a new thread, or the one
         read (same counter, owner, not expired) whose previous reply has ended or been
         cancelled and whose previous action is no longer pending.
+
+        ``asks_slot``: the id of the action the reply's agent may ask a person to approve (its
+        finish writes it, ``renderer.closing_items``): the thread names it, and reserves its
+        outcome's seq, from now on, so no other message comes between.
 
         Raises ExtraItemsRejected naming the items that refused (``THREAD``,
         ``PREVIOUS_REPLY``, ``PENDING_ACTION``); nothing was written then."""
@@ -208,9 +228,8 @@ class Chat:
         staged: list[Turn] = []
 
         def extra(tx: Transaction) -> None:
-            after = dataclasses.replace(
-                thread, next_seq=seq + (3 if action else 2), reply=reply.id, action=action.new.id if action else None
-            )
+            planned = action.new.id if action else asks_slot
+            after = dataclasses.replace(thread, next_seq=seq + (3 if planned else 2), reply=reply.id, action=planned)
             if is_new:
                 tx.put(THREAD, _thread_item(after, now), condition="attribute_not_exists(pk)")
             else:
@@ -233,7 +252,8 @@ class Chat:
             tx.put(USER_MESSAGE, item, condition="attribute_not_exists(pk)")
             if action is not None:
                 staged.append(self.turns.stage(tx, action.new, action.created, prefix=ACTION_PREFIX))
-                tx.put(ACTION_RECORD, self._record_item(thread, action.record), condition="attribute_not_exists(pk)")
+                item = action_record_item(thread.id, thread.expires_at, action.record)
+                tx.put(ACTION_RECORD, item, condition="attribute_not_exists(pk)")
 
         turn = self.turns.start(reply, reply_created, extra=extra, run_as=run_as, lease_ms=lease_ms)
         return turn, (staged[-1] if staged else None)
@@ -256,20 +276,6 @@ class Chat:
                        " AND next_seq = :seq AND expires_at > :now"),
             values=values,
         )  # fmt: skip
-
-    @staticmethod
-    def _record_item(thread: ChatThread, record: ActionRecord) -> dict[str, Any]:
-        return {
-            "pk": thread_pk(thread.id),
-            "sk": action_sk(record.seq),
-            "kind": ACTION_KIND,
-            "id": record.id,
-            "seq": record.seq,
-            "type": record.type,
-            "summary": record.summary,
-            "created_at": record.created_at,
-            "ttl": thread.expires_at // 1000 + TTL_SLACK_S,
-        }
 
     def reply_ended(self, thread_id: str, reply_id: str) -> bool:
         """The thread forgets a reply that has ended (if it is still its latest), so a cancel

@@ -119,15 +119,16 @@ class Offers:
         return None
 
     def emit(self, queue: str, turn_id: str, token_hash: str, events: list[list[str]],
-             finish: dict[str, Any] | None = None) -> bool:  # fmt: skip
+             finish: dict[str, Any] | None = None) -> bool | None:  # fmt: skip
         """Append a batch (and, with ``finish``, the worker's end). False: refused, the turn is
-        cancelled or over (or the token is not this attempt's): the worker must stop."""
+        cancelled or over (or the token is not this attempt's): the worker must stop. None: no
+        such offer on this queue."""
         update = "SET events = list_append(events, :batch), beat = :now ADD n :one"
         extra: dict[str, Any] = {}
         if finish is not None:
             update = "SET events = list_append(events, :batch), beat = :now, finished = :fin ADD n :one"
             extra["fin"] = finish
-        new, _ = self.db.conditional(
+        new, old = self.db.conditional(
             "update_item", Key=_key(queue, turn_id), UpdateExpression=update,
             ConditionExpression="state = :claimed AND token = :token AND cancelled = :f AND queue = :queue "
                                 "AND attribute_not_exists(finished) AND seen > :stale",
@@ -135,4 +136,16 @@ class Offers:
                                                    token=token_hash, f=False, queue=queue,
                                                    stale=self.db.now() - RUNNER_STALE_MS, **extra),
         )  # fmt: skip
-        return new is not None
+        if new is not None:
+            return True
+        item = codec.load(old) if old else None
+        return False if item and item.get("queue") == queue else None
+
+    def still_yours(self, queue: str, turn_id: str, token_hash: str) -> bool | None:
+        """A worker's question while its handler is silent: may it go on? (one consistent read,
+        no write: it does not count as the handler being alive). None: no such offer here."""
+        item = self.db.get(f"WO#{turn_id}", "OFFER", consistent=True)
+        if not item or item.get("queue") != queue:
+            return None
+        return (item.get("state") == CLAIMED and item.get("token") == token_hash and not item.get("cancelled")
+                and "finished" not in item and int(item.get("seen", 0)) > self.db.now() - RUNNER_STALE_MS)  # fmt: skip

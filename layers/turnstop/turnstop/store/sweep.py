@@ -8,7 +8,8 @@ from turnstop.core.turn import Status
 from turnstop.store import codec
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import Dynamo
-from turnstop.store.turns import INFLIGHT_PREFIX, Turns
+from turnstop.store.heads import INFLIGHT_PREFIX
+from turnstop.store.turns import Turns
 
 
 class Sweep:

@@ -10,7 +10,6 @@ no output), so each of its updates costs one write unit.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -35,21 +34,14 @@ from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import MAX_TURN_LIFE_S
 from turnstop.store.finish import Closing, FinishMode, MyLease, finish_condition
-from turnstop.store.live import live_keys
+from turnstop.store.heads import kept_until, new_head, typed
 from turnstop.store.transaction import Failure, Transaction
 from turnstop.store.turn_reads import TurnReads
 
-INFLIGHT_PREFIX = "INFLIGHT#"
-INFLIGHT_SHARDS = 8
 HEAD = "head"  # the head's name in every turn transaction
 SLOT_ATTEMPTS = 3  # a start retries when the session's slot changed hands meanwhile
 
 ExtraItems = Callable[[Transaction], None]  # adds a dialect's named items to a start transaction
-
-
-def inflight_pk(turn_id: str) -> str:
-    """Spread in-flight turns over a few index partitions so none gets hot."""
-    return f"{INFLIGHT_PREFIX}{int(hashlib.sha256(turn_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS}"
 
 
 class Turns(TurnReads):
@@ -78,10 +70,10 @@ class Turns(TurnReads):
         for _ in range(SLOT_ATTEMPTS + 1):  # + 1: a tombstone is met at most once
             born = over if over is not None and over.applies_to(new) else None
             owner = None if born else run_as  # a turn born cancelled never runs
-            head = self._new_head(new, now, owner, lease_ms, born)
+            head = new_head(new, now, owner, lease_ms, born)
             turn = codec.turn_from_item(head, new.input)
             assert turn is not None
-            first = Event(1, *_typed(created(turn)))
+            first = Event(1, *typed(created(turn)))
             tx = Transaction(self.db)
             if idempotency is not None:
                 bind_key(tx, idempotency, new.id, now, self.db.ttl(now + IDEMPOTENCY_WINDOW_MS), over)
@@ -122,10 +114,10 @@ class Turns(TurnReads):
         transaction, its items named ``<prefix>head`` and so on: two turns that start together
         or not at all (a chat reply and the action it plans). Returns the staged turn."""
         now = self.db.now()
-        head = self._new_head(new, now, None, 0)
+        head = new_head(new, now, None, 0)
         turn = codec.turn_from_item(head, new.input)
         assert turn is not None
-        self._put_new(tx, new, head, Event(1, *_typed(created(turn))), now, writer="start", keep_input=True,
+        self._put_new(tx, new, head, Event(1, *typed(created(turn))), now, writer="start", keep_input=True,
                       prefix=prefix)  # fmt: skip
         return turn
 
@@ -136,36 +128,6 @@ class Turns(TurnReads):
         tx.put(prefix + "created", chunks.chunk_item(new.id, [first], writer, ttl))
         if keep_input and new.input:
             tx.put(prefix + "input", codec.input_item(new.id, new.input, ttl))
-
-    def _new_head(self, new: NewTurn, now: int, run_as: str | None, lease_ms: int,
-                  born: Tombstone | None = None) -> dict[str, Any]:  # fmt: skip
-        running = {"started_at": now, "lease_owner": run_as, "lease_expires_at": now + lease_ms} if run_as else {}
-        deadline = {} if new.max_duration_ms is None else {"deadline_at": now + new.max_duration_ms}
-        # in the sparse in-flight index until its finish removes it (see Sweep)
-        inflight = {"gsi2pk": inflight_pk(new.id), "gsi2sk": f"{now:015d}#{new.id}"} if new.swept else {}
-        return {
-            **running,
-            **deadline,
-            **(born.head_fields() if born else {}),
-            "pk": turn_pk(new.id),
-            "sk": TURN_SK,
-            "id": new.id,
-            "kind": new.kind,
-            "tenant": new.tenant,
-            "scope": str(new.scope),
-            "end_user": new.end_user,
-            "account_id": new.account_id,
-            "status": (Status.RUNNING if run_as else Status.QUEUED).value,
-            "created_at": now,
-            "seq": 1,
-            "grace_ms": new.grace_ms,
-            "usage": Usage(new.input_tokens, 0).to_item(),
-            "ttl": max(self.db.ttl(now, _life_s(new)), self.db.ttl(kept_until(new.input))),
-            **inflight,
-            # and in the tenant's live index, for scoped bulk cancels, unless born cancelled
-            **({} if born else live_keys(new, now)),
-            **new.index_keys,
-        }
 
     @staticmethod
     def _start_refused(
@@ -374,19 +336,3 @@ class Turns(TurnReads):
         # one already): a finished turn is nobody's to sweep or stop
         update = f"SET {sets} REMOVE lease_owner, lease_expires_at, gsi2pk, gsi2sk, gsi4pk, gsi4sk"
         tx.update(HEAD, turn_pk(turn.id), TURN_SK, update, condition=cond, values=vals)
-
-
-def kept_until(request: dict[str, Any]) -> int:
-    """How long a turn's items must outlive its grace (epoch ms, 0: no longer): a session turn's
-    message and reply are its session's conversation, sent to the model by the turns after it."""
-    return int(request.get("keep_until") or 0)
-
-
-def _life_s(new: NewTurn) -> int:
-    """How long a new turn's items are kept before it ends (cleanup only). A turn only a person
-    may start (not swept) may wait its whole grace for them, on top of a turn's usual life."""
-    return MAX_TURN_LIFE_S if new.swept else MAX_TURN_LIFE_S + new.grace_ms // 1000
-
-
-def _typed(event: PendingEvent) -> tuple[str, dict[str, Any]]:
-    return event.type, event.data

@@ -22,10 +22,11 @@ streaming function, ``make run``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from turnstop.providers.base import Chunk, Message, ModelRequest, ProviderUsage
@@ -50,6 +51,7 @@ class WorkerTurn:
         self.usage: ProviderUsage | None = None
         self.finish_reason: str | None = None
         self.output = ""
+        self.asks: dict[str, Any] | None = None  # the action this turn asks a person to approve
 
     # -- what the turn asks
 
@@ -64,6 +66,12 @@ class WorkerTurn:
     @property
     def history(self) -> tuple[Message, ...]:
         return self.request.history
+
+    @property
+    def approval(self) -> dict[str, Any] | None:
+        """In a turn that carries out an approved action (chat's confirm), the action this
+        agent asked for: ``type``, ``summary``, ``confirmation``, ``params``. Else None."""
+        return None if self.request.approval is None else dict(self.request.approval)
 
     @property
     def cancelled(self) -> bool:
@@ -82,6 +90,22 @@ class WorkerTurn:
 
         threading.Thread(target=watch, name="turn-cancel-watch", daemon=True).start()
         return event
+
+    @contextlib.asynccontextmanager
+    async def on_cancel(self, action: Callable[[], object]) -> AsyncIterator[None]:
+        """Within the block (on a running event loop), ``action()`` runs as soon as the turn is
+        cancelled: an asyncio framework's own cancel (a token, a run's ``cancel()``)."""
+        cancelled = self.asyncio_event()
+
+        async def watch() -> None:
+            await cancelled.wait()
+            action()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
 
     # -- what the worker produces
 
@@ -113,6 +137,21 @@ class WorkerTurn:
     def heartbeat(self) -> None:
         """Alive, with nothing to say (a long tool call): resets the route's ``idle_timeout_s``."""
         self._put(None)
+
+    def request_approval(
+        self, type: str, summary: str, confirmation: str, params: dict[str, Any] | None = None
+    ) -> None:
+        """Ask a person to approve an action before the agent takes it (a human-in-the-loop
+        tool). In the chat dialect the reply ends asking ``confirmation`` (``requires_confirmation``)
+        and the action waits: ``POST /chat/confirm`` runs this handler again with
+        ``turn.approval`` set, to carry it out; ``POST /chat/cancel`` drops it. Once per turn;
+        ``params`` must be JSON. Elsewhere (no person to ask) the reply just ends."""
+        if self.asks is not None:
+            raise ValueError("a turn asks for one approval at most")
+        json.dumps(params or {})  # refused now, not when the reply ends
+        self._put(None)  # refused after the cancel, like any emit
+        self.asks = {"type": str(type), "summary": str(summary), "confirmation": str(confirmation),
+                     "params": dict(params or {})}  # fmt: skip
 
     def finish(self, input_tokens: int = 0, output_tokens: int = 0, *, reason: str = "stop",
                estimated: bool = False) -> None:  # fmt: skip

@@ -56,23 +56,16 @@ async def run_async(agent: Any, turn: WorkerTurn) -> bool:
     from pydantic_ai.exceptions import RunCancelled
 
     token = CancellationToken()
-    cancelled = turn.asyncio_event()
-
-    async def stop() -> None:
-        await cancelled.wait()
-        token.cancel()
-
-    stopper = asyncio.create_task(stop())
     try:
-        async with agent.run_stream_events(turn.input, message_history=history(turn), instructions=turn.instructions,
-                                           deps=turn, cancellation_token=token) as events:  # fmt: skip
+        async with turn.on_cancel(token.cancel), agent.run_stream_events(
+            turn.input, message_history=history(turn), instructions=turn.instructions, deps=turn,
+            cancellation_token=token,
+        ) as events:  # fmt: skip
             async for event in events:
                 forward(turn, event)
         return True
     except (RunCancelled, TurnCancelled):
         return False
-    finally:
-        stopper.cancel()
 
 
 def run(agent: Any, turn: WorkerTurn) -> bool:

@@ -10,9 +10,13 @@
     RemoteWorker("https://api.example.com", key, "research").run(handle)
 
 The handler gets the same ``WorkerTurn`` an in-process handler gets. Its emits are sent in
-batches every ``flush_s``, and an empty batch (a heartbeat) at least every ``heartbeat_s``; the
-answer ``cancelled: true`` sets ``turn.cancel_event``, so every emit after it raises
-``TurnCancelled`` and a tool watching the event stops. Standard library only.
+batches every ``flush_s``. When it has nothing to send, the worker asks at least every
+``heartbeat_s`` whether the turn goes on: as a heartbeat if the handler showed life since the
+last one (an emit, or ``turn.heartbeat()``), else as a plain question that does not count as
+life, so a handler that hangs while its process lives ends the turn by the route's
+``idle_timeout_s``, as in-process. The answer ``cancelled: true`` (or the offer gone) sets
+``turn.cancel_event``, so every emit after it raises ``TurnCancelled`` and a tool watching the
+event stops. Standard library only.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ log = logging.getLogger(__name__)
 def request_from(raw: dict[str, Any]) -> ModelRequest:
     history = tuple(Message(m["role"], m["content"]) for m in raw.get("history") or ())
     return ModelRequest(raw.get("input", ""), raw.get("instructions"), history, raw.get("max_output_tokens"),
-                        raw.get("sampling") or {})  # fmt: skip
+                        raw.get("sampling") or {}, raw.get("approval"))  # fmt: skip
 
 
 class RemoteTurn:
@@ -49,41 +53,51 @@ class RemoteTurn:
         self.turn = WorkerTurn(request_from(offer["request"]), self._sink, self.cancel_event)
         self.turn.remote = self  # type: ignore[attr-defined]
         self._buffer: list[list[str]] = []
+        self._alive = False  # the handler emitted or called heartbeat() since the last send
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flush_s, self._heartbeat_s = flush_s, heartbeat_s
 
     def _sink(self, item: Any) -> None:
-        if isinstance(item, Chunk):
-            with self._lock:
+        with self._lock:
+            self._alive = True
+            if isinstance(item, Chunk):
                 self._buffer.append([item.kind, item.text])
 
     def send(self, events: list[list[str]], path: str = "events", **extra: Any) -> bool:
         """Post a batch (``finish``: the end); True once the answer says the turn is cancelled."""
-        answer = self.worker.post(f"offers/{self.offer_id}/{path}", {"token": self.token, "events": events, **extra})
+        try:
+            answer = self.worker.post(f"offers/{self.offer_id}/{path}",
+                                      {"token": self.token, "events": events, **extra})  # fmt: skip
+        except urllib.error.HTTPError as e:
+            if e.code != 404:  # 404: the offer is gone (its turn ended long ago): stop
+                raise
+            answer = None
         if answer is None or answer.get("cancelled"):
             self.cancel_event.set()
             return True
         return False
 
-    def _take(self) -> list[list[str]]:
+    def _take(self) -> tuple[list[list[str]], bool]:
         with self._lock:
-            batch, self._buffer = self._buffer, []
-        return batch
+            batch, self._buffer, alive, self._alive = self._buffer, [], self._alive, False
+        return batch, alive
 
     def _pump(self) -> None:
         quiet = 0.0
         while not self._stop.wait(self._flush_s) and not self.cancel_event.is_set():
-            batch = self._take()
             quiet += self._flush_s
-            if batch or quiet >= self._heartbeat_s:
-                quiet = 0.0
-                try:
-                    self.send(batch)
-                except (urllib.error.URLError, OSError) as e:  # kept: the next batch or heartbeat tries again
-                    log.warning("emit failed on offer %s: %s", self.offer_id, e)
-                    with self._lock:
-                        self._buffer[:0] = batch
+            if not self._buffer and quiet < self._heartbeat_s:
+                continue
+            batch, alive = self._take()
+            quiet = 0.0
+            try:
+                self.send(batch, alive=alive)
+            except (urllib.error.URLError, OSError) as e:  # kept: the next batch or heartbeat tries again
+                log.warning("emit failed on offer %s: %s", self.offer_id, e)
+                with self._lock:
+                    self._buffer[:0] = batch
+                    self._alive = self._alive or alive
 
     def run(self, handler: Handler) -> None:
         if self.send([]):  # the claim's acknowledgement: refused when it was offered again meanwhile
@@ -108,7 +122,9 @@ class RemoteTurn:
             end["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
         if error is not None:
             end["error"] = type(error).__name__
-        self.send(self._take(), "finish", **end)
+        elif self.turn.asks is not None:
+            end["asks"] = self.turn.asks
+        self.send(self._take()[0], "finish", **end)
 
 
 class RemoteWorker:

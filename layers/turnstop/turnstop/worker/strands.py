@@ -57,8 +57,15 @@ def run(agent: Any, turn: WorkerTurn) -> Any:
     return result
 
 
+def worker_turn(tool_context: Any) -> WorkerTurn | None:
+    """In a tool: the ``WorkerTurn`` it runs for (to ``request_approval``, ``heartbeat``...);
+    None outside a turnstop turn."""
+    turn = tool_context.invocation_state.get(STATE_KEY)
+    return turn if isinstance(turn, WorkerTurn) else None
+
+
 def cancel_event(tool_context: Any) -> threading.Event | None:
     """In a tool: turnstop's cancel event itself (set by the runtime's check, with no mirroring
     delay); None outside a turnstop turn."""
-    turn = tool_context.invocation_state.get(STATE_KEY)
-    return turn.cancel_event if isinstance(turn, WorkerTurn) else None
+    turn = worker_turn(tool_context)
+    return None if turn is None else turn.cancel_event

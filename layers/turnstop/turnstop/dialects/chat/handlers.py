@@ -56,7 +56,7 @@ def api_app(store: Store, settings: Settings, runner: TurnRunner) -> TurnstopRes
     @app.post("/chat/confirm")
     def confirm() -> Response:
         user = _user(app, origins, store, settings, changes=True)
-        return json_response(200, chat.confirm(user, thread_id_of(app.event, settings.max_body_bytes)))
+        return json_response(200, chat.confirm(user, thread_id_of(app.event, settings.max_body_bytes), runner))
 
     @app.get("/chat/threads/<thread_id>")
     def thread(thread_id: str) -> Response:

@@ -24,6 +24,7 @@ from turnstop.core.records import NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.chat import agent, wire
+from turnstop.dialects.chat.approvals import carry_out
 from turnstop.dialects.chat.models import SendMessage
 from turnstop.dialects.chat.renderer import (
     ACTION_KIND,
@@ -38,6 +39,7 @@ from turnstop.dialects.chat.web import ChatUser
 from turnstop.dialects.service import DialectService
 from turnstop.http.response import StreamingResponse
 from turnstop.http.sse import live_response
+from turnstop.providers.config import routes_for
 from turnstop.runtime.active import DETACHED, END
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store.chat import (
@@ -109,7 +111,8 @@ class Chat(DialectService):
             thread = ChatThread(new_id(THREAD_PREFIX), user.tenant, user.user, now, now + retention_ms)
         else:
             thread = self._thread(user, body.thread_id)
-        plan = agent.plan(body.message)
+        agent_asks = self.agent_route()  # the route's own agent plans, and may ask for approval
+        plan = agent.Plan(None) if agent_asks else agent.plan(body.message)
         seq, scope = thread.next_seq, scopes.chat(thread.id)
         grace_ms = max(MIN_GRACE_MS, thread.expires_at - now)  # its turns stay readable as long as it
         planned: PlannedAction | None = None
@@ -127,15 +130,18 @@ class Chat(DialectService):
                 new_action, action_planned, ActionRecord(action_id, seq + 2, a.type, a.summary, now)
             )
             asks = {"id": action_id, "confirmation": a.confirmation}
+        reply_id = new_id(REPLY_PREFIX)
+        slot = ACTION_PREFIX + reply_id.removeprefix(REPLY_PREFIX) if agent_asks else None
         reply = NewTurn(
-            id=new_id(REPLY_PREFIX), kind=REPLY_KIND, tenant=user.tenant, scope=scope, grace_ms=grace_ms,
+            id=reply_id, kind=REPLY_KIND, tenant=user.tenant, scope=scope, grace_ms=grace_ms,
             end_user=user.user, input_tokens=count_tokens(body.message), max_duration_ms=max_duration_ms,
-            input={"prompt": body.message, "assistant_seq": seq + 1, "expires_at": thread.expires_at, "action": asks},
+            input={"prompt": body.message, "assistant_seq": seq + 1, "expires_at": thread.expires_at, "action": asks,
+                   **({"asks_slot": {"id": slot, "outcome_seq": seq + 2}} if slot else {})},
         )  # fmt: skip
         try:
             turn, _ = self.store.chat.send(
                 thread, is_new=body.thread_id is None, text=body.message, reply=reply, reply_created=reply_created,
-                action=planned, run_as=runner.owner, lease_ms=runner.lease_ms,
+                action=planned, run_as=runner.owner, lease_ms=runner.lease_ms, asks_slot=slot,
             )  # fmt: skip
         except errors.ExtraItemsRejected as rejected:
             raise self._refused(rejected, thread, body.thread_id is None, user, now) from None
@@ -166,6 +172,7 @@ class Chat(DialectService):
         cancelled meanwhile answers with what it had said; a failed one is an error."""
         channel, running = runner.start(sent.turn, remaining_ms)
         text: list[str] = []
+        question: str | None = None
         last: Event | None = None
         try:
             while True:
@@ -175,6 +182,8 @@ class Chat(DialectService):
                 for ev in item or []:
                     if ev.type == "token.delta":
                         text.append(str(ev.data["delta"]))
+                    elif ev.type == "confirmation_required":
+                        question = str(ev.data["message"])
                     last = ev
         finally:
             running.join()
@@ -182,8 +191,7 @@ class Chat(DialectService):
             data = last.data if last is not None and last.type == "error" else {}
             raise errors.TurnstopError(str(data.get("message", "The reply was interrupted")),
                                        code=str(data.get("error", "reply_failed")))  # fmt: skip
-        asks = sent.action.confirmation if sent.action is not None and last.type == "done" else None
-        return wire.chat_answer(sent.thread_id, "".join(text), asks)
+        return wire.chat_answer(sent.thread_id, "".join(text), question if last.type == "done" else None)
 
     def stream(self, sent: Sent, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> StreamingResponse:
         """Run the reply in this request, streaming each event as it comes (``POST /chat/stream``)."""
@@ -195,9 +203,11 @@ class Chat(DialectService):
 
     # ------------------------------------------------------------------ confirm
 
-    def confirm(self, user: ChatUser, thread_id: str) -> dict[str, Any]:
+    def confirm(self, user: ChatUser, thread_id: str, runner: TurnRunner) -> dict[str, Any]:
         """Carry out the action waiting for confirmation: claim it (refused once a cancel has
-        flagged it, or another confirm has claimed it), then record its outcome with its end."""
+        flagged it, or another confirm has claimed it), then record its outcome with its end.
+        An action an agent asked for is carried out by that agent (``approvals.carry_out``,
+        through ``runner``'s model for it)."""
         thread = self._thread(user, thread_id)
         if not thread.action:
             raise errors.Conflict(NOTHING_TO_CONFIRM, code="nothing_to_confirm")
@@ -217,8 +227,9 @@ class Chat(DialectService):
             turn, mode = self.store.turns.with_input(old), LostLease(old.lease_expires_at)
         if turn.kind != ACTION_KIND or not turn.visible_to(user.tenant, scopes.chat(thread.id), user.user):
             raise errors.NotFound(THREAD_NOT_FOUND)
-        result = str(turn.input["action"]["result"])
-        executed = action_executed(turn)
+        details = turn.input["action"]
+        result = carry_out(runner.model_factory, turn) if details.get("agent") else str(details["result"])
+        executed = action_executed(turn, result)
         outcome = ChatMessage(int(turn.input["outcome_seq"]), "assistant", result, self.store.now())
         closing = Closing(
             [Event(turn.seq + 1, executed.type, executed.data)], [],
@@ -229,6 +240,11 @@ class Chat(DialectService):
         except CommitRejected as refused:
             raise errors.Conflict(self._why_not(refused.old), code="nothing_to_confirm") from None
         return wire.confirm_answer(thread.id, result)
+
+    def agent_route(self) -> bool:
+        """Whether the chat's route is an agent of the platform's own (an external route): it
+        plans for itself, and may ask a person to approve an action (``request_approval``)."""
+        return routes_for(self.settings.models).default_route.provider == "external"
 
     @staticmethod
     def _why_not(old: Turn | None) -> str:
