@@ -21,5 +21,4 @@ __all__ = [
     "turn_events",
     "webhooks",
     "worker",
-    "worker_api",
 ]

@@ -56,3 +56,30 @@ def test_an_import_circle_is_found_and_a_chain_is_not() -> None:
     assert import_cycles(g, ["turnstop"]) == [
         ["turnstop.dialects.llm.wire", "turnstop.store.codec", "turnstop.store.turn_reads"]
     ]
+
+
+def test_every_name_a_package_exports_exists() -> None:
+    """Each ``__all__`` entry is a submodule of the package or a name its ``__init__`` binds."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    stale: dict[str, list[str]] = {}
+    for init in sorted((ROOT / "layers" / "turnstop" / "turnstop").rglob("__init__.py")):
+        package = init.parent
+        tree = ast.parse(init.read_text())
+        bound = {p.stem for p in package.glob("*.py")} | {
+            p.name for p in package.iterdir() if (p / "__init__.py").is_file()
+        }
+        for node in tree.body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+                bound.add(node.name)
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                bound |= {t.id for t in targets if isinstance(t, ast.Name)}
+        exported = declared_exports(".".join(package.relative_to(ROOT / "layers" / "turnstop").parts)) or []
+        if missing := sorted(set(exported) - bound):
+            stale[str(package.relative_to(ROOT))] = missing
+    assert stale == {}
