@@ -53,6 +53,7 @@ lint: install
 	$(BIN)/ruff format --check layers functions turnstop_local turnstop_cli tests bench examples
 	$(BIN)/mypy -p turnstop -p turnstop_local -p turnstop_cli
 	$(BIN)/mypy --explicit-package-bases functions tests bench examples
+	PYTHONPATH=layers/turnstop:. $(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 	$(MAKE) --no-print-directory checkov
 

@@ -36,7 +36,7 @@ from bench.upstream import TENANT, Reader, _read  # noqa: E402
 from turnstop.composition import turn_runner  # noqa: E402
 from turnstop.core.turn import CancelOutcome, CancelRequest  # noqa: E402
 from turnstop.dialects.sessions.renderer import RENDERERS  # noqa: E402
-from turnstop.settings import Settings  # noqa: E402
+from turnstop.platform.settings import Settings  # noqa: E402
 from turnstop.store import Store  # noqa: E402
 from turnstop.worker import WorkerTurn, serve  # noqa: E402
 

@@ -26,14 +26,14 @@ import boto3  # noqa: E402
 
 from bench.streaming import cost_of  # noqa: E402
 from tests.conftest import CapacityMeter  # noqa: E402
-from turnstop.bulk_cancel import BulkCancel, Page  # noqa: E402
+from turnstop.cancels.bulk import BulkCancel, Page  # noqa: E402
 from turnstop.core import scopes  # noqa: E402
 from turnstop.core.bulk import BulkRequest, BulkScope  # noqa: E402
 from turnstop.core.ids import new_id  # noqa: E402
 from turnstop.core.records import NewTurn  # noqa: E402
 from turnstop.core.turn import CancelOutcome, CancelRequest  # noqa: E402
 from turnstop.dialects.sessions.renderer import STATELESS_KIND, created_event  # noqa: E402
-from turnstop.settings import Settings  # noqa: E402
+from turnstop.platform.settings import Settings  # noqa: E402
 from turnstop.store import Store  # noqa: E402
 from turnstop.store.codec import dump  # noqa: E402
 from turnstop.store.heads import new_head  # noqa: E402

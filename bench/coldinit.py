@@ -4,7 +4,7 @@ time of the module's import and its first DynamoDB client, interpreter start exc
 the median of several runs.
 
 With SnapStart (the cancel functions in AWS) that whole init runs once, before the snapshot; a
-new instance is restored from it and runs only the after-restore hook (turnstop/snapstart.py)
+new instance is restored from it and runs only the after-restore hook (turnstop/platform/snapstart.py)
 before its first request. ``restore_ms`` is that hook's CPU time, measured in an interpreter
 that has done the init: what is left of the init on the request path, besides the restore itself
 (which Lambda does and a local run cannot)."""
@@ -40,7 +40,7 @@ def cpu_ms(code: str, runs: int) -> float:
 
 def restore_ms(name: str, runs: int) -> float:
     """Median CPU ms of the after-restore hook, in an interpreter where ``name`` has initialised."""
-    hook = "from turnstop import snapstart\nimport time\n_t = time.process_time()\nsnapstart.after_restore()"
+    hook = "from turnstop.platform import snapstart\nimport time\n_t = time.process_time()\nsnapstart.after_restore()"
     return _median_ms(f"{load_function(name)}{hook}\nprint((time.process_time() - _t) * 1000)", runs)
 
 

@@ -30,8 +30,8 @@ from turnstop.core.ids import new_id
 from turnstop.core.records import NewTurn
 from turnstop.core.turn import CancelRequest, Turn
 from turnstop.dialects.sessions.renderer import RENDERERS, STATELESS_KIND, created_event
+from turnstop.providers.base import Chunk
 from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.model import Chunk
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store import Store, codec
 

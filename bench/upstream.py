@@ -48,8 +48,8 @@ from turnstop.core.ids import new_id  # noqa: E402
 from turnstop.core.records import NewTurn  # noqa: E402
 from turnstop.core.turn import CancelOutcome, CancelRequest  # noqa: E402
 from turnstop.dialects.sessions.renderer import RENDERERS, STATELESS_KIND, created_event  # noqa: E402
+from turnstop.platform.settings import Settings  # noqa: E402
 from turnstop.runtime.runner import TurnRunner  # noqa: E402
-from turnstop.settings import Settings  # noqa: E402
 from turnstop.store import Store  # noqa: E402
 from turnstop_local.fake_upstream import Behaviour, FakeUpstream, RequestRecord  # noqa: E402
 

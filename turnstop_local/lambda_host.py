@@ -155,7 +155,7 @@ class LambdaFunction:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
             # What `sam local` sets: Powertools' Tracer, for one, turns itself off (no X-Ray daemon).
             "AWS_SAM_LOCAL": "true",
-            # ...and said outright: no X-Ray SDK is made or imported locally (turnstop.tracing).
+            # ...and said outright: no X-Ray SDK is made or imported locally (turnstop.observability.tracing).
             "POWERTOOLS_TRACE_DISABLED": "true",
             **self.environment,
         }
@@ -290,18 +290,20 @@ class LambdaFunction:
         self._start(invocation.run, self.stream_handler_call, json_round_trip(event), wait=wait, slot_held=False)
         return invocation
 
-    def throttled_response(self, streaming: bool) -> Callable[[Any], Any] | None:
-        """The handler module's optional ``throttled_response(event)``: a payload 2.0 response for
-        a request that found the function at its limit (a dialect answering in its own shape)."""
+    def throttle_answer(self, streaming: bool) -> Callable[[Any], Any] | None:
+        """What a request that found the function at its limit is answered in its dialect's
+        shape: the handler module's resolver (``app``) wrapped by ``dialect_answer``, or None."""
         dotted = self.spec.stream_handler if streaming else self.spec.handler
         module_path = (dotted or "").rpartition(".")[0]
         if not module_path or not self._module_file(module_path).is_file():
             return None
         try:
-            hook = getattr(self._module(module_path), "throttled_response", None)
-        except Exception:  # a module that cannot load has no hook; its invocations fail on their own
+            app = getattr(self._module(module_path), "app", None)
+        except Exception:  # a module that cannot load has no answer; its invocations fail on their own
             return None
-        return hook if callable(hook) else None
+        from turnstop_local.apigw.throttling import dialect_answer  # apigw imports this module
+
+        return dialect_answer(app)
 
     def stream_handler_call(self, event: Any) -> Any:
         return self.stream_handler(event, self.new_context())

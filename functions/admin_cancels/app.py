@@ -7,19 +7,18 @@ only, for their own tenant; each turn of the scope gets the single conditional c
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
-from turnstop.admin_cancels import admin_cancels_app
+from turnstop.cancels.admin import admin_cancels_app
 from turnstop.http.api import report_cancel
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = admin_cancels_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced(lazy=True)  # a cancel endpoint: no X-Ray SDK on its cold start (docs/observability.md)

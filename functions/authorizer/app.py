@@ -15,9 +15,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
 from turnstop.auth import authenticate, authorizer_answer
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 settings = Settings.from_env()

@@ -11,11 +11,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from turnstop.bulk_cancel import BulkCancel
-from turnstop.queue_cancel import BulkMessage, CancelRecord, handle, handle_bulk
-from turnstop.settings import Settings
+from turnstop.cancels.bulk import BulkCancel
+from turnstop.cancels.queue import BulkMessage, CancelRecord, handle, handle_bulk
+from turnstop.observability.tracing import traced, traced_record
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced, traced_record
 
 logger = Logger()
 metrics = Metrics()

@@ -7,9 +7,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from turnstop.composition import turn_runner
 from turnstop.dialects.chat.handlers import api_app
 from turnstop.dialects.chat.renderer import RENDERERS, after_finish
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
@@ -17,7 +17,6 @@ settings = Settings.from_env()
 store = Store(settings.table)
 runner = turn_runner(store, settings, RENDERERS, on_finished=after_finish(store))
 app = api_app(store, settings, runner)
-throttled_response = app.throttled_response
 
 
 @traced

@@ -11,9 +11,9 @@ from turnstop.composition import turn_runner
 from turnstop.dialects.chat.handlers import stream_app
 from turnstop.dialects.chat.renderer import RENDERERS, after_finish
 from turnstop.http.streaming import wsgi_app
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced_wsgi
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced_wsgi
 
 logger = Logger()
 settings = Settings.from_env()
@@ -21,7 +21,6 @@ store = Store(settings.table)
 runner = turn_runner(store, settings, RENDERERS, on_finished=after_finish(store))
 app = stream_app(store, settings, runner)
 stream_handler = app.stream
-throttled_response = app.throttled_response
 wsgi = traced_wsgi(wsgi_app(stream_handler))
 
 if __name__ == "__main__":

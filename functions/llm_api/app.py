@@ -11,9 +11,9 @@ from turnstop.composition import turn_runner
 from turnstop.dialects.llm.handlers import api_app
 from turnstop.dialects.llm.renderer import RENDERERS
 from turnstop.http.streaming import wsgi_app
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced_wsgi
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced_wsgi
 
 logger = Logger()
 settings = Settings.from_env()
@@ -22,7 +22,6 @@ store = Store(settings.table, queue_url=settings.turn_queue_url)
 runner = turn_runner(store, settings, RENDERERS)
 app = api_app(store, settings, runner)
 stream_handler = app.stream
-throttled_response = app.throttled_response
 wsgi = traced_wsgi(wsgi_app(stream_handler))
 
 if __name__ == "__main__":

@@ -7,19 +7,18 @@ the stop button. One conditional write, no read; 403 is decided from the caller'
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
 from turnstop.dialects.omni.cancel import omni_cancel_app
 from turnstop.http.api import report_cancel
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = omni_cancel_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced(lazy=True)

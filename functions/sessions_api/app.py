@@ -4,16 +4,15 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
 from turnstop.dialects.sessions.handlers import api_app
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url)
 app = api_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced

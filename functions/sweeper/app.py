@@ -11,11 +11,11 @@ finish and the send) or was lost: the delivery function decides what it needs.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.callbacks import CALLBACK_SHARDS, REDRIVE_AFTER_MS
 from turnstop.store.heads import INFLIGHT_SHARDS
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()

@@ -13,9 +13,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from turnstop.dialects.tasks.callbacks import CallbackRecord, Deliverer
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()

@@ -9,19 +9,18 @@ the first answer is kept and replayed.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
 from turnstop.dialects.tasks.cancel import tasks_cancel_app
 from turnstop.http.api import report_cancel
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = tasks_cancel_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced(lazy=True)

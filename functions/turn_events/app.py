@@ -11,8 +11,8 @@ Each end is counted by dialect and status, each cancel by dialect and source, wi
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from turnstop.settings import Settings
-from turnstop.tracing import traced
+from turnstop.observability.tracing import traced
+from turnstop.platform.settings import Settings
 from turnstop.turn_events import EventBridgeSink, FileSink, Sink, record_metrics, terminal_event
 
 logger = Logger()

@@ -16,9 +16,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from turnstop.composition import turn_runner
 from turnstop.dialects.registry import after_finish, all_renderers
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced, traced_record
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced, traced_record
 
 logger = Logger()
 metrics = Metrics()

@@ -4,10 +4,10 @@
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
-from turnstop.settings import Settings
+from turnstop.observability.tracing import traced
+from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.tracing import traced
 from turnstop.worker.api import worker_api_app
 
 logger = Logger()
@@ -15,7 +15,6 @@ metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
 app = worker_api_app(store, settings)
-throttled_response = app.throttled_response
 
 
 @traced(lazy=True)

@@ -19,9 +19,9 @@ from turnstop.dialects.registry import after_finish, all_renderers
 from turnstop.dialects.tasks.answers import TaskObject
 from turnstop.dialects.tasks.cancel import tasks_cancel_app
 from turnstop.dialects.tasks.handlers import api_app
+from turnstop.platform.settings import Settings
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,12 +11,13 @@ from typing import Any
 from tests.cases.fixtures import Env
 from turnstop.core import scopes
 from turnstop.core.events import Event
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.providers.base import Chunk
 from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.model import Chunk
 from turnstop.runtime.runner import TurnRunner
 
 TENANT = "t1"

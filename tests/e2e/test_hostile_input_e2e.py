@@ -27,8 +27,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.conftest import LocalApi, serve, sse_events, wait_for
+from turnstop.platform.settings import Settings
 from turnstop.providers.config import SCRIPTED_ROUTES
-from turnstop.settings import Settings
 from turnstop_local.store import choose_store_kind
 from turnstop_local.template.facts import Template
 

@@ -13,19 +13,20 @@ import pytest
 from tests.cases.fixtures import Env, only_on_dynamodb_local
 from tests.cases.turns import TENANT, HookModel, cancel, events, ledger_kinds, runner, until_ended
 from tests.conftest import CapacityMeter
-from turnstop.bulk_cancel import BulkCancel, Page
+from turnstop.cancels.bulk import BulkCancel, Page
 from turnstop.core import errors, scopes
 from turnstop.core.bulk import BulkRequest, BulkScope
 from turnstop.core.ids import new_id
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
-from turnstop.settings import Settings
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.keys import Tombstone, idempotency_pk
+from turnstop.idempotency.tombstones import ByTurn
+from turnstop.platform.settings import Settings
 from turnstop.store import sessions
 from turnstop.store.live import LIVE_SHARDS
-from turnstop.store.start_keys import idempotency_pk
-from turnstop.store.tombstones import ByTurn, Tombstone
 from turnstop.store.transaction import Transaction
 from turnstop.turn_events import terminal_event
 

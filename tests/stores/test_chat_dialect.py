@@ -30,10 +30,11 @@ from turnstop.dialects.chat.agent import AgentModel
 from turnstop.dialects.chat.cancel import chat_cancel_app
 from turnstop.dialects.chat.handlers import api_app, stream_app
 from turnstop.dialects.chat.renderer import RENDERERS, action_planned, after_finish
+from turnstop.platform.settings import Settings
+from turnstop.providers.base import Chunk
 from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.model import Chunk, Model
+from turnstop.runtime.model import Model
 from turnstop.runtime.runner import TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

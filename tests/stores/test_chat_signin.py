@@ -18,7 +18,7 @@ import pytest
 from tests.cases.fixtures import Env
 from turnstop.core.signin import secret_hash
 from turnstop.dialects.chat.handlers import auth_app
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop_local.oidc import DevOidcProvider
 

@@ -30,9 +30,9 @@ from turnstop.dialects.llm.answers import LlmResponse, LlmStreamEvent
 from turnstop.dialects.llm.cancel import llm_cancel_app
 from turnstop.dialects.llm.handlers import api_app
 from turnstop.dialects.llm.renderer import RENDERERS
+from turnstop.platform.settings import Settings
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,16 +14,16 @@ import pytest
 
 from tests.cases.fixtures import Env, only_on_dynamodb_local
 from tests.cases.turns import FAST, HookModel, eventually
-from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.omni.cancel import omni_cancel_app
 from turnstop.dialects.omni.handlers import api_app
 from turnstop.dialects.omni.wire import FORBIDDEN, MISSING_ACCOUNT
 from turnstop.dialects.registry import all_renderers
 from turnstop.http.api import request_id
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.platform.settings import Settings
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner, WorkerResult
-from turnstop.settings import Settings
 
 LEASE_MS = 30_000
 # what every body carries for the test events' API Gateway request id "req-test"

@@ -41,17 +41,18 @@ from tests.cases.turns import FAST, LEASE_MS, HookModel
 from tests.conftest import create_table
 from tests.fakes import FakeClock
 from turnstop.auth import Principal
+from turnstop.cancels.queue import CancelMessage, handle
 from turnstop.core import errors, scopes
 from turnstop.core.errors import CommitRejected, IdempotentReplay
 from turnstop.core.events import Event
 from turnstop.core.ids import new_id
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.turn import TERMINAL_STATUSES, CancelOutcome, CancelRequest, Status, Turn, TurnEnd, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.dialects.sessions.service import Sessions
-from turnstop.queue_cancel import CancelMessage, handle
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.finish import Closing, MyLease
 from turnstop.store.heads import INFLIGHT_SHARDS

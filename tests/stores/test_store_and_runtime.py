@@ -29,12 +29,13 @@ from tests.cases.turns import (
 from tests.conftest import CapacityMeter
 from turnstop.core import errors, scopes
 from turnstop.core.errors import CommitRejected, IdempotentReplay
-from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import CancelOutcome, Status, Turn
 from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.http.sse import follow
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.providers.base import Chunk
 from turnstop.runtime.keeper import Cadence
-from turnstop.runtime.model import Chunk, ScriptedModel
+from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.store import Store
 from turnstop.store.chunks import chunk_bytes

@@ -411,7 +411,7 @@ def test_a_failed_cancel_gives_its_key_back(tasks: TasksApi) -> None:
 
 
 def test_a_cancel_whose_key_is_held_by_a_request_in_flight_is_a_retryable_409(tasks: TasksApi) -> None:
-    from turnstop.http.body import idempotency_claim
+    from turnstop.idempotency.requests import idempotency_claim
 
     tid = tasks.new()
     path = f"/v1/tasks/{tid}/cancel"

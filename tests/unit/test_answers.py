@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from tests.cases.fixtures import Env
 from tests.cases.turns import HookModel, cancel, events, runner, start
-from turnstop.bulk_cancel import report_json
+from turnstop.cancels.bulk import report_json
 from turnstop.core import errors
 from turnstop.core.bulk import BulkRequest, BulkScope
 from turnstop.core.events import Event

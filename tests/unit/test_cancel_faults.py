@@ -22,7 +22,7 @@ from tests.unit.functions_harness import Aws, Context, aws, load_event, wait_for
 from turnstop.core.signin import WebSession, secret_hash
 from turnstop.core.turn import Status
 from turnstop.dialects.chat.agent import AgentModel
-from turnstop.runtime.model import Chunk
+from turnstop.providers.base import Chunk
 from turnstop.store.transaction import ATTEMPTS
 
 LONG = "Write a 5000-word essay"

@@ -14,6 +14,7 @@ import pytest
 
 from tests.unit.functions_harness import Aws, Context, aws, load_event  # noqa: F401
 from turnstop.core.signin import WebSession, secret_hash
+from turnstop_local.apigw.throttling import dialect_answer
 from turnstop_local.oidc import DevOidcProvider
 
 QUESTION = "Should I create a meeting titled 'Project Review' on March 10th at 3 PM?"
@@ -77,7 +78,9 @@ def test_the_stream_function_streams_the_question(aws: Aws, session: str) -> Non
 
 
 def test_a_throttled_cancel_answers_in_the_chat_shape(aws: Aws) -> None:
-    out = aws.function("chat_cancel").throttled_response(event("chat_cancel", None))
+    answer = dialect_answer(aws.function("chat_cancel").app)
+    assert answer is not None
+    out = answer(event("chat_cancel", None))
     assert out["statusCode"] == 429 and body(out)["error"] == "rate_limited"
 
 

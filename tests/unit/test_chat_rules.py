@@ -20,7 +20,7 @@ from turnstop.dialects.chat.signin import safe_return_to
 from turnstop.dialects.chat.threads import thread_id_of
 from turnstop.dialects.chat.web import Origins, cookies_of, secure_cookies
 from turnstop.http.body import parse_body
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -596,7 +596,7 @@ def test_keys_create_checks_the_account_ids_before_running_anything(
 ) -> None:
     write_state(tmp_path, "http://127.0.0.1:4123", "ts_dev_x")
     monkeypatch.setenv("TURNSTOP_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: pytest.fail("nothing may run"))
+    monkeypatch.setattr("turnstop_cli.app.subprocess.run", lambda *a, **k: pytest.fail("nothing may run"))
     result = run("keys", "create", "--tenant", "acme", f"--accounts={accounts}")
     assert result.exit_code == ExitCode.USAGE and "--accounts" in result.output
 
@@ -617,7 +617,7 @@ def test_keys_create_passes_values_that_look_like_options_as_values(
         calls.append(argv)
         return Done("-ts_dashed\n")
 
-    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    monkeypatch.setattr("turnstop_cli.app.subprocess.run", fake_run)
     result = run("keys", "create", "--tenant", "acme", "--accounts", "1, 2", "--key=-ts_dashed", "--name=-n")
     assert result.exit_code == 0, result.output
     assert result.stdout == "-ts_dashed\n"
@@ -630,7 +630,7 @@ def test_keys_create_that_prints_no_key_is_an_error_not_a_traceback(
 ) -> None:
     write_state(tmp_path, "http://127.0.0.1:4123", "ts_dev_x")
     monkeypatch.setenv("TURNSTOP_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(cli.subprocess, "run", lambda argv, **k: Done(""))
+    monkeypatch.setattr("turnstop_cli.app.subprocess.run", lambda argv, **k: Done(""))
     result = run("keys", "create", "--tenant", "acme", "--accounts", "1")
     assert result.exit_code == ExitCode.API_ERROR and "printed no key" in result.output
 

@@ -47,7 +47,7 @@ class FakeOperation:
         self.service_model = type("ServiceModel", (), {"service_name": service})()
 
 
-def test_calls_are_recorded_for_the_function_whose_thread_or_child_thread_makes_them(tmp_path: Path) -> None:
+def test_calls_are_recorded_for_the_function_whose_python_thread_or_child_thread_makes_them(tmp_path: Path) -> None:
     resources = LocalResources(
         tables={"TurnTable": "turnstop-local"}, queues={"TurnQueue": QueueRef("http://q/turns", "arn", "turns")}
     )

@@ -1,5 +1,5 @@
 """The local runtime under load: listen backlog, per-function concurrency and throttling (with a
-dialect's own ``throttled_response``), idle-socket timeouts, and clients that leave early.
+its dialect's answer, from the resolver the local runtime wraps), idle-socket timeouts, and clients that leave early.
 
 A tiny fake repo (its own template.yaml and functions) served over loopback, moto as the store.
 Functions block on gate files the tests create; waits poll a condition with a deadline.
@@ -114,9 +114,9 @@ def wait_gate(name, seconds=20):
         time.sleep(0.01)
 
 class Response:
-    def __init__(self, body):
-        self.status_code = 200
-        self.headers = {"content-type": "text/event-stream"}
+    def __init__(self, body, status_code=200, headers=None):
+        self.status_code = status_code
+        self.headers = headers or {"content-type": "text/event-stream"}
         self.body = body
 """
 
@@ -137,17 +137,25 @@ def handler(event, context):
 def handler(event, context):
     return {"statusCode": 200, "body": "ran"}
 
-def throttled_response(event):
-    body = {"error": {"type": "rate_limit_error", "route": event["routeKey"]}}
-    return {"statusCode": 429, "headers": {"content-type": "application/json", "retry-after": "1"},
-            "body": json.dumps(body)}
+class App:  # a resolver's error answer, as the local runtime wraps it
+    request_headers = None
+
+    def error_response(self, exc, event):
+        body = {"error": {"type": "rate_limit_error", "route": event["routeKey"]}}
+        return Response(body=json.dumps(body), status_code=429,
+                        headers={"content-type": "application/json", "retry-after": "1"})
+
+app = App()
 """,
     "badhook": """
 def handler(event, context):
     return {"statusCode": 200, "body": "ran"}
 
-def throttled_response(event):
-    raise RuntimeError("the hook itself fails")
+class App:
+    def error_response(self, exc, event):
+        raise RuntimeError("the resolver itself fails")
+
+app = App()
 """,
     "stream": """
 def stream_handler(event, context):
@@ -173,9 +181,15 @@ def stream_handler(event, context):
 def stream_handler(event, context):
     return Response(iter(["data: never\\n\\n"]))
 
-def throttled_response(event):
-    return {"statusCode": 429, "headers": {"content-type": "application/json"},
-            "body": json.dumps({"error": "busy", "route": event["routeKey"]})}
+class App:
+    def request_headers(self, event):
+        return {"x-dialect": "shaped"}
+
+    def error_response(self, exc, event):
+        body = json.dumps({"error": "busy", "route": event["routeKey"]})
+        return Response(body=body, status_code=429, headers={"content-type": "application/json"})
+
+app = App()
 """,
     "serial": """
 def handler(event, context):
@@ -377,14 +391,15 @@ def test_a_stream_at_its_limit_gets_the_function_url_throttle(limits: tuple[Loca
     }
 
 
-def test_throttled_response_is_the_dialects_answer(limits: tuple[LocalRuntime, Path]) -> None:
+def test_a_throttled_request_gets_its_dialects_answer(limits: tuple[LocalRuntime, Path]) -> None:
     runtime, _ = limits
     status, headers, body = request(runtime, "/shaped")
     assert status == 429 and headers["retry-after"] == "1"
     assert json.loads(body) == {"error": {"type": "rate_limit_error", "route": "GET /shaped"}}
-    status, _, body = request(runtime, "/shaped-stream")
+    status, headers, body = request(runtime, "/shaped-stream")
     assert (status, json.loads(body)) == (429, {"error": "busy", "route": "GET /shaped-stream"})
-    # A hook that fails is logged; the request gets what AWS would answer.
+    assert headers["x-dialect"] == "shaped" and headers["x-request-id"]  # the resolver's own headers, and the id
+    # A resolver that fails is logged; the request gets what AWS would answer.
     status, _, body = request(runtime, "/badhook")
     assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
 
@@ -551,3 +566,10 @@ def request_on(server_port: int, path: str) -> int:
         return response.status
     finally:
         connection.close()
+
+
+def test_no_function_carries_code_for_the_local_runtimes_throttling() -> None:
+    """The dialect's answer to a throttled request is the local runtime's business (it wraps the
+    resolver): production functions export nothing for it."""
+    named = {p.parent.name for p in (ROOT / "functions").glob("*/app.py") if "throttled_response" in p.read_text()}
+    assert named == set()

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.unit.functions_harness import DEV_KEY, Aws, Context, aws, load_event  # noqa: F401
-from turnstop import logkeys, tracing
+from turnstop.observability import logkeys, tracing
 
 KEYS = ("turn_id", "tenant", "dialect", "cancel_source")
 Logs = Callable[[ModuleType], io.StringIO]
@@ -142,7 +142,7 @@ def test_the_workers_log_line_names_the_turn_it_ran(aws: Aws, logs: Logs) -> Non
     assert line["result"] == "completed"
 
 
-def test_a_thread_a_turn_starts_carries_the_keys_of_the_one_that_started_it() -> None:
+def test_a_python_thread_a_turn_starts_carries_the_keys_of_the_one_that_started_it() -> None:
     import threading
 
     logkeys.reset(turn_id="resp_1", tenant="acme")
@@ -207,8 +207,8 @@ def test_tracing_is_off_outside_lambda_and_leaves_the_handler_as_it_is(monkeypat
 EAGER = """
 import json, sys
 sys.path[:0] = [sys.argv[1]]
-from turnstop import logkeys
-from turnstop.tracing import traced
+from turnstop.observability import logkeys
+from turnstop.observability.tracing import traced
 
 @traced
 def lambda_handler(event, context):
@@ -221,8 +221,8 @@ print(json.dumps(lambda_handler({}, None)))
 LAZY = """
 import json, sys
 sys.path[:0] = [sys.argv[1]]
-from turnstop import logkeys
-from turnstop.tracing import traced
+from turnstop.observability import logkeys
+from turnstop.observability.tracing import traced
 
 answers = iter([202, 503])
 
@@ -298,8 +298,8 @@ def test_in_lambda_a_cancel_function_loads_the_sdk_only_to_trace_a_failed_answer
 WSGI = """
 import sys
 sys.path[:0] = [sys.argv[1]]
-from turnstop import logkeys
-from turnstop.tracing import traced_wsgi
+from turnstop.observability import logkeys
+from turnstop.observability.tracing import traced_wsgi
 
 def app(environ, start_response):
     logkeys.reset(turn_id="msg_1", tenant="acme", dialect="sessions")
@@ -323,8 +323,8 @@ def test_behind_the_web_adapter_each_request_is_traced_under_its_own_trace_heade
 RECORDS = """
 import inspect, json, sys
 sys.path[:0] = [sys.argv[1]]
-from turnstop import logkeys
-from turnstop.tracing import traced, traced_record
+from turnstop.observability import logkeys
+from turnstop.observability.tracing import traced, traced_record
 
 @traced_record
 def record_handler(record, lambda_context):
@@ -353,7 +353,7 @@ CALLS = """
 import http.client, http.server, sys, threading
 sys.path[:0] = [sys.argv[1]]
 import boto3
-from turnstop.tracing import traced
+from turnstop.observability.tracing import traced
 
 class Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self):

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.conftest import ROOT
 from tests.unit.test_template_policy import cancel_functions
-from turnstop import snapstart
+from turnstop.platform import snapstart
 from turnstop.store import db
 from turnstop_local.template import Template
 
@@ -44,5 +44,5 @@ def test_every_synchronous_cancel_function_has_snapstart_on_its_alias(template: 
         assert props.get("SnapStart") == {"ApplyOn": "PublishedVersions"}, fid
         assert props.get("AutoPublishAlias"), fid  # SAM points the API's integrations at the alias
         app = (template.function(fid).code_dir / "app.py").read_text()
-        assert re.search(r"^from turnstop import snapstart\b", app, re.M), fid
-    assert ROOT.joinpath("layers/turnstop/turnstop/snapstart.py").is_file()
+        assert re.search(r"^from turnstop.platform import snapstart\b", app, re.M), fid
+    assert ROOT.joinpath("layers/turnstop/turnstop/platform/snapstart.py").is_file()

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import Response
 from turnstop.core import errors
 from turnstop.http.api import TurnstopResolver, sse_response
 from turnstop.http.errors import ErrorShape
-from turnstop.http.sse import StreamingResponse
+from turnstop.http.response import StreamingResponse
 from turnstop.http.streaming import wsgi_app
 
 SHAPE = ErrorShape(lambda i: {"error": {"type": i.code, "message": i.message}})

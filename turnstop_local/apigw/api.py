@@ -77,7 +77,7 @@ class LocalApi:
 
     def throttled(self, route: Route, event: dict[str, Any], throttled: Throttled) -> HttpResponse:
         """The answer to a request throttled on its way to ``route``'s function."""
-        hook = self.host.get(route.function_id).throttled_response(route.streaming)
+        hook = self.host.get(route.function_id).throttle_answer(route.streaming)
         return throttled_answer(route, event, throttled, hook)
 
     def authorize(

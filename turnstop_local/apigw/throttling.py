@@ -7,8 +7,9 @@
   ``{"Reason": ..., "Type": "User", "message": "Rate Exceeded."}`` and
   ``x-amzn-ErrorType: TooManyRequestsException``.
 
-A function module may export ``throttled_response(event) -> dict`` (a payload 2.0 response) so
-that a dialect answers in its own error shape; the local runtime then uses it instead.
+A function whose module holds its dialect's resolver (``app``, a ``TurnstopResolver``) is
+answered in that dialect's error shape instead: the local runtime wraps the resolver
+(``dialect_answer``); the functions themselves carry nothing for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from turnstop_local.apigw.responses import HttpResponse, json_message, map_respo
 from turnstop_local.concurrency import Throttled
 from turnstop_local.template import Route
 
-__all__ = ["lambda_throttle_error", "throttled_answer"]
+__all__ = ["dialect_answer", "lambda_throttle_error", "throttled_answer"]
 
 log = logging.getLogger("turnstop_local.http")
 
@@ -39,20 +40,46 @@ def lambda_throttle_error(throttled: Throttled) -> HttpResponse:
     )
 
 
+RATE_LIMITED = "Too many concurrent requests; retry shortly"
+
+
+def dialect_answer(app: Any) -> Callable[[Any], Any] | None:
+    """What a function answers when it is at its limit, in its dialect's error shape: its
+    resolver's ``error_response`` for a rate limit, with the headers every answer of that
+    resolver carries and the request id. None when the module holds no such resolver."""
+    error_response = getattr(app, "error_response", None)
+    if not callable(error_response):
+        return None
+
+    def answer(event: dict[str, Any]) -> dict[str, Any]:
+        from turnstop.core.errors import RateLimited
+        from turnstop.http.api import request_id
+
+        response = error_response(RateLimited(RATE_LIMITED), event)
+        own = getattr(app, "request_headers", None)
+        return {
+            "statusCode": response.status_code,
+            "headers": {**(own(event) if callable(own) else {}), **response.headers, "X-Request-Id": request_id(event)},
+            "body": response.body,
+        }
+
+    return answer
+
+
 def throttled_answer(
     route: Route,
     event: dict[str, Any],
     throttled: Throttled,
     hook: Callable[[Any], Any] | None = None,
 ) -> HttpResponse:
-    """The answer to a request whose function is at its limit: the function's own
-    ``throttled_response`` when it has one (and it works), else what AWS answers."""
+    """The answer to a request whose function is at its limit: its dialect's (``hook``, from
+    ``dialect_answer``) when it has one (and it works), else what AWS answers."""
     log.warning("throttled %s: %s", route.route_key, throttled)
     if hook is not None:
         try:
             return map_response(hook(copy.deepcopy(event)))
         except Exception:
-            log.error("%s throttled_response failed:\n%s", route.function_id, traceback.format_exc())
+            log.error("%s dialect throttle answer failed:\n%s", route.function_id, traceback.format_exc())
     if route.streaming:
         return lambda_throttle_error(throttled)
     return json_message(500, "Internal Server Error")

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
-from turnstop.queue_cancel import BulkMessage, CancelMessage
+from turnstop.cancels.queue import BulkMessage, CancelMessage
 from turnstop_local.openapi import responses as r
 from turnstop_local.openapi.beyond import CHECKED_BEYOND, deep_merge
 from turnstop_local.openapi.dialects import DIALECTS

@@ -18,7 +18,7 @@ _LAYER = Path(__file__).resolve().parents[2] / "layers" / "turnstop"
 if str(_LAYER) not in sys.path:  # the layer's package, as the local runtime's functions see it
     sys.path.append(str(_LAYER))
 
-from turnstop.http.body import MAX_IDEMPOTENCY_KEY  # noqa: E402
+from turnstop.idempotency.requests import MAX_IDEMPOTENCY_KEY  # noqa: E402
 from turnstop_local.openapi import responses as r  # noqa: E402
 
 OPENAPI_VERSION = "3.1.0"

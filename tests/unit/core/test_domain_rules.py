@@ -12,7 +12,7 @@ from turnstop.core.events import PendingEvent, committed_text
 from turnstop.core.scopes import Scope, ScopeKind
 from turnstop.core.tokens import count_tokens, first_tokens
 from turnstop.core.turn import Status, Usage
-from turnstop.settings import Settings, SettingsError
+from turnstop.platform.settings import Settings, SettingsError
 
 
 @pytest.mark.parametrize("status", [Status.COMPLETED, Status.INCOMPLETE])

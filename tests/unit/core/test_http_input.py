@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from turnstop.auth import end_user_of
 from turnstop.core import errors
 from turnstop.http.api import request_id
-from turnstop.http.body import BodyMessages, idempotency_claim, json_object, parse_body
+from turnstop.http.body import BodyMessages, json_object, parse_body
+from turnstop.idempotency.requests import idempotency_claim
 
 
 class Body(BaseModel):

@@ -97,7 +97,7 @@ def test_a_cancel_function_loads_only_its_own_dialect() -> None:
 CANCEL_FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*_cancel/app.py"))
 # What a cancel never needs: request and answer models (pydantic), the sign-in (JWT), the runtime that runs
 # a turn, streaming, webhooks; and of its own dialect anything but the cancel's light modules.
-# Nor the X-Ray SDK: it loads only to record a failed cancel (turnstop.tracing), though tracing is on.
+# Nor the X-Ray SDK: it loads only to record a failed cancel (turnstop.observability.tracing), though tracing is on.
 NEVER = (
     "pydantic",
     "jwt",

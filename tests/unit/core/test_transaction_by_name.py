@@ -74,7 +74,7 @@ def test_an_item_name_is_given_once() -> None:
 def test_concurrent_write_conflicts_are_retried_then_reported_as_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
     import turnstop.store.transaction as transaction
 
-    monkeypatch.setattr(transaction.time, "sleep", lambda s: None)
+    monkeypatch.setattr("turnstop.store.transaction.time.sleep", lambda s: None)
     ddb = RefusingDynamo("HEAD", code="TransactionConflict")
     with pytest.raises(errors.Retryable):
         tx_with(Dynamo("t", FakeClock(), ddb), ["head"]).commit()

@@ -1,9 +1,8 @@
-"""Domain records the store reads and writes besides turns: new turns, idempotency claims,
-sessions, credentials and ledger entries. Plain data, no I/O."""
+"""Domain records the store reads and writes besides turns: new turns, sessions, credentials
+and ledger entries. Plain data, no I/O. (An Idempotency-Key's claim is ``idempotency/claims.py``.)"""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,21 +35,6 @@ class NewTurn:
     # Keep its request even when it runs in the request that started it: later turns send it to
     # the model as the conversation so far (an llm response a previous_response_id may name).
     keep_request: bool = False
-
-
-@dataclass(frozen=True)
-class IdempotencyClaim:
-    tenant: str
-    key: str
-    fingerprint: str  # hash of method, route and body
-
-    @staticmethod
-    def fingerprint_of(*parts: str | bytes) -> str:
-        h = hashlib.sha256()
-        for p in parts:
-            h.update(p.encode() if isinstance(p, str) else p)
-            h.update(b"\x00")
-        return h.hexdigest()
 
 
 @dataclass(frozen=True)

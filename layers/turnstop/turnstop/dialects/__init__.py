@@ -5,3 +5,5 @@ parsing), ``wire`` (error shape and answer bodies), ``renderer`` (event vocabula
 ``service`` (the operations, a ``DialectService``). Importing this package imports no
 dialect: a function loads only the dialect it serves (lean cold starts).
 """
+
+__all__ = ["chat", "llm", "omni", "registry", "service", "sessions", "tasks"]

@@ -1,5 +1,5 @@
 """What every dialect's service shares: starting a turn (and queueing it) with one rule for
-idempotent replays, and finding a turn the caller may see."""
+idempotent replays (``idempotency/replay.py``)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ from collections.abc import Callable
 
 from turnstop.auth import Principal
 from turnstop.core import errors
-from turnstop.core.records import IdempotencyClaim
-from turnstop.core.turn import Status, Turn
-from turnstop.settings import Settings
+from turnstop.core.turn import Turn
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.replay import replayed_turn
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-
-# A replay re-sends the message of a turn still queued this long after its creation (the
-# first attempt may have stopped between writing the turn and queueing it); concurrent
-# replays send at most one message per interval (a conditional write decides).
-RESEND_AFTER_MS = 10_000
-RESEND_AGAIN_AFTER_MS = 60_000
 
 Enqueue = Callable[[Turn, IdempotencyClaim | None], None]
 
@@ -45,29 +40,7 @@ class DialectService:
         try:
             turn = write()
         except errors.IdempotentReplay as replay:
-            return self.replay(replay.turn_id, principal), True
+            return replayed_turn(self.store, replay.turn_id, principal), True
         if queue or turn.cancelled_before_start:
             self.enqueue(turn, idempotency)
         return turn, False
-
-    def replay(self, turn_id: str, principal: Principal) -> Turn:
-        """The turn an Idempotency-Key started, the same way in every dialect: while it is
-        kept, as it stands now (a still-queued turn whose message looks lost is re-sent,
-        once); once past its grace window, ``IdempotencyExpired``."""
-        turn = self.store.turns.get(turn_id)
-        if turn is None or turn.expired(self.store.now()):
-            raise errors.IdempotencyExpired(
-                "The turn started with this Idempotency-Key has finished and is no longer kept; "
-                "send the request with a new Idempotency-Key"
-            )
-        if not turn.visible_to(principal.tenant, end_user=principal.end_user):
-            raise errors.IdempotencyMismatch("Idempotency-Key was already used with a different request")
-        self._resend_if_stalled(turn)
-        return turn
-
-    def _resend_if_stalled(self, turn: Turn) -> None:
-        queued_for = self.store.now() - turn.created_at
-        if turn.stored_status is not Status.QUEUED or turn.cancel_requested or queued_for < RESEND_AFTER_MS:
-            return
-        if self.store.sweep.mark_swept(turn.id, RESEND_AGAIN_AFTER_MS):
-            self.store.queue.requeue(turn.id)

@@ -18,12 +18,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from turnstop import logkeys
 from turnstop.auth import Principal, principal_from_event
 from turnstop.core import errors
 from turnstop.http.body import headers_of
 from turnstop.http.errors import ErrorShape
 from turnstop.http.response import StreamingResponse
+from turnstop.observability import logkeys
 from turnstop.store import Store
 
 MAX_REQUEST_ID = 200
@@ -69,13 +69,13 @@ RequestHeaders = Callable[[Mapping[str, Any]], dict[str, str]]
 
 
 class TurnstopResolver(APIGatewayHttpResolver):
-    """Each request's event, Lambda context and route context are the calling thread's own.
+    """Each request's event, Lambda context and route context are the calling Python thread's own.
 
     Powertools keeps the event and context on the ``BaseRouter`` *class* and the route's
     arguments in the resolver's ``context`` dict, which is right for Lambda (one invocation at
     a time per process) but lets concurrent invocations in one process (the local runtime
     serves every function from one) read each other's requests: a create read another's
-    Idempotency-Key. Kept per thread here, they cannot."""
+    Idempotency-Key. Kept thread-local here (per Python thread), they cannot."""
 
     def __init__(self, shape: ErrorShape, headers: RequestHeaders | None = None) -> None:
         """``headers``: what every answer carries besides X-Request-Id, errors and throttles
@@ -158,15 +158,6 @@ class TurnstopResolver(APIGatewayHttpResolver):
         chunks: Iterable[str | bytes] = [] if body is None else [body] if isinstance(body, str | bytes) else body
         return StreamingResponse(int(result["statusCode"]), headers, chunks)
 
-    def throttled_response(self, event: dict[str, Any]) -> dict[str, Any]:
-        """What this function answers when its concurrency is used up (local runtime hook)."""
-        response = self.error_response(errors.RateLimited("Too many concurrent requests; retry shortly"), event)
-        return {
-            "statusCode": response.status_code,
-            "headers": {**self._request_headers(event), **response.headers, "X-Request-Id": request_id(event)},
-            "body": response.body,
-        }
-
 
 def require_principal(event: Mapping[str, Any], store: Store) -> Principal:
     principal = principal_from_event(dict(event), store)
@@ -179,7 +170,7 @@ def require_principal(event: Mapping[str, Any], store: Store) -> Principal:
 def report_cancel(logger: Any, metrics: Any, response: dict[str, Any]) -> dict[str, Any]:
     """Count a cancel function's answer as ``CancelStatus<code>`` (the alarms on 500/503 watch
     these: a caught error is an answer, so Lambda's Errors metric never sees it) and log it:
-    one line per cancel, with the keys the cancel path bound (``turnstop.logkeys``)."""
+    one line per cancel, with the keys the cancel path bound (``turnstop.observability.logkeys``)."""
     from aws_lambda_powertools.metrics import MetricUnit
 
     status = response["statusCode"]

@@ -1,4 +1,5 @@
-"""Request bodies, ids and Idempotency-Keys: one parser for every dialect.
+"""Request bodies and ids: one parser for every dialect (a request's Idempotency-Key is read by
+``idempotency/requests.py``).
 
 Every way a body can fail to parse (too large, empty, not UTF-8, not JSON, nested too deep,
 an integer too long to convert, not an object, wrong fields) is a domain error with the
@@ -17,13 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from turnstop.core import errors
-from turnstop.core.records import IdempotencyClaim
 
 if TYPE_CHECKING:  # pydantic is imported by the routes that parse a model, not at cold start
     from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound="BaseModel")
-MAX_IDEMPOTENCY_KEY = 255
 
 
 @dataclass(frozen=True)
@@ -159,38 +158,6 @@ def cancel_reason(body: Mapping[str, Any] | None, *, others: bool) -> str | None
 
 def headers_of(event: Mapping[str, Any]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-
-
-def _checked_key(key: str) -> str:
-    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
-        raise errors.InvalidRequest(f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
-    return key
-
-
-def start_key(event: Mapping[str, Any]) -> str:
-    """A cancel by key's ``Idempotency-Key``: the key of the request that started (or will
-    start) the turn to cancel. Required."""
-    key = headers_of(event).get("idempotency-key") or None
-    if key is None:
-        raise errors.InvalidRequest("Idempotency-Key is required: the key the turn was (or will be) started with")
-    return _checked_key(key)
-
-
-def idempotency_claim(event: Mapping[str, Any], tenant: str, end_user: str | None) -> IdempotencyClaim | None:
-    """The request's Idempotency-Key bound to what it asks for: route, path, end user and the
-    body as parsed JSON (so whitespace and key order do not change a match)."""
-    key = headers_of(event).get("idempotency-key") or None
-    if key is None:
-        return None
-    _checked_key(key)
-    body = raw_body(event)
-    try:
-        body = json.dumps(loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, RecursionError):
-        pass
-    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
-    fingerprint = IdempotencyClaim.fingerprint_of(method, str(event.get("rawPath", "")), end_user or "", body)
-    return IdempotencyClaim(tenant, key, fingerprint)
 
 
 MAX_DURATION_HEADER = "turnstop-max-duration"

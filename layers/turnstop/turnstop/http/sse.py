@@ -20,9 +20,9 @@ from typing import Any
 from turnstop.core.events import Event
 from turnstop.core.turn import Turn
 from turnstop.http.response import StreamingResponse
+from turnstop.platform.settings import Settings
 from turnstop.runtime.active import DETACHED, END, LiveChannel
 from turnstop.runtime.renderer import Renderer, derived_terminal
-from turnstop.settings import Settings
 from turnstop.store import Store
 
 SSE_HEADERS = {

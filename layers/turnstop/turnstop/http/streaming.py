@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-from turnstop.http.sse import StreamingResponse
+from turnstop.http.response import StreamingResponse
 
 log = logging.getLogger(__name__)
 

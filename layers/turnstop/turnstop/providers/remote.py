@@ -122,7 +122,7 @@ class RemoteProvider:
 
     def open(self, request: ModelRequest) -> RemoteCall:
         if self._offers is None:
-            from turnstop.settings import Settings
+            from turnstop.platform.settings import Settings
             from turnstop.store import Store
 
             self._offers = Store(Settings.from_env().table).offers

@@ -5,3 +5,5 @@ conditional write that fails once a cancel is requested, so turn code never poll
 ``active`` holds the handle turn code writes through, ``runner`` runs one turn from claim to
 finish, ``model`` is the model interface, ``renderer`` the dialects' event vocabulary.
 """
+
+__all__ = ["active", "keeper", "model", "renderer", "runner"]

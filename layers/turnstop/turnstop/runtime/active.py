@@ -1,5 +1,5 @@
-"""A running turn's in-memory state, shared by the model's thread, the keeper (the one thread
-that writes the turn to the store) and the live reader.
+"""A running turn's in-memory state, shared by the model's Python thread, the keeper (the one
+Python thread that writes the turn to the store) and the live reader.
 
 The model's thread only ever touches memory: ``emit`` numbers the events, hands them to the
 live reader at once and queues them for the keeper to make durable. When the keeper ends the

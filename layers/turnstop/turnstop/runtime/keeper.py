@@ -1,6 +1,6 @@
-"""The keeper: the one thread that writes a running turn to the store.
+"""The keeper: the one Python thread that writes a running turn to the store.
 
-Three jobs, each at its own cadence, none of them on the model's thread:
+Three jobs, each at its own cadence, none of them on the model's Python thread:
 - make the turn durable: every ``flush_ms`` (or sooner once ``flush_bytes`` are waiting) it
   publishes what was emitted as one chunk and moves the head over it (two small writes);
 - notice a cancel: every ``check_ms`` without such a write it reads the head's flag (one small
@@ -24,9 +24,9 @@ from typing import Any
 from turnstop.core.errors import CommitRejected, Retryable
 from turnstop.core.events import Event
 from turnstop.core.turn import CancelRequest, Status, Turn, TurnEnd, Usage
+from turnstop.platform.settings import Settings
 from turnstop.runtime.active import ActiveTurn, ModelEnd, Snapshot
 from turnstop.runtime.renderer import Renderer
-from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.finish import Closing, MyLease
 

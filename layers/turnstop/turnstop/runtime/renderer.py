@@ -16,7 +16,7 @@ from turnstop.providers.base import Message, ModelRequest
 
 SAMPLING_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "stop")
 # How much of a conversation the model is sent: its last messages, at most this many characters
-# (oldest dropped first), so a long thread never outgrows a model's context or a turn's start.
+# (oldest dropped first), so a long omni or chat thread never outgrows a model's context or a turn's start.
 HISTORY_MAX_MESSAGES = 64
 HISTORY_MAX_CHARS = 200_000
 
@@ -82,7 +82,7 @@ class Renderer:
 
     def closing_items(self, turn: Turn, end: TurnEnd) -> list[dict[str, Any]]:
         """Items the dialect writes once, with the terminal state, in the same transaction
-        (plain dicts, put if absent), e.g. a thread's final assistant message."""
+        (plain dicts, put if absent), e.g. an omni thread's final assistant message."""
         return []
 
     def ledger(self, turn: Turn, end: TurnEnd) -> list[LedgerEntry]:

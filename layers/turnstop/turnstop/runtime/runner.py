@@ -1,7 +1,7 @@
 """Running one turn: claim it, stream the model into memory, let the keeper make it durable,
 notice a cancel and write the end.
 
-Two threads per turn: the model's (``_drive``: model → renderer → ``ActiveTurn.emit``, never
+Two Python threads per turn: the model's (``_drive``: model → renderer → ``ActiveTurn.emit``, never
 waiting on the store) and the keeper's (``keeper.Keeper``: every store write). A streaming
 request hands a ``LiveChannel`` so its reader gets each event as it is emitted. A redelivered
 message for a turn whose worker died finalizes it instead of running it again.
@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from turnstop import logkeys
 from turnstop.core.errors import CommitRejected, Retryable
 from turnstop.core.events import Event
 from turnstop.core.turn import Status, Turn, TurnEnd, Usage, final_status_after_lost_worker
+from turnstop.observability import logkeys
 from turnstop.providers.base import CallAborted, ModelCall, ModelProvider, UpstreamError
 from turnstop.providers.models import estimate_input
 from turnstop.runtime.active import ActiveTurn, LiveChannel, ModelEnd, TurnStopping

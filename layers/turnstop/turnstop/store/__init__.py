@@ -9,13 +9,13 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.queue        enqueue, requeue, undo a refused start         (store/queue.py)
     store.sweep        stalled in-flight turns                        (store/sweep.py)
     store.sessions     sessions and their one-turn slot               (store/sessions.py)
-    store.threads      omni threads and their messages                (store/threads.py)
+    store.omni_threads omni threads and their messages                (store/omni_threads.py)
     store.credentials  hashed API keys                                (store/credentials.py)
     store.ledger       usage, debit, charge and refund entries        (store/ledger.py)
     store.tasks        a task's charge at creation; the tasks list    (store/tasks.py)
     store.callbacks    task callbacks (outbox, attempts), secrets     (store/callbacks.py)
-    store.answers      Idempotency-Keys whose answer is kept          (store/idempotency.py)
-    store.tombstones   cancels by Idempotency-Key, before the start   (store/tombstones.py)
+    store.answers      Idempotency-Keys whose answer is kept          (idempotency/answers.py)
+    store.tombstones   cancels by Idempotency-Key, before the start   (idempotency/tombstones.py)
     store.live         a tenant's in-flight turns, for bulk cancels   (store/live.py)
     store.bulk         bulk cancels' reports and pages                (store/bulk.py)
     store.chat         chat threads, messages, actions; their cancels (store/chat.py)
@@ -33,22 +33,22 @@ from turnstop.core.clock import SYSTEM_CLOCK, Clock
 from turnstop.store.db import Dynamo
 
 if TYPE_CHECKING:
+    from turnstop.idempotency.answers import Answers
+    from turnstop.idempotency.tombstones import Tombstones
     from turnstop.store.bulk import BulkReports
     from turnstop.store.callbacks import Callbacks
     from turnstop.store.chat import Chat
     from turnstop.store.credentials import Credentials
-    from turnstop.store.idempotency import Answers
     from turnstop.store.ledger import Ledger
     from turnstop.store.live import LiveIndex
     from turnstop.store.offers import Offers
+    from turnstop.store.omni_threads import OmniThreads
     from turnstop.store.queue import TurnQueue
     from turnstop.store.rates import Rates
     from turnstop.store.sessions import Sessions
     from turnstop.store.signins import Signins
     from turnstop.store.sweep import Sweep
     from turnstop.store.tasks import Tasks
-    from turnstop.store.threads import Threads
-    from turnstop.store.tombstones import Tombstones
     from turnstop.store.turns import Turns
 
 
@@ -102,10 +102,10 @@ class Store:
         return Sessions(self.db)
 
     @cached_property
-    def threads(self) -> Threads:
-        from turnstop.store.threads import Threads
+    def omni_threads(self) -> OmniThreads:
+        from turnstop.store.omni_threads import OmniThreads
 
-        return Threads(self.db, self.turns)
+        return OmniThreads(self.db, self.turns)
 
     @cached_property
     def credentials(self) -> Credentials:
@@ -133,13 +133,13 @@ class Store:
 
     @cached_property
     def answers(self) -> Answers:
-        from turnstop.store.idempotency import Answers
+        from turnstop.idempotency.answers import Answers
 
         return Answers(self.db)
 
     @cached_property
     def tombstones(self) -> Tombstones:
-        from turnstop.store.tombstones import Tombstones
+        from turnstop.idempotency.tombstones import Tombstones
 
         return Tombstones(self.db, self.turns)
 
@@ -185,4 +185,24 @@ class Store:
         return self.db.now()
 
 
-__all__ = ["Store"]
+# The facade, and the modules other packages may import: the aggregates behind it whose types
+# and helpers they need, the item codec, the DynamoDB adapter and transactions. The rest
+# (cancels, ledger, offers, queue, rates, signins, sweep, turn_reads) is private to the store.
+__all__ = [
+    "Store",
+    "bulk",
+    "callbacks",
+    "chat",
+    "chunks",
+    "codec",
+    "credentials",
+    "db",
+    "finish",
+    "heads",
+    "live",
+    "sessions",
+    "tasks",
+    "omni_threads",
+    "transaction",
+    "turns",
+]

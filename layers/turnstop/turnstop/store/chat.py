@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from turnstop import logkeys
 from turnstop.core.events import PendingEvent
 from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, outcome_from_conflict
+from turnstop.observability import logkeys
 from turnstop.store import codec
 from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import META_SK, TURN_SK, turn_pk

@@ -19,7 +19,7 @@ from turnstop.store.db import MAX_TURN_LIFE_S, Dynamo
 from turnstop.store.live import live_keys
 
 if TYPE_CHECKING:
-    from turnstop.store.tombstones import Tombstone
+    from turnstop.idempotency.keys import Tombstone
 
 __all__ = ["INFLIGHT_PREFIX", "INFLIGHT_SHARDS", "inflight_pk", "kept_until", "new_head", "queued_turn_items", "typed"]
 

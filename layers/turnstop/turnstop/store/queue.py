@@ -8,12 +8,12 @@ import logging
 from typing import Any
 
 from turnstop.core import errors
-from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import Status, Turn
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.keys import IDEM_SK, IDEMPOTENCY, idempotency_pk
 from turnstop.store import codec, sessions
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import Dynamo, client
-from turnstop.store.start_keys import IDEMPOTENCY, idempotency_pk
 from turnstop.store.transaction import Transaction
 from turnstop.store.turns import HEAD
 
@@ -76,7 +76,7 @@ class TurnQueue:
             tx.delete(
                 IDEMPOTENCY,
                 idempotency_pk(idempotency.tenant, idempotency.key),
-                "IDEM",
+                IDEM_SK,
                 condition="turn_id = :tid",
                 values={"tid": turn.id},
             )

@@ -15,8 +15,9 @@ from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.events import PendingEvent
-from turnstop.core.records import IdempotencyClaim, LedgerEntry, NewTurn
+from turnstop.core.records import LedgerEntry, NewTurn
 from turnstop.core.turn import Status, Turn
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.store import codec, ledger
 from turnstop.store.codec import INPUT_SK, TURN_SK, turn_pk
 from turnstop.store.db import Dynamo

@@ -11,12 +11,11 @@ no output), so each of its updates costs one write unit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from turnstop import logkeys
 from turnstop.core import errors
 from turnstop.core.events import Event, PendingEvent
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import (
     CancelOutcome,
@@ -27,23 +26,17 @@ from turnstop.core.turn import (
     outcome_from_conflict,
     outcome_from_success,
 )
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.keys import IDEMPOTENCY_WINDOW_MS, Tombstone, bind_key, refused_key, tombstone_met
+from turnstop.observability import logkeys
 from turnstop.store import chunks, codec, ledger, sessions
 from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import MAX_TURN_LIFE_S
 from turnstop.store.finish import Closing, FinishMode, MyLease, finish_condition
 from turnstop.store.heads import kept_until, new_head, typed
-from turnstop.store.start_keys import (
-    IDEMPOTENCY_WINDOW_MS,
-    bind_key,
-    refused_key,
-    tombstone_met,
-)
 from turnstop.store.transaction import Failure, Transaction
 from turnstop.store.turn_reads import TurnReads
-
-if TYPE_CHECKING:
-    from turnstop.store.tombstones import Tombstone
 
 HEAD = "head"  # the head's name in every turn transaction
 SLOT_ATTEMPTS = 3  # a start retries when the session's slot changed hands meanwhile
@@ -73,7 +66,7 @@ class Turns(TurnReads):
         """
         now = self.db.now()
         after: str | None = None  # the cancelled turn whose session slot this one takes over
-        over: Tombstone | None = None  # a cancel by this start's key that came first (store/tombstones.py)
+        over: Tombstone | None = None  # a cancel by this start's key that came first (idempotency/tombstones.py)
         for _ in range(SLOT_ATTEMPTS + 1):  # + 1: a tombstone is met at most once
             born = over if over is not None and over.applies_to(new) else None
             owner = None if born else run_as  # a turn born cancelled never runs

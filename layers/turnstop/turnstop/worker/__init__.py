@@ -31,7 +31,20 @@ from typing import Any
 
 from turnstop.providers.base import Chunk, Message, ModelRequest, ProviderUsage
 
-__all__ = ["Handler", "TurnCancelled", "WorkerTurn", "handler_for", "serve"]
+# the handler API's names; and the modules other packages may import: the worker API's server
+# side (``api``), the remote client (``remote``) and the framework integrations
+__all__ = [
+    "Handler",
+    "TurnCancelled",
+    "WorkerTurn",
+    "api",
+    "handler_for",
+    "openai_agents",
+    "pydantic_ai",
+    "remote",
+    "serve",
+    "strands",
+]
 
 
 class TurnCancelled(Exception):

@@ -28,8 +28,8 @@ from turnstop.core import errors
 from turnstop.http.api import TurnstopResolver, json_response
 from turnstop.http.body import headers_of, parse_body
 from turnstop.http.errors import ErrorInfo, ErrorShape
+from turnstop.platform.settings import Settings
 from turnstop.providers.config import Route, routes_for
-from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.credentials import hash_secret
 

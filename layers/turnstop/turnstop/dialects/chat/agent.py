@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from turnstop.providers.base import ModelCall, ModelProvider, ModelRequest
-from turnstop.runtime.model import Chunk, Model, ScriptedModel, WordsCall, open_call
+from turnstop.providers.base import Chunk, ModelCall, ModelProvider, ModelRequest
+from turnstop.runtime.model import Model, ScriptedModel, WordsCall, open_call
 
 _END = r"\s*[.!?]*\s*$"
 MEETING = re.compile(

@@ -24,7 +24,7 @@ from turnstop.dialects.chat import wire
 from turnstop.dialects.chat.threads import owned_thread, thread_id_of
 from turnstop.dialects.chat.web import ChatUser, Origins, count_request, signed_in
 from turnstop.http.api import TurnstopResolver, json_response
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.chat import CancelTarget
 from turnstop.store.db import error_code

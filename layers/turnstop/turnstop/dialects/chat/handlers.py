@@ -21,8 +21,8 @@ from turnstop.dialects.chat.web import ChatUser, Origins, signed_in
 from turnstop.dialects.chat.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, sse_response
 from turnstop.http.body import max_duration_ms, parse_body
+from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 
 ANY_PATH = ".+"  # Powertools route rules are regular expressions: every path, for preflights

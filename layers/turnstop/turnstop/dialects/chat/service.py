@@ -37,7 +37,8 @@ from turnstop.dialects.chat.renderer import (
 from turnstop.dialects.chat.threads import THREAD_NOT_FOUND, THREAD_PREFIX, check_thread_id, owned_thread
 from turnstop.dialects.chat.web import ChatUser
 from turnstop.dialects.service import DialectService
-from turnstop.http.sse import StreamingResponse, live_response
+from turnstop.http.response import StreamingResponse
+from turnstop.http.sse import live_response
 from turnstop.providers.config import routes_for
 from turnstop.runtime.active import DETACHED, END
 from turnstop.runtime.runner import TurnRunner

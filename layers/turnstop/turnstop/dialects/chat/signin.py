@@ -31,7 +31,7 @@ from turnstop.dialects.chat.web import (
     request_origin,
 )
 from turnstop.dialects.chat.wire import ProviderFailed, SignInRefused
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 LOGIN_TTL_S = 600

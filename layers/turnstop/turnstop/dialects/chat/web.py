@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
-from turnstop import logkeys
 from turnstop.core import errors
 from turnstop.http.body import headers_of
-from turnstop.settings import Settings
+from turnstop.observability import logkeys
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 log = logging.getLogger(__name__)

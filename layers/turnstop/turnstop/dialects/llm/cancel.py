@@ -15,10 +15,11 @@ from turnstop.dialects.llm import responses, wire
 from turnstop.dialects.llm.renderer import KIND, response_object
 from turnstop.dialects.llm.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
-from turnstop.http.body import raw_body, start_key
-from turnstop.settings import Settings
+from turnstop.http.body import raw_body
+from turnstop.idempotency.keys import Tombstone
+from turnstop.idempotency.requests import start_key
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.store.tombstones import Tombstone
 
 BASE = "/api/v1/llm/responses"
 

@@ -17,9 +17,10 @@ from turnstop.dialects.llm import service
 from turnstop.dialects.llm.service import Llm
 from turnstop.dialects.llm.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
-from turnstop.http.body import idempotency_claim, max_duration_ms
+from turnstop.http.body import max_duration_ms
+from turnstop.idempotency.requests import idempotency_claim
+from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 
 BASE = "/api/v1/llm/responses"

@@ -17,14 +17,16 @@ from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.events import Event
 from turnstop.core.ids import new_id
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Turn
 from turnstop.dialects.llm import models, responses, wire
 from turnstop.dialects.llm.renderer import KIND, RENDERER, created_event
 from turnstop.dialects.service import DialectService
 from turnstop.http.body import parse_body
-from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
+from turnstop.http.response import StreamingResponse
+from turnstop.http.sse import caught_up, live_response, stream_response
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.providers.config import routes_for
 from turnstop.runtime.runner import TurnRunner
 

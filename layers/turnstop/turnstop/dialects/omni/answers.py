@@ -18,7 +18,8 @@ from turnstop.core.events import Event
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.omni.renderer import TEXT_DELTA, THOUGHT, WIRE_STATUS, text_parts, wire_error
 from turnstop.http.wire_model import WireModel
-from turnstop.store.threads import Message, Thread
+from turnstop.store.omni_threads import OmniMessage as StoredMessage
+from turnstop.store.omni_threads import OmniThread as StoredThread
 
 __all__ = [
     "OmniActiveResponseEnvelope",
@@ -164,11 +165,11 @@ def created(turn: Turn) -> dict[str, Any]:
     ).wire()
 
 
-def thread_body(t: Thread) -> dict[str, Any]:
+def thread_body(t: StoredThread) -> dict[str, Any]:
     return OmniThread(id=t.id, created_at=iso(t.created_at), title=t.title, updated_at=iso(t.updated_at)).wire()
 
 
-def message_body(m: Message) -> dict[str, Any]:
+def message_body(m: StoredMessage) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": m.id,
         "content": {"parts": [p for p in m.parts if p.get("type") != "thinking"]},

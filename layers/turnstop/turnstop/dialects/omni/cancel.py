@@ -10,7 +10,7 @@ from turnstop.core import errors, scopes
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status
 from turnstop.dialects.omni import query, wire
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 

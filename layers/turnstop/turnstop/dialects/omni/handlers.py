@@ -14,8 +14,9 @@ from turnstop.dialects.omni import models, query, wire
 from turnstop.dialects.omni.service import Omni
 from turnstop.dialects.service import Enqueue
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
-from turnstop.http.body import idempotency_claim, max_duration_ms
-from turnstop.settings import Settings
+from turnstop.http.body import max_duration_ms
+from turnstop.idempotency.requests import idempotency_claim
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 

@@ -16,10 +16,9 @@ from typing import Any
 
 from turnstop.core.events import PendingEvent
 from turnstop.core.turn import Status, Turn, TurnEnd
-from turnstop.providers.base import Message as Said
-from turnstop.providers.base import ModelRequest
+from turnstop.providers.base import Message, ModelRequest
 from turnstop.runtime.renderer import HISTORY_MAX_MESSAGES, Renderer, recent
-from turnstop.store.threads import Message, message_items
+from turnstop.store.omni_threads import OmniMessage, message_items
 
 OMNI_KIND = "omni"
 CREATED = "omni.response.created"
@@ -35,7 +34,7 @@ WIRE_STATUS = {
     Status.INCOMPLETE: "failed",
     Status.CANCELLED: "canceled",
 }
-# terminal status → Message.outcome
+# terminal status → OmniMessage.outcome
 MESSAGE_OUTCOME = {
     Status.COMPLETED: "completed",
     Status.FAILED: "errored",
@@ -66,12 +65,12 @@ def wire_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"code": str(error.get("code", "error")), "message": str(error.get("message", ""))}
 
 
-def assistant_message(turn: Turn, status: Status, text: str, error: dict[str, Any] | None) -> Message:
+def assistant_message(turn: Turn, status: Status, text: str, error: dict[str, Any] | None) -> OmniMessage:
     """The final ASSISTANT message of a turn. Deterministic in the head, so a reader's
     derived copy and the worker's record are the same (created_at: when work began, or when
     the turn was accepted if it never began)."""
     inp = turn.input
-    return Message(
+    return OmniMessage(
         id=inp["assistant_message_id"],
         thread_id=inp["thread_id"],
         seq=int(inp["user_seq"]) + 1,
@@ -98,9 +97,10 @@ def model_request(turn: Turn, store: Any) -> ModelRequest:
     base = Renderer.model_request(OmniRenderer(), turn, store)
     seq = int(turn.input.get("user_seq") or 0)
     lo = max(0, seq - 1 - HISTORY_MAX_MESSAGES)  # only the newest messages are ever sent
-    earlier = store.threads.messages(turn.input["thread_id"], lo, seq - 1) if seq > 1 else []
+    earlier = store.omni_threads.messages(turn.input["thread_id"], lo, seq - 1) if seq > 1 else []
     history = [
-        Said("user" if m.role == "USER" else "assistant", "".join(p.get("text", "") for p in m.parts)) for m in earlier
+        Message("user" if m.role == "USER" else "assistant", "".join(p.get("text", "") for p in m.parts))
+        for m in earlier
     ]
     return replace(base, history=recent([m for m in history if m.content]))
 

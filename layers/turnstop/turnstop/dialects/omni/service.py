@@ -14,7 +14,7 @@ from typing import Any
 
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Status, Turn
 from turnstop.dialects.omni import answers, models, query
@@ -22,7 +22,8 @@ from turnstop.dialects.omni.query import authorize
 from turnstop.dialects.omni.renderer import OMNI_KIND, assistant_message, created_event, text_parts
 from turnstop.dialects.omni.wire import QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
 from turnstop.dialects.service import DialectService
-from turnstop.store.threads import Message, Thread
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.store.omni_threads import OmniMessage, OmniThread
 
 TITLE_CHARS = 80
 
@@ -85,8 +86,8 @@ class Omni(DialectService):
             thread_id=thread_id,  # a bulk cancel of the thread finds it (store/live.py)
         )
 
-    def _user_message(self, new: NewTurn, text: str, context: models.TurnContext | None, now: int) -> Message:
-        return Message(
+    def _user_message(self, new: NewTurn, text: str, context: models.TurnContext | None, now: int) -> OmniMessage:
+        return OmniMessage(
             id=new.input["user_message_id"],
             thread_id=new.input["thread_id"],
             seq=new.input["user_seq"],
@@ -110,7 +111,7 @@ class Omni(DialectService):
             principal, body.account_id, thread_id, 1, body.prompt, expires, list(body.capabilities), body.type,
             max_duration_ms,
         )  # fmt: skip
-        thread = Thread(
+        thread = OmniThread(
             id=thread_id,
             tenant=principal.tenant,
             account_id=body.account_id,
@@ -123,7 +124,7 @@ class Omni(DialectService):
             end_user=principal.end_user,
         )
         user = self._user_message(new, body.visible_text, body.context, now)
-        write = lambda: self.store.threads.create_thread(thread, user, new, created_event, idempotency)  # noqa: E731
+        write = lambda: self.store.omni_threads.create_thread(thread, user, new, created_event, idempotency)  # noqa: E731
         return answers.created(self.start(write, principal, idempotency)[0])
 
     def create_message(
@@ -150,7 +151,7 @@ class Omni(DialectService):
             max_duration_ms,
         )
         user = self._user_message(new, body.text, body.context, now)
-        write = lambda: self.store.threads.add_message(thread, user, new, created_event, idempotency)  # noqa: E731
+        write = lambda: self.store.omni_threads.add_message(thread, user, new, created_event, idempotency)  # noqa: E731
         return answers.created(self.start(write, principal, idempotency)[0])
 
     # -- responses
@@ -178,11 +179,11 @@ class Omni(DialectService):
 
     # -- threads
 
-    def _thread(self, principal: Principal, thread_id: str, account_id: int) -> Thread:
+    def _thread(self, principal: Principal, thread_id: str, account_id: int) -> OmniThread:
         authorize(principal, account_id)
         if not query.is_id(thread_id):
             raise errors.NotFound(THREAD_NOT_FOUND)
-        thread = self.store.threads.get_thread(thread_id)
+        thread = self.store.omni_threads.get_thread(thread_id)
         if thread is None or not thread.visible_to(principal.tenant, account_id, self.store.now(), principal.end_user):
             raise errors.NotFound(THREAD_NOT_FOUND)
         return thread
@@ -221,7 +222,7 @@ class Omni(DialectService):
             ):
                 raise errors.InvalidRequest(QUERY_PREFIX + "page_token: invalid page token")
             after = (tok["k"], tok["id"])
-        threads, cursor = self.store.threads.list_threads(
+        threads, cursor = self.store.omni_threads.list_threads(
             principal.tenant, account_id, page_size, after, principal.end_user
         )
         now = self.store.now()
@@ -264,7 +265,7 @@ class Omni(DialectService):
         else:
             hi = last
             lo = max(0, hi - size)
-        stored = {m.seq: m for m in self.store.threads.messages(thread.id, lo, hi)}
+        stored = {m.seq: m for m in self.store.omni_threads.messages(thread.id, lo, hi)}
         for seq in range(lo + 1, hi + 1):
             if seq % 2 == 0 and seq not in stored:
                 derived = self._derived_assistant(thread.id, seq, stored.get(seq - 1))
@@ -278,11 +279,11 @@ class Omni(DialectService):
             meta["previous_page_token"] = query.encode_token({"t": thread.id, "lo": hi, "n": size})
         return data, meta
 
-    def _derived_assistant(self, thread_id: str, seq: int, user: Message | None) -> Message | None:
+    def _derived_assistant(self, thread_id: str, seq: int, user: OmniMessage | None) -> OmniMessage | None:
         """The ASSISTANT message of a turn whose cancel was accepted, before its worker wrote it:
         exactly what the worker will write (cancelled while queued: no text; while running: the
         output committed when the cancel was accepted). Other in-flight turns have no message yet."""
-        user = user or self.store.threads.get_message(thread_id, seq - 1)
+        user = user or self.store.omni_threads.get_message(thread_id, seq - 1)
         if user is None:
             return None
         turn = self.store.turns.get(user.response_id)

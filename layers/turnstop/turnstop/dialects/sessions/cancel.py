@@ -15,11 +15,12 @@ from turnstop.core.turn import CancelOutcome, CancelRequest
 from turnstop.dialects.sessions.ids import check_rid, kind_and_scope
 from turnstop.dialects.sessions.wire import SHAPE, cancel_answer
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
-from turnstop.http.body import cancel_reason, json_object, start_key
-from turnstop.settings import Settings
+from turnstop.http.body import cancel_reason, json_object
+from turnstop.idempotency.keys import Tombstone
+from turnstop.idempotency.requests import start_key
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.sessions import check_live
-from turnstop.store.tombstones import Tombstone
 from turnstop.store.transaction import Transaction
 
 

@@ -14,9 +14,10 @@ from turnstop.dialects.sessions import models
 from turnstop.dialects.sessions.service import Sessions, parse_after
 from turnstop.dialects.sessions.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
-from turnstop.http.body import headers_of, idempotency_claim, max_duration_ms, parse_body
+from turnstop.http.body import headers_of, max_duration_ms, parse_body
+from turnstop.idempotency.requests import idempotency_claim
+from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 
 

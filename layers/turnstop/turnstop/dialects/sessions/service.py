@@ -9,7 +9,7 @@ from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.events import Event
 from turnstop.core.ids import new_id, plausible
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.service import DialectService
@@ -24,7 +24,9 @@ from turnstop.dialects.sessions.ids import (
     kind_and_scope,
 )
 from turnstop.dialects.sessions.renderer import RENDERERS, created_event
-from turnstop.http.sse import StreamingResponse, caught_up, live_response, stream_response
+from turnstop.http.response import StreamingResponse
+from turnstop.http.sse import caught_up, live_response, stream_response
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store.sessions import NO_PREVIOUS
 

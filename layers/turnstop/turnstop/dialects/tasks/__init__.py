@@ -6,3 +6,5 @@ parsing), ``wire`` (the seed's error shape and the task object), ``pricing`` (th
 ``renderer`` (events, the refund, the callback outbox), ``service`` (the operations) and
 ``callbacks`` (signed delivery, run by its own queue-driven function).
 """
+
+__all__ = ["callbacks", "answers", "cancel", "handlers", "models", "pricing", "renderer", "service", "wire"]

@@ -30,7 +30,7 @@ from turnstop import webhooks
 from turnstop.core.turn import Turn, TurnEnd
 from turnstop.dialects.tasks import wire
 from turnstop.dialects.tasks.renderer import KIND
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.callbacks import REDRIVE_AFTER_MS, Callback
 

@@ -2,7 +2,7 @@
 
 One conditional UpdateItem (``Turns.request_cancel``) decides; its answer is the task as it
 stands then. With an Idempotency-Key the key is claimed first and the answer kept, so a
-replay repeats it byte for byte (``store.answers``; see store/idempotency.py). Only what a
+replay repeats it byte for byte (``store.answers``; see idempotency/answers.py). Only what a
 cancel needs is imported (no request models, no runtime, no webhooks).
 
 ``POST /v1/tasks/cancel`` cancels by the *create's* Idempotency-Key instead (the header names
@@ -20,17 +20,18 @@ from aws_lambda_powertools.event_handler import Response
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.clock import iso
-from turnstop.core.records import IdempotencyClaim
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.tasks import ids, views, wire
 from turnstop.dialects.tasks.renderer import WIRE_STATUS
 from turnstop.dialects.tasks.wire import Answer
 from turnstop.http.api import TurnstopResolver, require_principal
-from turnstop.http.body import cancel_reason, idempotency_claim, json_object, start_key
-from turnstop.settings import Settings
+from turnstop.http.body import cancel_reason, json_object
+from turnstop.idempotency.answers import InProgress, KeptAnswer
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.keys import Tombstone
+from turnstop.idempotency.requests import idempotency_claim, start_key
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.store.idempotency import InProgress, KeptAnswer
-from turnstop.store.tombstones import Tombstone
 
 # a claimed cancel key is the claimant's this long (longer than the cancel function runs)
 CANCEL_CLAIM_MS = 15_000

@@ -5,7 +5,7 @@
   then queued. A replay answers what the first create answered (the task as it was created).
 - cancel: one conditional UpdateItem (``Turns.request_cancel``) decides; its answer is the task
   as it stands then. With an Idempotency-Key the key is claimed first and the answer kept, so a
-  replay repeats it byte for byte (``store.answers``; see store/idempotency.py).
+  replay repeats it byte for byte (``store.answers``; see idempotency/answers.py).
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ from typing import Any
 from turnstop.auth import Principal
 from turnstop.core import errors, scopes
 from turnstop.core.ids import new_id
-from turnstop.core.records import IdempotencyClaim, LedgerEntry, NewTurn
+from turnstop.core.records import LedgerEntry, NewTurn
 from turnstop.core.tokens import count_tokens
 from turnstop.core.turn import Turn
 from turnstop.dialects.service import DialectService, Enqueue
 from turnstop.dialects.tasks import answers, ids, models, pricing, views, wire
 from turnstop.dialects.tasks.renderer import ID_PREFIX, KIND, WIRE_STATUS, created_event
 from turnstop.dialects.tasks.wire import Answer
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.platform.settings import Settings
 from turnstop.providers.config import Route, routes_for
 from turnstop.providers.models import estimate_tokens
 from turnstop.runtime.model import requested_words
-from turnstop.settings import Settings
 from turnstop.store import Store
 from turnstop.store.tasks import index_keys
 from turnstop.webhooks import Resolve, UnsafeUrl, check_url, system_resolve

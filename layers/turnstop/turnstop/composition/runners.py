@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from turnstop.core.turn import Turn, TurnEnd
+from turnstop.platform.settings import Settings
 from turnstop.providers.base import ModelProvider
 from turnstop.providers.config import routes_for
 from turnstop.providers.models import Models
@@ -20,7 +21,6 @@ from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import Model
 from turnstop.runtime.renderer import Renderer
 from turnstop.runtime.runner import TurnRunner
-from turnstop.settings import Settings
 from turnstop.store import Store
 
 __all__ = ["models", "turn_runner"]

@@ -1,8 +1,5 @@
-"""Signed webhook deliveries: the signature, the SSRF guard, and one POST with a deadline.
-
-Signature (the scheme Stripe made familiar)::
-
-    Turnstop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
+"""Webhook delivery: the SSRF guard, and one POST with a deadline. Signing is
+``webhooks/signing.py``.
 
 The guard admits only ``https`` URLs without credentials whose host resolves to public
 addresses; with ``allow_loopback`` (the local runtime) also ``http``/``https`` receivers on
@@ -13,8 +10,6 @@ answer (rebinding) cannot redirect it. No I/O besides DNS and the POST itself.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import ipaddress
 import socket
@@ -25,36 +20,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 MAX_URL_CHARS = 2048
-SIGNATURE_TOLERANCE_S = 300
 
 Resolve = Callable[[str, int], list[str]]  # host, port -> IP addresses
 
 
 class UnsafeUrl(ValueError):
     """A callback URL the guard refuses; the message says why (safe to show the caller)."""
-
-
-def sign(secret: str, body: bytes, at_s: int) -> str:
-    """The ``Turnstop-Signature`` header value for ``body`` sent at ``at_s`` (unix seconds)."""
-    mac = hmac.new(secret.encode(), f"{at_s}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={at_s},v1={mac}"
-
-
-def verify(secret: str, body: bytes, header: str, now_s: int, tolerance_s: int = SIGNATURE_TOLERANCE_S) -> bool:
-    """What a receiver does: recompute the HMAC over ``"<t>.<raw body>"``, compare in constant
-    time, and refuse timestamps too far from now (replays)."""
-    fields: dict[str, list[str]] = {}
-    for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        fields.setdefault(name, []).append(value)
-    try:
-        at = int(fields["t"][0])
-    except (KeyError, ValueError):
-        return False
-    if abs(now_s - at) > tolerance_s:
-        return False
-    expected = sign(secret, body, at).split("v1=", 1)[1]
-    return any(hmac.compare_digest(expected, v) for v in fields.get("v1", []))
 
 
 def system_resolve(host: str, port: int) -> list[str]:

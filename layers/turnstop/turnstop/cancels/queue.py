@@ -4,7 +4,7 @@ A message with a ``turn_id`` is one cancel request, handled by the same single c
 write as the HTTP cancel endpoints; its optional ``scope`` (a turn scope such as
 ``session:<id>``) and ``end_user`` narrow it as the HTTP callers' would. A message with a
 ``scope`` object instead (and no ``turn_id``) is a bulk cancel of every in-flight turn of
-that scope, one page per message (``bulk_cancel.py``). Senders are trusted services (IAM on
+that scope, one page per message (``cancels/bulk.py``). Senders are trusted services (IAM on
 the queue), so a message names the tenant itself.
 """
 
@@ -15,12 +15,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import BaseModel, ConfigDict, Field, Json, StrictStr, field_validator, model_validator
 
-from turnstop import logkeys
-from turnstop.bulk_cancel import BulkCancel, Page
+from turnstop.cancels.bulk import BulkCancel, Page
 from turnstop.core import errors
 from turnstop.core.bulk import BulkRequest, parse_request
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest
+from turnstop.observability import logkeys
 from turnstop.store import Store
 
 

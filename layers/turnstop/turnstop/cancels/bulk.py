@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from turnstop import logkeys
 from turnstop.core import errors
 from turnstop.core.bulk import FAILED, BulkRequest, Counts, classify, parse_request
 from turnstop.core.clock import iso
 from turnstop.core.turn import CancelRequest
-from turnstop.settings import Settings
+from turnstop.observability import logkeys
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.store.bulk import Report
 from turnstop.store.live import Cursor

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from turnstop.core import errors
-from turnstop.core.records import IdempotencyClaim
+from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.keys import IDEM_SK, IDEMPOTENCY_WINDOW_MS, idempotency_pk
 from turnstop.store import codec
 from turnstop.store.db import Dynamo
-from turnstop.store.start_keys import IDEMPOTENCY_WINDOW_MS, idempotency_pk
 
-IDEM_SK = "IDEM"
 PENDING, DONE = "pending", "done"
 
 

@@ -1,4 +1,6 @@
-"""Turn events out: every terminal transition of a turn, as an EventBridge event.
+"""Turn events out: every terminal transition of a turn, as an EventBridge event. This module
+says which stream records are ends and what their events say; ``turn_events/sinks.py`` where
+they go.
 
 They come from the table's stream (``TurnEventsFunction``), never from the request path, so a
 cancel stays one write and a finish one transaction. A stream record whose old image of a turn
@@ -21,20 +23,15 @@ EventBridge bus (``TURNSTOP_EVENT_BUS_NAME``); the local runtime appends the sam
 
 from __future__ import annotations
 
-import json
-import os
-import threading
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from turnstop.core.clock import iso
 from turnstop.core.turn import Status, Turn
 from turnstop.store import codec
 
 SOURCE = "turnstop"
-PUT_EVENTS_MAX = 10  # entries per PutEvents call
 # The statuses in which a finished turn was billed for its output (dialects bill nothing for a
 # cancelled or failed turn: core/billing.py, the seeds).
 BILLED = frozenset({Status.COMPLETED, Status.INCOMPLETE})
@@ -128,68 +125,3 @@ def terminal_event(record: dict[str, Any]) -> TurnEvent | None:
     if new is None or old is None or not new.stored_status.terminal or old.stored_status.terminal:
         return None
     return TurnEvent(new, detail(new))
-
-
-class Sink(Protocol):
-    def put(self, events: list[TurnEvent]) -> list[int]:
-        """Publish; the indexes of the events that were not published (to retry)."""
-        ...
-
-
-class EventBridgeSink:
-    def __init__(self, bus: str, client: Any = None) -> None:
-        self.bus = bus
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from turnstop.store.db import client
-
-            self._client = client("events")
-        return self._client
-
-    def put(self, events: list[TurnEvent]) -> list[int]:
-        failed: list[int] = []
-        for start in range(0, len(events), PUT_EVENTS_MAX):
-            chunk = events[start : start + PUT_EVENTS_MAX]
-            entries = [
-                {"Source": SOURCE, "DetailType": e.detail_type, "Detail": codec.compact_json(e.detail), "Time": e.time,
-                 "Resources": [], "EventBusName": self.bus}
-                for e in chunk
-            ]  # fmt: skip
-            answer = self.client.put_events(Entries=entries)
-            failed += [start + i for i, out in enumerate(answer.get("Entries") or []) if out.get("ErrorCode")]
-        return failed
-
-
-class FileSink:
-    """The local runtime's bus: each event appended to a file as EventBridge would deliver it."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, path: str, region: str = "us-east-1", account: str = "123456789012") -> None:
-        self.path = path
-        self.region = region
-        self.account = account
-
-    def envelope(self, event: TurnEvent) -> dict[str, Any]:
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": event.detail_type,
-            "source": SOURCE,
-            "account": self.account,
-            "time": event.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": self.region,
-            "resources": [],
-            "detail": event.detail,
-        }
-
-    def put(self, events: list[TurnEvent]) -> list[int]:
-        lines = "".join(json.dumps(self.envelope(e), separators=(",", ":")) + "\n" for e in events)
-        with self._lock:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as out:
-                out.write(lines)
-        return []

@@ -22,14 +22,14 @@ from collections.abc import Callable
 from aws_lambda_powertools.event_handler import Response
 
 from turnstop.auth import Principal
-from turnstop.bulk_cancel import BulkCancel, Page, Send, report_json
+from turnstop.cancels.bulk import BulkCancel, Page, Send, report_json
 from turnstop.core import errors
 from turnstop.core.bulk import parse_request
 from turnstop.core.ids import new_id, plausible
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import json_object
 from turnstop.http.errors import ErrorInfo, ErrorShape
-from turnstop.settings import Settings
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 BASE = "/v1/admin/cancels"

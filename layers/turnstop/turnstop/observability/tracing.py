@@ -8,7 +8,7 @@ Powertools log line carries its ``xray_trace_id``. ``traced`` adds the function'
   patched (each DynamoDB, SQS and EventBridge call is a subsegment, and each task callback or
   OpenID provider request); the handler is a ``## <handler>``
   subsegment annotated with the log keys (``turn_id``, ``tenant``, ``dialect``,
-  ``cancel_source``: ``turnstop.logkeys``), so a turn's traces are found by its id; a batch's
+  ``cancel_source``: ``turnstop.observability.logkeys``), so a turn's traces are found by its id; a batch's
   record handler is one more subsegment per record with that record's keys (``traced_record``).
 - ``traced(handler, lazy=True)``, the cancel functions: a Tracer made at cold start would load
   the X-Ray SDK (62 modules, 11–15 ms of CPU: docs/observability.md) and wrap every DynamoDB
@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from turnstop import logkeys
+from turnstop.observability import logkeys
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Any, Any], Any]

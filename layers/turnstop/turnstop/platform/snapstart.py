@@ -1,7 +1,7 @@
 """SnapStart for the synchronous cancel functions: do the slow work once, before the snapshot,
 and give each restored instance what must not be shared.
 
-A function imports this module (``from turnstop import snapstart``); that is all. Where the Lambda
+A function imports this module (``from turnstop.platform import snapstart``); that is all. Where the Lambda
 runtime has SnapStart (its ``snapshot_restore_py`` module, present only in Lambda's managed
 Python runtimes), importing it here:
 

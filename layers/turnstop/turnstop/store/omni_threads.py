@@ -1,4 +1,4 @@
-"""Threads and their immutable messages (the omni dialect's conversation history).
+"""Omni threads and their immutable messages (the omni dialect's conversation history).
 
 Items live next to the turns in the one table:
 
@@ -22,8 +22,9 @@ from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.events import PendingEvent
-from turnstop.core.records import IdempotencyClaim, NewTurn
+from turnstop.core.records import NewTurn
 from turnstop.core.turn import TERMINAL_STATUSES, Status, Turn
+from turnstop.idempotency.claims import IdempotencyClaim
 from turnstop.store import codec
 from turnstop.store.codec import META_SK, TURN_SK, turn_pk
 from turnstop.store.db import TTL_SLACK_S, Dynamo
@@ -48,7 +49,7 @@ def owner_key(tenant: str, account_id: int) -> str:
 
 
 @dataclass(frozen=True)
-class Thread:
+class OmniThread:
     id: str
     tenant: str
     account_id: int
@@ -72,7 +73,7 @@ class Thread:
 
 
 @dataclass(frozen=True)
-class Message:
+class OmniMessage:
     id: str
     thread_id: str
     seq: int
@@ -91,7 +92,7 @@ CONTENT_SLICE_CHARS = 75_000
 MESSAGE_PART_KIND = "omni_message_part"
 
 
-def message_items(msg: Message, *, tenant: str, account_id: int, expires_at: int) -> list[dict[str, Any]]:
+def message_items(msg: OmniMessage, *, tenant: str, account_id: int, expires_at: int) -> list[dict[str, Any]]:
     """The plain items of a message (``codec.dump`` turns them into DynamoDB's form): the
     message, and when its content is long, continuation items ``MSG#<seq>#<n>``."""
     content = codec.compact_json({"parts": msg.parts})
@@ -129,9 +130,9 @@ def message_items(msg: Message, *, tenant: str, account_id: int, expires_at: int
     return [head, *rest]
 
 
-def messages_from_items(raws: list[dict[str, Any]]) -> list[Message]:
+def messages_from_items(raws: list[dict[str, Any]]) -> list[OmniMessage]:
     """Messages from their items in key order (a message's continuations follow it)."""
-    out: list[Message] = []
+    out: list[OmniMessage] = []
     pending: dict[str, Any] | None = None
     content: list[str] = []
 
@@ -149,8 +150,8 @@ def messages_from_items(raws: list[dict[str, Any]]) -> list[Message]:
     return out
 
 
-def _message(raw: dict[str, Any], content: str) -> Message:
-    return Message(
+def _message(raw: dict[str, Any], content: str) -> OmniMessage:
+    return OmniMessage(
         id=raw["id"],
         thread_id=raw["thread_id"],
         seq=int(raw["seq"]),
@@ -164,10 +165,10 @@ def _message(raw: dict[str, Any], content: str) -> Message:
     )
 
 
-def thread_from_item(raw: dict[str, Any] | None) -> Thread | None:
+def thread_from_item(raw: dict[str, Any] | None) -> OmniThread | None:
     if not raw or raw.get("kind") != THREAD_KIND:
         return None
-    return Thread(
+    return OmniThread(
         id=raw["id"],
         tenant=raw["tenant"],
         account_id=int(raw["account_id"]),
@@ -186,7 +187,7 @@ USER_MESSAGE = "user_message"
 PREVIOUS_TURN = "previous_turn"
 
 
-def thread_item(thread: Thread) -> dict[str, Any]:
+def thread_item(thread: OmniThread) -> dict[str, Any]:
     return {
         "pk": thread_pk(thread.id),
         "sk": META_SK,
@@ -207,7 +208,7 @@ def thread_item(thread: Thread) -> dict[str, Any]:
     }
 
 
-class Threads:
+class OmniThreads:
     def __init__(self, db: Dynamo, turns: Turns) -> None:
         self.db = db
         self.turns = turns
@@ -216,8 +217,8 @@ class Threads:
 
     def create_thread(
         self,
-        thread: Thread,
-        user: Message,
+        thread: OmniThread,
+        user: OmniMessage,
         new: NewTurn,
         created: Callable[[Turn], PendingEvent],
         idempotency: IdempotencyClaim | None = None,
@@ -235,8 +236,8 @@ class Threads:
 
     def add_message(
         self,
-        thread: Thread,
-        user: Message,
+        thread: OmniThread,
+        user: OmniMessage,
         new: NewTurn,
         created: Callable[[Turn], PendingEvent],
         idempotency: IdempotencyClaim | None = None,
@@ -300,14 +301,14 @@ class Threads:
             values={**names, "queued": Status.QUEUED.value},
         )
 
-    def _put_message(self, tx: Transaction, msg: Message, thread: Thread) -> None:
+    def _put_message(self, tx: Transaction, msg: OmniMessage, thread: OmniThread) -> None:
         items = message_items(msg, tenant=thread.tenant, account_id=thread.account_id, expires_at=thread.expires_at)
         for n, item in enumerate(items):
             tx.put(USER_MESSAGE if n == 0 else f"{USER_MESSAGE}:{n}", item, condition="attribute_not_exists(pk)")
 
     # ------------------------------------------------------------------ reads
 
-    def get_thread(self, thread_id: str) -> Thread | None:
+    def get_thread(self, thread_id: str) -> OmniThread | None:
         return thread_from_item(self.db.get(thread_pk(thread_id), META_SK))
 
     def list_threads(
@@ -317,7 +318,7 @@ class Threads:
         limit: int,
         after: tuple[str, str] | None = None,
         end_user: str | None = None,
-    ) -> tuple[list[Thread], tuple[str, str] | None]:
+    ) -> tuple[list[OmniThread], tuple[str, str] | None]:
         """Threads of an owner (of one end user, when named), most recently active first.
         ``after`` / the returned cursor is (gsi1sk, thread id) where the previous page stopped;
         filtered by end user, a page may hold fewer than ``limit`` threads and still have a next."""
@@ -348,7 +349,7 @@ class Threads:
             cursor = (str(last["gsi1sk"]), str(last["pk"]).removeprefix("THREAD#"))
         return threads, cursor
 
-    def messages(self, thread_id: str, after: int, upto: int) -> list[Message]:
+    def messages(self, thread_id: str, after: int, upto: int) -> list[OmniMessage]:
         """Stored messages with after < seq <= upto, in order (continuations joined)."""
         if upto <= after:
             return []
@@ -361,6 +362,6 @@ class Threads:
         )
         return messages_from_items([codec.load(i) or {} for i in items])
 
-    def get_message(self, thread_id: str, seq: int) -> Message | None:
+    def get_message(self, thread_id: str, seq: int) -> OmniMessage | None:
         found = self.messages(thread_id, seq - 1, seq)
         return found[0] if found else None

@@ -23,70 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
+from turnstop.idempotency.keys import IDEM_SK, IDEMPOTENCY_WINDOW_MS, KIND, Tombstone, idempotency_pk, tombstone_of
 from turnstop.store import codec
 from turnstop.store.db import Dynamo
-from turnstop.store.start_keys import IDEMPOTENCY_WINDOW_MS, idempotency_pk
 from turnstop.store.transaction import Transaction
 from turnstop.store.turns import Turns
 
-KIND = "tombstone"
 TOMBSTONE = "tombstone"  # the tombstone's name in a transaction with a check of its parent
-
-
-@dataclass(frozen=True)
-class Tombstone:
-    """A cancel that came before its turn: whatever starts with the key is born cancelled."""
-
-    requested_at: int
-    expires_at: int
-    scope: str | None = None
-    end_user: str | None = None
-    reason: str | None = None
-    actor: str | None = None
-    source: str = "api"
-
-    def applies_to(self, new: NewTurn) -> bool:
-        """The cancel would have matched this turn (its scope, and its end user when it named one)."""
-        return (self.scope is None or self.scope == str(new.scope)) and (
-            self.end_user is None or self.end_user == new.end_user
-        )
-
-    def head_fields(self) -> dict[str, Any]:
-        """What a born-cancelled head carries: the flag as the cancel set it."""
-        return {
-            "cancel_requested_at": self.requested_at,
-            "cancel_source": self.source,
-            "cancel_reason": self.reason,
-            "cancel_actor": self.actor,
-            "cancel_seq": 1,
-            "born_cancelled": True,
-        }
-
-
-def tombstone_of(raw: dict[str, Any] | None) -> Tombstone | None:
-    if not raw or raw.get("kind") != KIND:
-        return None
-    return Tombstone(
-        requested_at=int(raw["cancel_requested_at"]),
-        expires_at=int(raw["expires_at"]),
-        scope=raw.get("scope"),
-        end_user=raw.get("end_user"),
-        reason=raw.get("cancel_reason"),
-        actor=raw.get("cancel_actor"),
-        source=str(raw.get("cancel_source") or "api"),
-    )
-
-
-def met(old: dict[str, Any] | None, over: Tombstone | None) -> Tombstone | None:
-    """The tombstone a start's key binding failed against (``old``), if it is not the one the
-    start already knew (and replaces)."""
-    found = tombstone_of(old)
-    return found if found is not None and found != over else None
 
 
 @dataclass(frozen=True)
@@ -118,7 +64,7 @@ class Tombstones:
         tomb = Tombstone(now, expires, str(scope), end_user, req.reason, req.actor, req.source)
         item = {
             "pk": idempotency_pk(tenant, key),
-            "sk": "IDEM",
+            "sk": IDEM_SK,
             "kind": KIND,
             "scope": tomb.scope,
             "end_user": end_user,
