@@ -22,6 +22,7 @@ from turnstop.core.turn import Turn
 from turnstop.http.response import StreamingResponse
 from turnstop.platform.settings import Settings
 from turnstop.runtime.active import DETACHED, END, LiveChannel
+from turnstop.runtime.live import LiveTurn
 from turnstop.runtime.renderer import Renderer, derived_terminal
 from turnstop.store import Store
 
@@ -87,31 +88,6 @@ def follow(
         sleep(wait_ms / 1000)
         head = store.turns.head(turn.id)
         polled = True
-
-
-def caught_up(
-    store: Store,
-    turn: Turn,
-    after: int,
-    within_s: float,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
-) -> Turn | None:
-    """The turn once a reader's cursor is within what is readable, or None if it never is.
-
-    A live reader gets events before they are durable, so a reconnecting client's cursor may
-    be ahead of the committed seq of a running turn for up to one flush interval: wait that
-    long (bounded) for the store to catch up. A cursor past the end of a finished turn, or
-    still ahead after the wait, is not one this turn ever handed out."""
-    deadline = monotonic() + within_s
-    head: Turn | None = turn
-    while head is not None and after > head.last_readable_seq:
-        if head.terminal or monotonic() >= deadline:
-            return None
-        sleep(0.05)
-        head = store.turns.head(turn.id)
-    return None if head is None else head.replace(input=turn.input)
 
 
 def stream_response(
@@ -185,3 +161,10 @@ def live_response(
             running.join()
 
     return StreamingResponse(200, {**SSE_HEADERS, "X-Response-Id": turn.id}, frames())
+
+
+def live_turn_response(store: Store, settings: Settings, live: LiveTurn, *, renderer: Renderer,
+                       render: Callable[[Event], str] = frame) -> StreamingResponse:  # fmt: skip
+    """``live_response`` for a turn a service started running in this request."""
+    return live_response(store, settings, live.turn, live.channel, live.running, renderer=renderer, render=render,
+                         first=list(live.first))  # fmt: skip

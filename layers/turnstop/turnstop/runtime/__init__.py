@@ -6,4 +6,4 @@ conditional write that fails once a cancel is requested, so turn code never poll
 finish, ``model`` is the model interface, ``renderer`` the dialects' event vocabulary.
 """
 
-__all__ = ["active", "keeper", "model", "renderer", "runner"]
+__all__ = ["active", "keeper", "live", "model", "renderer", "runner"]

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 
+from turnstop.dialects.chat import wire
 from turnstop.dialects.chat.models import SendMessage
+from turnstop.dialects.chat.renderer import RENDERER
 from turnstop.dialects.chat.service import Chat
 from turnstop.dialects.chat.threads import thread_id_of
 from turnstop.dialects.chat.web import ChatUser, Origins, signed_in
 from turnstop.dialects.chat.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, sse_response
 from turnstop.http.body import max_duration_ms, parse_body
+from turnstop.http.sse import live_turn_response
 from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store import Store
@@ -79,7 +82,10 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
         user = _user(app, origins, store, settings, changes=True)
         body = parse_body(app.event, SendMessage, settings.max_body_bytes)
         sent = chat.send(user, body, runner, max_duration_ms=max_duration_ms(app.event))
-        return sse_response(chat.stream(sent, runner, app.remaining_ms))
+        answer = live_turn_response(store, settings, chat.stream(sent, runner, app.remaining_ms), renderer=RENDERER,
+                                    render=wire.frame)  # fmt: skip
+        answer.headers["X-Thread-Id"] = sent.thread_id
+        return sse_response(answer)
 
     return app
 

@@ -28,7 +28,6 @@ from turnstop.dialects.chat.approvals import carry_out
 from turnstop.dialects.chat.models import SendMessage
 from turnstop.dialects.chat.renderer import (
     ACTION_KIND,
-    RENDERER,
     REPLY_KIND,
     action_executed,
     action_planned,
@@ -37,10 +36,9 @@ from turnstop.dialects.chat.renderer import (
 from turnstop.dialects.chat.threads import THREAD_NOT_FOUND, THREAD_PREFIX, check_thread_id, owned_thread
 from turnstop.dialects.chat.web import ChatUser
 from turnstop.dialects.service import DialectService
-from turnstop.http.response import StreamingResponse
-from turnstop.http.sse import live_response
 from turnstop.providers.config import routes_for
 from turnstop.runtime.active import DETACHED, END
+from turnstop.runtime.live import LiveTurn
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store.chat import (
     PENDING_ACTION,
@@ -193,13 +191,10 @@ class Chat(DialectService):
                                        code=str(data.get("error", "reply_failed")))  # fmt: skip
         return wire.chat_answer(sent.thread_id, "".join(text), question if last.type == "done" else None)
 
-    def stream(self, sent: Sent, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> StreamingResponse:
-        """Run the reply in this request, streaming each event as it comes (``POST /chat/stream``)."""
+    def stream(self, sent: Sent, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> LiveTurn:
+        """Run the reply in this request; its reader gets each event as it comes (``POST /chat/stream``)."""
         channel, running = runner.start(sent.turn, remaining_ms)
-        answer = live_response(self.store, self.settings, sent.turn, channel, running, renderer=RENDERER,
-                               render=wire.frame)  # fmt: skip
-        answer.headers["X-Thread-Id"] = sent.thread_id
-        return answer
+        return LiveTurn(sent.turn, channel, running)
 
     # ------------------------------------------------------------------ confirm
 

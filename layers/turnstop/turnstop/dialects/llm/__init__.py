@@ -1,3 +1,3 @@
 """The llm dialect: an OpenAI-compatible Responses API (create, retrieve, stream/resume, cancel)."""
 
-__all__ = ["answers", "cancel", "handlers", "models", "renderer", "service", "wire"]
+__all__ = ["answers", "cancel", "handlers", "inputs", "models", "renderer", "service", "wire"]

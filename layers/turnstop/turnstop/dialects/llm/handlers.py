@@ -13,11 +13,14 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from turnstop.dialects.llm import service
+from turnstop.core.turn import Turn
+from turnstop.dialects.llm import inputs, service, wire
+from turnstop.dialects.llm.renderer import RENDERER
 from turnstop.dialects.llm.service import Llm
 from turnstop.dialects.llm.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
 from turnstop.http.body import max_duration_ms
+from turnstop.http.sse import live_turn_response, stream_response
 from turnstop.idempotency.requests import idempotency_claim
 from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import TurnRunner
@@ -38,15 +41,16 @@ def api_app(
     @app.post(BASE)
     def create() -> Response:
         principal = require_principal(app.event, store)
-        body = service.parse_create(app.event, settings.max_body_bytes)
+        body = inputs.parse_create(app.event, settings.max_body_bytes)
         limit_ms = max_duration_ms(app.event, body.max_duration_seconds)
         idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
         turn, replayed = llm.create(principal, body, runner, idempotency=idempotency, max_duration_ms=limit_ms)
         # a replay, or a response born cancelled (its key was cancelled first), runs nothing here
         if body.stream and not body.background and not (replayed or turn.cancelled_before_start):
-            return sse_response(llm.run_live(turn, runner, app.remaining_ms))
+            live = llm.run_live(turn, runner, app.remaining_ms)
+            return sse_response(live_turn_response(store, settings, live, renderer=RENDERER, render=wire.frame))
         if body.stream:
-            return sse_response(llm.stream(turn, 0))
+            return replay(turn, 0)
         if not body.background:
             kw: dict[str, Any] = {"poll_ms": settings.reader_poll_ms}
             if sleep is not None:
@@ -58,11 +62,15 @@ def api_app(
     def retrieve(response_id: str) -> Response:
         principal = require_principal(app.event, store)
         query = app.current_event.query_string_parameters or {}
-        wants_stream = service.parse_stream_flag(query)
-        after = service.parse_starting_after(query)
+        wants_stream = inputs.parse_stream_flag(query)
+        after = inputs.parse_starting_after(query)
         turn = llm.find(principal, response_id)
         if wants_stream:
-            return sse_response(llm.stream(turn, after))
+            return replay(turn, after)
         return json_response(200, llm.response_json(turn))
+
+    def replay(turn: Turn, after: int) -> Response:
+        ready = llm.readable_after(turn, after)
+        return sse_response(stream_response(store, settings, ready, after, renderer=RENDERER, render=wire.frame))
 
     return app

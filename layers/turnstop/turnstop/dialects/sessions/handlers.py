@@ -10,11 +10,14 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 
 from turnstop.core import errors
+from turnstop.core.turn import Turn
 from turnstop.dialects.sessions import models
-from turnstop.dialects.sessions.service import Sessions, parse_after
+from turnstop.dialects.sessions.renderer import RENDERERS
+from turnstop.dialects.sessions.service import Sessions
 from turnstop.dialects.sessions.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
 from turnstop.http.body import headers_of, max_duration_ms, parse_body
+from turnstop.http.sse import live_turn_response, stream_response
 from turnstop.idempotency.requests import idempotency_claim
 from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import TurnRunner
@@ -70,15 +73,20 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
             max_duration_ms=limit_ms,
         )  # fmt: skip
         if replayed or turn.cancelled_before_start:  # born cancelled: its stream is created … cancelled
-            return sse_response(service.stream(turn, 0))
-        return sse_response(service.run_live(turn, runner, app.remaining_ms))
+            return replay(turn, 0)
+        live = service.run_live(turn, runner, app.remaining_ms)
+        return sse_response(live_turn_response(store, settings, live, renderer=RENDERERS[turn.kind]))
 
     @app.get("/v1/responses/<rid>/events")
     @app.get("/v1/sessions/<session_id>/responses/<rid>/events")
     def resume(rid: str, session_id: str | None = None) -> Response:
         principal = require_principal(app.event, store)
         turn = service.find_turn(principal, rid, session_id)
-        after = parse_after(headers_of(app.event), app.current_event.query_string_parameters or {})
-        return sse_response(service.stream(turn, after))
+        after = models.parse_after(headers_of(app.event), app.current_event.query_string_parameters or {})
+        return replay(turn, after)
+
+    def replay(turn: Turn, after: int) -> Response:
+        ready = service.readable_after(turn, after)
+        return sse_response(stream_response(store, settings, ready, after, renderer=RENDERERS[ready.kind]))
 
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from turnstop.auth import Principal
@@ -15,7 +15,6 @@ from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
 from turnstop.dialects.service import DialectService
 from turnstop.dialects.sessions import answers
 from turnstop.dialects.sessions.ids import (
-    CURSOR_DIGITS,
     MESSAGE_PREFIX,
     RESPONSE_PREFIX,
     SESSION_PREFIX,
@@ -23,19 +22,11 @@ from turnstop.dialects.sessions.ids import (
     check_session_id,
     kind_and_scope,
 )
-from turnstop.dialects.sessions.renderer import RENDERERS, created_event
-from turnstop.http.response import StreamingResponse
-from turnstop.http.sse import caught_up, live_response, stream_response
+from turnstop.dialects.sessions.renderer import created_event
 from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.runtime.live import LiveTurn, caught_up
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store.sessions import NO_PREVIOUS
-
-
-def parse_after(headers: Mapping[str, str], query: Mapping[str, str]) -> int:
-    raw = headers.get("last-event-id") or query.get("after") or "0"
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= CURSOR_DIGITS):
-        raise errors.InvalidRequest("Last-Event-ID / after must be a non-negative integer")
-    return int(raw)
 
 
 class Sessions(DialectService):
@@ -125,21 +116,20 @@ class Sessions(DialectService):
             raise errors.NotFound("Response not found")
         return turn
 
-    def run_live(self, turn: Turn, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> StreamingResponse:
-        """Run a turn this request just started, streaming each event to its reader as it comes."""
+    def run_live(self, turn: Turn, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> LiveTurn:
+        """Run a turn this request just started; its reader gets each event as it comes."""
         channel, running = runner.start(turn, remaining_ms)
         created = created_event(turn)
-        first = [Event(1, created.type, created.data)]
-        renderer = RENDERERS[turn.kind]
-        return live_response(self.store, self.settings, turn, channel, running, renderer=renderer, first=first)
+        return LiveTurn(turn, channel, running, (Event(1, created.type, created.data),))
 
-    def stream(self, turn: Turn, after: int) -> StreamingResponse:
-        """Replay after ``after`` and follow. A cursor past the end is a 400, whether the turn
-        has finished or not (a running turn's cursor may lead the store by one flush)."""
+    def readable_after(self, turn: Turn, after: int) -> Turn:
+        """The turn, once ``after`` is a cursor a reader may replay from and follow. A cursor
+        past the end is a 400, whether the turn has finished or not (a running turn's cursor
+        may lead the store by one flush)."""
         ready = caught_up(self.store, turn, after, self.settings.flush_ms / 1000 + 1)
         if ready is None:
             raise errors.InvalidRequest("Last-Event-ID / after is beyond the last event of this response")
-        return stream_response(self.store, self.settings, ready, after, renderer=RENDERERS[ready.kind])
+        return ready
 
     def ledger(self, principal: Principal, response_id: str | None) -> dict[str, Any]:
         """The caller's ledger entries (one turn's with ``response_id``), end-user scoped."""
