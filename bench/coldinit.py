@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CANCEL_FUNCTIONS = ("session_cancel", "response_cancel", "omni_cancel", "llm_cancel", "tasks_cancel", "chat_cancel")
+# every dialect's cancel function (the template's, by their directory's name)
+CANCEL_FUNCTIONS = tuple(sorted(p.name for p in (ROOT / "functions").glob("*_cancel") if (p / "app.py").exists()))
 BASELINE = "import boto3\nboto3.client('dynamodb')"
 
 
