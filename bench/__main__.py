@@ -51,11 +51,15 @@ def main() -> None:
             "machine": f"{platform.machine()}, {_cpus()} CPUs",
             "streams": streaming.streams(store, meter, DESIGNS),
             "cancel_to_terminal": streaming.cancels(store, DESIGNS, trials=8 if args.quick else 30),
-            "bulk_cancel": bulk.measure(store, meter, target=100 if args.quick else bulk.TARGET,
-                                        in_flight=1000 if args.quick else bulk.IN_FLIGHT),
+            "bulk_cancel": bulk.measure(
+                store,
+                meter,
+                target=100 if args.quick else bulk.TARGET,
+                in_flight=1000 if args.quick else bulk.IN_FLIGHT,
+            ),
             "upstream": upstream.measure(store, quick=args.quick),
             "agents": agents.measure(store, quick=args.quick),
-        }  # fmt: skip
+        }
         meter.close()
         ddb.delete_table(TableName=table)
     results["cold_init"] = coldinit.measure(runs=3 if args.quick else 9)

@@ -61,11 +61,14 @@ def tool_agent(turn: WorkerTurn) -> None:
         TOOL_SAW[turn.input] = time.monotonic()
 
 
-ROUTES = {"default": "built-in", "routes": {
-    "built-in": {"provider": "scripted", "step_ms": 20},
-    "agent-stream": {"provider": "external", "queue": "bench-stream"},
-    "agent-tool": {"provider": "external", "queue": "bench-tool"},
-}}  # fmt: skip
+ROUTES = {
+    "default": "built-in",
+    "routes": {
+        "built-in": {"provider": "scripted", "step_ms": 20},
+        "agent-stream": {"provider": "external", "queue": "bench-stream"},
+        "agent-tool": {"provider": "external", "queue": "bench-tool"},
+    },
+}
 
 
 def one_cancel(runner: Any, store: Store, route: str, rng: random.Random) -> tuple[float, float | None]:
@@ -110,14 +113,23 @@ def measure(store: Store, *, quick: bool = False, seed: int = 22) -> dict[str, A
         result["routes"][route] = row
     built_in = result["routes"]["built-in"]["terminal_ms"]["p99"]
     worst = max(r["terminal_ms"]["p99"] for r in result["routes"].values())
-    result["goal"] = {"agent_p99_within_ms_of_built_in": CANCEL_CHECK_MS, "worst_gap_ms": round(worst - built_in, 1),
-                      "met": worst - built_in <= CANCEL_CHECK_MS}  # fmt: skip
+    result["goal"] = {
+        "agent_p99_within_ms_of_built_in": CANCEL_CHECK_MS,
+        "worst_gap_ms": round(worst - built_in, 1),
+        "met": worst - built_in <= CANCEL_CHECK_MS,
+    }
     return result
 
 
 def lines(result: dict[str, Any]) -> list[str]:
-    out = ["", f"Cancel acknowledged → terminal event at the reader (cancel check every {result['cancel_check_ms']} ms, "
-           f"{result['samples']} cancels each):", "", "| route | p50 ms | p99 ms | max ms |", "|---|---|---|---|"]  # fmt: skip
+    out = [
+        "",
+        f"Cancel acknowledged → terminal event at the reader (cancel check every {result['cancel_check_ms']} ms, "
+        f"{result['samples']} cancels each):",
+        "",
+        "| route | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|",
+    ]
     for route, row in result["routes"].items():
         t = row["terminal_ms"]
         out.append(f"| {route} | {t['p50']} | {t['p99']} | {t['max']} |")
@@ -125,8 +137,11 @@ def lines(result: dict[str, Any]) -> list[str]:
             s = row["tool_saw_cancel_ms"]
             out.append(f"| {route}: the tool saw the cancel | {s['p50']} | {s['p99']} | {s['max']} |")
     goal = result["goal"]
-    out += ["", f"Goal: an agent's p99 within {goal['agent_p99_within_ms_of_built_in']} ms of the built-in turn's: "
-            f"worst gap {goal['worst_gap_ms']} ms, {'met' if goal['met'] else 'missed'}."]  # fmt: skip
+    out += [
+        "",
+        f"Goal: an agent's p99 within {goal['agent_p99_within_ms_of_built_in']} ms of the built-in turn's: "
+        f"worst gap {goal['worst_gap_ms']} ms, {'met' if goal['met'] else 'missed'}.",
+    ]
     return out
 
 
@@ -149,13 +164,20 @@ def main(argv: list[str] | None = None) -> None:
             result = measure(Store(table, dynamodb=ddb), quick=args.quick)
         finally:
             ddb.delete_table(TableName=table)
-        results = {"store": local.kind, "python": platform.python_version(),
-                   "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs", "agents": result}  # fmt: skip
+        results = {
+            "store": local.kind,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs",
+            "agents": result,
+        }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    head = ["# Cancels of your own agent's turns", "", f"store: {results['store']}, Python {results['python']} "
-            f"on {results['machine']}"]  # fmt: skip
+    head = [
+        "# Cancels of your own agent's turns",
+        "",
+        f"store: {results['store']}, Python {results['python']} on {results['machine']}",
+    ]
     out.with_suffix(".md").write_text("\n".join(head + lines(result)) + "\n")
     print(out.with_suffix(".md").read_text())
 

@@ -114,14 +114,24 @@ def measure(store: Store, meter: CapacityMeter, *, target: int = TARGET, in_flig
     return {
         "in_flight": in_flight,
         "target": target,
-        "bulk": {"seconds": round(bulk_s, 2), "pages": pages, **bulk_cost.json(),
-                 "units_per_turn": round((bulk_cost.write_units + bulk_cost.read_units) / target, 3)},
-        "singles": {"seconds": round(single_s, 2), **single_cost.json(),
-                    "units_per_turn": round((single_cost.write_units + single_cost.read_units) / target, 3)},
-        "ratio": {"time": round(bulk_s / single_s, 3),
-                  "units": round((bulk_cost.write_units + bulk_cost.read_units)
-                                 / (single_cost.write_units + single_cost.read_units), 3)},
-    }  # fmt: skip
+        "bulk": {
+            "seconds": round(bulk_s, 2),
+            "pages": pages,
+            **bulk_cost.json(),
+            "units_per_turn": round((bulk_cost.write_units + bulk_cost.read_units) / target, 3),
+        },
+        "singles": {
+            "seconds": round(single_s, 2),
+            **single_cost.json(),
+            "units_per_turn": round((single_cost.write_units + single_cost.read_units) / target, 3),
+        },
+        "ratio": {
+            "time": round(bulk_s / single_s, 3),
+            "units": round(
+                (bulk_cost.write_units + bulk_cost.read_units) / (single_cost.write_units + single_cost.read_units), 3
+            ),
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,13 +150,21 @@ def main(argv: list[str] | None = None) -> None:
         ddb.create_table(TableName=table, **template.table_spec("TurnTable").kwargs)
         meter = CapacityMeter(ddb)
         try:
-            result = measure(Store(table, dynamodb=ddb), meter, target=100 if args.quick else TARGET,
-                             in_flight=1000 if args.quick else IN_FLIGHT)  # fmt: skip
+            result = measure(
+                Store(table, dynamodb=ddb),
+                meter,
+                target=100 if args.quick else TARGET,
+                in_flight=1000 if args.quick else IN_FLIGHT,
+            )
         finally:
             meter.close()
             ddb.delete_table(TableName=table)
-        results = {"store": local.kind, "python": platform.python_version(),
-                   "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs", "bulk_cancel": result}  # fmt: skip
+        results = {
+            "store": local.kind,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs",
+            "bulk_cancel": result,
+        }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -99,9 +99,13 @@ class Design:
 
     def _new(self) -> NewTurn:
         return NewTurn(
-            id=new_id("resp_"), kind=STATELESS_KIND, tenant=TENANT, scope=scopes.STATELESS, grace_ms=120_000,
+            id=new_id("resp_"),
+            kind=STATELESS_KIND,
+            tenant=TENANT,
+            scope=scopes.STATELESS,
+            grace_ms=120_000,
             input={"prompt": self.prompt},
-        )  # fmt: skip
+        )
 
 
 class Default(Design):
@@ -112,8 +116,9 @@ class Default(Design):
         self.cadence = cadence or Cadence()
 
     def run(self, model: TimedModel, on_token: Callable[[int], None] | None = None) -> Run:
-        runner = TurnRunner(self.store, lambda t: model, renderers=RENDERERS, lease_ms=self.cadence.lease_ms,
-                            cadence=self.cadence)  # fmt: skip
+        runner = TurnRunner(
+            self.store, lambda t: model, renderers=RENDERERS, lease_ms=self.cadence.lease_ms, cadence=self.cadence
+        )
         out = Run(started=time.perf_counter())
         turn = self.store.turns.start(self._new(), created_event, run_as=runner.owner, lease_ms=runner.lease_ms)
         out.turn_id = self.turn_id = turn.id
@@ -153,18 +158,37 @@ class _Polled(Design):
         now = self.store.now()
         new = self._new()
         head = {
-            "pk": f"TURN#{new.id}", "sk": "TURN", "id": new.id, "kind": new.kind, "tenant": TENANT,
-            "scope": str(new.scope), "status": "running", "created_at": now, "started_at": now, "seq": 1,
-            "grace_ms": 120_000, "lease_owner": "bench", "lease_expires_at": now + 30_000,
-            "input": codec.compact_json(new.input), "usage": {"input_tokens": 0, "output_tokens": 0},
-        }  # fmt: skip
+            "pk": f"TURN#{new.id}",
+            "sk": "TURN",
+            "id": new.id,
+            "kind": new.kind,
+            "tenant": TENANT,
+            "scope": str(new.scope),
+            "status": "running",
+            "created_at": now,
+            "started_at": now,
+            "seq": 1,
+            "grace_ms": 120_000,
+            "lease_owner": "bench",
+            "lease_expires_at": now + 30_000,
+            "input": codec.compact_json(new.input),
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
         turn = codec.turn_from_item(head)
         assert turn is not None
         first = created_event(turn)
-        self._call("transact_write_items", TransactItems=[
-            {"Put": {"TableName": self.store.table, "Item": codec.dump(head)}},
-            {"Put": {"TableName": self.store.table, "Item": codec.dump(self._event_item(turn.id, 1, first.type, first.data))}},
-        ])  # fmt: skip
+        self._call(
+            "transact_write_items",
+            TransactItems=[
+                {"Put": {"TableName": self.store.table, "Item": codec.dump(head)}},
+                {
+                    "Put": {
+                        "TableName": self.store.table,
+                        "Item": codec.dump(self._event_item(turn.id, 1, first.type, first.data)),
+                    }
+                },
+            ],
+        )
         return turn
 
     def _event_item(self, turn_id: str, seq: int, type_: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -181,12 +205,25 @@ class _Polled(Design):
     def _finish(self, turn: Turn, seq: int, cancelled: bool, tokens: int) -> None:
         name = "response.cancelled" if cancelled else "response.completed"
         data = {"id": turn.id, "status": name.split(".")[1], "usage": {"output_tokens": tokens}}
-        self._call("transact_write_items", TransactItems=[
-            {"Put": {"TableName": self.store.table, "Item": codec.dump(self._event_item(turn.id, seq + 1, name, data))}},
-            {"Update": {"TableName": self.store.table, "Key": codec.key(f"TURN#{turn.id}", "TURN"),
+        self._call(
+            "transact_write_items",
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.store.table,
+                        "Item": codec.dump(self._event_item(turn.id, seq + 1, name, data)),
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.store.table,
+                        "Key": codec.key(f"TURN#{turn.id}", "TURN"),
                         "UpdateExpression": "SET seq = :seq, status = :status",
-                        "ExpressionAttributeValues": codec.values(seq=seq + 1, status=name.split(".")[1])}},
-        ])  # fmt: skip
+                        "ExpressionAttributeValues": codec.values(seq=seq + 1, status=name.split(".")[1]),
+                    }
+                },
+            ],
+        )
 
     def _read(self, turn: Turn, out: Run, on_token: Callable[[int], None] | None, writer: threading.Thread) -> None:
         """Poll every 50 ms for new events until the terminal one."""
@@ -214,8 +251,13 @@ class _Polled(Design):
     def _events_after(self, turn_id: str, after: int, upto: int | None = None) -> list[Event]:
         hi = upto if upto is not None else 10**12 - 1
         vals = {"pk": f"TURN#{turn_id}", "lo": f"EV#{after + 1:012d}", "hi": f"EV#{hi:012d}"}
-        page = self._call("query", TableName=self.store.table, KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-                          ExpressionAttributeValues=codec.values(**vals), ConsistentRead=True)  # fmt: skip
+        page = self._call(
+            "query",
+            TableName=self.store.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues=codec.values(**vals),
+            ConsistentRead=True,
+        )
         out = []
         for item in page.get("Items", []):
             raw = codec.load(item) or {}
@@ -229,8 +271,9 @@ class Naive(_Polled):
     def _write(self, turn: Turn, model: TimedModel) -> None:
         seq, tokens, cancelled = 1, 0, False
         for chunk in model.stream():
-            head = self._call("get_item", TableName=self.store.table, Key=codec.key(f"TURN#{turn.id}", "TURN"),
-                              ConsistentRead=True)["Item"]  # fmt: skip
+            head = self._call(
+                "get_item", TableName=self.store.table, Key=codec.key(f"TURN#{turn.id}", "TURN"), ConsistentRead=True
+            )["Item"]
             if "cancel_requested_at" in head:
                 cancelled = True
                 break
@@ -254,15 +297,26 @@ class PerStep(_Polled):
         for chunk in model.stream():
             item = self._event_item(turn.id, seq + 1, "response.delta", {"id": turn.id, "delta": chunk.text})
             try:
-                self._call("transact_write_items", TransactItems=[
-                    {"Put": {"TableName": self.store.table, "Item": codec.dump(item)}},
-                    {"Update": {"TableName": self.store.table, "Key": codec.key(f"TURN#{turn.id}", "TURN"),
+                self._call(
+                    "transact_write_items",
+                    TransactItems=[
+                        {"Put": {"TableName": self.store.table, "Item": codec.dump(item)}},
+                        {
+                            "Update": {
+                                "TableName": self.store.table,
+                                "Key": codec.key(f"TURN#{turn.id}", "TURN"),
                                 "UpdateExpression": "SET seq = :seq, usage = :usage, lease_expires_at = :lease",
                                 "ConditionExpression": "attribute_not_exists(cancel_requested_at) AND seq = :base",
                                 "ExpressionAttributeValues": codec.values(
-                                    seq=seq + 1, base=seq, lease=self.store.now() + 30_000,
-                                    usage={"input_tokens": 0, "output_tokens": tokens + 1})}},
-                ])  # fmt: skip
+                                    seq=seq + 1,
+                                    base=seq,
+                                    lease=self.store.now() + 30_000,
+                                    usage={"input_tokens": 0, "output_tokens": tokens + 1},
+                                ),
+                            }
+                        },
+                    ],
+                )
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
@@ -273,8 +327,9 @@ class PerStep(_Polled):
         self._finish(turn, seq, cancelled, tokens)
 
     def _poll(self, turn_id: str, after: int) -> list[Event]:
-        head = self._call("get_item", TableName=self.store.table, Key=codec.key(f"TURN#{turn_id}", "TURN"),
-                          ConsistentRead=True)["Item"]  # fmt: skip
+        head = self._call(
+            "get_item", TableName=self.store.table, Key=codec.key(f"TURN#{turn_id}", "TURN"), ConsistentRead=True
+        )["Item"]
         seq = int(head["seq"]["N"])
         return self._events_after(turn_id, after, seq) if seq > after else []
 

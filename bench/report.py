@@ -94,11 +94,16 @@ def bulk_lines(b: dict[str, Any]) -> list[str]:
     lines += ["| how | seconds | write units | read units | units per turn | USD |", "|---|---|---|---|---|---|"]
     for label, key in (("one bulk cancel", "bulk"), (f"{b['target']:,} single cancels, one by one", "singles")):
         v = b[key]
-        lines.append(f"| {label} | {v['seconds']} | {v['write_units']} | {v['read_units']} | {v['units_per_turn']} | "
-                     f"${v['usd']:.6f} |")  # fmt: skip
+        lines.append(
+            f"| {label} | {v['seconds']} | {v['write_units']} | {v['read_units']} | {v['units_per_turn']} | "
+            f"${v['usd']:.6f} |"
+        )
     ratio = b["ratio"]
-    lines += ["", f"Bulk over singles: {ratio['time']}× the time, {ratio['units']}× the request units "
-                  f"({b['bulk']['pages']} pages)."]  # fmt: skip
+    lines += [
+        "",
+        f"Bulk over singles: {ratio['time']}× the time, {ratio['units']}× the request units "
+        f"({b['bulk']['pages']} pages).",
+    ]
     return lines
 
 
@@ -170,8 +175,10 @@ def upstream_lines(u: dict[str, Any]) -> list[str]:
             up = (row.get(phase) or {}).get("upstream_cancel_ms")
             if up:
                 lines.append("")
-                lines.append(f"{provider}, {label}: its own cancel API reached the upstream {up['p50']} ms (p50), "
-                             f"{up['p99']} ms (p99) after the acknowledgement ({up['n']} of the cancels).")  # fmt: skip
+                lines.append(
+                    f"{provider}, {label}: its own cancel API reached the upstream {up['p50']} ms (p50), "
+                    f"{up['p99']} ms (p99) after the acknowledgement ({up['n']} of the cancels)."
+                )
     lines += ["", f"## Stream time / upstream time at {u['rate_tps']} tokens/s", ""]
     lines += [
         f"| provider | tokens | runs | upstream s | stream / upstream (median, max) | token lag p50 / p99 ms | "
@@ -219,10 +226,14 @@ def upstream_misses(u: dict[str, Any]) -> list[str]:
                 continue
             p99 = v["close_ms"]["p99"]
             why = UPSTREAM_WHY.get((provider, phase), "")
-            out.append(f"- {provider}, {label}: closed p99 {p99} ms, {p99 - goals['close_p99_ms']:.0f} ms over "
-                       f"the {goals['close_p99_ms']:g} ms goal. {why}".rstrip())  # fmt: skip
+            out.append(
+                f"- {provider}, {label}: closed p99 {p99} ms, {p99 - goals['close_p99_ms']:.0f} ms over "
+                f"the {goals['close_p99_ms']:g} ms goal. {why}".rstrip()
+            )
         s = row["stream"]
         if not s["goal_met"]:
-            out.append(f"- {provider}: stream / upstream {s['ratio_median']}×, {s['ratio_median'] - goals['stream_ratio']:.3f}× "
-                       f"over the {goals['stream_ratio']}× goal.")  # fmt: skip
+            out.append(
+                f"- {provider}: stream / upstream {s['ratio_median']}×, {s['ratio_median'] - goals['stream_ratio']:.3f}× "
+                f"over the {goals['stream_ratio']}× goal."
+            )
     return out

@@ -131,6 +131,11 @@ def cancels(store: Store, designs: list[str], trials: int) -> dict[str, Any]:
         for rate, silence, label in ((50, False, "50tps"), (500, False, "500tps"), (50, True, "silent_model")):
             n = trials if design == "default" or not silence else max(3, trials // 4)
             ms = [one_cancel(store, design, rate, silence) for _ in range(n)]
-            out[f"{design}/{label}"] = {"n": n, "p50_ms": pct(ms, 0.5), "p99_ms": pct(ms, 0.99), "max_ms": pct(ms, 1.0),
-                                        "mean_ms": round(statistics.fmean(ms), 1)}  # fmt: skip
+            out[f"{design}/{label}"] = {
+                "n": n,
+                "p50_ms": pct(ms, 0.5),
+                "p99_ms": pct(ms, 0.99),
+                "max_ms": pct(ms, 1.0),
+                "mean_ms": round(statistics.fmean(ms), 1),
+            }
     return out

@@ -78,8 +78,9 @@ def behaviours() -> dict[str, Behaviour]:
         out[f"{provider}/stream"] = Behaviour(output_tokens=STREAM_TOKENS, tokens_per_second=RATE)
     # Responses in background mode: the server answers response.created at once and is then
     # silent until the first token (the form a long prefill takes with that API)
-    out["openai-responses/first_token_wait"] = Behaviour(first_token_delay_s=PREFILL_S, output_tokens=100,
-                                                         tokens_per_second=RATE)  # fmt: skip
+    out["openai-responses/first_token_wait"] = Behaviour(
+        first_token_delay_s=PREFILL_S, output_tokens=100, tokens_per_second=RATE
+    )
     return out
 
 
@@ -91,10 +92,9 @@ def models_document(fake: FakeUpstream) -> dict[str, Any]:
         "openai-responses": {"base_url": fake.openai_base_url, "api_key_env": "TURNSTOP_BENCH_UPSTREAM_KEY"},
     }
     routes = {
-        name: {"provider": name.split("/")[0], "model": name, "max_output_tokens": 200_000,
-               **where[name.split("/")[0]]}
+        name: {"provider": name.split("/")[0], "model": name, "max_output_tokens": 200_000, **where[name.split("/")[0]]}
         for name in behaviours()
-    }  # fmt: skip
+    }
     return {"default": "openai-chat/stream", "routes": routes}
 
 
@@ -108,12 +108,19 @@ class Reader:
     prompt: str = ""
 
 
-def _read(runner: TurnRunner, store: Store, route: str, out: Reader,
-          prompt: str = "Write a long essay on cryptography") -> tuple[str, threading.Thread]:  # fmt: skip
+def _read(
+    runner: TurnRunner, store: Store, route: str, out: Reader, prompt: str = "Write a long essay on cryptography"
+) -> tuple[str, threading.Thread]:
     """Start a turn on ``route`` and a thread reading its live channel into ``out``."""
     out.prompt = prompt
-    new = NewTurn(id=new_id("resp_"), kind=STATELESS_KIND, tenant=TENANT, scope=scopes.STATELESS, grace_ms=120_000,
-                  input={"prompt": prompt, "route": route})  # fmt: skip
+    new = NewTurn(
+        id=new_id("resp_"),
+        kind=STATELESS_KIND,
+        tenant=TENANT,
+        scope=scopes.STATELESS,
+        grace_ms=120_000,
+        input={"prompt": prompt, "route": route},
+    )
     turn = store.turns.start(new, created_event, run_as=runner.owner, lease_ms=runner.lease_ms)
     channel, worker = runner.start(turn)
 
@@ -201,7 +208,9 @@ def _summary(values: list[float], digits: int = 1) -> dict[str, float]:
     return {"p50": pct(values, 0.5), "p99": pct(values, 0.99), "max": round(max(values), digits) if values else 0.0}
 
 
-def cancels(fake: FakeUpstream, runner: TurnRunner, store: Store, route: str, n: int, rng: random.Random) -> dict[str, Any]:  # fmt: skip
+def cancels(
+    fake: FakeUpstream, runner: TurnRunner, store: Store, route: str, n: int, rng: random.Random
+) -> dict[str, Any]:
     samples = [one_cancel(fake, runner, store, route, rng) for _ in range(n)]
     close = [s.close_ms for s in samples]
     out: dict[str, Any] = {
@@ -248,10 +257,12 @@ def streams(fake: FakeUpstream, runner: TurnRunner, store: Store, route: str, ru
         "ratio_median": round(median, 3),
         "ratio_max": round(ratios[-1], 3),
         "upstream_s_median": round(sorted(g["upstream_s"] for g in got)[len(got) // 2], 3),
-        "token_lag_ms": {"p50": pct([g["lag_p50_ms"] for g in got], 0.5),
-                         "p99": pct([g["lag_p99_ms"] for g in got], 0.5)},
+        "token_lag_ms": {
+            "p50": pct([g["lag_p50_ms"] for g in got], 0.5),
+            "p99": pct([g["lag_p99_ms"] for g in got], 0.5),
+        },
         "goal_met": median <= GOAL_STREAM_RATIO,
-    }  # fmt: skip
+    }
 
 
 def measure(store: Store, *, quick: bool = False, seed: int = 19) -> dict[str, Any]:
@@ -265,8 +276,9 @@ def measure(store: Store, *, quick: bool = False, seed: int = 19) -> dict[str, A
     with FakeUpstream(strict=True) as fake:
         for name, behaviour in behaviours().items():
             fake.add_model(name, behaviour)
-        settings = Settings(table=store.table, models=json.dumps(models_document(fake)),
-                            cancel_check_ms=CANCEL_CHECK_MS)  # fmt: skip
+        settings = Settings(
+            table=store.table, models=json.dumps(models_document(fake)), cancel_check_ms=CANCEL_CHECK_MS
+        )
         runner = turn_runner(store, settings, RENDERERS)
         results: dict[str, Any] = {
             "setup": "in-process runner from the composition root, local store, loopback fake upstream",
@@ -317,13 +329,20 @@ def main(argv: list[str] | None = None) -> None:
             result = measure(Store(table, dynamodb=ddb), quick=args.quick)
         finally:
             ddb.delete_table(TableName=table)
-        results = {"store": local.kind, "python": platform.python_version(),
-                   "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs", "upstream": result}  # fmt: skip
+        results = {
+            "store": local.kind,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs",
+            "upstream": result,
+        }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Cancels that reach the model server", "",
-             f"store: {results['store']}, Python {results['python']} on {results['machine']}"]  # fmt: skip
+    lines = [
+        "# Cancels that reach the model server",
+        "",
+        f"store: {results['store']}, Python {results['python']} on {results['machine']}",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines + report.upstream_lines(result)) + "\n")
     print(out.with_suffix(".md").read_text())
 

@@ -58,13 +58,30 @@ def _tool_output(call: Any) -> str:
 
 
 async def _slow_answer(call: Any) -> AsyncIterator[Any]:
-    started = Response(id="resp_slow", created_at=0, model="local", object="response", output=[], tool_choice="none",
-                       tools=[], top_p=None, parallel_tool_calls=False, status="in_progress")  # fmt: skip
+    started = Response(
+        id="resp_slow",
+        created_at=0,
+        model="local",
+        object="response",
+        output=[],
+        tool_choice="none",
+        tools=[],
+        top_p=None,
+        parallel_tool_calls=False,
+        status="in_progress",
+    )
     yield ResponseCreatedEvent(type="response.created", response=started, sequence_number=0)
     for i in range(SLOW_MODEL_WORDS):
         await asyncio.sleep(SLOW_MODEL_WORD_S)
-        yield ResponseTextDeltaEvent(type="response.output_text.delta", item_id="m1", output_index=0,
-                                     content_index=0, delta=f"w{i} ", logprobs=[], sequence_number=i + 1)  # fmt: skip
+        yield ResponseTextDeltaEvent(
+            type="response.output_text.delta",
+            item_id="m1",
+            output_index=0,
+            content_index=0,
+            delta=f"w{i} ",
+            logprobs=[],
+            sequence_number=i + 1,
+        )
 
 
 def local_model(prompt: str) -> ScriptedModel:
@@ -74,16 +91,26 @@ def local_model(prompt: str) -> ScriptedModel:
         return ScriptedModel([ModelStep.stream(_slow_answer, usage=usage)])
     email = approvals.EMAIL.search(prompt)
     if email:  # a tool that needs a person's approval, then the words that say so
-        return ScriptedModel([
-            ModelStep(output=[function_call("send_email", email.groupdict(), call_id="t2")], usage=usage),
-            ModelStep(output=[assistant_message(approvals.ASKED)], usage=usage),
-        ])  # fmt: skip
-    return ScriptedModel([
-        ModelStep(output=[assistant_message("Let me look that up. "),
-                          function_call("slow_lookup", {"query": prompt}, call_id="t1")], usage=usage),
-        ModelStep.respond(lambda call: ModelStep(output=[assistant_message(f"Found it: {_tool_output(call)}")],
-                                                 usage=usage)),
-    ])  # fmt: skip
+        return ScriptedModel(
+            [
+                ModelStep(output=[function_call("send_email", email.groupdict(), call_id="t2")], usage=usage),
+                ModelStep(output=[assistant_message(approvals.ASKED)], usage=usage),
+            ]
+        )
+    return ScriptedModel(
+        [
+            ModelStep(
+                output=[
+                    assistant_message("Let me look that up. "),
+                    function_call("slow_lookup", {"query": prompt}, call_id="t1"),
+                ],
+                usage=usage,
+            ),
+            ModelStep.respond(
+                lambda call: ModelStep(output=[assistant_message(f"Found it: {_tool_output(call)}")], usage=usage)
+            ),
+        ]
+    )
 
 
 def agent(prompt: str) -> Agent[WorkerTurn]:

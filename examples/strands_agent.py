@@ -72,8 +72,9 @@ class LocalModel(Model):
     def structured_output(self, output_model: Any, prompt: Any, system_prompt: Any = None, **kwargs: Any) -> Any:
         raise NotImplementedError("the local example model has no structured output")
 
-    async def stream(self, messages: Any, tool_specs: Any = None, system_prompt: Any = None,
-                     **kwargs: Any) -> AsyncIterator[Any]:  # fmt: skip
+    async def stream(
+        self, messages: Any, tool_specs: Any = None, system_prompt: Any = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         answered = any("toolResult" in block for m in messages for block in m.get("content", []))
         query = next(
             (b["text"] for m in reversed(messages) if m["role"] == "user" for b in m["content"] if "text" in b), ""

@@ -68,10 +68,13 @@ class Out:
         """A spinner on stderr while something takes a while (a terminal only; never with --json)."""
         return Progress(
             # markup=False: a description carries ids and values typed by users or sent by the API
-            SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(), console=self.err,
+            SpinnerColumn(),
+            TextColumn("{task.description}", markup=False),
+            TimeElapsedColumn(),
+            console=self.err,
             transient=True,
             disable=self.json_mode or not self.err.is_terminal,
-        )  # fmt: skip
+        )
 
     # ----------------------------------------------------------------------------- tail
 

@@ -56,8 +56,11 @@ def patch_moto(max_records: int = MOTO_STREAM_RECORDS) -> None:
 
     def transact_write_items(self: Any, transact_items: Any) -> None:
         backup = touched(self, transact_items)
-        shards = {id(t): (t.stream_shard, t.stream_shard.starting_sequence_number + len(t.stream_shard.items))
-                  for t, *_ in backup if t.stream_shard is not None}  # fmt: skip
+        shards = {
+            id(t): (t.stream_shard, t.stream_shard.starting_sequence_number + len(t.stream_shard.items))
+            for t, *_ in backup
+            if t.stream_shard is not None
+        }
         try:
             transact(self, transact_items)
         except Exception:

@@ -345,18 +345,25 @@ class StreamPoller(Poller):
             "RetryAttemptsExhausted" if attempts > self.source.maximum_retry_attempts >= 0 else "RecordAgeExceeded"
         )
         return {
-            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": self.function.arn,
-                               "condition": condition, "approximateInvokeCount": attempts},
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self.function.arn,
+                "condition": condition,
+                "approximateInvokeCount": attempts,
+            },
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
             "version": "1.0",
             "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             "DDBStreamBatchInfo": {
-                "shardId": shard_id, "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "shardId": shard_id,
+                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
                 "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
-                "approximateArrivalOfFirstRecord": at(records[0]), "approximateArrivalOfLastRecord": at(records[-1]),
-                "batchSize": len(records), "streamArn": self.stream_arn,
+                "approximateArrivalOfFirstRecord": at(records[0]),
+                "approximateArrivalOfLastRecord": at(records[-1]),
+                "batchSize": len(records),
+                "streamArn": self.stream_arn,
             },
-        }  # fmt: skip
+        }
 
 
 class StreamMappings(Mappings[StreamPoller]):

@@ -44,8 +44,12 @@ def main(base_url: str, queue: str, spec: str) -> None:
         finally:
             done.set()
             usage = turn.usage and [turn.usage.input_tokens, turn.usage.output_tokens]
-            report = {"cancelled": turn.cancelled, "tool_stopped": example.TOOL_STOPPED.is_set(),
-                      "words": len(turn.output.split()), "usage": usage}  # fmt: skip
+            report = {
+                "cancelled": turn.cancelled,
+                "tool_stopped": example.TOOL_STOPPED.is_set(),
+                "words": len(turn.output.split()),
+                "usage": usage,
+            }
             example.TOOL_RUNNING.clear()
             example.TOOL_STOPPED.clear()
             say(f"DONE {turn.input} {json.dumps(report)}")

@@ -168,12 +168,19 @@ def test_an_agents_tool_that_needs_approval_becomes_the_chats_confirmation_and_c
         assert chat.post("/chat", json={"message": "hi", "thread_id": thread}).json()["error"] == "action_pending"
         done = chat.post("/chat/confirm", json={"thread_id": thread})
         assert done.status_code == 200, done.text
-        assert done.json() == {"thread_id": thread, "status": "confirmed", "confirmed": True,
-                               "response": "Sent an email to Dana about the Q3 report."}  # fmt: skip
+        assert done.json() == {
+            "thread_id": thread,
+            "status": "confirmed",
+            "confirmed": True,
+            "response": "Sent an email to Dana about the Q3 report.",
+        }
         seen = chat.get(f"/chat/threads/{thread}").json()
         assert [a["status"] for a in seen["actions"]] == ["executed"]
-        assert seen["messages"][-1] == {**seen["messages"][-1], "role": "assistant",
-                                        "content": "Sent an email to Dana about the Q3 report."}  # fmt: skip
+        assert seen["messages"][-1] == {
+            **seen["messages"][-1],
+            "role": "assistant",
+            "content": "Sent an email to Dana about the Q3 report.",
+        }
         again = chat.post("/chat/confirm", json={"thread_id": thread})
         assert again.status_code == 409 and again.json()["error"] == "nothing_to_confirm"
 

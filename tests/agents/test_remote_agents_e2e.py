@@ -26,10 +26,19 @@ from tests.e2e.conftest import LocalApi, all_store_kinds, pump_lines, serve, sse
 
 WORKER_KEY = "tw_agents_worker_key_0123456789abcdef"
 QUEUE = "agents"
-ROUTES = {"default": "agent", "routes": {"agent": {
-    "provider": "external", "queue": QUEUE, "remote": True, "idle_timeout_s": 60,
-    "worker_key_sha256": hashlib.sha256(WORKER_KEY.encode()).hexdigest(),
-    "price_per_million": {"input": 3, "output": 15}}}}  # fmt: skip
+ROUTES = {
+    "default": "agent",
+    "routes": {
+        "agent": {
+            "provider": "external",
+            "queue": QUEUE,
+            "remote": True,
+            "idle_timeout_s": 60,
+            "worker_key_sha256": hashlib.sha256(WORKER_KEY.encode()).hexdigest(),
+            "price_per_million": {"input": 3, "output": 15},
+        }
+    },
+}
 HANDLERS = {
     "strands": "examples.strands_agent:handle",
     "pydantic-ai": "examples.pydantic_ai_agent:handle",
@@ -49,12 +58,18 @@ class Worker:
     """``tests.agents.remote_agent`` serving the route's queue with one framework's example."""
 
     def __init__(self, api: LocalApi, framework: str) -> None:
-        env = {**os.environ, "TURNSTOP_WORKER_KEY": WORKER_KEY,
-               "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "turnstop"), str(ROOT)])}  # fmt: skip
+        env = {
+            **os.environ,
+            "TURNSTOP_WORKER_KEY": WORKER_KEY,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "turnstop"), str(ROOT)]),
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.agents.remote_agent", api.url, QUEUE, HANDLERS[framework]],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=pump_lines, args=(self.proc.stdout, self.lines), daemon=True).start()
         self.expect("READY")
@@ -94,8 +109,9 @@ def session_turn(api: LocalApi, message: str, on_delta: OnDelta | None = None) -
     """Stream a session turn; ``on_delta(delta, session, rid)`` sees each delta until it says True."""
     session = httpx.post(f"{api.url}/v1/sessions", headers=auth(api), json={"persistent": True}).json()["id"]
     seen: list[dict[str, Any]] = []
-    with httpx.stream("POST", f"{api.url}/v1/sessions/{session}/messages", headers=auth(api),
-                      json={"message": message}, timeout=120) as r:  # fmt: skip
+    with httpx.stream(
+        "POST", f"{api.url}/v1/sessions/{session}/messages", headers=auth(api), json={"message": message}, timeout=120
+    ) as r:
         assert r.status_code == 200
         rid = r.headers["X-Response-Id"]
         for ev in sse_events(r.iter_lines()):

@@ -200,12 +200,20 @@ ODD_IDS = ["a" * 5000, "%00", "..%2F..%2Fetc", "%E2%80%AE", "x%20y", "%27%20OR%2
 # routes get past their key check; its workers prove the route's key, never a tenant's.
 WORKER, WORKER_KEY, WORKER_QUEUE = "$worker", "tw_hostile_worker_key_0123456789abcdef", "hostile-q"
 UNKNOWN_OFFER = "off_01hostile0unknown0offer00"
-MODELS_WITH_A_REMOTE_ROUTE = json.dumps({
-    "default": "turnstop:scripted",
-    "routes": {**{name: {"provider": "scripted"} for name in SCRIPTED_ROUTES},
-               "remote": {"provider": "external", "queue": WORKER_QUEUE, "remote": True,
-                          "worker_key_sha256": hashlib.sha256(WORKER_KEY.encode()).hexdigest()}},
-})  # fmt: skip
+MODELS_WITH_A_REMOTE_ROUTE = json.dumps(
+    {
+        "default": "turnstop:scripted",
+        "routes": {
+            **{name: {"provider": "scripted"} for name in SCRIPTED_ROUTES},
+            "remote": {
+                "provider": "external",
+                "queue": WORKER_QUEUE,
+                "remote": True,
+                "worker_key_sha256": hashlib.sha256(WORKER_KEY.encode()).hexdigest(),
+            },
+        },
+    }
+)
 # the servers' env: that route, and a claim that waits for an offer 0.2 s, not 5 s
 WORKER_ENV = {"TURNSTOP_MODELS": MODELS_WITH_A_REMOTE_ROUTE, "TURNSTOP_WORKER_CLAIM_WAIT_MS": "200"}
 
@@ -307,11 +315,19 @@ def finished_turns_of_alice(c: httpx.Client, admin_key: str) -> dict[str, dict[s
     )
     wait_for(lambda: c.get(f"/v1/tasks/{task}").json()["status"] == "succeeded", "task")
     thread, omni = created["thread_id"], created["response_id"]
-    report = c.post("/v1/admin/cancels", json=VALID_BODY["POST /v1/admin/cancels"],
-                    headers={"Authorization": f"Bearer {admin_key}"})  # fmt: skip
+    report = c.post(
+        "/v1/admin/cancels", json=VALID_BODY["POST /v1/admin/cancels"], headers={"Authorization": f"Bearer {admin_key}"}
+    )
     assert report.status_code == 200 and report.json()["matched"] == 0, report.text
-    by_name = {"id": sid, "rid": rid, "thread_id": thread, "task_id": task, "bulk_id": report.json()["id"],
-               "queue": WORKER_QUEUE, "offer_id": UNKNOWN_OFFER}  # fmt: skip
+    by_name = {
+        "id": sid,
+        "rid": rid,
+        "thread_id": thread,
+        "task_id": task,
+        "bulk_id": report.json()["id"],
+        "queue": WORKER_QUEUE,
+        "offer_id": UNKNOWN_OFFER,
+    }
     ids: dict[str, dict[str, str]] = {}
     for route in ROUTES:
         own = {"rid": lone} if route.path.startswith("/v1/responses/") else dict(by_name)
@@ -420,10 +436,18 @@ def worker_cases(route_key: str, method: str, template_path: str, ids: dict[str,
     for name, raw in BAD_BODIES:
         yield dataclasses.replace(base, name=name, body=raw)
     spoiled: list[tuple[str, Any]] = [
-        ("token", ""), ("token", 7), ("events", [["shout", "x"]]), ("events", [["text"]]), ("events", "text"),
-        ("events", [["text", "x"]] * 501), ("usage", {"output_tokens": -1}), ("usage", {"output_tokens": "9"}),
-        ("reason", "bored"), ("error", 5), ("surprise", 1),
-    ]  # fmt: skip
+        ("token", ""),
+        ("token", 7),
+        ("events", [["shout", "x"]]),
+        ("events", [["text"]]),
+        ("events", "text"),
+        ("events", [["text", "x"]] * 501),
+        ("usage", {"output_tokens": -1}),
+        ("usage", {"output_tokens": "9"}),
+        ("reason", "bored"),
+        ("error", 5),
+        ("surprise", 1),
+    ]
     for key, value in spoiled:
         if key in valid or key in ("usage", "reason", "error", "surprise") and route_key.endswith("/finish"):
             yield dataclasses.replace(

@@ -169,8 +169,11 @@ def real_values(target: Target, op: APIOperation) -> Real:
     if op.path.startswith(("/v1/sessions/", "/v1/responses/")):
         with httpx.Client(base_url=target.api.url, headers=alice, timeout=60) as c:
             sid = c.post("/v1/sessions", json={"persistent": True}).json()["id"]
-            start = ("/v1/responses", {"input": NOTE}) if op.path.startswith("/v1/responses/") else (
-                f"/v1/sessions/{sid}/messages", {"message": NOTE})  # fmt: skip
+            start = (
+                ("/v1/responses", {"input": NOTE})
+                if op.path.startswith("/v1/responses/")
+                else (f"/v1/sessions/{sid}/messages", {"message": NOTE})
+            )
             with c.stream("POST", start[0], json=start[1]) as r:
                 rid = r.headers["X-Response-Id"]
                 r.read()
@@ -229,9 +232,13 @@ def fuzz_operation(
 
     @given(case=op.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-        phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
-    )  # fmt: skip
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def one(case: Case) -> None:
         if mode is GenerationMode.NEGATIVE and not spoiled(case):
             return  # nothing of this operation could be made invalid: not a case of this mode

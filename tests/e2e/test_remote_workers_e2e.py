@@ -23,10 +23,19 @@ from tests.e2e.conftest import LocalApi, all_store_kinds, pump_lines, serve, sse
 WORKER_KEY = "tw_e2e_worker_key_0123456789abcdef"
 QUEUE = "remote-q"
 IDLE_TIMEOUT_S = 5
-ROUTES = {"default": "remote", "routes": {"remote": {
-    "provider": "external", "queue": QUEUE, "remote": True, "idle_timeout_s": IDLE_TIMEOUT_S,
-    "worker_key_sha256": hashlib.sha256(WORKER_KEY.encode()).hexdigest(),
-    "price_per_million": {"input": 3, "output": 15}}}}  # fmt: skip
+ROUTES = {
+    "default": "remote",
+    "routes": {
+        "remote": {
+            "provider": "external",
+            "queue": QUEUE,
+            "remote": True,
+            "idle_timeout_s": IDLE_TIMEOUT_S,
+            "worker_key_sha256": hashlib.sha256(WORKER_KEY.encode()).hexdigest(),
+            "price_per_million": {"input": 3, "output": 15},
+        }
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +50,13 @@ class Worker:
 
     def __init__(self, api: LocalApi) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "turnstop"), str(ROOT)])}
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.e2e.remote_worker", api.url, WORKER_KEY, QUEUE],
-                                     cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.remote_worker", api.url, WORKER_KEY, QUEUE],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         import threading
@@ -77,8 +91,9 @@ def auth(api: LocalApi) -> dict[str, str]:
 def session_turn(api: LocalApi, message: str, on_delta: Any = None) -> list[dict[str, Any]]:
     session = httpx.post(f"{api.url}/v1/sessions", headers=auth(api), json={"persistent": True}).json()["id"]
     seen: list[dict[str, Any]] = []
-    with httpx.stream("POST", f"{api.url}/v1/sessions/{session}/messages", headers=auth(api),
-                      json={"message": message}, timeout=120) as r:  # fmt: skip
+    with httpx.stream(
+        "POST", f"{api.url}/v1/sessions/{session}/messages", headers=auth(api), json={"message": message}, timeout=120
+    ) as r:
         assert r.status_code == 200
         rid = r.headers["X-Response-Id"]
         for ev in sse_events(r.iter_lines()):

@@ -153,20 +153,112 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("missing input", {"capability": "text.generate", "model": "auto"}, "input"),
     ("prompt not a string", {"capability": "text.generate", "model": "auto", "input": {"prompt": 5}}, "input.prompt"),
     ("blank prompt", {"capability": "text.generate", "model": "auto", "input": {"prompt": "  "}}, "input.prompt"),
-    ("unknown top field", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callbak": {}}, "callbak"),
-    ("unknown input field", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x", "temp": 1}}, "input.temp"),
-    ("metadata value not a string", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "metadata": {"k": 1}}, "metadata"),
-    ("too many metadata keys", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
-    ("zero max_output_tokens", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x", "max_output_tokens": 0}}, "max_output_tokens"),
-    ("callback not https", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "http://hooks.example.com/x"}}, "https"),
-    ("callback with credentials", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "https://u:p@hooks.example.com/x"}}, "credentials"),
-    ("callback to a private host", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "https://internal.example.com/x"}}, "private"),
-    ("callback partly private", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "https://mixed.example.com/x"}}, "private"),
-    ("callback to metadata IP", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "https://169.254.169.254/latest"}}, "private"),
-    ("callback to localhost (knob off)", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "https://localhost/x"}}, "loopback"),
-    ("callback host unknown", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "https://nowhere.invalid/x"}}, "resolve"),
-    ("callback not a URL", {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "hooks"}}, "https"),
-]  # fmt: skip
+    (
+        "unknown top field",
+        {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callbak": {}},
+        "callbak",
+    ),
+    (
+        "unknown input field",
+        {"capability": "text.generate", "model": "auto", "input": {"prompt": "x", "temp": 1}},
+        "input.temp",
+    ),
+    (
+        "metadata value not a string",
+        {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "metadata": {"k": 1}},
+        "metadata",
+    ),
+    (
+        "too many metadata keys",
+        {
+            "capability": "text.generate",
+            "model": "auto",
+            "input": {"prompt": "x"},
+            "metadata": {f"k{i}": "v" for i in range(17)},
+        },
+        "metadata",
+    ),
+    (
+        "zero max_output_tokens",
+        {"capability": "text.generate", "model": "auto", "input": {"prompt": "x", "max_output_tokens": 0}},
+        "max_output_tokens",
+    ),
+    (
+        "callback not https",
+        {
+            "capability": "text.generate",
+            "model": "auto",
+            "input": {"prompt": "x"},
+            "callback": {"url": "http://hooks.example.com/x"},
+        },
+        "https",
+    ),
+    (
+        "callback with credentials",
+        {
+            "capability": "text.generate",
+            "model": "auto",
+            "input": {"prompt": "x"},
+            "callback": {"url": "https://u:p@hooks.example.com/x"},
+        },
+        "credentials",
+    ),
+    (
+        "callback to a private host",
+        {
+            "capability": "text.generate",
+            "model": "auto",
+            "input": {"prompt": "x"},
+            "callback": {"url": "https://internal.example.com/x"},
+        },
+        "private",
+    ),
+    (
+        "callback partly private",
+        {
+            "capability": "text.generate",
+            "model": "auto",
+            "input": {"prompt": "x"},
+            "callback": {"url": "https://mixed.example.com/x"},
+        },
+        "private",
+    ),
+    (
+        "callback to metadata IP",
+        {
+            "capability": "text.generate",
+            "model": "auto",
+            "input": {"prompt": "x"},
+            "callback": {"url": "https://169.254.169.254/latest"},
+        },
+        "private",
+    ),
+    (
+        "callback to localhost (knob off)",
+        {
+            "capability": "text.generate",
+            "model": "auto",
+            "input": {"prompt": "x"},
+            "callback": {"url": "https://localhost/x"},
+        },
+        "loopback",
+    ),
+    (
+        "callback host unknown",
+        {
+            "capability": "text.generate",
+            "model": "auto",
+            "input": {"prompt": "x"},
+            "callback": {"url": "https://nowhere.invalid/x"},
+        },
+        "resolve",
+    ),
+    (
+        "callback not a URL",
+        {"capability": "text.generate", "model": "auto", "input": {"prompt": "x"}, "callback": {"url": "hooks"}},
+        "https",
+    ),
+]
 
 
 @pytest.mark.parametrize(("name", "body", "hint"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])

@@ -18,9 +18,12 @@ def toy_cancel_app(store: Store) -> TurnstopResolver:
     def handle(turn_id: str) -> Response:
         principal = require_principal(app.event, store)
         outcome, _ = store.turns.request_cancel(
-            turn_id, tenant=principal.tenant, scope=scopes.STATELESS, end_user=principal.end_user,
+            turn_id,
+            tenant=principal.tenant,
+            scope=scopes.STATELESS,
+            end_user=principal.end_user,
             req=CancelRequest(reason="toy", actor=principal.key_id),
-        )  # fmt: skip
+        )
         if outcome is CancelOutcome.NOT_FOUND:
             raise errors.NotFound("No such toy turn")
         return json_response(*cancel_answer(turn_id, outcome))

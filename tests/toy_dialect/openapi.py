@@ -17,7 +17,18 @@ class ToyCancel(BaseModel):
 
 
 TOY = Dialect(
-    "toy", "toy API", "A dialect that exists only in a test.", ToyError,
-    (Op("POST", "/v1/toy/turns/{turn_id}/cancel", "cancelToyTurn", "Stop a toy turn",
-        {200: Ok("Already over", ToyCancel), 202: Ok("Stopping", ToyCancel)}, params=(path("turn_id"),)),),
-)  # fmt: skip
+    "toy",
+    "toy API",
+    "A dialect that exists only in a test.",
+    ToyError,
+    (
+        Op(
+            "POST",
+            "/v1/toy/turns/{turn_id}/cancel",
+            "cancelToyTurn",
+            "Stop a toy turn",
+            {200: Ok("Already over", ToyCancel), 202: Ok("Stopping", ToyCancel)},
+            params=(path("turn_id"),),
+        ),
+    ),
+)

@@ -26,9 +26,12 @@ from turnstop_local.openapi.spec import Dialect as OpenApiTable
 from turnstop_local.template import Template
 
 TOY = Dialect(
-    "toy", ("/v1/toy",), openapi="tests.toy_dialect.openapi:TOY", package="tests.toy_dialect",
+    "toy",
+    ("/v1/toy",),
+    openapi="tests.toy_dialect.openapi:TOY",
+    package="tests.toy_dialect",
     after_finish="renderer:after_finish",
-)  # fmt: skip
+)
 
 
 def _loaded(what: str, load: Any, found: list[str]) -> Any:
@@ -84,8 +87,10 @@ def problems(template: Template) -> list[str]:
 def with_toy_routes(template: Template) -> Template:
     """The template with the toy's one function and route (its template routes)."""
     doc = copy.deepcopy(template.document)
-    event = {"Type": "HttpApi", "Properties": {"ApiId": {"Ref": "HttpApi"}, "Path": "/v1/toy/turns/{turn_id}/cancel",
-                                               "Method": "POST"}}  # fmt: skip
+    event = {
+        "Type": "HttpApi",
+        "Properties": {"ApiId": {"Ref": "HttpApi"}, "Path": "/v1/toy/turns/{turn_id}/cancel", "Method": "POST"},
+    }
     doc["Resources"]["ToyCancelFunction"] = {
         "Type": "AWS::Serverless::Function",
         "Properties": {"CodeUri": "functions/toy_cancel", "Handler": "app.lambda_handler", "Events": {"Cancel": event}},
@@ -96,11 +101,19 @@ def with_toy_routes(template: Template) -> Template:
 def http_event(method: str, path: str, tenant: str | None = "acme") -> dict[str, Any]:
     authorizer = {"lambda": {"tenant": tenant, "key_id": "key_1"}} if tenant else {}
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "", "headers": {},
-        "requestContext": {"http": {"method": method, "path": path}, "requestId": "r1", "stage": "$default",
-                           "authorizer": authorizer},
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {},
+        "requestContext": {
+            "http": {"method": method, "path": path},
+            "requestId": "r1",
+            "stage": "$default",
+            "authorizer": authorizer,
+        },
         "isBase64Encoded": False,
-    }  # fmt: skip
+    }
 
 
 # ----------------------------------------------------------------- the registry as it is
@@ -203,8 +216,10 @@ def test_a_toy_dialect_registered_in_one_entry_is_whole_and_served_like_the_othe
 
         toy_turn("toy_1")
         app = toy_cancel_app(store)
-        answers = [app.resolve(http_event("POST", f"/v1/toy/turns/{t}/cancel", tenant), None)
-                   for t, tenant in (("toy_1", "acme"), ("toy_404", "acme"), ("toy_1", None))]  # fmt: skip
+        answers = [
+            app.resolve(http_event("POST", f"/v1/toy/turns/{t}/cancel", tenant), None)
+            for t, tenant in (("toy_1", "acme"), ("toy_404", "acme"), ("toy_1", None))
+        ]
 
         # Then it answers through the shared resolver, in its own error shape
         ids = [a["headers"]["X-Request-Id"] for a in answers]
@@ -218,9 +233,13 @@ def test_a_toy_dialect_registered_in_one_entry_is_whole_and_served_like_the_othe
         toy_turn("toy_2")
         models = Models(DEFAULT_ROUTES, scripted_step_ms=0)
         worker = TurnRunner(
-            store, models.for_turn, renderers=registry.all_renderers(), lease_ms=30_000,
-            cadence=Cadence(flush_ms=20, check_ms=5, lease_ms=30_000), on_finished=registry.after_finish(store),
-        )  # fmt: skip
+            store,
+            models.for_turn,
+            renderers=registry.all_renderers(),
+            lease_ms=30_000,
+            cadence=Cadence(flush_ms=20, check_ms=5, lease_ms=30_000),
+            on_finished=registry.after_finish(store),
+        )
         worker.handle("toy_2")
         assert ("toy_2", "completed") in ENDED
     assert "toy" not in {a.name for a in registry.apis()}

@@ -83,15 +83,25 @@ def test_a_turn_on_its_route_runs_through_the_worker(with_echo: None, env: Env) 
 
     # Given a stateless sessions turn on the echo route
     store = Store(env.store.table, dynamodb=env.client)
-    new = NewTurn("resp_echo1", "response", "acme", scopes.STATELESS, grace_ms=60_000,
-                  input={"prompt": "stop button please", "route": "parrot"})  # fmt: skip
+    new = NewTurn(
+        "resp_echo1",
+        "response",
+        "acme",
+        scopes.STATELESS,
+        grace_ms=60_000,
+        input={"prompt": "stop button please", "route": "parrot"},
+    )
     store.turns.start(new, lambda t: PendingEvent("response.created", {}))
     # When a worker runs it, its model chosen by its route
     models = Models(config.parse(ROUTES), scripted_step_ms=0)
     worker = TurnRunner(
-        store, models.for_turn, renderers=all_renderers(), lease_ms=30_000,
-        cadence=Cadence(flush_ms=20, check_ms=5, lease_ms=30_000), upstream=models.upstream,
-    )  # fmt: skip
+        store,
+        models.for_turn,
+        renderers=all_renderers(),
+        lease_ms=30_000,
+        cadence=Cadence(flush_ms=20, check_ms=5, lease_ms=30_000),
+        upstream=models.upstream,
+    )
     worker.handle("resp_echo1")
     # Then the echo provider answered it
     head = store.turns.head("resp_echo1")

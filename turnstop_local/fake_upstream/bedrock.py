@@ -48,7 +48,7 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "AccessDeniedException",
         "modelStreamErrorException",
         "You don't have access to the model with the specified model ID.",
-    ),  # fmt: skip
+    ),
     404: ("ResourceNotFoundException", "modelStreamErrorException", "The provided model identifier is invalid."),
     408: ("ModelTimeoutException", "modelStreamErrorException", "Model has timed out in processing the request."),
     424: ("ModelErrorException", "modelStreamErrorException", "The model returned an error."),
@@ -80,7 +80,11 @@ def event(event_type: str, payload: dict[str, Any]) -> bytes:
 
 def exception(exception_type: str, payload: dict[str, Any]) -> bytes:
     body = json.dumps(payload, separators=(",", ":")).encode()
-    headers = [(":exception-type", exception_type), (":content-type", "application/json"), (":message-type", "exception")]  # fmt: skip
+    headers = [
+        (":exception-type", exception_type),
+        (":content-type", "application/json"),
+        (":message-type", "exception"),
+    ]
     return frame(headers, body)
 
 
@@ -108,12 +112,18 @@ def http_error(exchange: Exchange, failure: Fail) -> None:
     extra = [_request_id(), ("x-amzn-ErrorType", error_type + _ERROR_NAMESPACE)]
     if failure.retry_after is not None:
         extra.append(("Retry-After", f"{failure.retry_after:g}"))
-    body = failure.body if failure.body is not None else json.dumps({"message": failure.message or default_message}).encode()  # fmt: skip
+    body = (
+        failure.body
+        if failure.body is not None
+        else json.dumps({"message": failure.message or default_message}).encode()
+    )
     exchange.answer(failure.status, body, "application/json", extra)
 
 
 def exception_frame(failure: Fail) -> bytes:
-    _, exception_type, default_message = _ERRORS.get(failure.status, ("", "modelStreamErrorException", "The model returned an error."))  # fmt: skip
+    _, exception_type, default_message = _ERRORS.get(
+        failure.status, ("", "modelStreamErrorException", "The model returned an error.")
+    )
     exception_type = failure.code or exception_type
     payload: dict[str, Any] = {"message": failure.message or default_message}
     if exception_type == "modelStreamErrorException":

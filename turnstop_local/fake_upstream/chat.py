@@ -58,14 +58,24 @@ def max_tokens(body: dict[str, Any]) -> int | None:
 def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query: dict[str, list[str]]) -> None:
     body = exchange.record.body
     exchange.record.update(protocol="openai-chat")
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list):  # fmt: skip
-        exchange.answer_json(400, wire.error_body(400, "We could not parse the JSON body of your request."), [wire.request_id()])  # fmt: skip
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("model"), str)
+        or not isinstance(body.get("messages"), list)
+    ):
+        exchange.answer_json(
+            400, wire.error_body(400, "We could not parse the JSON body of your request."), [wire.request_id()]
+        )
         return
     model = body["model"]
     exchange.record.update(model=model)
     behaviour = server.behaviour_for(model)
     if behaviour is None:
-        exchange.answer_json(404, wire.error_body(404, f"The model `{model}` does not exist or you do not have access to it.", param="model"), [wire.request_id()])  # fmt: skip
+        exchange.answer_json(
+            404,
+            wire.error_body(404, f"The model `{model}` does not exist or you do not have access to it.", param="model"),
+            [wire.request_id()],
+        )
         return
     behaviour, failure = behaviour.for_attempt(server.next_attempt(model))
     plan = plan_for(behaviour, input_tokens(body), max_tokens(body))
@@ -81,9 +91,16 @@ def handle(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query
         _whole(exchange, behaviour, plan, model, failure or Fail())
 
 
-def _stream(exchange: Exchange, behaviour: Behaviour, plan: Plan, model: str, include_usage: bool, failure: Fail) -> None:  # fmt: skip
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model, "system_fingerprint": FINGERPRINT}  # fmt: skip
+def _stream(
+    exchange: Exchange, behaviour: Behaviour, plan: Plan, model: str, include_usage: bool, failure: Fail
+) -> None:
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": FINGERPRINT,
+    }
     if include_usage:
         base["usage"] = None
 

@@ -193,7 +193,9 @@ class Exchange:
         if not behaviour.prefill_s or self.wait(behaviour.prefill_s):
             return True
         if behaviour.keeps_generating:
-            self._generate_unread(behaviour, 0, plan_tokens, started + behaviour.prefill_s + behaviour.first_token_delay_s)  # fmt: skip
+            self._generate_unread(
+                behaviour, 0, plan_tokens, started + behaviour.prefill_s + behaviour.first_token_delay_s
+            )
         return False
 
     def _generate_unread(self, behaviour: Behaviour, start: int, end: int, started: float) -> None:
@@ -214,7 +216,9 @@ class Exchange:
             self._generate_unread(behaviour, index, len(plan.tokens), started)
         return result
 
-    def _stream_tokens(self, behaviour: Behaviour, plan: Plan, emit: Callable[[int, str, str], bytes]) -> tuple[str, int, float]:  # fmt: skip
+    def _stream_tokens(
+        self, behaviour: Behaviour, plan: Plan, emit: Callable[[int, str, str], bytes]
+    ) -> tuple[str, int, float]:
         """``stream_tokens``' result, the index of the first token not generated, the schedule's start."""
         interval = 1.0 / behaviour.tokens_per_second if behaviour.tokens_per_second > 0 else 0.0
         started = time.monotonic() + behaviour.first_token_delay_s
@@ -254,8 +258,15 @@ class Exchange:
         the same results as ``stream_tokens``."""
         n = len(plan.tokens)
         interval = 1.0 / behaviour.tokens_per_second if behaviour.tokens_per_second > 0 else 0.0
-        points = [(p, what) for p, what in ((behaviour.stall_after, "stalled"), (behaviour.close_after, "closed"),
-                                            (behaviour.fail_after, "fail")) if p is not None]  # fmt: skip
+        points = [
+            (p, what)
+            for p, what in (
+                (behaviour.stall_after, "stalled"),
+                (behaviour.close_after, "closed"),
+                (behaviour.fail_after, "fail"),
+            )
+            if p is not None
+        ]
         stop_at, result = min(points, default=(n, "done"))
         if not self.wait(behaviour.first_token_delay_s + min(stop_at, n) * interval):
             return "gone"

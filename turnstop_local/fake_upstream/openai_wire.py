@@ -26,8 +26,12 @@ SSE_HEADERS = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Con
 GARBAGE = b"<html><body><h1>502 Bad Gateway</h1> not the protocol {\n"
 
 
-def error_body(status: int, message: str | None = None, code: str | None = None, param: str | None = None) -> dict[str, Any]:  # fmt: skip
-    kind, default_code, default_message = _ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None, "Error."))  # fmt: skip
+def error_body(
+    status: int, message: str | None = None, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    kind, default_code, default_message = _ERRORS.get(
+        status, ("server_error" if status >= 500 else "invalid_request_error", None, "Error.")
+    )
     return {
         "error": {"message": message or default_message, "type": kind, "param": param, "code": code or default_code}
     }

@@ -64,17 +64,21 @@ def input_tokens(body: dict[str, Any]) -> int:
     return count_words(texts)
 
 
-def handle_create(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query: dict[str, list[str]]) -> None:  # fmt: skip
+def handle_create(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query: dict[str, list[str]]) -> None:
     record, body = exchange.record, exchange.record.body
     record.update(protocol="openai-responses")
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        exchange.answer_json(400, wire.error_body(400, "We could not parse the JSON body of your request."), [wire.request_id()])  # fmt: skip
+        exchange.answer_json(
+            400, wire.error_body(400, "We could not parse the JSON body of your request."), [wire.request_id()]
+        )
         return
     model = body["model"]
     record.update(model=model)
     behaviour = server.behaviour_for(model)
     if behaviour is None:
-        exchange.answer_json(404, wire.error_body(404, f"The model '{model}' does not exist.", param="model"), [wire.request_id()])  # fmt: skip
+        exchange.answer_json(
+            404, wire.error_body(404, f"The model '{model}' does not exist.", param="model"), [wire.request_id()]
+        )
         return
     behaviour, failure = behaviour.for_attempt(server.next_attempt(model))
     if behaviour.prefill_s and not exchange.wait(behaviour.prefill_s):
@@ -108,7 +112,9 @@ def _lookup(server: FakeUpstream, exchange: Exchange, match: re.Match[str]) -> F
     return response
 
 
-def handle_retrieve(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query: dict[str, list[str]]) -> None:  # fmt: skip
+def handle_retrieve(
+    server: FakeUpstream, exchange: Exchange, match: re.Match[str], query: dict[str, list[str]]
+) -> None:
     response = _lookup(server, exchange, match)
     if response is None:
         return
@@ -119,7 +125,7 @@ def handle_retrieve(server: FakeUpstream, exchange: Exchange, match: re.Match[st
         exchange.answer_json(200, response.snapshot(), [wire.request_id()])
 
 
-def handle_cancel(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query: dict[str, list[str]]) -> None:  # fmt: skip
+def handle_cancel(server: FakeUpstream, exchange: Exchange, match: re.Match[str], query: dict[str, list[str]]) -> None:
     response = _lookup(server, exchange, match)
     if response is None:
         return

@@ -39,8 +39,15 @@ def new_id(prefix: str) -> str:
 class FakeResponse:
     """A response and its numbered events; every change notifies ``cond``."""
 
-    def __init__(self, body: dict[str, Any], behaviour: Behaviour, plan: Plan, failure: Fail | None,
-                 record: RequestRecord, stopping: threading.Event) -> None:  # fmt: skip
+    def __init__(
+        self,
+        body: dict[str, Any],
+        behaviour: Behaviour,
+        plan: Plan,
+        failure: Fail | None,
+        record: RequestRecord,
+        stopping: threading.Event,
+    ) -> None:
         self.id = new_id("resp")
         self.body = body
         self.model: str = body["model"]
@@ -127,7 +134,11 @@ class FakeResponse:
         }
 
     def reasoning_item(self) -> dict[str, Any]:
-        summary = [{"type": "summary_text", "text": self.thinking}] if self.summary and self._reasoning_state == "completed" else []  # fmt: skip
+        summary = (
+            [{"type": "summary_text", "text": self.thinking}]
+            if self.summary and self._reasoning_state == "completed"
+            else []
+        )
         return {"id": self.reasoning_id, "type": "reasoning", "summary": summary}
 
     def output_text(self) -> dict[str, Any]:
@@ -148,20 +159,37 @@ class FakeResponse:
                 truncated = self.status == "incomplete"
                 output.append(self.message_item("incomplete" if truncated else None))
             return {
-                "id": self.id, "object": "response", "created_at": self.created_at, "status": self.status,
-                "background": self.background, "error": self.error,
+                "id": self.id,
+                "object": "response",
+                "created_at": self.created_at,
+                "status": self.status,
+                "background": self.background,
+                "error": self.error,
                 "incomplete_details": {"reason": "max_output_tokens"} if self.status == "incomplete" else None,
-                "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
-                "max_tool_calls": None, "model": self.model, "output": output, "parallel_tool_calls": True,
+                "instructions": body.get("instructions"),
+                "max_output_tokens": body.get("max_output_tokens"),
+                "max_tool_calls": None,
+                "model": self.model,
+                "output": output,
+                "parallel_tool_calls": True,
                 "previous_response_id": body.get("previous_response_id"),
-                "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"),
-                              "summary": (body.get("reasoning") or {}).get("summary")},
-                "service_tier": "default", "store": body.get("store", True),
-                "temperature": body.get("temperature", 1.0), "text": {"format": {"type": "text"}, "verbosity": "medium"},
-                "tool_choice": "auto", "tools": [], "top_logprobs": 0, "top_p": body.get("top_p", 1.0),
-                "truncation": "disabled", "usage": self.usage() if ended else None, "user": None,
+                "reasoning": {
+                    "effort": (body.get("reasoning") or {}).get("effort"),
+                    "summary": (body.get("reasoning") or {}).get("summary"),
+                },
+                "service_tier": "default",
+                "store": body.get("store", True),
+                "temperature": body.get("temperature", 1.0),
+                "text": {"format": {"type": "text"}, "verbosity": "medium"},
+                "tool_choice": "auto",
+                "tools": [],
+                "top_logprobs": 0,
+                "top_p": body.get("top_p", 1.0),
+                "truncation": "disabled",
+                "usage": self.usage() if ended else None,
+                "user": None,
                 "metadata": body.get("metadata") or {},
-            }  # fmt: skip
+            }
 
     # -- generation -------------------------------------------------------------------------
 
@@ -212,7 +240,10 @@ class FakeResponse:
             return False
         if index == behaviour.fail_after or (index == len(self.plan.tokens) and (behaviour.fail_after or -1) > index):
             failure = self.failure or Fail()
-            self.error = {"code": "server_error", "message": failure.message or "The model failed to generate a response."}  # fmt: skip
+            self.error = {
+                "code": "server_error",
+                "message": failure.message or "The model failed to generate a response.",
+            }
             self._end("failed")
             return False
         return True
@@ -227,15 +258,28 @@ class FakeResponse:
                     self._open_reasoning()
                 self.thinking += piece
                 if self.summary:
-                    self.publish("response.reasoning_summary_text.delta", item_id=self.reasoning_id, output_index=0,
-                                 summary_index=0, delta=piece, obfuscation="")  # fmt: skip
+                    self.publish(
+                        "response.reasoning_summary_text.delta",
+                        item_id=self.reasoning_id,
+                        output_index=0,
+                        summary_index=0,
+                        delta=piece,
+                        obfuscation="",
+                    )
             else:
                 if self._message_state is None:
                     self._close_reasoning()
                     self._open_message()
                 self.text += piece
-                self.publish("response.output_text.delta", item_id=self.message_id, output_index=self._message_index(),
-                             content_index=0, delta=piece, logprobs=[], obfuscation="")  # fmt: skip
+                self.publish(
+                    "response.output_text.delta",
+                    item_id=self.message_id,
+                    output_index=self._message_index(),
+                    content_index=0,
+                    delta=piece,
+                    logprobs=[],
+                    obfuscation="",
+                )
             self.generated += 1
             self.token_times.append(time.monotonic())
             unread = self.record.disconnected_at is not None and not self.wakers
@@ -251,8 +295,13 @@ class FakeResponse:
         self.publish("response.output_item.added", output_index=0, item={**self.reasoning_item()})
         if self.summary:
             part = {"type": "summary_text", "text": ""}
-            self.publish("response.reasoning_summary_part.added", item_id=self.reasoning_id, output_index=0,
-                         summary_index=0, part=part)  # fmt: skip
+            self.publish(
+                "response.reasoning_summary_part.added",
+                item_id=self.reasoning_id,
+                output_index=0,
+                summary_index=0,
+                part=part,
+            )
 
     def _close_reasoning(self) -> None:
         if self._reasoning_state != "in_progress":
@@ -260,7 +309,9 @@ class FakeResponse:
         if self.summary:
             ids = {"item_id": self.reasoning_id, "output_index": 0, "summary_index": 0}
             self.publish("response.reasoning_summary_text.done", **ids, text=self.thinking)
-            self.publish("response.reasoning_summary_part.done", **ids, part={"type": "summary_text", "text": self.thinking})  # fmt: skip
+            self.publish(
+                "response.reasoning_summary_part.done", **ids, part={"type": "summary_text", "text": self.thinking}
+            )
         self._reasoning_state = "completed"
         self.publish("response.output_item.done", output_index=0, item=self.reasoning_item())
 
@@ -268,8 +319,13 @@ class FakeResponse:
         self._message_state = "in_progress"
         index = self._message_index()
         self.publish("response.output_item.added", output_index=index, item=self.message_item("in_progress"))
-        self.publish("response.content_part.added", item_id=self.message_id, output_index=index, content_index=0,
-                     part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""})  # fmt: skip
+        self.publish(
+            "response.content_part.added",
+            item_id=self.message_id,
+            output_index=index,
+            content_index=0,
+            part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
+        )
 
     def _close_items(self) -> None:
         self._close_reasoning()

@@ -84,8 +84,9 @@ class FakeUpstream:
     ``port`` 0 (the default) takes a free port. ``default`` (a plain ``Behaviour()`` unless given) answers model names never added with
     ``add_model``; with ``strict=True`` an unknown model gets the protocol's 404 instead."""
 
-    def __init__(self, default: Behaviour | None = None, *, strict: bool = False, host: str = "127.0.0.1",
-                 port: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, default: Behaviour | None = None, *, strict: bool = False, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.default = Behaviour() if default is None else default
         self.strict = strict
         self.records = Records()
@@ -215,8 +216,17 @@ class FakeUpstream:
             if match and method == handler.command:
                 route(self, exchange, match, query)
                 return
-        exchange.answer_json(404, {"error": {"message": f"Unknown route {handler.command} {path}",
-                                             "type": "invalid_request_error", "param": None, "code": None}})  # fmt: skip
+        exchange.answer_json(
+            404,
+            {
+                "error": {
+                    "message": f"Unknown route {handler.command} {path}",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        )
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:

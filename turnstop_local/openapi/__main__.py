@@ -14,9 +14,10 @@ OUT = Path(__file__).resolve().parents[2] / "openapi"
 def stale(out: Path = OUT) -> list[str]:
     """The files under ``out`` that differ from what the models build now (or are missing)."""
     return [
-        name for name, doc in documents().items()
+        name
+        for name, doc in documents().items()
         if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != render(doc)
-    ]  # fmt: skip
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

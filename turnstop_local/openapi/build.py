@@ -57,8 +57,9 @@ def _standard_keywords(obj: Any) -> Any:
     out = {k: _standard_keywords(v) for k, v in obj.items()}
     if "anyOf" in out and any(k in out for k in _BOUNDS):
         bounds = {_BOUNDS[k]: out.pop(k) for k in list(out) if k in _BOUNDS}
-        out["anyOf"] = [{**branch, **bounds} if branch.get("type") in ("number", "integer") else branch
-                        for branch in out["anyOf"]]  # fmt: skip
+        out["anyOf"] = [
+            {**branch, **bounds} if branch.get("type") in ("number", "integer") else branch for branch in out["anyOf"]
+        ]
     return out
 
 

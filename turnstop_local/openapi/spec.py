@@ -108,41 +108,58 @@ class Dialect:
 # ----------------------------------------------------------------- shared parameters
 
 ON_BEHALF_OF = Param(
-    "X-On-Behalf-Of", "header", {"type": "string", "maxLength": 256, "pattern": "^[ -~]*$"},
+    "X-On-Behalf-Of",
+    "header",
+    {"type": "string", "maxLength": 256, "pattern": "^[ -~]*$"},
     "The end user the call acts for (printable ASCII): a call naming one sees, resumes and cancels "
     "only that end user's turns.",
-)  # fmt: skip
+)
 REQUEST_ID = Param(
-    "X-Request-Id", "header", {"type": "string"},
+    "X-Request-Id",
+    "header",
+    {"type": "string"},
     "Echoed in the answer's X-Request-Id when it is 1-200 printable ASCII characters, else replaced.",
-)  # fmt: skip
+)
 STRICT_REQUEST_ID = Param(
-    "X-Request-Id", "header", {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
+    "X-Request-Id",
+    "header",
+    {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
     "Optional client request id echoed in the response: 1-200 printable ASCII characters, else a 400.",
-)  # fmt: skip
+)
 IDEMPOTENCY_KEY = Param(
-    "Idempotency-Key", "header", {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]*$"},
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]*$"},
     "Binds the key to the turn this call starts for 24 h: the same key and body replay it, "
     "a different body is 422 (empty: no key).",
-)  # fmt: skip
+)
 START_KEY = Param(
-    "Idempotency-Key", "header",
+    "Idempotency-Key",
+    "header",
     {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]+$"},
-    "The key the turn was (or will be) started with.", required=True,
-)  # fmt: skip
+    "The key the turn was (or will be) started with.",
+    required=True,
+)
 MAX_DURATION = Param(
-    "Turnstop-Max-Duration", "header", {"type": "string", "pattern": "^[0-9]{1,3}(\\.[0-9]{1,6})?$"},
+    "Turnstop-Max-Duration",
+    "header",
+    {"type": "string", "pattern": "^[0-9]{1,3}(\\.[0-9]{1,6})?$"},
     "Seconds (0 < s <= 900) after which the runtime cancels the turn itself (source: deadline).",
-)  # fmt: skip
+)
 LAST_EVENT_ID = Param(
-    "Last-Event-ID", "header", {"type": "string", "pattern": "^[0-9]{0,12}$"},
+    "Last-Event-ID",
+    "header",
+    {"type": "string", "pattern": "^[0-9]{0,12}$"},
     "Replay the events after this id, then follow (empty: from the start).",
-)  # fmt: skip
+)
 AFTER = Param("after", "query", {"type": "string", "pattern": "^[0-9]{0,12}$"}, "As Last-Event-ID.")
 ACCOUNT_ID = Param(
-    "account_id", "query", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-    "Account ID for the request", required=True,
-)  # fmt: skip
+    "account_id",
+    "query",
+    {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+    "Account ID for the request",
+    required=True,
+)
 PAGE = (
     Param("page_size", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
     Param("page_token", "query", {"type": "string", "maxLength": 512}),
@@ -191,11 +208,19 @@ def turn_events(prefix: str) -> tuple[tuple[tuple[str, ...], type[BaseModel]], .
 MESSAGE_EVENTS = turn_events("message")
 RESPONSE_EVENTS = turn_events("response")
 LLM_EVENT_NAMES = (
-    "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
-    "response.output_text.delta", "response.output_text.done", "response.content_part.done",
-    "response.output_item.done", "response.completed", "response.cancelled", "response.failed",
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+    "response.cancelled",
+    "response.failed",
     "response.incomplete",
-)  # fmt: skip
+)
 CHAT_EVENT_NAMES = ("token", "confirmation_required", "done", "cancelled", "error")
 
 CANCEL_OK = {

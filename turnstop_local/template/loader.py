@@ -32,9 +32,25 @@ class CfnLoader(yaml.SafeLoader):
 
 
 FN_TAGS = (
-    "And", "Base64", "Cidr", "Equals", "FindInMap", "GetAZs", "GetAtt", "If", "ImportValue",
-    "Join", "Not", "Or", "Select", "Split", "Sub", "Transform", "ToJsonString", "Length",
-)  # fmt: skip
+    "And",
+    "Base64",
+    "Cidr",
+    "Equals",
+    "FindInMap",
+    "GetAZs",
+    "GetAtt",
+    "If",
+    "ImportValue",
+    "Join",
+    "Not",
+    "Or",
+    "Select",
+    "Split",
+    "Sub",
+    "Transform",
+    "ToJsonString",
+    "Length",
+)
 
 # The keys of a one-key mapping that make it an intrinsic function rather than data.
 INTRINSIC_KEYS = frozenset({"Ref", "Condition", *(f"Fn::{n}" for n in FN_TAGS)})

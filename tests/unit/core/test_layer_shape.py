@@ -139,8 +139,13 @@ def dialect_of(template: Any, function: str) -> str:
     """The registered dialect whose routes ``functions/<function>`` serves."""
     from turnstop.dialects.registry import api_of
 
-    served = {r.path for f in template.functions.values() if f.code_dir.name == function
-              for r in template.routes if r.function_id == f.logical_id}  # fmt: skip
+    served = {
+        r.path
+        for f in template.functions.values()
+        if f.code_dir.name == function
+        for r in template.routes
+        if r.function_id == f.logical_id
+    }
     (dialect,) = {api.name for path in served if (api := api_of(path)) is not None}
     return dialect
 

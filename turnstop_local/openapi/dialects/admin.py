@@ -42,7 +42,7 @@ ADMIN = Dialect(
             (401, 403),
             params=(path("bulk_id"), *KEYED),
         ),
-    ),  # fmt: skip
+    ),
     {
         403: {
             "not_admin": {
@@ -53,6 +53,6 @@ ADMIN = Dialect(
                 }
             }
         }
-    },  # fmt: skip
+    },
     {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "An admin key: `Authorization: Bearer <key>`."}},
 )

@@ -202,7 +202,7 @@ CHAT = Dialect(
             params=(REQUEST_ID,),
             auth="cookie",
         ),
-    ),  # fmt: skip
+    ),
     {
         401: {
             "not_authenticated": {
@@ -220,7 +220,7 @@ CHAT = Dialect(
                 "message": "A reply is still being written on this thread: wait for it or cancel it first",
             },
         },
-    },  # fmt: skip
+    },
     {
         "sessionCookie": {
             "type": "apiKey",

@@ -28,22 +28,45 @@ LLM_EVENTS = (
 )
 # The seed's example (seed 004), verbatim.
 LLM_CANCELLED: dict[str, Any] = {
-    "id": "resp_cancel123", "object": "response", "created_at": 1735689600, "status": "cancelled", "error": None,
-    "incomplete_details": None, "background": False, "instructions": None, "max_output_tokens": None,
-    "max_tool_calls": 30, "metadata": {}, "model": "meetkai:functionary-urdu-mini-pak", "output": [],
-    "output_text": "", "parallel_tool_calls": True, "previous_response_id": None,
-    "reasoning": {"effort": None, "summary": None}, "service_tier": "auto", "store": True,
-    "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto", "tools": [],
+    "id": "resp_cancel123",
+    "object": "response",
+    "created_at": 1735689600,
+    "status": "cancelled",
+    "error": None,
+    "incomplete_details": None,
+    "background": False,
+    "instructions": None,
+    "max_output_tokens": None,
+    "max_tool_calls": 30,
+    "metadata": {},
+    "model": "meetkai:functionary-urdu-mini-pak",
+    "output": [],
+    "output_text": "",
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "reasoning": {"effort": None, "summary": None},
+    "service_tier": "auto",
+    "store": True,
+    "text": {"format": {"type": "text"}, "verbosity": "medium"},
+    "tool_choice": "auto",
+    "tools": [],
     "truncation": "auto",
-    "usage": {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 0,
-              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0},
+    "usage": {
+        "input_tokens": 0,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 0,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 0,
+    },
     "user": None,
-}  # fmt: skip
+}
 LLM_ID = Param(
-    "response_id", "path", {"type": "string", "minLength": 1, "maxLength": 256},
+    "response_id",
+    "path",
+    {"type": "string", "minLength": 1, "maxLength": 256},
     "The unique identifier of the response, formatted as 'resp_' or 'resp-' followed by alphanumeric characters.",
     required=True,
-)  # fmt: skip
+)
 LLM = Dialect(
     "llm",
     "turnstop llm API",
@@ -122,7 +145,7 @@ LLM = Dialect(
             (401, 409),
             params=(*KEYED, START_KEY),
         ),
-    ),  # fmt: skip
+    ),
     {
         404: {
             "not_found": {
@@ -144,7 +167,7 @@ LLM = Dialect(
                 }
             }
         },
-    },  # fmt: skip
+    },
     {
         "bearerAuth": {
             "type": "http",

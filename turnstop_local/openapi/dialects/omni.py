@@ -21,14 +21,25 @@ from turnstop_local.openapi.spec import (
 )
 
 OMNI_SEED_ERRORS = {
-    400: {"missing_account_id": {"error": {"code": 400, "message": "Failed to deserialize query string: missing field `account_id`"},
-                                 "metadata": {"request_id": "10f877f8-130b-4f02-b40a-1b6ab5d8acdf"}}},
-    403: {"forbidden": {"error": {"code": 403, "message": "The caller does not have permission to execute "
-                                  "the specified operation"},
-                        "metadata": {"request_id": "1c610eec-b873-4092-93aa-f14b6f501e4b"}}},
-    404: {"not_found": {"error": {"code": 404, "message": "Response not found"},
-                        "metadata": {"request_id": "a5bc6ea6-1b72-4f31-bb7d-2bd57151decc"}}},
-}  # fmt: skip
+    400: {
+        "missing_account_id": {
+            "error": {"code": 400, "message": "Failed to deserialize query string: missing field `account_id`"},
+            "metadata": {"request_id": "10f877f8-130b-4f02-b40a-1b6ab5d8acdf"},
+        }
+    },
+    403: {
+        "forbidden": {
+            "error": {"code": 403, "message": "The caller does not have permission to execute the specified operation"},
+            "metadata": {"request_id": "1c610eec-b873-4092-93aa-f14b6f501e4b"},
+        }
+    },
+    404: {
+        "not_found": {
+            "error": {"code": 404, "message": "Response not found"},
+            "metadata": {"request_id": "a5bc6ea6-1b72-4f31-bb7d-2bd57151decc"},
+        }
+    },
+}
 OMNI_Q = (ON_BEHALF_OF, REQUEST_ID, ACCOUNT_ID)
 OMNI = Dialect(
     "omni",
@@ -129,7 +140,7 @@ OMNI = Dialect(
             "reached a terminal status, this is an idempotent success. A canceled turn still produces a final "
             "assistant message with outcome canceled in the thread history.",
         ),
-    ),  # fmt: skip
+    ),
     OMNI_SEED_ERRORS,
     BEARER,
 )

@@ -160,14 +160,14 @@ SESSIONS = Dialect(
                 ),
             ),
         ),
-    ),  # fmt: skip
+    ),
     {
         404: {"not_found": {"error": {"type": "not_found", "message": "Response not found", "request_id": "9b1c"}}},
         401: {
             "unauthorized": {
                 "error": {"type": "unauthorized", "message": "Missing or invalid API key", "request_id": "9b1c"}
             }
-        },  # fmt: skip
+        },
     },
     BEARER,
 )

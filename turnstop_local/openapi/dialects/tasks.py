@@ -99,7 +99,7 @@ TASKS = Dialect(
             False,
             (ON_BEHALF_OF, STRICT_REQUEST_ID, START_KEY),
         ),
-    ),  # fmt: skip
+    ),
     {
         404: {
             "not_found": {
@@ -108,7 +108,7 @@ TASKS = Dialect(
                 "request_id": "9b1c",
             }
         },
-    },  # fmt: skip
+    },
     {
         "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Bearer API key."},
     },

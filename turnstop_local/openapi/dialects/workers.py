@@ -67,7 +67,7 @@ WORKERS = Dialect(
             WorkerFinish,
             params=(QUEUE, OFFER),
         ),
-    ),  # fmt: skip
+    ),
     {},
     {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "The route's worker key."}},
 )

@@ -63,8 +63,13 @@ class Page:
             return None
         rest = {k: v for k, v in body.items() if k != "page"}
         try:
-            return cls(str(raw["id"]), int(raw["number"]), parse_request(rest), str(raw["source"]),
-                       Cursor.from_json(raw.get("after")))  # fmt: skip
+            return cls(
+                str(raw["id"]),
+                int(raw["number"]),
+                parse_request(rest),
+                str(raw["source"]),
+                Cursor.from_json(raw.get("after")),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise errors.InvalidRequest(f"Invalid field 'page': {e}") from None
 
@@ -110,9 +115,11 @@ class BulkCancel:
 
         def read() -> tuple[list[str], Cursor | None]:
             return self.store.live.page(
-                scope, created_before=page.request.created_before, after=page.after,
+                scope,
+                created_before=page.request.created_before,
+                after=page.after,
                 limit=self.settings.bulk_cancel_page_size,
-            )  # fmt: skip
+            )
 
         ids, following = self.store.bulk.page(page.bulk_id, page.number, read)
         counts = self._cancel_all(page, ids)

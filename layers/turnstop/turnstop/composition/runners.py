@@ -39,9 +39,12 @@ def models(settings: Settings) -> Models:
 
 
 def turn_runner(
-    store: Store, settings: Settings, renderers: Mapping[str, Renderer], *,
+    store: Store,
+    settings: Settings,
+    renderers: Mapping[str, Renderer],
+    *,
     on_finished: Callable[[Turn, TurnEnd], None] | None = None,
-) -> TurnRunner:  # fmt: skip
+) -> TurnRunner:
     """A runner for turns of ``renderers``' kinds, its model chosen per turn by its route."""
     from turnstop.dialects.chat.renderer import REPLY_KIND
 
@@ -56,6 +59,11 @@ def turn_runner(
         return provider
 
     return TurnRunner(
-        store, model_for, renderers=renderers, lease_ms=settings.lease_ms, cadence=Cadence.from_settings(settings),
-        on_finished=on_finished, upstream=chosen.upstream,
-    )  # fmt: skip
+        store,
+        model_for,
+        renderers=renderers,
+        lease_ms=settings.lease_ms,
+        cadence=Cadence.from_settings(settings),
+        on_finished=on_finished,
+        upstream=chosen.upstream,
+    )

@@ -85,9 +85,11 @@ class Usage:
         raw = raw or {}
         cached, reasoning = raw.get("cached_tokens"), raw.get("reasoning_tokens")
         return cls(
-            int(raw.get("input_tokens", 0)), int(raw.get("output_tokens", 0)),
-            None if cached is None else int(cached), None if reasoning is None else int(reasoning),
-        )  # fmt: skip
+            int(raw.get("input_tokens", 0)),
+            int(raw.get("output_tokens", 0)),
+            None if cached is None else int(cached),
+            None if reasoning is None else int(reasoning),
+        )
 
 
 @dataclass(frozen=True)

@@ -143,9 +143,16 @@ def live_response(
                     return
                 if item is DETACHED:
                     head = store.turns.head(turn.id)
-                    yield from follow(store, head or turn, cursor, renderer=renderer, poll_ms=settings.reader_poll_ms,
-                                      max_poll_ms=settings.reader_max_poll_ms, keepalive_s=settings.keepalive_seconds,
-                                      render=render)  # fmt: skip
+                    yield from follow(
+                        store,
+                        head or turn,
+                        cursor,
+                        renderer=renderer,
+                        poll_ms=settings.reader_poll_ms,
+                        max_poll_ms=settings.reader_max_poll_ms,
+                        keepalive_s=settings.keepalive_seconds,
+                        render=render,
+                    )
                     return
                 if item is None:
                     quiet += 0.25
@@ -163,8 +170,10 @@ def live_response(
     return StreamingResponse(200, {**SSE_HEADERS, "X-Response-Id": turn.id}, frames())
 
 
-def live_turn_response(store: Store, settings: Settings, live: LiveTurn, *, renderer: Renderer,
-                       render: Callable[[Event], str] = frame) -> StreamingResponse:  # fmt: skip
+def live_turn_response(
+    store: Store, settings: Settings, live: LiveTurn, *, renderer: Renderer, render: Callable[[Event], str] = frame
+) -> StreamingResponse:
     """``live_response`` for a turn a service started running in this request."""
-    return live_response(store, settings, live.turn, live.channel, live.running, renderer=renderer, render=render,
-                         first=list(live.first))  # fmt: skip
+    return live_response(
+        store, settings, live.turn, live.channel, live.running, renderer=renderer, render=render, first=list(live.first)
+    )

@@ -76,13 +76,20 @@ def met(old: dict[str, Any] | None, over: Tombstone | None) -> Tombstone | None:
     return found if found is not None and found != over else None
 
 
-def bind_key(tx: Transaction, claim: IdempotencyClaim, turn_id: str, now: int, ttl: int,
-             over: Tombstone | None = None) -> None:  # fmt: skip
+def bind_key(
+    tx: Transaction, claim: IdempotencyClaim, turn_id: str, now: int, ttl: int, over: Tombstone | None = None
+) -> None:
     """Bind the key to the turn, if it is free (absent or expired), or still exactly the
     tombstone ``over`` this start met before."""
     expires = now + IDEMPOTENCY_WINDOW_MS
-    item = {"pk": idempotency_pk(claim.tenant, claim.key), "sk": IDEM_SK, "turn_id": turn_id,
-            "fingerprint": claim.fingerprint, "expires_at": expires, "ttl": ttl}  # fmt: skip
+    item = {
+        "pk": idempotency_pk(claim.tenant, claim.key),
+        "sk": IDEM_SK,
+        "turn_id": turn_id,
+        "fingerprint": claim.fingerprint,
+        "expires_at": expires,
+        "ttl": ttl,
+    }
     cond = "attribute_not_exists(pk) OR expires_at <= :now"
     vals: dict[str, Any] = {"now": now}
     if over is not None:

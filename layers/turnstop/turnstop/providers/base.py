@@ -69,8 +69,9 @@ class UpstreamErrorKind(enum.StrEnum):
 class UpstreamError(Exception):
     """The provider failed. ``message`` is safe to show: never a key or an upstream body."""
 
-    def __init__(self, kind: UpstreamErrorKind, message: str, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, kind: UpstreamErrorKind, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
@@ -78,8 +79,12 @@ class UpstreamError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.kind in (UpstreamErrorKind.CONNECT, UpstreamErrorKind.RATE_LIMITED, UpstreamErrorKind.SERVER,
-                             UpstreamErrorKind.TIMEOUT)  # fmt: skip
+        return self.kind in (
+            UpstreamErrorKind.CONNECT,
+            UpstreamErrorKind.RATE_LIMITED,
+            UpstreamErrorKind.SERVER,
+            UpstreamErrorKind.TIMEOUT,
+        )
 
 
 class CallAborted(Exception):

@@ -43,18 +43,27 @@ if TYPE_CHECKING:
     from turnstop.providers.transport import AbortableTransport
 
 STOP_REASONS = {
-    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-    "content_filtered": "content_filter", "guardrail_intervened": "content_filter",
-}  # fmt: skip
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "content_filtered": "content_filter",
+    "guardrail_intervened": "content_filter",
+}
 # Exception names (HTTP ``x-amzn-ErrorType`` or an event-stream exception frame, compared
 # lower-case without the ``exception`` suffix) and what they mean.
 ERROR_KINDS = {
-    "throttling": UpstreamErrorKind.RATE_LIMITED, "serviceunavailable": UpstreamErrorKind.SERVER,
-    "internalserver": UpstreamErrorKind.SERVER, "modelstreamerror": UpstreamErrorKind.SERVER,
-    "modelnotready": UpstreamErrorKind.SERVER, "modeltimeout": UpstreamErrorKind.TIMEOUT,
-    "validation": UpstreamErrorKind.REJECTED, "accessdenied": UpstreamErrorKind.REJECTED,
-    "resourcenotfound": UpstreamErrorKind.REJECTED, "modelerror": UpstreamErrorKind.REJECTED,
-}  # fmt: skip
+    "throttling": UpstreamErrorKind.RATE_LIMITED,
+    "serviceunavailable": UpstreamErrorKind.SERVER,
+    "internalserver": UpstreamErrorKind.SERVER,
+    "modelstreamerror": UpstreamErrorKind.SERVER,
+    "modelnotready": UpstreamErrorKind.SERVER,
+    "modeltimeout": UpstreamErrorKind.TIMEOUT,
+    "validation": UpstreamErrorKind.REJECTED,
+    "accessdenied": UpstreamErrorKind.REJECTED,
+    "resourcenotfound": UpstreamErrorKind.REJECTED,
+    "modelerror": UpstreamErrorKind.REJECTED,
+}
 
 _current = threading.local()  # .transport and .connect_timeout_s while this thread sends a ConverseStream
 
@@ -185,8 +194,12 @@ class BedrockConverseCall(StreamingCall):
             kind = UpstreamErrorKind.SERVER
         name = str(code or "error").removesuffix("Exception").removesuffix("exception")
         where = "in the stream" if in_stream else f"HTTP {status}"
-        return UpstreamError(kind, f"{self.provider}: the upstream answered {name} ({where}, {kind})",
-                             status=None if in_stream else status, retry_after=retry_after)  # fmt: skip
+        return UpstreamError(
+            kind,
+            f"{self.provider}: the upstream answered {name} ({where}, {kind})",
+            status=None if in_stream else status,
+            retry_after=retry_after,
+        )
 
 
 class BedrockConverseProvider:

@@ -73,8 +73,9 @@ def status_error(provider: str, status: int, *, retry_after: float | None = None
         kind = UpstreamErrorKind.TIMEOUT
     else:
         kind = UpstreamErrorKind.REJECTED
-    return UpstreamError(kind, f"{provider}: the upstream answered HTTP {status} ({kind})", status=status,
-                         retry_after=retry_after)  # fmt: skip
+    return UpstreamError(
+        kind, f"{provider}: the upstream answered HTTP {status} ({kind})", status=status, retry_after=retry_after
+    )
 
 
 class StreamingCall:
@@ -218,8 +219,9 @@ class StreamingCall:
         if not transport.connected:
             return UpstreamError(UpstreamErrorKind.CONNECT, f"{self.provider}: cannot connect to the upstream")
         if transport.bytes_received == 0:
-            return UpstreamError(UpstreamErrorKind.CONNECT,
-                                 f"{self.provider}: the upstream closed the connection without answering")  # fmt: skip
+            return UpstreamError(
+                UpstreamErrorKind.CONNECT, f"{self.provider}: the upstream closed the connection without answering"
+            )
         return self._bad_response("the upstream's answer broke off or could not be read")
 
     def _timeout_error(self, transport: AbortableTransport) -> UpstreamError:
@@ -254,5 +256,10 @@ def usage_from(input_tokens: Any, output_tokens: Any, cached: Any = None, reason
     def count(value: Any) -> int | None:
         return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
-    return ProviderUsage(input_tokens=count(input_tokens) or 0, output_tokens=count(output_tokens) or 0,
-                         cached_tokens=count(cached), reasoning_tokens=count(reasoning), estimated=False)  # fmt: skip
+    return ProviderUsage(
+        input_tokens=count(input_tokens) or 0,
+        output_tokens=count(output_tokens) or 0,
+        cached_tokens=count(cached),
+        reasoning_tokens=count(reasoning),
+        estimated=False,
+    )

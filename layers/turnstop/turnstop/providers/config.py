@@ -31,10 +31,26 @@ from turnstop.providers import registry
 
 ENV = "TURNSTOP_MODELS"
 _KNOWN = {
-    "provider", "model", "base_url", "api_key_env", "api_key_secret", "region", "endpoint_url", "max_output_tokens",
-    "price_per_million", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s", "retry_budget_s",
-    "step_ms", "description", "queue", "handler", "remote", "worker_key_sha256",
-}  # fmt: skip
+    "provider",
+    "model",
+    "base_url",
+    "api_key_env",
+    "api_key_secret",
+    "region",
+    "endpoint_url",
+    "max_output_tokens",
+    "price_per_million",
+    "connect_timeout_s",
+    "first_byte_timeout_s",
+    "idle_timeout_s",
+    "retry_budget_s",
+    "step_ms",
+    "description",
+    "queue",
+    "handler",
+    "remote",
+    "worker_key_sha256",
+}
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
 

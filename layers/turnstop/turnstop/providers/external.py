@@ -79,8 +79,10 @@ class ExternalCall:
                 yield item
             elif isinstance(item, _Failed):
                 log.warning("the worker of queue %s failed", self.route.queue, exc_info=item.error)
-                raise UpstreamError(UpstreamErrorKind.SERVER,
-                                    f"the worker of queue {self.route.queue} failed ({type(item.error).__name__})")  # fmt: skip
+                raise UpstreamError(
+                    UpstreamErrorKind.SERVER,
+                    f"the worker of queue {self.route.queue} failed ({type(item.error).__name__})",
+                )
             elif item is _DONE:
                 break
         self.finish_reason = self.turn.finish_reason or "stop"

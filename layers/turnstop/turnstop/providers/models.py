@@ -115,9 +115,13 @@ class Models:
         per_in, per_out = route.prices.per_token()
         cost = per_in * usage.input_tokens + per_out * usage.output_tokens
         record: dict[str, Any] = {
-            **usage.to_item(), "estimated": estimated, "route": route.name, "provider": route.provider,
-            "model": route.model, "cost_usd": _amount(cost),
-        }  # fmt: skip
+            **usage.to_item(),
+            "estimated": estimated,
+            "route": route.name,
+            "provider": route.provider,
+            "model": route.model,
+            "cost_usd": _amount(cost),
+        }
         return record
 
 

@@ -79,9 +79,14 @@ def sdk_client(route: Route, api_key: str | None, transport: AbortableTransport,
     from turnstop.providers.transport import client
 
     return openai.OpenAI(
-        base_url=route.base_url, api_key=api_key or "none", organization=None, project=None, max_retries=0,
-        http_client=client(transport, connect_timeout_s=route.connect_timeout_s), **options,
-    )  # fmt: skip
+        base_url=route.base_url,
+        api_key=api_key or "none",
+        organization=None,
+        project=None,
+        max_retries=0,
+        http_client=client(transport, connect_timeout_s=route.connect_timeout_s),
+        **options,
+    )
 
 
 class OpenAIChatCall(StreamingCall):
@@ -115,10 +120,11 @@ class OpenAIChatCall(StreamingCall):
                 usage = getattr(event, "usage", None)
                 if usage is not None:
                     self.usage = usage_from(
-                        usage.prompt_tokens, usage.completion_tokens,
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
                         getattr(usage.prompt_tokens_details, "cached_tokens", None),
                         getattr(usage.completion_tokens_details, "reasoning_tokens", None),
-                    )  # fmt: skip
+                    )
                 for choice in event.choices or ():
                     delta = choice.delta
                     if delta is not None:

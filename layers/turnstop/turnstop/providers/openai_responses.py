@@ -50,9 +50,12 @@ def _usage(response: Any) -> Any:
     usage = getattr(response, "usage", None)
     if usage is None:
         return None
-    return usage_from(usage.input_tokens, usage.output_tokens,
-                      getattr(usage.input_tokens_details, "cached_tokens", None),
-                      getattr(usage.output_tokens_details, "reasoning_tokens", None))  # fmt: skip
+    return usage_from(
+        usage.input_tokens,
+        usage.output_tokens,
+        getattr(usage.input_tokens_details, "cached_tokens", None),
+        getattr(usage.output_tokens_details, "reasoning_tokens", None),
+    )
 
 
 class _Dropped(Exception):
@@ -80,9 +83,14 @@ class OpenAIResponsesCall(StreamingCall):
         items = [{"role": m.role, "content": m.content} for m in request.history]
         items.append({"role": "user", "content": request.input})
         body: dict[str, Any] = {
-            "model": self.route.model, "input": items, "max_output_tokens": output_cap(request, self.route),
-            "background": True, "stream": True, "store": True, **sampling_for(request, ("temperature", "top_p")),
-        }  # fmt: skip
+            "model": self.route.model,
+            "input": items,
+            "max_output_tokens": output_cap(request, self.route),
+            "background": True,
+            "stream": True,
+            "store": True,
+            **sampling_for(request, ("temperature", "top_p")),
+        }
         if request.instructions:
             body["instructions"] = request.instructions
         effort = request.sampling.get("reasoning_effort")
@@ -120,8 +128,9 @@ class OpenAIResponsesCall(StreamingCall):
         )
         self._restart_wait()
         try:
-            yield from self._follow(sdk.responses.retrieve(self.response_id, stream=True,
-                                                           starting_after=self._last_seq or 0))  # fmt: skip
+            yield from self._follow(
+                sdk.responses.retrieve(self.response_id, stream=True, starting_after=self._last_seq or 0)
+            )
         except _Dropped:
             raise self._bad_response("the stream ended before the response finished, twice") from None
 
@@ -150,8 +159,9 @@ class OpenAIResponsesCall(StreamingCall):
                 elif kind in ("response.failed", "error"):
                     self._done = True
                     self.usage = _usage(getattr(event, "response", None)) or self.usage
-                    raise UpstreamError(UpstreamErrorKind.SERVER, f"{self.provider}: the upstream reported the "
-                                        "response failed")  # fmt: skip
+                    raise UpstreamError(
+                        UpstreamErrorKind.SERVER, f"{self.provider}: the upstream reported the response failed"
+                    )
                 elif (
                     kind == "response.cancelled"
                     or getattr(getattr(event, "response", None), "status", None) == "cancelled"
@@ -209,8 +219,14 @@ class OpenAIResponsesCall(StreamingCall):
             import openai
 
             http = client(transport, connect_timeout_s=CANCEL_CONNECT_S, timeout_s=CANCEL_TIMEOUT_S)
-            sdk = openai.OpenAI(base_url=self.route.base_url, api_key=self._api_key or "none", organization=None,
-                                project=None, max_retries=1, http_client=http)  # fmt: skip
+            sdk = openai.OpenAI(
+                base_url=self.route.base_url,
+                api_key=self._api_key or "none",
+                organization=None,
+                project=None,
+                max_retries=1,
+                http_client=http,
+            )
             response = sdk.responses.cancel(response_id)
             usage = _usage(response)
             if usage is not None and response_id == self.response_id:  # not an earlier attempt's
@@ -218,8 +234,13 @@ class OpenAIResponsesCall(StreamingCall):
             log.info("%s: cancelled %s upstream", self.provider, response_id)
         except Exception as e:  # best effort; never the key or the body
             status = getattr(e, "status_code", None)
-            log.warning("%s: the cancel of %s failed (%s%s)", self.provider, response_id, type(e).__name__,
-                        f" {status}" if status else "")  # fmt: skip
+            log.warning(
+                "%s: the cancel of %s failed (%s%s)",
+                self.provider,
+                response_id,
+                type(e).__name__,
+                f" {status}" if status else "",
+            )
         finally:
             with contextlib.suppress(Exception):
                 transport.close()

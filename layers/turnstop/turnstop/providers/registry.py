@@ -38,9 +38,13 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider("openai-chat", "turnstop.providers.openai_chat:OpenAIChatProvider", ("base_url", "model"), "key"),
     Provider("bedrock-converse", "turnstop.providers.bedrock_converse:BedrockConverseProvider", ("model",)),
     Provider("openai-responses", "turnstop.providers.openai_responses:OpenAIResponsesProvider", ("model",), "key"),
-    Provider("external", "turnstop.providers.external:ExternalProvider", ("queue",),
-             remote="turnstop.providers.remote:RemoteProvider"),
-)  # fmt: skip
+    Provider(
+        "external",
+        "turnstop.providers.external:ExternalProvider",
+        ("queue",),
+        remote="turnstop.providers.remote:RemoteProvider",
+    ),
+)
 
 
 def names() -> tuple[str, ...]:

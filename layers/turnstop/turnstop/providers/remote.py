@@ -85,8 +85,10 @@ class RemoteCall:
             elif self._unacknowledged(item):
                 quiet_since = time.monotonic()  # a fresh idle window for the next claimer
             elif time.monotonic() - quiet_since >= self.route.idle_timeout_s:
-                raise UpstreamError(UpstreamErrorKind.TIMEOUT,
-                                    f"the worker of queue {self.queue} sent nothing for {self.route.idle_timeout_s:g} s")  # fmt: skip
+                raise UpstreamError(
+                    UpstreamErrorKind.TIMEOUT,
+                    f"the worker of queue {self.queue} sent nothing for {self.route.idle_timeout_s:g} s",
+                )
             self._aborted.wait(POLL_S)
         raise CallAborted
 

@@ -66,8 +66,13 @@ def _shutdown(sock: socket.socket) -> None:
 class AbortableTransport(httpx2.HTTPTransport):
     """An httpx2 transport for one call; ``abort()`` shuts its connections from any thread."""
 
-    def __init__(self, *, read_deadline: Deadline | None = None, max_connections: int = 4,
-                 ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        read_deadline: Deadline | None = None,
+        max_connections: int = 4,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         # Deliberately not HTTPTransport.__init__: the same pool, with our network backend.
         self._read_deadline = read_deadline
         self._lock = threading.Lock()
@@ -161,8 +166,9 @@ class _Stream(httpcore2.NetworkStream):
                 self._closed = True
                 self._owner._release(self._dup)
 
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore2.NetworkStream:  # fmt: skip
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
         try:
             inner = self._inner.start_tls(ssl_context, server_hostname, timeout)
         except httpcore2.ConnectTimeout:
@@ -184,8 +190,14 @@ class _Backend(httpcore2.NetworkBackend):
     def __init__(self, owner: AbortableTransport) -> None:
         self._owner = owner
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore2.NetworkStream:  # fmt: skip
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
         owner = self._owner
         if owner.aborted:
             raise httpcore2.ConnectError("aborted")
@@ -251,8 +263,9 @@ class _Backend(httpcore2.NetworkBackend):
         if err:
             raise OSError(err, os.strerror(err))
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None) -> httpcore2.NetworkStream:  # fmt: skip
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.NetworkStream:
         raise httpcore2.ConnectError("unix sockets are not supported")
 
     def sleep(self, seconds: float) -> None:

@@ -147,8 +147,15 @@ class Keeper:
 
     def _publish(self, snap: Snapshot) -> None:
         turn = self.active.turn
-        self.turns.publish(turn.id, self.owner, snap.events, turn.seq, snap.usage, self.cadence.lease_ms,
-                           keep_until=int(turn.input.get("keep_until") or 0))  # fmt: skip
+        self.turns.publish(
+            turn.id,
+            self.owner,
+            snap.events,
+            turn.seq,
+            snap.usage,
+            self.cadence.lease_ms,
+            keep_until=int(turn.input.get("keep_until") or 0),
+        )
         self.active.published(snap)
         self._last_publish = self._last_check = self._last_write = time.monotonic()
 
@@ -175,8 +182,11 @@ class Keeper:
         """The provider's usage of a turn that did not finish: its own number when it gave one,
         else an estimate from everything it sent (marked ``estimated``)."""
         if given is not None:
-            return self._upstream(Usage(given.input_tokens, given.output_tokens, given.cached_tokens,
-                                        given.reasoning_tokens), given.estimated, "")  # fmt: skip
+            return self._upstream(
+                Usage(given.input_tokens, given.output_tokens, given.cached_tokens, given.reasoning_tokens),
+                given.estimated,
+                "",
+            )
         active = self.active
         ended = active.model_end.usage if active.model_end is not None else None
         if ended is not None:  # the model had finished, with the provider's count, when the end came
@@ -196,9 +206,12 @@ class Keeper:
         observed = self.store.now()
         self.active.stop()
         turn = self.active.turn.replace(
-            cancel_requested_at=flag.cancel_requested_at, cancel_reason=flag.cancel_reason,
-            cancel_actor=flag.cancel_actor, cancel_source=flag.cancel_source, cancel_seq=flag.cancel_seq,
-        )  # fmt: skip
+            cancel_requested_at=flag.cancel_requested_at,
+            cancel_reason=flag.cancel_reason,
+            cancel_actor=flag.cancel_actor,
+            cancel_source=flag.cancel_source,
+            cancel_seq=flag.cancel_seq,
+        )
         # A dialect whose cancel answer shows the output ends with exactly the output committed
         # when the cancel was accepted; the others keep everything emitted until it was seen.
         at_acceptance = self.renderer.output_at_cancel_acceptance and self.active.live is None
@@ -223,18 +236,30 @@ class Keeper:
         self.active.stop()
         return Ending(None)
 
-    def _finish(self, turn: Turn, status: Status, snap: Snapshot, error: dict[str, str] | None,
-                flag: Turn | None = None, observed_at: int | None = None,
-                upstream: dict[str, Any] | None = None, asks: dict[str, Any] | None = None) -> Ending | None:  # fmt: skip
+    def _finish(
+        self,
+        turn: Turn,
+        status: Status,
+        snap: Snapshot,
+        error: dict[str, str] | None,
+        flag: Turn | None = None,
+        observed_at: int | None = None,
+        upstream: dict[str, Any] | None = None,
+        asks: dict[str, Any] | None = None,
+    ) -> Ending | None:
         at = self.store.now()
         asked = asks if status is Status.COMPLETED else None  # a cancelled or failed turn asks nothing
         end = TurnEnd(status, snap.usage, snap.text, snap.thinking, error, finished_at=at, asks=asked)
         base = snap.events[-1].seq if snap.events else turn.seq
         closing = self.active.closing_seqs(base, self.renderer.on_end(turn, end))
         record = Closing(
-            [*snap.events, *closing], self.renderer.ledger(turn, end), self.renderer.closing_items(turn, end),
-            closing=len(closing), output=snap.text, upstream=upstream,
-        )  # fmt: skip
+            [*snap.events, *closing],
+            self.renderer.ledger(turn, end),
+            self.renderer.closing_items(turn, end),
+            closing=len(closing),
+            output=snap.text,
+            upstream=upstream,
+        )
         return self._write_finish(_Finishing(turn, status, record, end, closing, at, flag, observed_at))
 
     def _write_finish(self, f: _Finishing) -> Ending | None:
@@ -243,9 +268,17 @@ class Keeper:
         recognised by the store as this one."""
         self._closing = f
         try:
-            finished = self.turns.finish(f.turn, f.status, f.record, usage=f.end.usage, mode=MyLease(self.owner),
-                                         error=f.end.error, at=f.at, writer=self.owner,
-                                         observed_at=f.observed_at)  # fmt: skip
+            finished = self.turns.finish(
+                f.turn,
+                f.status,
+                f.record,
+                usage=f.end.usage,
+                mode=MyLease(self.owner),
+                error=f.end.error,
+                at=f.at,
+                writer=self.owner,
+                observed_at=f.observed_at,
+            )
         except CommitRejected as refused:
             self._closing = None
             if f.status is not Status.CANCELLED:

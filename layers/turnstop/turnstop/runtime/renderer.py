@@ -64,9 +64,11 @@ class Renderer:
         cap = i.get("max_output_tokens")
         sampling = {k: i[k] for k in SAMPLING_FIELDS if i.get(k) is not None}
         return ModelRequest(
-            input=str(i.get("prompt", "")), instructions=i.get("instructions") or None,
-            max_output_tokens=cap if isinstance(cap, int) else None, sampling=sampling,
-        )  # fmt: skip
+            input=str(i.get("prompt", "")),
+            instructions=i.get("instructions") or None,
+            max_output_tokens=cap if isinstance(cap, int) else None,
+            sampling=sampling,
+        )
 
     def on_start(self, turn: Turn) -> list[PendingEvent]:
         """Events written when a worker starts the turn."""

@@ -147,8 +147,9 @@ class TurnRunner:
             return self._settle(turn, status, LostLease(old.lease_expires_at), text=text, error=error)
         return WorkerResult.ALREADY_FINAL
 
-    def _settle(self, turn: Turn, status: Status, mode: FinishMode, *, text: str,
-                error: dict[str, str] | None = None) -> WorkerResult:  # fmt: skip
+    def _settle(
+        self, turn: Turn, status: Status, mode: FinishMode, *, text: str, error: dict[str, str] | None = None
+    ) -> WorkerResult:
         """End a turn nobody is running (cancelled while queued, or its worker died) with one
         closing event after what is committed. A cancel that lands meanwhile wins."""
         renderer = self.renderers[turn.kind]
@@ -159,11 +160,18 @@ class TurnRunner:
         upstream = (
             self.upstream(turn, turn.usage, True, text) if self.upstream and isinstance(mode, LostLease) else None
         )
-        record = Closing(events, renderer.ledger(turn, end), renderer.closing_items(turn, end), closing=len(events),
-                         output=text, upstream=upstream)  # fmt: skip
+        record = Closing(
+            events,
+            renderer.ledger(turn, end),
+            renderer.closing_items(turn, end),
+            closing=len(events),
+            output=text,
+            upstream=upstream,
+        )
         try:
-            finished = self.turns.finish(turn, status, record, usage=turn.usage, mode=mode, error=error, at=at,
-                                         observed_at=at)  # fmt: skip
+            finished = self.turns.finish(
+                turn, status, record, usage=turn.usage, mode=mode, error=error, at=at, observed_at=at
+            )
         except CommitRejected as e:
             old = e.old
             if isinstance(mode, LostLease) and status is not Status.CANCELLED and old and old.cancel_requested:
@@ -235,8 +243,9 @@ class TurnRunner:
         u = call.usage
         if status is not Status.CANCELLED or self.upstream is None or u is None or u.estimated:
             return
-        record = self.upstream(turn, Usage(u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens),
-                               False, "")  # fmt: skip
+        record = self.upstream(
+            turn, Usage(u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens), False, ""
+        )
         if record is not None:
             try:
                 record_upstream(self.store.turns.db, turn.id, record)

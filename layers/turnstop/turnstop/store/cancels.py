@@ -21,9 +21,15 @@ class CancelWrite:
 
 
 def cancel_write(
-    turn_id: str, *, tenant: str, req: CancelRequest, scope: Scope | None, end_user: str | None, only_queued: bool,
+    turn_id: str,
+    *,
+    tenant: str,
+    req: CancelRequest,
+    scope: Scope | None,
+    end_user: str | None,
+    only_queued: bool,
     now: int,
-) -> CancelWrite:  # fmt: skip
+) -> CancelWrite:
     """Set the cancel flag if the turn is the caller's (tenant, scope, end user), in flight
     (or, ``only_queued``, not started yet) and not flagged already."""
     in_flight = "status = :queued" if only_queued else "status IN (:queued, :running)"
@@ -37,8 +43,13 @@ def cancel_write(
     if end_user is not None:
         cond.append("end_user = :end_user")
         vals["end_user"] = end_user
-    sets = {"cancel_requested_at": now, "cancel_source": req.source, "cancel_reason": req.reason,
-            "cancel_actor": req.actor, "cancel_batch": req.batch}  # fmt: skip
+    sets = {
+        "cancel_requested_at": now,
+        "cancel_source": req.source,
+        "cancel_reason": req.reason,
+        "cancel_actor": req.actor,
+        "cancel_batch": req.batch,
+    }
     present = {k: v for k, v in sets.items() if v is not None}
     # cancel_seq: what was committed when the cancel was accepted (a dialect whose cancel
     # answer shows the output ends the turn with exactly that output). A flagged turn is no

@@ -115,9 +115,11 @@ class Dynamo:
         out: list[dict[str, Any]] = []
         for start in range(0, len(keys), BATCH_GET_MAX):
             request: dict[str, Any] = {
-                self.table: {"Keys": [codec.key(pk, sk) for pk, sk in keys[start : start + BATCH_GET_MAX]],
-                             "ConsistentRead": consistent}
-            }  # fmt: skip
+                self.table: {
+                    "Keys": [codec.key(pk, sk) for pk, sk in keys[start : start + BATCH_GET_MAX]],
+                    "ConsistentRead": consistent,
+                }
+            }
             for _ in range(BATCH_GET_ATTEMPTS):
                 page = self.call("batch_get_item", RequestItems=request)
                 out.extend(codec.load(i) or {} for i in page.get("Responses", {}).get(self.table, []))

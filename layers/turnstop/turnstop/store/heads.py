@@ -32,8 +32,9 @@ def inflight_pk(turn_id: str) -> str:
     return f"{INFLIGHT_PREFIX}{int(hashlib.sha256(turn_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS}"
 
 
-def new_head(new: NewTurn, now: int, run_as: str | None, lease_ms: int,
-             born: Tombstone | None = None) -> dict[str, Any]:  # fmt: skip
+def new_head(
+    new: NewTurn, now: int, run_as: str | None, lease_ms: int, born: Tombstone | None = None
+) -> dict[str, Any]:
     """A new turn's head item (plain attributes): queued, or running under ``run_as``."""
     running = {"started_at": now, "lease_owner": run_as, "lease_expires_at": now + lease_ms} if run_as else {}
     deadline = {} if new.max_duration_ms is None else {"deadline_at": now + new.max_duration_ms}

@@ -49,17 +49,31 @@ class Offers:
 
     def put(self, queue: str, turn_id: str, request: dict[str, Any]) -> None:
         now = self.db.now()
-        item = {"pk": f"WO#{turn_id}", "sk": "OFFER", "state": OPEN, "queue": queue, "turn_id": turn_id,
-                "events": [], "n": 0, "cancelled": False,
-                "created_at": now, "seen": now, "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0)}  # fmt: skip
+        item = {
+            "pk": f"WO#{turn_id}",
+            "sk": "OFFER",
+            "state": OPEN,
+            "queue": queue,
+            "turn_id": turn_id,
+            "events": [],
+            "n": 0,
+            "cancelled": False,
+            "created_at": now,
+            "seen": now,
+            "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0),
+        }
         held = {"pk": f"WO#{turn_id}", "sk": "REQUEST", "request": codec.compact_json(request), "ttl": item["ttl"]}
         self.db.call("put_item", TableName=self.db.table, Item=codec.dump(held))
         self.db.call("put_item", TableName=self.db.table, Item=codec.dump(item))
         self._mark(queue, turn_id, now)
 
     def _mark(self, queue: str, turn_id: str, now: int) -> None:
-        marker = {"pk": f"WQ#{queue}", "sk": f"{now:013d}#{turn_id}", "turn_id": turn_id,
-                  "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0)}  # fmt: skip
+        marker = {
+            "pk": f"WQ#{queue}",
+            "sk": f"{now:013d}#{turn_id}",
+            "turn_id": turn_id,
+            "ttl": self.db.ttl(now + OFFER_LIFE_MS, 0),
+        }
         self.db.call("put_item", TableName=self.db.table, Item=codec.dump(marker))
 
     def read(self, queue: str, turn_id: str) -> dict[str, Any] | None:
@@ -69,27 +83,36 @@ class Offers:
         """Remove the first ``count`` events (the runner has yielded them), and say the runner is
         alive (``seen``): an offer whose runner is gone refuses the worker's emits."""
         removed = (" REMOVE " + ", ".join(f"events[{i}]" for i in range(count))) if count else ""
-        self.db.call("update_item", TableName=self.db.table, Key=_key(queue, turn_id),
-                     UpdateExpression=f"SET seen = :now{removed}",
-                     ExpressionAttributeValues=codec.values(now=self.db.now()))  # fmt: skip
+        self.db.call(
+            "update_item",
+            TableName=self.db.table,
+            Key=_key(queue, turn_id),
+            UpdateExpression=f"SET seen = :now{removed}",
+            ExpressionAttributeValues=codec.values(now=self.db.now()),
+        )
 
     def cancel(self, queue: str, turn_id: str, *, done: bool = False) -> None:
         """Refuse every further emit (``abort``); ``done``: the turn has ended, no claim sees it."""
         state = ", state = :done" if done else ""
         extra = {"done": DONE} if done else {}
-        self.db.conditional("update_item", Key=_key(queue, turn_id), UpdateExpression=f"SET cancelled = :t{state}",
-                            ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=codec.values(
-                                t=True, **extra))  # fmt: skip
+        self.db.conditional(
+            "update_item",
+            Key=_key(queue, turn_id),
+            UpdateExpression=f"SET cancelled = :t{state}",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=codec.values(t=True, **extra),
+        )
 
     def reopen(self, queue: str, turn_id: str, token_hash: str) -> bool:
         """Offer it again: its claim was never acknowledged (the claimer's answer was lost, or
         it died at once). Its token is revoked, so that claimer is told ``cancelled``."""
-        new, _ = self.db.conditional("update_item", Key=_key(queue, turn_id),
-                                     UpdateExpression="SET state = :open REMOVE token",
-                                     ConditionExpression="state = :claimed AND token = :token AND n = :zero "
-                                                         "AND cancelled = :f",
-                                     ExpressionAttributeValues=codec.values(open=OPEN, claimed=CLAIMED,
-                                                                            token=token_hash, zero=0, f=False))  # fmt: skip
+        new, _ = self.db.conditional(
+            "update_item",
+            Key=_key(queue, turn_id),
+            UpdateExpression="SET state = :open REMOVE token",
+            ConditionExpression="state = :claimed AND token = :token AND n = :zero AND cancelled = :f",
+            ExpressionAttributeValues=codec.values(open=OPEN, claimed=CLAIMED, token=token_hash, zero=0, f=False),
+        )
         if new is None:
             return False
         self._mark(queue, turn_id, self.db.now())
@@ -99,18 +122,25 @@ class Offers:
 
     def claim(self, queue: str, token_hash: str) -> dict[str, Any] | None:
         """The oldest open offer of ``queue``, now claimed with ``token_hash``; None if none is open."""
-        page = self.db.call("query", TableName=self.db.table, KeyConditionExpression="pk = :pk",
-                            ConsistentRead=True, Limit=CLAIM_PAGE,
-                            ExpressionAttributeValues=codec.values(pk=f"WQ#{queue}"))  # fmt: skip
+        page = self.db.call(
+            "query",
+            TableName=self.db.table,
+            KeyConditionExpression="pk = :pk",
+            ConsistentRead=True,
+            Limit=CLAIM_PAGE,
+            ExpressionAttributeValues=codec.values(pk=f"WQ#{queue}"),
+        )
         for marker in (codec.load(i) or {} for i in page.get("Items", [])):
             new, _ = self.db.conditional(
-                "update_item", Key=_key(queue, str(marker["turn_id"])),
+                "update_item",
+                Key=_key(queue, str(marker["turn_id"])),
                 UpdateExpression="SET state = :claimed, token = :token, beat = :now",
                 ConditionExpression="state = :open AND cancelled = :f",
-                ExpressionAttributeValues=codec.values(claimed=CLAIMED, token=token_hash, now=self.db.now(),
-                                                       open=OPEN, f=False),
+                ExpressionAttributeValues=codec.values(
+                    claimed=CLAIMED, token=token_hash, now=self.db.now(), open=OPEN, f=False
+                ),
                 ReturnValues="ALL_NEW",
-            )  # fmt: skip
+            )
             self.db.call("delete_item", TableName=self.db.table, Key=codec.key(f"WQ#{queue}", str(marker["sk"])))
             if new is not None:
                 won = str((codec.load(new) or {})["turn_id"])
@@ -118,8 +148,9 @@ class Offers:
                 return {"turn_id": won, "request": json.loads(held.get("request") or "{}")}
         return None
 
-    def emit(self, queue: str, turn_id: str, token_hash: str, events: list[list[str]],
-             finish: dict[str, Any] | None = None) -> bool | None:  # fmt: skip
+    def emit(
+        self, queue: str, turn_id: str, token_hash: str, events: list[list[str]], finish: dict[str, Any] | None = None
+    ) -> bool | None:
         """Append a batch (and, with ``finish``, the worker's end). False: refused, the turn is
         cancelled or over (or the token is not this attempt's): the worker must stop. None: no
         such offer on this queue."""
@@ -129,13 +160,23 @@ class Offers:
             update = "SET events = list_append(events, :batch), beat = :now, finished = :fin ADD n :one"
             extra["fin"] = finish
         new, old = self.db.conditional(
-            "update_item", Key=_key(queue, turn_id), UpdateExpression=update,
+            "update_item",
+            Key=_key(queue, turn_id),
+            UpdateExpression=update,
             ConditionExpression="state = :claimed AND token = :token AND cancelled = :f AND queue = :queue "
-                                "AND attribute_not_exists(finished) AND seen > :stale",
-            ExpressionAttributeValues=codec.values(batch=events, now=self.db.now(), one=1, claimed=CLAIMED,
-                                                   token=token_hash, f=False, queue=queue,
-                                                   stale=self.db.now() - RUNNER_STALE_MS, **extra),
-        )  # fmt: skip
+            "AND attribute_not_exists(finished) AND seen > :stale",
+            ExpressionAttributeValues=codec.values(
+                batch=events,
+                now=self.db.now(),
+                one=1,
+                claimed=CLAIMED,
+                token=token_hash,
+                f=False,
+                queue=queue,
+                stale=self.db.now() - RUNNER_STALE_MS,
+                **extra,
+            ),
+        )
         if new is not None:
             return True
         item = codec.load(old) if old else None
@@ -147,5 +188,10 @@ class Offers:
         item = self.db.get(f"WO#{turn_id}", "OFFER", consistent=True)
         if not item or item.get("queue") != queue:
             return None
-        return (item.get("state") == CLAIMED and item.get("token") == token_hash and not item.get("cancelled")
-                and "finished" not in item and int(item.get("seen", 0)) > self.db.now() - RUNNER_STALE_MS)  # fmt: skip
+        return (
+            item.get("state") == CLAIMED
+            and item.get("token") == token_hash
+            and not item.get("cancelled")
+            and "finished" not in item
+            and int(item.get("seen", 0)) > self.db.now() - RUNNER_STALE_MS
+        )

@@ -267,7 +267,7 @@ class OmniThreads:
                     "tenant": thread.tenant,
                     "account": thread.account_id,
                     "seq": thread.next_seq,
-                },  # fmt: skip
+                },
             )
             self._put_message(tx, user, thread)
             if thread.last_response:

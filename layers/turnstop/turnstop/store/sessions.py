@@ -47,8 +47,16 @@ def _live(end_user: str | None) -> str:
 NO_PREVIOUS = ""  # a new turn's ``previous_turn`` when the session has had none
 
 
-def take_slot(tx: Transaction, session_id: str, turn_id: str, tenant: str, end_user: str | None, now: int,
-              after: str | None = None, previous: str | None = None) -> None:  # fmt: skip
+def take_slot(
+    tx: Transaction,
+    session_id: str,
+    turn_id: str,
+    tenant: str,
+    end_user: str | None,
+    now: int,
+    after: str | None = None,
+    previous: str | None = None,
+) -> None:
     """The start transaction's item that gives the session's slot to a new turn: the session
     must be live and the caller's, and idle — or (``after``) held by a turn that has been
     cancelled, which the new turn replaces at once (``PREVIOUS`` checks that turn). With

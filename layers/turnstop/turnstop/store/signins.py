@@ -113,5 +113,6 @@ class Signins:
         raw = codec.load(old) if old else None
         if not raw:
             return None
-        return LoginState(raw["state"], raw["nonce"], raw["verifier"], raw["redirect_uri"], raw["return_to"],
-                          int(raw["expires_at"]))  # fmt: skip
+        return LoginState(
+            raw["state"], raw["nonce"], raw["verifier"], raw["redirect_uri"], raw["return_to"], int(raw["expires_at"])
+        )

@@ -28,10 +28,12 @@ class Sweep:
             KeyConditionExpression="gsi2pk = :pk",
             FilterExpression="(status = :queued AND created_at <= :old) OR status = :running",
             ExpressionAttributeValues=codec.values(
-                pk=f"{INFLIGHT_PREFIX}{shard}", queued=Status.QUEUED.value, running=Status.RUNNING.value,
+                pk=f"{INFLIGHT_PREFIX}{shard}",
+                queued=Status.QUEUED.value,
+                running=Status.RUNNING.value,
                 old=now - queued_for_ms,
             ),
-        )  # fmt: skip
+        )
         stale: list[str] = []
         for item in items:
             raw = codec.load(item) or {}

@@ -144,6 +144,8 @@ class Tasks:
         items: dict[tuple[str, str], dict[str, Any]] = {
             (str(r["pk"]), str(r["sk"])): r for r in self.db.batch_get(keys)
         }
-        found = [codec.turn_from_item(items.get((turn_pk(i), TURN_SK)), codec.input_of(items.get((turn_pk(i), INPUT_SK))))
-                 for i in turn_ids]  # fmt: skip
+        found = [
+            codec.turn_from_item(items.get((turn_pk(i), TURN_SK)), codec.input_of(items.get((turn_pk(i), INPUT_SK))))
+            for i in turn_ids
+        ]
         return [t for t in found if t is not None]

@@ -112,9 +112,18 @@ class TurnReads:
         if "cancel_requested_at" not in raw:
             return None
         return Turn(
-            id=turn_id, kind="", tenant="", scope=Scope.parse("stateless"), stored_status=Status(raw["status"]),
-            created_at=0, seq=int(raw.get("seq", 0)), cancel_requested_at=raw["cancel_requested_at"],
-            cancel_reason=raw.get("cancel_reason"), cancel_actor=raw.get("cancel_actor"),
-            cancel_source=raw.get("cancel_source"), cancel_seq=raw.get("cancel_seq"), lease_owner=raw.get("lease_owner"),
+            id=turn_id,
+            kind="",
+            tenant="",
+            scope=Scope.parse("stateless"),
+            stored_status=Status(raw["status"]),
+            created_at=0,
+            seq=int(raw.get("seq", 0)),
+            cancel_requested_at=raw["cancel_requested_at"],
+            cancel_reason=raw.get("cancel_reason"),
+            cancel_actor=raw.get("cancel_actor"),
+            cancel_source=raw.get("cancel_source"),
+            cancel_seq=raw.get("cancel_seq"),
+            lease_owner=raw.get("lease_owner"),
             cancel_batch=raw.get("cancel_batch"),
-        )  # fmt: skip
+        )

@@ -39,10 +39,16 @@ class EventBridgeSink:
         for start in range(0, len(events), PUT_EVENTS_MAX):
             chunk = events[start : start + PUT_EVENTS_MAX]
             entries = [
-                {"Source": SOURCE, "DetailType": e.detail_type, "Detail": codec.compact_json(e.detail), "Time": e.time,
-                 "Resources": [], "EventBusName": self.bus}
+                {
+                    "Source": SOURCE,
+                    "DetailType": e.detail_type,
+                    "Detail": codec.compact_json(e.detail),
+                    "Time": e.time,
+                    "Resources": [],
+                    "EventBusName": self.bus,
+                }
                 for e in chunk
-            ]  # fmt: skip
+            ]
             answer = self.client.put_events(Entries=entries)
             failed += [start + i for i, out in enumerate(answer.get("Entries") or []) if out.get("ErrorCode")]
         return failed

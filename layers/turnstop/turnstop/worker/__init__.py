@@ -163,11 +163,16 @@ class WorkerTurn:
             raise ValueError("a turn asks for one approval at most")
         json.dumps(params or {})  # refused now, not when the reply ends
         self._put(None)  # refused after the cancel, like any emit
-        self.asks = {"type": str(type), "summary": str(summary), "confirmation": str(confirmation),
-                     "params": dict(params or {})}  # fmt: skip
+        self.asks = {
+            "type": str(type),
+            "summary": str(summary),
+            "confirmation": str(confirmation),
+            "params": dict(params or {}),
+        }
 
-    def finish(self, input_tokens: int = 0, output_tokens: int = 0, *, reason: str = "stop",
-               estimated: bool = False) -> None:  # fmt: skip
+    def finish(
+        self, input_tokens: int = 0, output_tokens: int = 0, *, reason: str = "stop", estimated: bool = False
+    ) -> None:
         """Done: the usage the billing rules price (as a provider's); ``reason`` "length" ends incomplete."""
         self.usage = ProviderUsage(input_tokens, output_tokens, estimated=estimated)
         self.finish_reason = reason

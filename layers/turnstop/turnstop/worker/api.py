@@ -96,8 +96,12 @@ def remote_route(settings: Settings, queue: str, headers: dict[str, str]) -> Rou
     raise errors.Unauthenticated("Missing or invalid worker key for this queue")
 
 
-def worker_api_app(store: Store, settings: Settings, monotonic: Callable[[], float] = time.monotonic,
-                   wait: Callable[[float], object] = time.sleep) -> TurnstopResolver:  # fmt: skip
+def worker_api_app(
+    store: Store,
+    settings: Settings,
+    monotonic: Callable[[], float] = time.monotonic,
+    wait: Callable[[float], object] = time.sleep,
+) -> TurnstopResolver:
     app = TurnstopResolver(SHAPE)
 
     def accepted(queue: str, offer_id: str, given: Emit, end: dict[str, object] | None = None) -> Response:

@@ -20,8 +20,12 @@ def history(turn: WorkerTurn) -> list[Any]:
     """The turn's earlier messages as pydantic-ai messages."""
     from pydantic_ai import ModelRequest, ModelResponse, TextPart, UserPromptPart
 
-    return [ModelRequest(parts=[UserPromptPart(m.content)]) if m.role == "user"
-            else ModelResponse(parts=[TextPart(m.content)]) for m in turn.history]  # fmt: skip
+    return [
+        ModelRequest(parts=[UserPromptPart(m.content)])
+        if m.role == "user"
+        else ModelResponse(parts=[TextPart(m.content)])
+        for m in turn.history
+    ]
 
 
 def forward(turn: WorkerTurn, event: Any) -> None:
@@ -32,7 +36,7 @@ def forward(turn: WorkerTurn, event: Any) -> None:
         PartDeltaEvent,
         PartStartEvent,
         TextPart,
-        TextPartDelta,  # fmt: skip
+        TextPartDelta,
         ThinkingPart,
         ThinkingPartDelta,
     )
@@ -57,10 +61,16 @@ async def run_async(agent: Any, turn: WorkerTurn) -> bool:
 
     token = CancellationToken()
     try:
-        async with turn.on_cancel(token.cancel), agent.run_stream_events(
-            turn.input, message_history=history(turn), instructions=turn.instructions, deps=turn,
-            cancellation_token=token,
-        ) as events:  # fmt: skip
+        async with (
+            turn.on_cancel(token.cancel),
+            agent.run_stream_events(
+                turn.input,
+                message_history=history(turn),
+                instructions=turn.instructions,
+                deps=turn,
+                cancellation_token=token,
+            ) as events,
+        ):
             async for event in events:
                 forward(turn, event)
         return True

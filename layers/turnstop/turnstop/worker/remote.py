@@ -38,8 +38,14 @@ log = logging.getLogger(__name__)
 
 def request_from(raw: dict[str, Any]) -> ModelRequest:
     history = tuple(Message(m["role"], m["content"]) for m in raw.get("history") or ())
-    return ModelRequest(raw.get("input", ""), raw.get("instructions"), history, raw.get("max_output_tokens"),
-                        raw.get("sampling") or {}, raw.get("approval"))  # fmt: skip
+    return ModelRequest(
+        raw.get("input", ""),
+        raw.get("instructions"),
+        history,
+        raw.get("max_output_tokens"),
+        raw.get("sampling") or {},
+        raw.get("approval"),
+    )
 
 
 class RemoteTurn:
@@ -67,8 +73,9 @@ class RemoteTurn:
     def send(self, events: list[list[str]], path: str = "events", **extra: Any) -> bool:
         """Post a batch (``finish``: the end); True once the answer says the turn is cancelled."""
         try:
-            answer = self.worker.post(f"offers/{self.offer_id}/{path}",
-                                      {"token": self.token, "events": events, **extra})  # fmt: skip
+            answer = self.worker.post(
+                f"offers/{self.offer_id}/{path}", {"token": self.token, "events": events, **extra}
+            )
         except urllib.error.HTTPError as e:
             if e.code != 404:  # 404: the offer is gone (its turn ended long ago): stop
                 raise
@@ -130,8 +137,16 @@ class RemoteTurn:
 class RemoteWorker:
     """Claims offers of ``queue`` from turnstop's worker API with the route's worker ``key``."""
 
-    def __init__(self, base_url: str, key: str, queue: str, *, flush_s: float = 0.1, heartbeat_s: float = 1.0,
-                 timeout_s: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        queue: str,
+        *,
+        flush_s: float = 0.1,
+        heartbeat_s: float = 1.0,
+        timeout_s: float = 30.0,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key
         self.queue = queue
@@ -140,9 +155,11 @@ class RemoteWorker:
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """POST under ``/v1/workers/{queue}/``; the JSON answer, or None for 204."""
         request = urllib.request.Request(
-            f"{self.base_url}/v1/workers/{self.queue}/{path}", data=json.dumps(body).encode(), method="POST",
+            f"{self.base_url}/v1/workers/{self.queue}/{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
             headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - the caller's URL
             data = response.read()
         return json.loads(data) if data else None

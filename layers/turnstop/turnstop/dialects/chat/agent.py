@@ -60,19 +60,23 @@ def plan(message: str) -> Plan:
         return Plan(
             "I can schedule that meeting for you.",
             Action(
-                "create_meeting", f"Create {what}", f"Should I create {what}?",
-                f"Created {what}.", {"title": title, "date": date, "time": time},
+                "create_meeting",
+                f"Create {what}",
+                f"Should I create {what}?",
+                f"Created {what}.",
+                {"title": title, "date": date, "time": time},
             ),
-        )  # fmt: skip
+        )
     m = EMAIL.search(message)
     if m:
         to, subject = (" ".join(m.group(g).split()) for g in ("to", "subject"))
         what = f"an email to {to} about {subject}"
         return Plan(
             "I can send that email for you.",
-            Action("send_email", f"Send {what}", f"Should I send {what}?", f"Sent {what}.",
-                   {"to": to, "subject": subject}),
-        )  # fmt: skip
+            Action(
+                "send_email", f"Send {what}", f"Should I send {what}?", f"Sent {what}.", {"to": to, "subject": subject}
+            ),
+        )
     return Plan(None)
 
 

@@ -82,8 +82,9 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
         user = _user(app, origins, store, settings, changes=True)
         body = parse_body(app.event, SendMessage, settings.max_body_bytes)
         sent = chat.send(user, body, runner, max_duration_ms=max_duration_ms(app.event))
-        answer = live_turn_response(store, settings, chat.stream(sent, runner, app.remaining_ms), renderer=RENDERER,
-                                    render=wire.frame)  # fmt: skip
+        answer = live_turn_response(
+            store, settings, chat.stream(sent, runner, app.remaining_ms), renderer=RENDERER, render=wire.frame
+        )
         answer.headers["X-Thread-Id"] = sent.thread_id
         return sse_response(answer)
 

@@ -99,8 +99,12 @@ class OidcClient:
                 if status != 200 or not isinstance(doc, dict):
                     raise ProviderFailed(f"The identity provider's discovery document answered {status}")
                 try:
-                    meta = ProviderMetadata(str(doc["issuer"]).rstrip("/"), str(doc["authorization_endpoint"]),
-                                            str(doc["token_endpoint"]), str(doc["jwks_uri"]))  # fmt: skip
+                    meta = ProviderMetadata(
+                        str(doc["issuer"]).rstrip("/"),
+                        str(doc["authorization_endpoint"]),
+                        str(doc["token_endpoint"]),
+                        str(doc["jwks_uri"]),
+                    )
                 except KeyError as e:
                     raise ProviderFailed(f"The identity provider's discovery document has no {e}") from None
                 if meta.issuer != self.issuer:
@@ -108,8 +112,9 @@ class OidcClient:
                 self._metadata = meta
             return self._metadata
 
-    def authorize_url(self, *, redirect_uri: str, state: str, nonce: str, challenge: str,
-                      login_hint: str | None = None) -> str:  # fmt: skip
+    def authorize_url(
+        self, *, redirect_uri: str, state: str, nonce: str, challenge: str, login_hint: str | None = None
+    ) -> str:
         params = {
             "response_type": "code",
             "client_id": self.client_id,
@@ -127,13 +132,15 @@ class OidcClient:
 
     def exchange(self, code: str, verifier: str, redirect_uri: str) -> str:
         """The ID token for an authorization code (with the PKCE verifier that started it)."""
-        form = urllib.parse.urlencode({
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "client_id": self.client_id,
-            "code_verifier": verifier,
-        }).encode()  # fmt: skip
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "client_id": self.client_id,
+                "code_verifier": verifier,
+            }
+        ).encode()
         status, body = _http_json(self.metadata().token_endpoint, data=form, timeout=self.timeout)
         if status != 200:
             error = str(body.get("error", "")) if isinstance(body, dict) else ""
@@ -150,8 +157,9 @@ class OidcClient:
 
         with self._lock:
             if self._jwks is None:
-                self._jwks = jwt.PyJWKClient(self.metadata().jwks_uri, cache_jwk_set=True, lifespan=300,
-                                             timeout=self.timeout)  # fmt: skip
+                self._jwks = jwt.PyJWKClient(
+                    self.metadata().jwks_uri, cache_jwk_set=True, lifespan=300, timeout=self.timeout
+                )
             return self._jwks
 
     def verify(self, id_token: str, nonce: str) -> Identity:
@@ -169,9 +177,14 @@ class OidcClient:
             raise InvalidIdToken(f"The ID token failed verification: {e}") from None
         try:
             claims = jwt.decode(
-                id_token, key.key, algorithms=ALGORITHMS, audience=self.client_id, issuer=self.metadata().issuer,
-                leeway=LEEWAY_S, options={"require": REQUIRED_CLAIMS},
-            )  # fmt: skip
+                id_token,
+                key.key,
+                algorithms=ALGORITHMS,
+                audience=self.client_id,
+                issuer=self.metadata().issuer,
+                leeway=LEEWAY_S,
+                options={"require": REQUIRED_CLAIMS},
+            )
         except jwt.InvalidTokenError as e:
             raise InvalidIdToken(f"The ID token failed verification: {e}") from None
         if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):

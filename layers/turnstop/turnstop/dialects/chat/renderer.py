@@ -39,8 +39,9 @@ def reply_created(turn: Turn) -> PendingEvent:
 
 def action_planned(turn: Turn) -> PendingEvent:
     action = turn.input.get("action") or {}
-    return PendingEvent("action.planned", {"thread_id": thread_of(turn), "type": action.get("type"),
-                                           "summary": action.get("summary")})  # fmt: skip
+    return PendingEvent(
+        "action.planned", {"thread_id": thread_of(turn), "type": action.get("type"), "summary": action.get("summary")}
+    )
 
 
 def action_executed(turn: Turn, result: str) -> PendingEvent:
@@ -69,8 +70,16 @@ class ChatReplyRenderer(Renderer):
             return [PendingEvent("cancelled", {"thread_id": thread_id, "status": "cancelled"})]
         if end.status is not Status.COMPLETED:
             error = end.error or {"code": "reply_failed", "message": "The reply failed"}
-            return [PendingEvent("error", {"thread_id": thread_id, "error": error.get("code", "reply_failed"),
-                                           "message": error.get("message", "The reply failed")})]  # fmt: skip
+            return [
+                PendingEvent(
+                    "error",
+                    {
+                        "thread_id": thread_id,
+                        "error": error.get("code", "reply_failed"),
+                        "message": error.get("message", "The reply failed"),
+                    },
+                )
+            ]
         question = (turn.input.get("action") or {}).get("confirmation") or (asked(turn, end) or {}).get("confirmation")
         events = (
             [PendingEvent("confirmation_required", {"thread_id": thread_id, "message": question})] if question else []
@@ -110,10 +119,20 @@ def asked_action_items(turn: Turn, asks: dict[str, Any], expires_at: int, now: i
     slot = turn.input["asks_slot"]
     details = {**asks, "result": None, "agent": True}
     new = NewTurn(
-        id=str(slot["id"]), kind=ACTION_KIND, tenant=turn.tenant, scope=turn.scope, grace_ms=turn.grace_ms,
-        end_user=turn.end_user, swept=False, input={"action": details, "outcome_seq": int(slot["outcome_seq"]),
-        "expires_at": expires_at, "prompt": turn.input.get("prompt", "")},
-    )  # fmt: skip
+        id=str(slot["id"]),
+        kind=ACTION_KIND,
+        tenant=turn.tenant,
+        scope=turn.scope,
+        grace_ms=turn.grace_ms,
+        end_user=turn.end_user,
+        swept=False,
+        input={
+            "action": details,
+            "outcome_seq": int(slot["outcome_seq"]),
+            "expires_at": expires_at,
+            "prompt": turn.input.get("prompt", ""),
+        },
+    )
     record = ActionRecord(new.id, int(slot["outcome_seq"]), str(asks["type"]), str(asks["summary"]), now)
     return [*queued_turn_items(new, action_planned, now), action_record_item(thread_of(turn), expires_at, record)]
 

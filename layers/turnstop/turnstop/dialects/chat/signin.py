@@ -48,9 +48,12 @@ def safe_return_to(value: str | None) -> str:
     if not value:
         return DEFAULT_RETURN_TO
     ok = (
-        value.startswith("/") and not value.startswith(("//", "/\\")) and len(value) <= MAX_RETURN_TO
-        and value.isascii() and value.isprintable()
-    )  # fmt: skip
+        value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and len(value) <= MAX_RETURN_TO
+        and value.isascii()
+        and value.isprintable()
+    )
     if not ok:
         raise errors.InvalidRequest("return_to must be a path on this site, like /chat")
     return value
@@ -83,10 +86,13 @@ class SignIn:
             raise errors.InvalidRequest(f"login_hint must be at most {MAX_LOGIN_HINT} printable characters")
         verifier, challenge = oidc.pkce_pair()
         login = LoginState(
-            state=secrets.token_urlsafe(32), nonce=secrets.token_urlsafe(32), verifier=verifier,
-            redirect_uri=self.redirect_uri(event), return_to=return_to,
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            verifier=verifier,
+            redirect_uri=self.redirect_uri(event),
+            return_to=return_to,
             expires_at=self.store.now() + LOGIN_TTL_S * 1000,
-        )  # fmt: skip
+        )
         url = self.client().authorize_url(
             redirect_uri=login.redirect_uri, state=login.state, nonce=login.nonce, challenge=challenge, login_hint=hint
         )
@@ -130,14 +136,15 @@ class SignIn:
                 expires_at=now + max_ms,
                 idle_expires_at=now + min(idle_ms, max_ms),
                 last_seen=now,
-            )  # fmt: skip
+            )
         )
         cookies = [
             cookie(SESSION_COOKIE, value, event, max_age=max_ms // 1000),
             cookie(LOGIN_COOKIE, "", event, path=LOGIN_COOKIE_PATH, max_age=0),
         ]
-        return Response(status_code=302, content_type=None, body="", headers=_no_store(login.return_to),
-                        cookies=cookies)  # fmt: skip
+        return Response(
+            status_code=302, content_type=None, body="", headers=_no_store(login.return_to), cookies=cookies
+        )
 
     def logout(self, event: Mapping[str, Any], user: ChatUser) -> Response:
         """End the session: its cookie is unknown from now on, and the browser drops it."""

@@ -198,5 +198,12 @@ def count_request(store: Store, user: ChatUser, limit: int) -> dict[str, str]:
 
 def cookie(name: str, value: str, event: Mapping[str, Any], *, path: str = "/", max_age: int) -> Cookie:
     """``HttpOnly; SameSite=Lax`` always; ``Secure`` outside local http; ``Max-Age=0`` clears it."""
-    return Cookie(name=name, value=value, path=path, secure=secure_cookies(event), http_only=True,
-                  max_age=max_age, same_site=SameSite.LAX_MODE)  # fmt: skip
+    return Cookie(
+        name=name,
+        value=value,
+        path=path,
+        secure=secure_cookies(event),
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )

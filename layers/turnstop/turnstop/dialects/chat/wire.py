@@ -84,10 +84,17 @@ def message_body(role: str, content: str, created_at: int) -> dict[str, Any]:
     return {"role": role, "content": content, "created_at": iso(created_at)}
 
 
-def action_body(action_id: str, type_: str, summary: str, status: str, created_at: int,
-                decided_at: int | None) -> dict[str, Any]:  # fmt: skip
-    return {"id": action_id, "type": type_, "summary": summary, "status": status, "created_at": iso(created_at),
-            "decided_at": iso(decided_at)}  # fmt: skip
+def action_body(
+    action_id: str, type_: str, summary: str, status: str, created_at: int, decided_at: int | None
+) -> dict[str, Any]:
+    return {
+        "id": action_id,
+        "type": type_,
+        "summary": summary,
+        "status": status,
+        "created_at": iso(created_at),
+        "decided_at": iso(decided_at),
+    }
 
 
 def wire_event(ev: Event) -> tuple[str, dict[str, Any]]:

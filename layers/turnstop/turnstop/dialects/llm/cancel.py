@@ -67,9 +67,13 @@ def cancel_by_key(store: Store, principal: Principal, key: str) -> tuple[int, di
     yet, a tombstone: the one it creates is born ``cancelled`` (202, no id yet). One
     conditional write either way."""
     found = store.tombstones.cancel(
-        principal.tenant, key, scope=scopes.LLM_BACKGROUND, end_user=principal.end_user,
-        req=CancelRequest(actor=principal.key_id or None, source="api"), with_old=True,
-    )  # fmt: skip
+        principal.tenant,
+        key,
+        scope=scopes.LLM_BACKGROUND,
+        end_user=principal.end_user,
+        req=CancelRequest(actor=principal.key_id or None, source="api"),
+        with_old=True,
+    )
     if isinstance(found, Tombstone):
         return 202, wire.cancelled_before_start(key)
     if found is None:

@@ -37,9 +37,14 @@ FOREGROUND_WAIT_S = 50.0
 
 
 def wait_for_end(
-    store: Any, turn: Turn, *, poll_ms: int, timeout_s: float = FOREGROUND_WAIT_S,
-    sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
-) -> Turn:  # fmt: skip
+    store: Any,
+    turn: Turn,
+    *,
+    poll_ms: int,
+    timeout_s: float = FOREGROUND_WAIT_S,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Turn:
     """A foreground JSON create answers with the finished response: poll the head until terminal."""
     deadline = monotonic() + timeout_s
     head: Turn | None = turn
@@ -51,9 +56,14 @@ def wait_for_end(
 
 class Llm(DialectService):
     def create(
-        self, principal: Principal, body: models.CreateResponse, runner: TurnRunner | None = None, *,
-        idempotency: IdempotencyClaim | None = None, max_duration_ms: int | None = None,
-    ) -> tuple[Turn, bool]:  # fmt: skip
+        self,
+        principal: Principal,
+        body: models.CreateResponse,
+        runner: TurnRunner | None = None,
+        *,
+        idempotency: IdempotencyClaim | None = None,
+        max_duration_ms: int | None = None,
+    ) -> tuple[Turn, bool]:
         """Validate against state (model, previous response), write the turn and queue it;
         a foreground stream runs in the request instead, under ``runner``'s lease. Returns
         (turn, replayed): an Idempotency-Key used before with the same request gives back the
@@ -93,8 +103,10 @@ class Llm(DialectService):
         lease = runner.lease_ms if runner else 0
         return self.start(
             lambda: self.store.turns.start(new, created_event, idempotency=idempotency, run_as=run_as, lease_ms=lease),
-            principal, idempotency, queue=not in_request,
-        )  # fmt: skip
+            principal,
+            idempotency,
+            queue=not in_request,
+        )
 
     def find(self, principal: Principal, rid: str) -> Turn:
         return responses.find(self.store, principal, rid)

@@ -100,17 +100,28 @@ class Omni(DialectService):
         )
 
     def create_thread(
-        self, principal: Principal, body: models.CreateThread, idempotency: IdempotencyClaim | None = None, *,
+        self,
+        principal: Principal,
+        body: models.CreateThread,
+        idempotency: IdempotencyClaim | None = None,
+        *,
         max_duration_ms: int | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         authorize(principal, body.account_id)
         now = self.store.now()
         thread_id = new_uuid()
         expires = now + self.thread_retention_ms
         new = self._new_turn(
-            principal, body.account_id, thread_id, 1, body.prompt, expires, list(body.capabilities), body.type,
+            principal,
+            body.account_id,
+            thread_id,
+            1,
+            body.prompt,
+            expires,
+            list(body.capabilities),
+            body.type,
             max_duration_ms,
-        )  # fmt: skip
+        )
         thread = OmniThread(
             id=thread_id,
             tenant=principal.tenant,

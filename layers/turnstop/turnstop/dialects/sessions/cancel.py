@@ -56,10 +56,13 @@ def cancel_by_key(
         check_live(tx, session_id, principal.tenant, principal.end_user, now)
 
     found = store.tombstones.cancel(
-        principal.tenant, key, scope=scope, end_user=principal.end_user,
+        principal.tenant,
+        key,
+        scope=scope,
+        end_user=principal.end_user,
         req=CancelRequest(reason=reason, actor=principal.key_id, source="api"),
         check=None if session_id is None else own_session,
-    )  # fmt: skip
+    )
     if isinstance(found, Tombstone):
         return 202, {"response_id": None, "status": "cancelling"}
     if found is None or found.outcome is CancelOutcome.NOT_FOUND:

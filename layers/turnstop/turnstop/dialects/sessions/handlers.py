@@ -69,9 +69,13 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
         limit_ms = max_duration_ms(event, body.max_duration_seconds)
         idempotency = idempotency_claim(event, principal.tenant, principal.end_user)
         turn, replayed = service.start_turn(
-            principal, prompt=prompt, session_id=session_id, idempotency=idempotency, runner=runner,
+            principal,
+            prompt=prompt,
+            session_id=session_id,
+            idempotency=idempotency,
+            runner=runner,
             max_duration_ms=limit_ms,
-        )  # fmt: skip
+        )
         if replayed or turn.cancelled_before_start:  # born cancelled: its stream is created … cancelled
             return replay(turn, 0)
         live = service.run_live(turn, runner, app.remaining_ms)

@@ -73,9 +73,15 @@ class Sessions(DialectService):
         return turn_id if outcome in (CancelOutcome.CANCELLED, CancelOutcome.CANCELLING) else None
 
     def start_turn(
-        self, principal: Principal, *, prompt: str, session_id: str | None, idempotency: IdempotencyClaim | None,
-        runner: TurnRunner, max_duration_ms: int | None = None,
-    ) -> tuple[Turn, bool]:  # fmt: skip
+        self,
+        principal: Principal,
+        *,
+        prompt: str,
+        session_id: str | None,
+        idempotency: IdempotencyClaim | None,
+        runner: TurnRunner,
+        max_duration_ms: int | None = None,
+    ) -> tuple[Turn, bool]:
         """Create the turn, running under ``runner``'s lease (the streaming request runs it
         itself), or for a repeated Idempotency-Key find the one it started: (turn, replayed)."""
         kind, scope = kind_and_scope(session_id)

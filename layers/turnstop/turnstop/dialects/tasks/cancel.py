@@ -94,9 +94,12 @@ class TaskCancel:
         """One conditional write either way: the task the key created, cancelled as above, or a
         tombstone so that the task it will create is born cancelled (202)."""
         found = self.store.tombstones.cancel(
-            principal.tenant, key, scope=scopes.TASKS, end_user=principal.end_user,
+            principal.tenant,
+            key,
+            scope=scopes.TASKS,
+            end_user=principal.end_user,
             req=CancelRequest(reason=reason or None, actor=principal.key_id or None, source="api"),
-        )  # fmt: skip
+        )
         if isinstance(found, Tombstone):
             return Answer.of(202, wire.cancelled_before_start(key, found.requested_at))
         if found is None:

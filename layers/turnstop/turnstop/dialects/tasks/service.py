@@ -97,9 +97,14 @@ class Tasks(DialectService):
         return body.callback.url
 
     def create(
-        self, principal: Principal, body: models.CreateTask, idempotency: IdempotencyClaim | None, links_base: str,
-        *, max_duration_ms: int | None = None,
-    ) -> Answer:  # fmt: skip
+        self,
+        principal: Principal,
+        body: models.CreateTask,
+        idempotency: IdempotencyClaim | None,
+        links_base: str,
+        *,
+        max_duration_ms: int | None = None,
+    ) -> Answer:
         """202 with the queued task; charged in the transaction that creates it."""
         resolved = self._resolve_model(body)
         url = self._callback_url(body)

@@ -34,9 +34,17 @@ RETRYABLE_STATUSES = frozenset({429, 500, 503})
 RETRYABLE_FAILURES = frozenset({"model_error", "worker_lost"})
 TASK_NOT_FOUND = "No such task"
 COUNTERS = (
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens",
-    "image_count", "image_pixels", "video_seconds", "audio_seconds", "characters",
-)  # fmt: skip
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "image_count",
+    "image_pixels",
+    "video_seconds",
+    "audio_seconds",
+    "characters",
+)
 
 
 def error_body(info: ErrorInfo) -> dict[str, Any]:
@@ -125,9 +133,17 @@ def as_created(turn: Turn) -> Turn:
         }
     )
     return turn.replace(
-        stored_status=Status.QUEUED, seq=1, started_at=None, finished_at=None, stored_expires_at=None,
-        lease_owner=None, lease_expires_at=None, usage=Usage(turn.usage.input_tokens, 0), error=None, **flag,
-    )  # fmt: skip
+        stored_status=Status.QUEUED,
+        seq=1,
+        started_at=None,
+        finished_at=None,
+        stored_expires_at=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        usage=Usage(turn.usage.input_tokens, 0),
+        error=None,
+        **flag,
+    )
 
 
 def expected_tokens(turn: Turn) -> int:
@@ -194,13 +210,15 @@ def usage_and_billing(turn: Turn) -> tuple[dict[str, Any], dict[str, Any]]:
     for line in pricing.lines(price, turn.usage):
         line_billed = min(line.credits, left)
         left -= line_billed
-        usage["lines"].append({
-            "meter": line.meter,
-            "quantity": str(line.quantity),
-            "unit": line.unit,
-            "billed_amount_credits": pricing.amount(line_billed),
-            "billed_amount_credits_usd_reference": pricing.amount(pricing.usd(line_billed)),
-        })  # fmt: skip
+        usage["lines"].append(
+            {
+                "meter": line.meter,
+                "quantity": str(line.quantity),
+                "unit": line.unit,
+                "billed_amount_credits": pricing.amount(line_billed),
+                "billed_amount_credits_usd_reference": pricing.amount(pricing.usd(line_billed)),
+            }
+        )
     usage["credits"] = pricing.amount(earned)
     usage["credits_usd_reference"] = pricing.amount(pricing.usd(earned))
     billing = {
