@@ -116,3 +116,16 @@ def test_an_offer_that_is_not_there_or_on_another_queue_is_none(env: Env) -> Non
     assert offers.emit("another-q", "off_10", "t", []) is None
     assert offers.still_yours("another-q", "off_10", "t") is None
     assert offers.emit(QUEUE, "off_10", "t", []) is False  # there, but not claimed by that token
+
+
+def test_a_finish_whose_approval_holds_floats_big_numbers_and_deep_values_is_kept_as_sent(env: Env) -> None:
+    offers = env.store.offers
+    offers.put(QUEUE, "off_11", {"input": "hi"})
+    assert offers.claim(QUEUE, "t") is not None
+    deep: object = 1
+    for _ in range(40):  # deeper than a DynamoDB attribute may nest
+        deep = [deep]
+    params = {"ratio": 0.5, "big": 10**40, "deep": deep, "text": "\U0001f4a5"}
+    asks = {"type": "t", "summary": "s", "confirmation": "c?", "params": params}
+    assert offers.emit(QUEUE, "off_11", "t", [], finish={"reason": "stop", "asks": asks}) is True
+    assert (offers.read(QUEUE, "off_11") or {})["finished"]["asks"]["params"] == params

@@ -77,7 +77,10 @@ class Offers:
         self.db.call("put_item", TableName=self.db.table, Item=codec.dump(marker))
 
     def read(self, queue: str, turn_id: str) -> dict[str, Any] | None:
-        return self.db.get(f"WO#{turn_id}", "OFFER")
+        item = self.db.get(f"WO#{turn_id}", "OFFER")
+        if item is not None and isinstance(item.get("finished"), str):
+            item["finished"] = json.loads(item["finished"])
+        return item
 
     def consumed(self, queue: str, turn_id: str, count: int) -> None:
         """Remove the first ``count`` events (the runner has yielded them), and say the runner is
@@ -158,7 +161,9 @@ class Offers:
         extra: dict[str, Any] = {}
         if finish is not None:
             update = "SET events = list_append(events, :batch), beat = :now, finished = :fin ADD n :one"
-            extra["fin"] = finish
+            # as JSON text: an agent's approval params may hold floats, big or deep values no
+            # DynamoDB attribute can
+            extra["fin"] = codec.compact_json(finish)
         new, old = self.db.conditional(
             "update_item",
             Key=_key(queue, turn_id),
