@@ -22,7 +22,7 @@ import openai
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import LocalApi, all_store_kinds, pump_lines, serve, sse_events
+from tests.e2e.conftest import LocalApi, all_store_kinds, auth, pump_lines, serve, session_turn, text_of
 
 WORKER_KEY = "tw_agents_worker_key_0123456789abcdef"
 QUEUE = "agents"
@@ -96,33 +96,6 @@ def worker(request: pytest.FixtureRequest, api: LocalApi) -> Iterator[Worker]:
     running = Worker(api, request.param)
     yield running
     running.stop()
-
-
-def auth(api: LocalApi) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api.key}"}
-
-
-OnDelta = Callable[[str, str, str], bool]
-
-
-def session_turn(api: LocalApi, message: str, on_delta: OnDelta | None = None) -> list[dict[str, Any]]:
-    """Stream a session turn; ``on_delta(delta, session, rid)`` sees each delta until it says True."""
-    session = httpx.post(f"{api.url}/v1/sessions", headers=auth(api), json={"persistent": True}).json()["id"]
-    seen: list[dict[str, Any]] = []
-    with httpx.stream(
-        "POST", f"{api.url}/v1/sessions/{session}/messages", headers=auth(api), json={"message": message}, timeout=120
-    ) as r:
-        assert r.status_code == 200
-        rid = r.headers["X-Response-Id"]
-        for ev in sse_events(r.iter_lines()):
-            seen.append(ev)
-            if on_delta is not None and ev["event"] == "message.delta" and on_delta(ev["data"]["delta"], session, rid):
-                on_delta = None
-    return seen
-
-
-def text_of(events: list[dict[str, Any]]) -> str:
-    return "".join(e["data"]["delta"] for e in events if e["event"] == "message.delta")
 
 
 def cancel_session(api: LocalApi, session: str, rid: str) -> None:

@@ -100,10 +100,11 @@ def eventually(check: Callable[[], Any], what: str, within_s: float = 10.0) -> A
 def until_ended(env: Env, turn_id: str, within_s: float = 10.0) -> None:
     """Block (bounded) until the turn has ended: a model that calls this from a hook goes
     silent after a cancel, so the test knows exactly what it produced before the end."""
-    deadline = time.monotonic() + within_s
-    while not (head := env.store.turns.head(turn_id)) or not head.terminal:
-        assert time.monotonic() < deadline, f"turn {turn_id} did not end"
-        time.sleep(0.002)
+    eventually(
+        lambda: (head := env.store.turns.head(turn_id)) is not None and head.terminal,
+        f"turn {turn_id} to end",
+        within_s,
+    )
 
 
 def cancel_then_go_quiet(env: Env, turn_id: str) -> Callable[[], CancelOutcome]:

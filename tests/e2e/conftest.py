@@ -20,12 +20,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT
@@ -229,3 +230,29 @@ def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             current[field] = json.loads(value) if field == "data" else value
     if current:
         yield current
+
+
+def auth(api: LocalApi) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api.key}"}
+
+
+OnDelta = Callable[[str, str, str], bool]
+
+
+def session_turn(api: LocalApi, message: str, on_delta: OnDelta | None = None) -> list[dict[str, Any]]:
+    """Stream a turn of a new session; ``on_delta(delta, session, rid)`` sees each delta until it says True."""
+    session = httpx.post(f"{api.url}/v1/sessions", headers=auth(api), json={"persistent": True}).json()["id"]
+    seen: list[dict[str, Any]] = []
+    url = f"{api.url}/v1/sessions/{session}/messages"
+    with httpx.stream("POST", url, headers=auth(api), json={"message": message}, timeout=120) as r:
+        assert r.status_code == 200
+        rid = r.headers["X-Response-Id"]
+        for ev in sse_events(r.iter_lines()):
+            seen.append(ev)
+            if on_delta is not None and ev["event"] == "message.delta" and on_delta(ev["data"]["delta"], session, rid):
+                on_delta = None
+    return seen
+
+
+def text_of(events: list[dict[str, Any]]) -> str:
+    return "".join(e["data"]["delta"] for e in events if e["event"] == "message.delta")

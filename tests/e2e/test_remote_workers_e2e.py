@@ -12,13 +12,12 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import LocalApi, all_store_kinds, pump_lines, serve, sse_events
+from tests.e2e.conftest import LocalApi, all_store_kinds, auth, pump_lines, serve, session_turn, sse_events, text_of
 
 WORKER_KEY = "tw_e2e_worker_key_0123456789abcdef"
 QUEUE = "remote-q"
@@ -82,29 +81,6 @@ def worker(api: LocalApi) -> Iterator[Worker]:
     running = Worker(api)
     yield running
     running.stop()
-
-
-def auth(api: LocalApi) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api.key}"}
-
-
-def session_turn(api: LocalApi, message: str, on_delta: Any = None) -> list[dict[str, Any]]:
-    session = httpx.post(f"{api.url}/v1/sessions", headers=auth(api), json={"persistent": True}).json()["id"]
-    seen: list[dict[str, Any]] = []
-    with httpx.stream(
-        "POST", f"{api.url}/v1/sessions/{session}/messages", headers=auth(api), json={"message": message}, timeout=120
-    ) as r:
-        assert r.status_code == 200
-        rid = r.headers["X-Response-Id"]
-        for ev in sse_events(r.iter_lines()):
-            seen.append(ev)
-            if on_delta is not None and ev["event"] == "message.delta" and on_delta(ev["data"]["delta"], session, rid):
-                on_delta = None
-    return seen
-
-
-def text_of(events: list[dict[str, Any]]) -> str:
-    return "".join(e["data"]["delta"] for e in events if e["event"] == "message.delta")
 
 
 def test_a_session_streams_the_remote_workers_text(api: LocalApi, worker: Worker) -> None:

@@ -129,3 +129,23 @@ def test_a_finish_whose_approval_holds_floats_big_numbers_and_deep_values_is_kep
     asks = {"type": "t", "summary": "s", "confirmation": "c?", "params": params}
     assert offers.emit(QUEUE, "off_11", "t", [], finish={"reason": "stop", "asks": asks}) is True
     assert (offers.read(QUEUE, "off_11") or {})["finished"]["asks"]["params"] == params
+
+
+def test_the_sample_event_reaches_the_worker_api_which_answers_an_unknown_offer_404(env: Env) -> None:
+    import json
+
+    from tests.conftest import ROOT
+    from turnstop.platform.settings import Settings
+    from turnstop.worker.api import worker_api_app
+
+    event = json.loads((ROOT / "events" / "workers_api.json").read_text())
+    route = {
+        "provider": "external",
+        "queue": "research",
+        "remote": True,
+        "worker_key_sha256": hashlib.sha256(b"tw_sample_worker_key").hexdigest(),
+    }
+    settings = Settings(table=env.store.table, models=json.dumps({"routes": {"agent": route}}))
+    answer = worker_api_app(env.store, settings).resolve(event, None)
+    assert answer["statusCode"] == 404
+    assert json.loads(answer["body"])["error"]["message"] == "No such offer on this queue"
