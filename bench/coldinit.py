@@ -18,16 +18,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from turnstop_local.template import Template
+
 ROOT = Path(__file__).resolve().parent.parent
-# every dialect's cancel function (the template's, by their directory's name)
-CANCEL_FUNCTIONS = tuple(sorted(p.name for p in (ROOT / "functions").glob("*_cancel") if (p / "app.py").exists()))
+# every dialect's cancel function: the template's functions on the shared cancel handler, by name
+FUNCTIONS = {f.name: f for f in Template.load(ROOT / "template.yaml").functions.values()}
+CANCEL_FUNCTIONS = tuple(sorted(name for name, f in FUNCTIONS.items() if f.code_dir == ROOT / "functions" / "cancel"))
 BASELINE = "import boto3\nboto3.client('dynamodb')"
 
 
 def load_function(name: str) -> str:
-    path = ROOT / "functions" / name / "app.py"
+    path = FUNCTIONS[name].code_dir / "app.py"
     return (
-        "import importlib.util\n"
+        f"import importlib.util, os\nos.environ['TURNSTOP_APP'] = {FUNCTIONS[name].app!r}\n"
         f"spec = importlib.util.spec_from_file_location('app', {str(path)!r})\n"
         "module = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(module)\n"
         "module.store.db.ddb\n"  # the first DynamoDB call creates the client: count it too

@@ -8,10 +8,11 @@ from tests.toy_dialect.wire import SHAPE, cancel_answer
 from turnstop.core import errors, scopes
 from turnstop.core.turn import CancelOutcome, CancelRequest
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
+from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
 
-def toy_cancel_app(store: Store) -> TurnstopResolver:
+def toy_cancel_app(store: Store, settings: Settings) -> TurnstopResolver:
     app = TurnstopResolver(SHAPE)
 
     @app.post("/v1/toy/turns/<turn_id>/cancel")

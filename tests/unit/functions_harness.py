@@ -20,8 +20,10 @@ from moto import mock_aws
 from tests.conftest import ROOT, create_table
 from turnstop.auth import create_api_key
 from turnstop.store import Store
+from turnstop_local.template import Template
 
 EVENTS = ROOT / "events"
+TEMPLATE = Template.load(ROOT / "template.yaml")
 DEV_KEY = "ts_unit_dev_key"
 
 
@@ -37,13 +39,17 @@ class Aws:
     sqs: Any
 
     def function(self, name: str) -> ModuleType:
-        """Import functions/<name>/app.py fresh, as a cold start would."""
-        path = ROOT / "functions" / name / "app.py"
-        spec = importlib.util.spec_from_file_location(f"fn_{name}_{uuid.uuid4().hex[:8]}", path)
+        """Import the template's function ``name`` (``omni_cancel`` is ``OmniCancelFunction``)
+        fresh, as a cold start would: its code's app.py, with the app it serves (``TURNSTOP_APP``)."""
+        (found,) = [f for f in TEMPLATE.functions.values() if name in (f.name, f.app is None and f.code_dir.name)]
+        spec = importlib.util.spec_from_file_location(f"fn_{name}_{uuid.uuid4().hex[:8]}", found.code_dir / "app.py")
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        with pytest.MonkeyPatch.context() as env:
+            if found.app:
+                env.setenv("TURNSTOP_APP", found.app)
+            spec.loader.exec_module(module)
         return module
 
     def drain_queue(self) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The chat functions (functions/chat_api, chat_stream, chat_cancel, chat_auth) loaded by path and
+"""The chat functions (chat_api, chat_stream, chat_cancel, chat_auth: the shared handlers) loaded by path and
 driven with the sample events in events/ — the events `invoke` uses — inside moto; sign-in
 against the local runtime's development OpenID provider on 127.0.0.1."""
 

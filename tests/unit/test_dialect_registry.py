@@ -93,7 +93,12 @@ def with_toy_routes(template: Template) -> Template:
     }
     doc["Resources"]["ToyCancelFunction"] = {
         "Type": "AWS::Serverless::Function",
-        "Properties": {"CodeUri": "functions/toy_cancel", "Handler": "app.lambda_handler", "Events": {"Cancel": event}},
+        "Properties": {
+            "CodeUri": "functions/cancel/",  # the shared cancel handler: the toy brings no function code
+            "Handler": "app.lambda_handler",
+            "Environment": {"Variables": {"TURNSTOP_APP": "tests.toy_dialect.cancel:toy_cancel_app"}},
+            "Events": {"Cancel": event},
+        },
     }
     return Template(doc, template.path)
 
@@ -128,6 +133,38 @@ def test_the_worker_runs_every_dialects_turn_kinds_and_hooks(template: Template)
     assert {"session", "response", "omni", "llm", "task", "chat_reply"} == set(renderers)
     assert [d.name for d in registry.dialects()] == ["sessions", "omni", "llm", "tasks", "chat"]
     assert [a.name for a in registry.apis()][-2:] == ["admin", "workers"]
+
+
+SHARED_HANDLERS = {ROOT / "functions" / name for name in ("api", "stream", "cancel")}
+
+
+def test_each_function_on_a_shared_handler_serves_an_app_of_the_dialect_its_routes_belong_to(
+    template: Template,
+) -> None:
+    shared = [f for f in template.functions.values() if f.code_dir in SHARED_HANDLERS]
+    assert len(shared) == 14  # every dialect's functions: no dialect brings function code of its own
+    for f in shared:
+        factory = registry.served({"TURNSTOP_APP": f.app or ""})
+        dialect = registry.dialect_of_module(factory.__module__)
+        routes = [r for r in template.routes if r.function_id == f.logical_id]
+        assert routes and all(dialect.owns(r.path) for r in routes), f.logical_id
+        cancels = {is_cancel(r.path, r.method) for r in routes}
+        assert cancels == {f.code_dir.name == "cancel"}, f.logical_id  # the cancel handler serves cancels only
+    # and a function with code of its own names no app
+    assert [f.logical_id for f in template.functions.values() if f.code_dir not in SHARED_HANDLERS and f.app] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("", "must name the app"),
+        ("turnstop.dialects.omni.cancel", "must name the app"),
+        ("turnstop.dialects.registry:APIS", "is not an app factory"),
+    ],
+)
+def test_a_function_whose_app_is_unnamed_or_not_a_factory_fails_its_cold_start_saying_so(value: str, says: str) -> None:
+    with pytest.raises(LookupError, match=says):
+        registry.served({"TURNSTOP_APP": value})
 
 
 def test_every_dialect_has_its_docs_page() -> None:
@@ -195,6 +232,7 @@ def test_a_toy_dialect_registered_in_one_entry_is_whole_and_served_like_the_othe
     from turnstop.core import scopes
     from turnstop.core.events import PendingEvent
     from turnstop.core.records import NewTurn
+    from turnstop.platform.settings import Settings
     from turnstop.providers.config import DEFAULT_ROUTES
     from turnstop.providers.models import Models
     from turnstop.runtime.keeper import Cadence
@@ -215,7 +253,10 @@ def test_a_toy_dialect_registered_in_one_entry_is_whole_and_served_like_the_othe
             store.turns.start(new, lambda t: PendingEvent("toy.created", {}))
 
         toy_turn("toy_1")
-        app = toy_cancel_app(store)
+        # (its app found as the shared cancel function finds it: by the template's TURNSTOP_APP)
+        served = registry.served({"TURNSTOP_APP": with_toy_routes(template).function("ToyCancelFunction").app or ""})
+        assert served is toy_cancel_app
+        app = served(store, Settings(table=env.store.table))
         answers = [
             app.resolve(http_event("POST", f"/v1/toy/turns/{t}/cancel", tenant), None)
             for t, tenant in (("toy_1", "acme"), ("toy_404", "acme"), ("toy_1", None))

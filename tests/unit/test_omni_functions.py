@@ -1,4 +1,4 @@
-"""The omni functions (functions/omni_api, functions/omni_cancel and the shared worker), loaded
+"""The omni functions (omni_api, omni_cancel: the shared handlers, and the worker), loaded
 by path and driven with the sample events in events/ — the events `invoke` uses."""
 
 from __future__ import annotations

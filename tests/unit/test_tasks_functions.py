@@ -1,4 +1,4 @@
-"""The tasks functions (functions/tasks_api, tasks_cancel, task_callbacks, and the shared worker
+"""The tasks functions (tasks_api, tasks_cancel: the shared handlers, task_callbacks, and the worker
 and sweeper) loaded by path and driven with the sample events in events/ — the events `invoke`
 uses — inside moto; the callback goes over real HTTP to a receiver on 127.0.0.1."""
 

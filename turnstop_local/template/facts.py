@@ -336,7 +336,8 @@ class Template:
         """The function's environment variables, resolved against the local resources.
 
         A variable of the local process that has the same name as a template variable starting
-        with ``TURNSTOP_`` overrides it (``TURNSTOP_SCRIPTED_STEP_MS=0`` for fast local turns).
+        with ``TURNSTOP_`` overrides it (``TURNSTOP_SCRIPTED_STEP_MS=0`` for fast local turns),
+        except ``TURNSTOP_APP``: which app a function serves is the template's alone.
         """
         environ = os.environ if environ is None else environ
         resolved: dict[str, str] = {}
@@ -344,7 +345,7 @@ class Template:
             value = self.resolve(raw, resources)
             if value is NO_VALUE or value is None:
                 continue
-            if name.startswith("TURNSTOP_") and name in environ:
+            if name.startswith("TURNSTOP_") and name != "TURNSTOP_APP" and name in environ:
                 value = environ[name]
             resolved[name] = env_string(value)
         return resolved

@@ -104,6 +104,18 @@ class FunctionSpec:
     properties: Mapping[str, Any]
 
     @property
+    def name(self) -> str:
+        """The logical id in snake case, without ``Function``: ``OmniCancelFunction`` is
+        ``omni_cancel`` (how tests, benchmarks and sample events name a function)."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.logical_id.removesuffix("Function")).lower()
+
+    @property
+    def app(self) -> str | None:
+        """``TURNSTOP_APP``: the app a dialect's shared handler serves (``"<module>:<factory>"``)."""
+        value = self.environment.get("TURNSTOP_APP")
+        return value if isinstance(value, str) else None
+
+    @property
     def stream_handler(self) -> str | None:
         """``Metadata.turnstop.StreamHandler`` ("module.callable" inside the code dir), if any."""
         value = (self.metadata.get("turnstop") or {}).get("StreamHandler")

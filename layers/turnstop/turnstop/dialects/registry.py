@@ -11,13 +11,15 @@ hook (``after_finish``: ``"<module>:<factory>"`` in its package). Its OpenAPI ta
 ``<NAME>`` in ``turnstop_local.openapi.dialects.<name>`` (the local tooling that builds the
 documents). Nothing is imported until asked: this module imports only the standard library, so
 any function may read the list, and a function that serves one dialect still loads that dialect
-only.
+only. A dialect brings no function code: its functions run the shared handlers, each naming the
+app it serves (``TURNSTOP_APP``, read by ``served``).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,9 +38,11 @@ __all__ = [
     "all_renderers",
     "api_of",
     "apis",
+    "dialect_of_module",
     "dialects",
     "load",
     "registered",
+    "served",
 ]
 
 Hook = Callable[["Turn", "TurnEnd"], None]
@@ -48,6 +52,27 @@ def load(ref: str) -> Any:
     """The object ``"package.module:name"`` names, its module imported now."""
     module, _, name = ref.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+APP_VARIABLE = "TURNSTOP_APP"
+
+
+def served(environ: Mapping[str, str] = os.environ) -> Callable[..., Any]:
+    """The app factory a function serves: its ``TURNSTOP_APP``, ``"<module>:<factory>"``.
+
+    A dialect's functions share three handlers (``functions/api``, ``functions/cancel``,
+    ``functions/stream``); template.yaml names on each function the app it serves. A factory
+    is called with the store and the settings (and, if it runs turns in the request, a runner:
+    ``turnstop.composition.function_app``)."""
+    ref = environ.get(APP_VARIABLE, "")
+    if ":" not in ref:
+        raise LookupError(
+            f"{APP_VARIABLE} must name the app this function serves, as '<module>:<factory>' (got {ref!r})"
+        )
+    factory = load(ref)
+    if not callable(factory):
+        raise LookupError(f"{APP_VARIABLE}={ref!r} is not an app factory")
+    return factory
 
 
 @dataclass(frozen=True)
@@ -115,6 +140,14 @@ def apis() -> tuple[Api, ...]:
 
 def dialects() -> tuple[Dialect, ...]:
     return tuple(a for a in APIS if isinstance(a, Dialect))
+
+
+def dialect_of_module(module: str) -> Dialect:
+    """The dialect whose package holds ``module``."""
+    found = next((d for d in dialects() if module == d.package or module.startswith(d.package + ".")), None)
+    if found is None:
+        raise LookupError(f"{module} belongs to no registered dialect")
+    return found
 
 
 def api_of(path: str) -> Api | None:

@@ -1,13 +1,15 @@
-"""Sessions dialect cancel: POST /v1/responses/{rid}/cancel.
+"""A dialect's cancel function: the app its ``TURNSTOP_APP`` names (template.yaml), e.g.
+``turnstop.dialects.omni.cancel:omni_cancel_app``.
 
-Its own function so it has its own reserved concurrency: a flood of new turns never starves
-the stop button. One conditional write, no read.
+Each cancel is a function of its own so it has its own reserved concurrency: a flood of new
+turns never starves the stop button. Its cold start loads its dialect's cancel module and
+nothing heavy (no runner, no pydantic): ``registry.served`` imports only the module named.
 """
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.sessions.cancel import response_cancel_app
+from turnstop.dialects.registry import served
 from turnstop.http.api import report_cancel
 from turnstop.observability.tracing import traced
 from turnstop.platform import snapstart  # noqa: F401  (SnapStart: init work in the snapshot, restore hook)
@@ -18,7 +20,7 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table)
-app = response_cancel_app(store, settings)
+app = served()(store, settings)
 
 
 @traced(lazy=True)

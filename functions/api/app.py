@@ -1,13 +1,14 @@
-"""Tasks dialect (seed 003): POST /v1/tasks, GET /v1/tasks, GET /v1/tasks/{task_id}.
+"""A dialect's JSON API function: its routes other than the cancel and the streams.
 
-A task is charged when it is accepted, in the transaction that creates it. The cancel has its
-own function (tasks_cancel); callbacks are delivered by task_callbacks.
+The app is the one its ``TURNSTOP_APP`` names (template.yaml sets it on each function, e.g.
+``turnstop.dialects.omni.handlers:api_app``); ``turnstop.composition.function_app`` builds it,
+with a turn runner if it runs turns in the request (chat's replies).
 """
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from turnstop.dialects.tasks.handlers import api_app
+from turnstop.composition import function_app
 from turnstop.observability.tracing import traced
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
@@ -16,7 +17,8 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 store = Store(settings.table, queue_url=settings.turn_queue_url)
-app = api_app(store, settings)
+served = function_app(store, settings)
+app, runner = served.app, served.runner
 
 
 @traced
