@@ -14,20 +14,15 @@ import json
 import platform
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
-import boto3  # noqa: E402
-
 from bench import agents, bulk, coldinit, report, streaming, upstream  # noqa: E402
+from bench.tables import on_a_local_table  # noqa: E402
 from tests.conftest import CapacityMeter  # noqa: E402
-from turnstop.store import Store  # noqa: E402
-from turnstop_local.store import LocalStore  # noqa: E402
-from turnstop_local.template import Template  # noqa: E402
 
 DESIGNS = ["naive", "per_step", "default"]
 
@@ -37,14 +32,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer cancel trials and cold-init runs (a smoke run)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = ap.parse_args()
-    template = Template.load(ROOT / "template.yaml")
     started = time.monotonic()
-    with LocalStore(ROOT) as local:
-        ddb = boto3.client("dynamodb", endpoint_url=local.dynamodb_endpoint, region_name="us-east-1")
-        table = f"bench-{uuid.uuid4().hex[:8]}"
-        ddb.create_table(TableName=table, **template.table_spec("TurnTable").kwargs)
-        store = Store(table, dynamodb=ddb)
-        meter = CapacityMeter(ddb)
+    with on_a_local_table("bench") as local:
+        store = local.store
+        meter = CapacityMeter(local.ddb)
         results: dict[str, Any] = {
             "store": local.kind,
             "python": platform.python_version(),
@@ -61,7 +52,6 @@ def main() -> None:
             "agents": agents.measure(store, quick=args.quick),
         }
         meter.close()
-        ddb.delete_table(TableName=table)
     results["cold_init"] = coldinit.measure(runs=3 if args.quick else 9)
     results["seconds"] = round(time.monotonic() - started, 1)
     out = Path(args.out)

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
 from bench.streaming import pct  # noqa: E402
+from bench.tables import on_a_local_table  # noqa: E402
 from bench.upstream import TENANT, Reader, _read  # noqa: E402
 from turnstop.composition import turn_runner  # noqa: E402
 from turnstop.core.turn import CancelOutcome, CancelRequest  # noqa: E402
@@ -146,24 +147,12 @@ def lines(result: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import boto3
-
-    from turnstop_local.store import LocalStore
-    from turnstop_local.template import Template
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few samples per route (a smoke run)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "agents.json"))
     args = ap.parse_args(argv)
-    template = Template.load(ROOT / "template.yaml")
-    with LocalStore(ROOT) as local:
-        ddb = boto3.client("dynamodb", endpoint_url=local.dynamodb_endpoint, region_name="us-east-1")
-        table = f"bench-agents-{uuid.uuid4().hex[:8]}"
-        ddb.create_table(TableName=table, **template.table_spec("TurnTable").kwargs)
-        try:
-            result = measure(Store(table, dynamodb=ddb), quick=args.quick)
-        finally:
-            ddb.delete_table(TableName=table)
+    with on_a_local_table("bench-agents") as local:
+        result = measure(local.store, quick=args.quick)
         results = {
             "store": local.kind,
             "python": platform.python_version(),

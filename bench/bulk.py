@@ -14,7 +14,6 @@ import os
 import platform
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
-import boto3  # noqa: E402
-
 from bench.streaming import cost_of  # noqa: E402
+from bench.tables import on_a_local_table  # noqa: E402
 from tests.conftest import CapacityMeter  # noqa: E402
 from turnstop.cancels.bulk import BulkCancel, Page  # noqa: E402
 from turnstop.core import scopes  # noqa: E402
@@ -136,29 +134,22 @@ def measure(store: Store, meter: CapacityMeter, *, target: int = TARGET, in_flig
 
 def main(argv: list[str] | None = None) -> None:
     from bench import report
-    from turnstop_local.store import LocalStore
-    from turnstop_local.template import Template
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100 turns among 1,000 (a smoke run)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "bulk.json"))
     args = ap.parse_args(argv)
-    template = Template.load(ROOT / "template.yaml")
-    with LocalStore(ROOT) as local:
-        ddb = boto3.client("dynamodb", endpoint_url=local.dynamodb_endpoint, region_name="us-east-1")
-        table = f"bench-bulk-{uuid.uuid4().hex[:8]}"
-        ddb.create_table(TableName=table, **template.table_spec("TurnTable").kwargs)
-        meter = CapacityMeter(ddb)
+    with on_a_local_table("bench-bulk") as local:
+        meter = CapacityMeter(local.ddb)
         try:
             result = measure(
-                Store(table, dynamodb=ddb),
+                local.store,
                 meter,
                 target=100 if args.quick else TARGET,
                 in_flight=1000 if args.quick else IN_FLIGHT,
             )
         finally:
             meter.close()
-            ddb.delete_table(TableName=table)
         results = {
             "store": local.kind,
             "python": platform.python_version(),

@@ -33,7 +33,6 @@ import random
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
 from bench.streaming import pct  # noqa: E402
+from bench.tables import on_a_local_table  # noqa: E402
 from turnstop.composition import turn_runner  # noqa: E402
 from turnstop.core import scopes  # noqa: E402
 from turnstop.core.ids import new_id  # noqa: E402
@@ -310,25 +310,14 @@ def measure(store: Store, *, quick: bool = False, seed: int = 19) -> dict[str, A
 
 
 def main(argv: list[str] | None = None) -> None:
-    import boto3
-
     from bench import report
-    from turnstop_local.store import LocalStore
-    from turnstop_local.template import Template
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few samples per phase (a smoke run)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "upstream.json"))
     args = ap.parse_args(argv)
-    template = Template.load(ROOT / "template.yaml")
-    with LocalStore(ROOT) as local:
-        ddb = boto3.client("dynamodb", endpoint_url=local.dynamodb_endpoint, region_name="us-east-1")
-        table = f"bench-upstream-{uuid.uuid4().hex[:8]}"
-        ddb.create_table(TableName=table, **template.table_spec("TurnTable").kwargs)
-        try:
-            result = measure(Store(table, dynamodb=ddb), quick=args.quick)
-        finally:
-            ddb.delete_table(TableName=table)
+    with on_a_local_table("bench-upstream") as local:
+        result = measure(local.store, quick=args.quick)
         results = {
             "store": local.kind,
             "python": platform.python_version(),

@@ -19,9 +19,14 @@ from examples.remote_worker import handler
 from turnstop.worker import WorkerTurn
 from turnstop.worker.remote import RemoteWorker
 
+_SAYING = threading.Lock()
+
 
 def say(line: str) -> None:
-    print(line, flush=True)
+    """One whole line at a time: the tool's watcher speaks from a thread of its own, and a print
+    writes its text and its newline separately."""
+    with _SAYING:
+        print(line, flush=True)
 
 
 def main(base_url: str, queue: str, spec: str) -> None:

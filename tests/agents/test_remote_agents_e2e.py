@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import queue
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,8 +16,16 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import LocalApi, all_store_kinds, auth, pump_lines, serve, session_turn, text_of
+from tests.e2e.conftest import (
+    LAYER_ON_PATH,
+    ChildProcess,
+    LocalApi,
+    all_store_kinds,
+    auth,
+    serve,
+    session_turn,
+    text_of,
+)
 
 WORKER_KEY = "tw_agents_worker_key_0123456789abcdef"
 QUEUE = "agents"
@@ -54,41 +57,18 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
         yield local
 
 
-class Worker:
+class Worker(ChildProcess):
     """``tests.agents.remote_agent`` serving the route's queue with one framework's example."""
 
     def __init__(self, api: LocalApi, framework: str) -> None:
-        env = {
-            **os.environ,
-            "TURNSTOP_WORKER_KEY": WORKER_KEY,
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "turnstop"), str(ROOT)]),
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.agents.remote_agent", api.url, QUEUE, HANDLERS[framework]],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=pump_lines, args=(self.proc.stdout, self.lines), daemon=True).start()
+        env = {**LAYER_ON_PATH, "TURNSTOP_WORKER_KEY": WORKER_KEY}
+        super().__init__("tests.agents.remote_agent", api.url, QUEUE, HANDLERS[framework], env=env)
         self.expect("READY")
-
-    def expect(self, prefix: str, timeout: float = 60) -> str:
-        """The worker's next line starting with ``prefix`` (a bounded wait on its output)."""
-        while True:
-            line = self.lines.get(timeout=timeout).strip()
-            if line.startswith(prefix):
-                return line
 
     def done(self, prompt: str) -> dict[str, Any]:
         """What the handler reported when it returned for ``prompt``."""
         report: dict[str, Any] = json.loads(self.expect(f"DONE {prompt} ")[len(f"DONE {prompt} ") :])
         return report
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module", params=sorted(HANDLERS))

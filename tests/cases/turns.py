@@ -15,7 +15,7 @@ from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.providers.base import Chunk
 from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.runner import TurnRunner
@@ -30,7 +30,7 @@ def start(
     *,
     tenant: str = TENANT,
     session_id: str | None = None,
-    idem: IdempotencyClaim | None = None,
+    idem: KeyBinding | None = None,
     turn_id: str | None = None,
 ) -> Turn:
     from turnstop.core.ids import new_id

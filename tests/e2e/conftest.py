@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,9 @@ IAM_TEST_MODULE = "test_iam_coverage_e2e.py"
 DEV_WEBHOOK_SECRET = "whsec_e2e_dev_secret_0123456789"
 GRACE_SECONDS = 5
 STEP_MS = 5
+READY = "turnstop local API ready on "  # the local runtime's line once it serves
+# the environment a child needs to import the layer and this repository's modules (a worker's)
+LAYER_ON_PATH = {"PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "turnstop"), str(ROOT)])}
 
 
 @dataclass(frozen=True)
@@ -165,42 +168,73 @@ def serve(
         **(extra_env or {}),
     }
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "turnstop_local", "serve", "--port", "0", "--store", store_kind],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
-        url = None
-        deadline = time.monotonic() + 180
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            if "ready on " in line:
-                url = line.rsplit("ready on ", 1)[1].strip()
-        if url is None:
-            proc.kill()
-            raise RuntimeError("local runtime did not start:\n" + log_path.read_text()[-4000:])
+        server = ChildProcess("turnstop_local", "serve", "--port", "0", "--store", store_kind, env=env, stderr=log)
+        try:
+            url = server.expect(READY, timeout=180).removeprefix(READY).strip()
+        except (AssertionError, queue.Empty):
+            server.proc.kill()
+            raise RuntimeError("local runtime did not start:\n" + log_path.read_text()[-4000:]) from None
         try:
             yield LocalApi(url, DEV_KEY, state_dir, grace_seconds)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            server.stop()
 
 
 def pump_lines(stream: Any, into: queue.Queue[str]) -> None:
     """Copy a child's output lines into a queue (read on a thread, so waits stay bounded)."""
     for line in stream or []:
         into.put(line)
+
+
+class ChildProcess:
+    """``python -m <module> <args>`` in a process of its own, from the repository's root, its
+    output lines read on a thread so that every wait on them is bounded."""
+
+    def __init__(self, module: str, *args: str, env: Mapping[str, str] | None = None, stderr: Any = None) -> None:
+        self.module = module
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        self.seen: list[str] = []  # every line read so far, stripped
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout or []:
+            self._lines.put(line)
+        self._lines.put(None)  # its output closed: the child has ended
+
+    def expect(self, prefix: str, timeout: float = 60) -> str:
+        """The child's next line starting with ``prefix``, waiting at most ``timeout`` seconds
+        for each line (``queue.Empty`` past that); AssertionError once the child has ended."""
+        while True:
+            line = self._lines.get(timeout=timeout)
+            if line is None:
+                self._lines.put(None)
+                raise AssertionError(f"{self.module} ended before a line starting with {prefix!r}")
+            self.seen.append(line.strip())
+            if self.seen[-1].startswith(prefix):
+                return self.seen[-1]
+
+    def stop(self) -> list[str]:
+        """End the child (SIGTERM, SIGKILL if it lingers 20 s) and return every line it wrote."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._reader.join(timeout=20)
+        while not self._lines.empty():
+            line = self._lines.get_nowait()
+            self.seen += [] if line is None else [line.strip()]
+        self._lines.put(None)
+        return self.seen
 
 
 def wait_for(check: Any, what: str, timeout: float = 60) -> Any:

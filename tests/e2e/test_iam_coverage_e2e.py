@@ -51,7 +51,7 @@ UNUSED_BY_E2E: dict[tuple[str, str, str], str] = {
     ("TasksApiFunction", "dynamodb:UpdateItem", "table/TurnTable"): _REFUSED_ENQUEUE,
     ("TasksApiFunction", "dynamodb:DeleteItem", "table/TurnTable"): _REFUSED_ENQUEUE,
     ("TasksCancelFunction", "dynamodb:DeleteItem", "table/TurnTable"): (
-        "an Idempotency-Key's claim is given back when the cancel fails retryably (a store fault, which "
+        "an Idempotency-Key is unbound when the cancel fails retryably (a store fault, which "
         "the e2e tier does not inject)"
     ),
     ("ChatAuthFunction", "dynamodb:UpdateItem", "table/TurnTable"): (

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import queue
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,8 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import LocalApi, all_store_kinds, auth, pump_lines, serve, session_turn, sse_events, text_of
+from tests.e2e.conftest import (
+    LAYER_ON_PATH,
+    ChildProcess,
+    LocalApi,
+    all_store_kinds,
+    auth,
+    serve,
+    session_turn,
+    sse_events,
+    text_of,
+)
 
 WORKER_KEY = "tw_e2e_worker_key_0123456789abcdef"
 QUEUE = "remote-q"
@@ -44,36 +49,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
         yield local
 
 
-class Worker:
-    """``tests.e2e.remote_worker`` in a process of its own; its lines come through a queue."""
+class Worker(ChildProcess):
+    """``tests.e2e.remote_worker`` in a process of its own, ready once it says so."""
 
     def __init__(self, api: LocalApi) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "turnstop"), str(ROOT)])}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.remote_worker", api.url, WORKER_KEY, QUEUE],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        import threading
-
-        threading.Thread(target=pump_lines, args=(self.proc.stdout, self.lines), daemon=True).start()
+        super().__init__("tests.e2e.remote_worker", api.url, WORKER_KEY, QUEUE, env=LAYER_ON_PATH)
         self.expect("READY")
-
-    def expect(self, prefix: str, timeout: float = 60) -> str:
-        """The worker's next line starting with ``prefix`` (bounded wait, no sleeps)."""
-        while True:
-            line = self.lines.get(timeout=timeout).strip()
-            self.seen.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=20)
 
 
 @pytest.fixture
@@ -165,11 +146,7 @@ def test_two_workers_never_get_the_same_offer(api: LocalApi, tmp_path: Path) -> 
         assert ends == ["message.completed"] * 6, lasts
         claims: list[str] = []
         for w in workers:
-            w.proc.kill()
-            w.proc.wait(timeout=20)
-            while not w.lines.empty():
-                w.seen.append(w.lines.get().strip())
-            claims += [line for line in w.seen if line.startswith("CLAIMED")]
+            claims += [line for line in w.stop() if line.startswith("CLAIMED")]
         assert len(claims) == 6 and len(set(claims)) == 6  # every offer claimed once, by one worker
     finally:
         for w in workers:

@@ -21,7 +21,7 @@ from turnstop.core.records import NewTurn
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn
 from turnstop.dialects.sessions.renderer import SESSION_KIND, STATELESS_KIND, created_event
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.idempotency.keys import Tombstone, idempotency_pk
 from turnstop.idempotency.tombstones import ByTurn
 from turnstop.platform.settings import Settings
@@ -42,7 +42,7 @@ def new_turn(
     account_id: int | None = None,
     end_user: str | None = None,
     max_duration_ms: int | None = None,
-    idem: IdempotencyClaim | None = None,
+    idem: KeyBinding | None = None,
     prompt: str = "Write a 10-word note",
 ) -> Turn:
     new = NewTurn(
@@ -110,7 +110,7 @@ def test_a_cancel_takes_its_turn_out_of_the_live_index_even_if_nothing_ever_fini
     flagged = new_turn(env)
     assert cancel(env, flagged.id) is CancelOutcome.CANCELLED
     by_key(env, "k-live")
-    born = new_turn(env, idem=claim_of("k-live"))
+    born = new_turn(env, idem=binding_of("k-live"))
     assert born.cancelled_before_start
     assert live_ids(env, BulkScope(TENANT)) == [left.id]
 
@@ -266,14 +266,14 @@ def by_key(env: Env, key: str, scope: Scope = scopes.STATELESS, end_user: str | 
     return env.store.tombstones.cancel(TENANT, key, scope=scope, end_user=end_user, req=CancelRequest(reason="stop"))
 
 
-def claim_of(key: str, body: str = "{}") -> IdempotencyClaim:
-    return IdempotencyClaim(TENANT, key, IdempotencyClaim.fingerprint_of("POST", "/v1/responses", body))
+def binding_of(key: str, body: str = "{}") -> KeyBinding:
+    return KeyBinding(TENANT, key, KeyBinding.fingerprint_of("POST", "/v1/responses", body))
 
 
 def test_a_cancel_by_key_before_the_start_makes_the_start_born_cancelled(env: Env) -> None:
     tomb = by_key(env, "k-before")
     assert isinstance(tomb, Tombstone)
-    turn = new_turn(env, idem=claim_of("k-before"))
+    turn = new_turn(env, idem=binding_of("k-before"))
     assert turn.cancelled_before_start and turn.born_cancelled and turn.cancel_reason == "stop"
     model = HookModel(5)
     assert runner(env, model).handle(turn.id) == "cancelled"  # the worker records it, runs nothing
@@ -281,14 +281,14 @@ def test_a_cancel_by_key_before_the_start_makes_the_start_born_cancelled(env: En
     assert [e.type for e in events(env, turn.id)] == ["response.created", "response.cancelled"]
     assert ledger_kinds(env, turn.id) == []
     with pytest.raises(errors.IdempotentReplay) as replay:  # the key is now bound to that turn
-        new_turn(env, idem=claim_of("k-before"))
+        new_turn(env, idem=binding_of("k-before"))
     assert replay.value.turn_id == turn.id
     again = by_key(env, "k-before")  # a later cancel by the key meets the turn
     assert isinstance(again, ByTurn) and again.outcome is CancelOutcome.ALREADY_TERMINAL
 
 
 def test_a_cancel_by_key_after_the_start_cancels_that_turn(env: Env) -> None:
-    turn = new_turn(env, idem=claim_of("k-after"))
+    turn = new_turn(env, idem=binding_of("k-after"))
     found = by_key(env, "k-after")
     assert isinstance(found, ByTurn) and found.turn_id == turn.id and found.outcome is CancelOutcome.CANCELLED
     head = env.store.turns.head(turn.id)
@@ -300,7 +300,7 @@ def test_a_cancel_by_key_is_one_write_either_way_and_never_reads_first(env: Env)
     assert isinstance(by_key(env, "k-one"), Tombstone)
     assert env.counter.calls == ["PutItem"]
     assert isinstance(by_key(env, "k-one"), Tombstone)  # asked again: the same tombstone, nothing written
-    new_turn(env, idem=claim_of("k-two"))
+    new_turn(env, idem=binding_of("k-two"))
     env.counter.reset()
     assert isinstance(by_key(env, "k-two"), ByTurn)
     assert env.counter.calls == ["PutItem", "UpdateItem"]  # the refused put names the turn (ALL_OLD)
@@ -309,25 +309,25 @@ def test_a_cancel_by_key_is_one_write_either_way_and_never_reads_first(env: Env)
 def test_a_tombstone_of_another_scope_or_end_user_lets_the_start_run(env: Env) -> None:
     by_key(env, "k-tasks", scope=scopes.TASKS)
     by_key(env, "k-ann", end_user="ann")
-    plain = new_turn(env, idem=claim_of("k-tasks"))
-    bob = new_turn(env, idem=claim_of("k-ann"), end_user="bob")
+    plain = new_turn(env, idem=binding_of("k-tasks"))
+    bob = new_turn(env, idem=binding_of("k-ann"), end_user="bob")
     assert not plain.cancel_requested and not bob.cancel_requested
     assert runner(env, HookModel(2)).handle(plain.id) == "completed"
-    ann = new_turn(env, idem=claim_of("k-ann-2"), end_user="ann")
+    ann = new_turn(env, idem=binding_of("k-ann-2"), end_user="ann")
     assert not ann.cancel_requested  # another key
 
 
 def test_a_tombstone_expires_with_the_keys_window(env: Env) -> None:
     by_key(env, "k-old")
     env.clock.advance(seconds=24 * 3600 + 1)
-    turn = new_turn(env, idem=claim_of("k-old"))
+    turn = new_turn(env, idem=binding_of("k-old"))
     assert not turn.cancel_requested
 
 
 def test_a_session_turn_born_cancelled_takes_no_slot(env: Env) -> None:
     session = env.store.sessions.create("sess_born1", TENANT, True, 3_600_000)
     by_key(env, "k-sess", scope=scopes.session(session.id))
-    born = new_turn(env, session_id=session.id, idem=claim_of("k-sess"))
+    born = new_turn(env, session_id=session.id, idem=binding_of("k-sess"))
     assert born.cancelled_before_start
     running = new_turn(env, session_id=session.id)  # the session is free for the next message
     assert runner(env, HookModel(1)).handle(born.id) == "cancelled"
@@ -350,7 +350,7 @@ def test_a_cancel_by_key_in_a_session_writes_its_tombstone_only_if_the_session_i
     assert by_key_in(TENANT, "mallory", "k-mallory") is None  # nor does another end user of a session
     assert env.store.db.get(idempotency_pk(TENANT, "k-mallory"), "IDEM") is None
     assert isinstance(by_key_in(TENANT, None, "k-mine"), Tombstone)
-    turn = new_turn(env, session_id=session.id, idem=claim_of("k-mine"))
+    turn = new_turn(env, session_id=session.id, idem=binding_of("k-mine"))
     assert turn.born_cancelled
     found = by_key_in(TENANT, None, "k-mine")  # after the start: the key names the turn
     assert isinstance(found, ByTurn) and found.turn_id == turn.id
@@ -461,7 +461,7 @@ def test_a_cancel_by_key_racing_its_start_always_ends_the_turn_cancelled(env: En
 
         def start_side(key: str = key, go: threading.Barrier = go, out: dict[str, Any] = out) -> None:
             go.wait()
-            out["turn"] = new_turn(env, idem=claim_of(key))
+            out["turn"] = new_turn(env, idem=binding_of(key))
 
         threads = [threading.Thread(target=cancel_side), threading.Thread(target=start_side)]
         for t in threads:

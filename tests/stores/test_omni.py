@@ -20,7 +20,7 @@ from turnstop.dialects.omni.handlers import api_app
 from turnstop.dialects.omni.wire import FORBIDDEN, MISSING_ACCOUNT
 from turnstop.dialects.registry import all_renderers
 from turnstop.http.api import request_id
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.platform.settings import Settings
 from turnstop.runtime.model import ScriptedModel
 from turnstop.runtime.runner import TurnRunner, WorkerResult
@@ -68,7 +68,7 @@ class Omni:
         self.api = api_app(self.env.store, settings, enqueue=self._enqueue)
         self.cancel_app = omni_cancel_app(self.env.store, settings)
 
-    def _enqueue(self, turn: Turn, idempotency: IdempotencyClaim | None = None) -> None:
+    def _enqueue(self, turn: Turn, idempotency: KeyBinding | None = None) -> None:
         self.queued.append(turn.id)
 
     # -- HTTP

@@ -50,7 +50,7 @@ from turnstop.core.records import NewTurn
 from turnstop.core.turn import TERMINAL_STATUSES, CancelOutcome, CancelRequest, Status, Turn, TurnEnd, Usage
 from turnstop.dialects.sessions.renderer import RENDERERS, SESSION_KIND, STATELESS_KIND, created_event
 from turnstop.dialects.sessions.service import Sessions
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import LeaseHeld, TurnRunner
 from turnstop.store import Store
@@ -81,7 +81,7 @@ class Known:
     tenant: str
     end_user: str | None
     session: str | None
-    idem: IdempotencyClaim | None
+    idem: KeyBinding | None
     new: NewTurn
     cancel_accepted: bool = False
     final: Status | None = None
@@ -148,7 +148,7 @@ def machine(client: Any, template: Any, examples: int, steps: int) -> None:
                 input={"prompt": "Write a 4-word note"},
                 end_user=user,
             )
-            idem = IdempotencyClaim(tenant, f"key-{new.id}", "fingerprint") if keyed else None
+            idem = KeyBinding(tenant, f"key-{new.id}", "fingerprint") if keyed else None
             try:
                 turn = self.store.turns.start(new, created_event, idempotency=idem)
             except (errors.Conflict, errors.NotFound):  # the session is busy or deleted

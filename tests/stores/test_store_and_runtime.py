@@ -32,7 +32,7 @@ from turnstop.core.errors import CommitRejected, IdempotentReplay
 from turnstop.core.turn import CancelOutcome, Status, Turn
 from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.http.sse import follow
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.providers.base import Chunk
 from turnstop.runtime.keeper import Cadence
 from turnstop.runtime.model import ScriptedModel
@@ -371,16 +371,16 @@ def test_a_deleted_or_foreign_session_takes_no_new_turns(env: Env) -> None:
 
 
 def test_an_idempotency_key_binds_one_turn_and_rejects_another_body(env: Env) -> None:
-    first = start(env, idem=IdempotencyClaim(TENANT, "k-1", "body-a"))
+    first = start(env, idem=KeyBinding(TENANT, "k-1", "body-a"))
     with pytest.raises(IdempotentReplay) as replay:
-        start(env, idem=IdempotencyClaim(TENANT, "k-1", "body-a"))
+        start(env, idem=KeyBinding(TENANT, "k-1", "body-a"))
     assert replay.value.turn_id == first.id
     with pytest.raises(errors.IdempotencyMismatch):
-        start(env, idem=IdempotencyClaim(TENANT, "k-1", "body-b"))
+        start(env, idem=KeyBinding(TENANT, "k-1", "body-b"))
     # other tenants have their own key space; after 24 h the key is free again
-    start(env, tenant="t2", idem=IdempotencyClaim("t2", "k-1", "body-b"))
+    start(env, tenant="t2", idem=KeyBinding("t2", "k-1", "body-b"))
     env.clock.advance(seconds=24 * 3600)
-    third = start(env, idem=IdempotencyClaim(TENANT, "k-1", "body-b"))
+    third = start(env, idem=KeyBinding(TENANT, "k-1", "body-b"))
     assert third.id != first.id
 
 

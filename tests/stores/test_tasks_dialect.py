@@ -503,7 +503,7 @@ def test_a_failed_cancel_gives_its_key_back(tasks: TasksApi) -> None:
 
 
 def test_a_cancel_whose_key_is_held_by_a_request_in_flight_is_a_retryable_409(tasks: TasksApi) -> None:
-    from turnstop.idempotency.requests import idempotency_claim
+    from turnstop.idempotency.requests import idempotency_binding
 
     tid = tasks.new()
     path = f"/v1/tasks/{tid}/cancel"
@@ -513,12 +513,12 @@ def test_a_cancel_whose_key_is_held_by_a_request_in_flight_is_a_retryable_409(ta
         "body": None,
         "requestContext": {"http": {"method": "POST"}},
     }
-    claim = idempotency_claim(ev, TENANT, None)
-    assert claim is not None and tasks.store.answers.claim(claim, 60_000) is None  # another request holds it
+    binding = idempotency_binding(ev, TENANT, None)
+    assert binding is not None and tasks.store.answers.bind(binding, 60_000) is None  # another request holds it
     reply = tasks.cancel(tid, headers={"Idempotency-Key": "c-busy"})
     assert reply.status == 409 and reply.error["retryable"] is True
     assert tasks.get(tid).json["status"] == "queued"
-    tasks.env.clock.advance(seconds=61)  # that request died: its claim lapses and the retry runs
+    tasks.env.clock.advance(seconds=61)  # that request died: its binding lapses and the retry runs
     assert tasks.cancel(tid, headers={"Idempotency-Key": "c-busy"}).status == 200
 
 

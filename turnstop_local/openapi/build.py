@@ -1,10 +1,9 @@
 """Build the OpenAPI 3.1 documents: one per dialect (and the admin endpoints), one merged.
 
 Request bodies are the handlers' own pydantic models (``turnstop.dialects.*.models``); the
-answers are the layer's wire models (``turnstop.dialects.*.answers``, named for the tables by
-:mod:`turnstop_local.openapi.responses`). Every operation lists every
-status it can answer, each error with its dialect's error shape and, where a seed shows one,
-the seed's exact body as an example.
+answers are the layer's wire models (``turnstop.dialects.*.answers``, which the tables import
+directly). Every operation lists every status it can answer, each error with its dialect's
+error shape and, where a seed shows one, the seed's exact body as an example.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from pydantic.json_schema import models_json_schema
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
 from turnstop.cancels.queue import BulkMessage, CancelMessage
-from turnstop_local.openapi import responses as r
 from turnstop_local.openapi.beyond import CHECKED_BEYOND, deep_merge
 from turnstop_local.openapi.dialects import DIALECTS
 from turnstop_local.openapi.merge import merge
+from turnstop_local.openapi.requests import BulkScope
 from turnstop_local.openapi.spec import (
     API_VERSION,
     COMMON_ERRORS,
@@ -30,6 +29,7 @@ from turnstop_local.openapi.spec import (
     REASONS,
     REF,
     Dialect,
+    GatewayError,
     Ok,
     Op,
     Param,
@@ -64,7 +64,7 @@ def _standard_keywords(obj: Any) -> Any:
 
 
 def _models_of(d: Dialect) -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = [d.error, r.GatewayError]
+    found: list[type[BaseModel]] = [d.error, GatewayError]
     for op in d.ops:
         if op.body is not None:
             found.append(op.body)
@@ -86,7 +86,7 @@ def _error_response(d: Dialect, op: Op, status: int, refs: dict[type[BaseModel],
     schema: dict[str, Any] = refs[d.error]
     description = REASONS[status]
     if status in GATEWAY_STATUSES:
-        schema = {"anyOf": [refs[d.error], refs[r.GatewayError]]}
+        schema = {"anyOf": [refs[d.error], refs[GatewayError]]}
         description += '; API Gateway\'s own answer is `{"message": ...}`'
     media: dict[str, Any] = {"schema": schema}
     examples = op.error_examples.get(status, d.examples.get(status))
@@ -190,7 +190,7 @@ def document(name: str) -> dict[str, Any]:
 
 def queue_cancel_schema() -> dict[str, Any]:
     """The cancel queue's message, either kind, as one JSON Schema (2020-12)."""
-    refs, defs = _schemas([CancelMessage, BulkMessage, r.BulkScope])
+    refs, defs = _schemas([CancelMessage, BulkMessage, BulkScope])
     defs = json.loads(json.dumps(defs).replace("#/components/schemas/", "#/$defs/"))
     defs["BulkMessage"]["properties"]["scope"] = {"$ref": "#/$defs/BulkScope"}
     defs["BulkMessage"]["properties"]["page"]["description"] = "set by turnstop on a bulk cancel's further pages"

@@ -1,5 +1,7 @@
 """The vocabulary of the OpenAPI tables: operations, their answers and parameters, and what
-every dialect shares (the statuses AWS itself may answer, common headers, turn events).
+every dialect shares (the statuses AWS itself may answer and its ``GatewayError``, common
+headers, turn events). Each answer's model is the layer's own, imported from
+``turnstop.dialects.<name>.answers`` where a table names it.
 
 The tables themselves are one module per dialect in :mod:`turnstop_local.openapi.dialects`;
 :mod:`turnstop_local.openapi.build` turns them into documents.
@@ -12,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 _LAYER = Path(__file__).resolve().parents[2] / "layers" / "turnstop"
 if str(_LAYER) not in sys.path:  # the layer's package, as the local runtime's functions see it
     sys.path.append(str(_LAYER))
 
+from turnstop.dialects.sessions.answers import SessionsCancel, TurnCreatedEvent, TurnDeltaEvent, TurnEndEvent  # noqa: E402
 from turnstop.idempotency.requests import MAX_IDEMPOTENCY_KEY  # noqa: E402
-from turnstop_local.openapi import responses as r  # noqa: E402
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -32,6 +34,17 @@ COMMON_ERRORS = (400, 404, 413, 429, 500, 503)
 # an unknown route, a body over 10 MB, an invocation Lambda throttled (500 behind the HTTP API,
 # 429 on a streaming Function URL), an integration that failed or timed out.
 GATEWAY_STATUSES = frozenset({404, 413, 429, 500, 503})
+
+
+class GatewayError(BaseModel):
+    """AWS's own answer, before any function runs: API Gateway's (unknown route, body over
+    10 MB, a throttled invocation, an integration that failed or timed out) or a streaming
+    Function URL's throttle (``{"Reason", "Type", "message"}``)."""
+
+    model_config = ConfigDict(extra="allow")
+    message: str
+
+
 REASONS = {
     400: "Malformed request: bad JSON, wrong types, missing fields, bad headers or cursors",
     401: "Not authenticated",
@@ -199,9 +212,9 @@ SESSION_EVENTS = (
 
 def turn_events(prefix: str) -> tuple[tuple[tuple[str, ...], type[BaseModel]], ...]:
     return (
-        ((f"{prefix}.created",), r.TurnCreatedEvent),
-        ((f"{prefix}.delta",), r.TurnDeltaEvent),
-        ((f"{prefix}.completed", f"{prefix}.cancelled", f"{prefix}.failed"), r.TurnEndEvent),
+        ((f"{prefix}.created",), TurnCreatedEvent),
+        ((f"{prefix}.delta",), TurnDeltaEvent),
+        ((f"{prefix}.completed", f"{prefix}.cancelled", f"{prefix}.failed"), TurnEndEvent),
     )
 
 
@@ -226,12 +239,12 @@ CHAT_EVENT_NAMES = ("token", "confirmation_required", "done", "cancelled", "erro
 CANCEL_OK = {
     202: Ok(
         "Cancellation initiated: the stream's next/last event is `…cancelled`",
-        r.SessionsCancel,
+        SessionsCancel,
         examples={"cancelling": {"response_id": "msg_3kTq8dZ2", "status": "cancelling"}},
     ),
     200: Ok(
         "Turn already finished: `already_complete` (idempotent)",
-        r.SessionsCancel,
+        SessionsCancel,
         examples={"already_complete": {"response_id": "msg_3kTq8dZ2", "status": "already_complete"}},
     ),
 }

@@ -13,7 +13,7 @@ from turnstop.auth import end_user_of
 from turnstop.core import errors
 from turnstop.http.api import request_id
 from turnstop.http.body import BodyMessages, json_object, parse_body
-from turnstop.idempotency.requests import idempotency_claim
+from turnstop.idempotency.requests import idempotency_binding
 
 
 class Body(BaseModel):
@@ -96,9 +96,9 @@ def test_a_safe_request_id_is_echoed() -> None:
 
 
 def test_an_idempotency_key_fingerprint_ignores_whitespace_and_key_order_but_not_the_end_user() -> None:
-    a = idempotency_claim(event(json.dumps({"a": 1, "b": 2}), **{"idempotency-key": "k"}), "t", None)
-    b = idempotency_claim(event('{ "b": 2,  "a": 1 }', **{"idempotency-key": "k"}), "t", None)
-    c = idempotency_claim(event(json.dumps({"a": 1, "b": 2}), **{"idempotency-key": "k"}), "t", "alice")
+    a = idempotency_binding(event(json.dumps({"a": 1, "b": 2}), **{"idempotency-key": "k"}), "t", None)
+    b = idempotency_binding(event('{ "b": 2,  "a": 1 }', **{"idempotency-key": "k"}), "t", None)
+    c = idempotency_binding(event(json.dumps({"a": 1, "b": 2}), **{"idempotency-key": "k"}), "t", "alice")
     assert a is not None and b is not None and c is not None
     assert a.fingerprint == b.fingerprint != c.fingerprint
 
@@ -106,4 +106,4 @@ def test_an_idempotency_key_fingerprint_ignores_whitespace_and_key_order_but_not
 @pytest.mark.parametrize("key", ["k" * 256, "line\nbreak"])
 def test_an_oversized_or_unprintable_idempotency_key_is_refused(key: str) -> None:
     with pytest.raises(errors.InvalidRequest):
-        idempotency_claim(event("{}", **{"idempotency-key": key}), "t", None)
+        idempotency_binding(event("{}", **{"idempotency-key": key}), "t", None)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
-from turnstop_local.openapi import responses as r
+from turnstop.dialects.sessions.answers import BulkCancelReport, SessionsError
+from turnstop_local.openapi.requests import BulkCancelRequest
 from turnstop_local.openapi.spec import (
     KEYED,
     Dialect,
@@ -17,7 +18,7 @@ ADMIN = Dialect(
     "turnstop admin API",
     "The operators' bulk cancel: every in-flight turn of a scope of the caller's own tenant. "
     'Admin keys only (`keys create --admin`). Errors: `{"error": {"type", "message", "request_id"}}`.',
-    r.SessionsError,
+    SessionsError,
     (
         Op(
             "POST",
@@ -25,11 +26,11 @@ ADMIN = Dialect(
             "startBulkCancel",
             "Stop every in-flight turn of a scope",
             {
-                200: Ok("Done: the whole report", r.BulkCancelReport, headers=("Location",)),
-                202: Ok("Handed to the cancel queue: the report so far", r.BulkCancelReport, headers=("Location",)),
+                200: Ok("Done: the whole report", BulkCancelReport, headers=("Location",)),
+                202: Ok("Handed to the cancel queue: the report so far", BulkCancelReport, headers=("Location",)),
             },
             (401, 403),
-            r.BulkCancelRequest,
+            BulkCancelRequest,
             True,
             KEYED,
         ),
@@ -38,7 +39,7 @@ ADMIN = Dialect(
             "/v1/admin/cancels/{bulk_id}",
             "getBulkCancel",
             "A bulk cancel's report",
-            {200: Ok("The report", r.BulkCancelReport)},
+            {200: Ok("The report", BulkCancelReport)},
             (401, 403),
             params=(path("bulk_id"), *KEYED),
         ),

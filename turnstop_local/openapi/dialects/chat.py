@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
 from turnstop.dialects.chat import models as chat_models
+from turnstop.dialects.chat.answers import (
+    ChatCancelled,
+    ChatConfirmed,
+    ChatError,
+    ChatReply,
+    ChatStreamEvent,
+    ChatThread,
+    SignedIn,
+    SignedOut,
+)
 from turnstop.dialects.chat.cancel import ALREADY_CONFIRMED, NOTHING_TO_CANCEL
 from turnstop.dialects.chat.service import NOTHING_TO_CONFIRM
-from turnstop_local.openapi import responses as r
+from turnstop_local.openapi.requests import AnyJson, ChatThreadRef
 from turnstop_local.openapi.spec import (
     CHAT_EVENT_NAMES,
     RATE_HEADERS,
@@ -29,14 +39,14 @@ CHAT_EVENTS = (
     "`token` (`{thread_id, text}`)…, `confirmation_required` (`{thread_id, message}`), then one of "
     "`done` (`{thread_id, requires_confirmation}`), `cancelled` or `error`."
 )
-THREAD_BODY = r.ChatThreadRef
+THREAD_BODY = ChatThreadRef
 CHAT = Dialect(
     "chat",
     "turnstop chat API",
     "A browser-facing chat whose agent plans actions that wait for the user's confirmation "
     "(seed 001), with OAuth 2.0 sign-in (authorization code + PKCE) and a server-side session in "
     "the `HttpOnly` `session_id` cookie. " + CSRF + ' Errors: `{"error": <code>, "message"}`.',
-    r.ChatError,
+    ChatError,
     (
         Op(
             "POST",
@@ -46,7 +56,7 @@ CHAT = Dialect(
             {
                 200: Ok(
                     "The reply",
-                    r.ChatReply,
+                    ChatReply,
                     headers=("X-Thread-Id",),
                     examples={
                         "requires_confirmation": {
@@ -70,7 +80,7 @@ CHAT = Dialect(
             "/chat/stream",
             "chatStream",
             "The same turn as SSE",
-            {200: Ok("The reply's events", sse=CHAT_EVENTS, events=((CHAT_EVENT_NAMES, r.ChatStreamEvent),))},
+            {200: Ok("The reply's events", sse=CHAT_EVENTS, events=((CHAT_EVENT_NAMES, ChatStreamEvent),))},
             (401, 403, 409),
             chat_models.SendMessage,
             True,
@@ -85,7 +95,7 @@ CHAT = Dialect(
             {
                 200: Ok(
                     "Action cancelled successfully",
-                    r.ChatCancelled,
+                    ChatCancelled,
                     headers=RATE_HEADERS,
                     examples={
                         "seed": {
@@ -125,7 +135,7 @@ CHAT = Dialect(
             "/chat/confirm",
             "confirmAction",
             "Execute the pending action",
-            {200: Ok("Confirmed and executed", r.ChatConfirmed)},
+            {200: Ok("Confirmed and executed", ChatConfirmed)},
             (401, 403, 409),
             THREAD_BODY,
             True,
@@ -140,7 +150,7 @@ CHAT = Dialect(
             "/chat/threads/{thread_id}",
             "getThread",
             "A thread's messages and actions",
-            {200: Ok("The thread", r.ChatThread)},
+            {200: Ok("The thread", ChatThread)},
             (401, 403),
             params=(path("thread_id"), REQUEST_ID),
             auth="cookie",
@@ -169,7 +179,7 @@ CHAT = Dialect(
             "callback",
             "The provider's redirect back: sets the `session_id` cookie",
             {
-                200: Ok("Signed in", r.SignedIn, headers=("Set-Cookie",)),
+                200: Ok("Signed in", SignedIn, headers=("Set-Cookie",)),
                 302: Ok("Signed in; back to `return_to`", headers=("Location", "Set-Cookie")),
             },
             (401,),
@@ -185,9 +195,9 @@ CHAT = Dialect(
             "/auth/logout",
             "logout",
             "End the session and clear the cookie",
-            {200: Ok("Signed out", r.SignedOut, headers=("Set-Cookie",))},
+            {200: Ok("Signed out", SignedOut, headers=("Set-Cookie",))},
             (401, 403),
-            r.AnyJson,
+            AnyJson,
             False,
             params=(REQUEST_ID,),
             auth="cookie",
@@ -197,7 +207,7 @@ CHAT = Dialect(
             "/auth/session",
             "whoami",
             "Who is signed in",
-            {200: Ok("The signed-in user", r.SignedIn)},
+            {200: Ok("The signed-in user", SignedIn)},
             (401,),
             params=(REQUEST_ID,),
             auth="cookie",

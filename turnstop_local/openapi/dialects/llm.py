@@ -6,7 +6,7 @@ from typing import Any
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
 from turnstop.dialects.llm import models as llm_models
-from turnstop_local.openapi import responses as r
+from turnstop.dialects.llm.answers import LlmCancelledBeforeStart, LlmError, LlmResponse, LlmStreamEvent
 from turnstop_local.openapi.spec import (
     IDEMPOTENCY_KEY,
     KEYED,
@@ -72,7 +72,7 @@ LLM = Dialect(
     "turnstop llm API",
     "OpenAI-compatible Responses (seed 004), as the `openai` and `meetkai-mka1` SDKs call them. "
     'Errors: `{"error": {"message", "type", "param", "code"}}`.',
-    r.LlmError,
+    LlmError,
     (
         Op(
             "POST",
@@ -82,9 +82,9 @@ LLM = Dialect(
             {
                 200: Ok(
                     "The response object, or its events with `stream: true`",
-                    r.LlmResponse,
+                    LlmResponse,
                     sse=LLM_EVENTS,
-                    events=((LLM_EVENT_NAMES, r.LlmStreamEvent),),
+                    events=((LLM_EVENT_NAMES, LlmStreamEvent),),
                 )
             },
             (401, 409, 410, 422),
@@ -100,9 +100,9 @@ LLM = Dialect(
             {
                 200: Ok(
                     "The response object, or its events with `stream=true`",
-                    r.LlmResponse,
+                    LlmResponse,
                     sse=LLM_EVENTS,
-                    events=((LLM_EVENT_NAMES, r.LlmStreamEvent),),
+                    events=((LLM_EVENT_NAMES, LlmStreamEvent),),
                 )
             },
             (401,),
@@ -129,7 +129,7 @@ LLM = Dialect(
             "/api/v1/llm/responses/{response_id}/cancel",
             "cancelResponse",
             "Cancels an agent response that is currently processing in the background.",
-            {200: Ok("The response object after cancellation.", r.LlmResponse, examples={"seed": LLM_CANCELLED})},
+            {200: Ok("The response object after cancellation.", LlmResponse, examples={"seed": LLM_CANCELLED})},
             (401, 409),
             params=(LLM_ID, *KEYED),
         ),
@@ -139,8 +139,8 @@ LLM = Dialect(
             "cancelResponseByKey",
             "Cancel the response an Idempotency-Key created, or the one it will create",
             {
-                200: Ok("The response object after cancellation", r.LlmResponse),
-                202: Ok("No response yet: it will be born cancelled", r.LlmCancelledBeforeStart),
+                200: Ok("The response object after cancellation", LlmResponse),
+                202: Ok("No response yet: it will be born cancelled", LlmCancelledBeforeStart),
             },
             (401, 409),
             params=(*KEYED, START_KEY),

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
 from turnstop.dialects.omni import models as omni_models
-from turnstop_local.openapi import responses as r
+from turnstop.dialects.omni.answers import (
+    OmniActiveResponseEnvelope,
+    OmniCancelEnvelope,
+    OmniCreatedEnvelope,
+    OmniError,
+    OmniMessagesEnvelope,
+    OmniResponseEnvelope,
+    OmniThreadEnvelope,
+    OmniThreadsEnvelope,
+)
 from turnstop_local.openapi.spec import (
     ACCOUNT_ID,
     BEARER,
@@ -48,14 +57,14 @@ OMNI = Dialect(
     'calls them. Every body is `{"data": ..., "metadata": {"request_id"}}`; errors are '
     '`{"error": {"code", "message"}, "metadata": {"request_id"}}`; a 409 carries '
     "`x-should-retry: false`.",
-    r.OmniError,
+    OmniError,
     (
         Op(
             "POST",
             "/v1/omni-ai/threads",
             "createThread",
             "New thread with its first message; queues a response",
-            {201: Ok("Created", r.OmniCreatedEnvelope)},
+            {201: Ok("Created", OmniCreatedEnvelope)},
             (401, 403, 409, 410, 422),
             omni_models.CreateThread,
             True,
@@ -66,7 +75,7 @@ OMNI = Dialect(
             "/v1/omni-ai/threads",
             "listThreads",
             "The caller's threads",
-            {200: Ok("Threads", r.OmniThreadsEnvelope)},
+            {200: Ok("Threads", OmniThreadsEnvelope)},
             (401, 403),
             params=(*OMNI_Q, *PAGE),
         ),
@@ -75,7 +84,7 @@ OMNI = Dialect(
             "/v1/omni-ai/threads/{thread_id}",
             "getThread",
             "A thread",
-            {200: Ok("The thread", r.OmniThreadEnvelope)},
+            {200: Ok("The thread", OmniThreadEnvelope)},
             (401, 403),
             params=(path("thread_id"), *OMNI_Q),
         ),
@@ -84,7 +93,7 @@ OMNI = Dialect(
             "/v1/omni-ai/threads/{thread_id}/messages",
             "createMessage",
             "Next message of a thread; queues a response (409 while one is active)",
-            {201: Ok("Created", r.OmniCreatedEnvelope)},
+            {201: Ok("Created", OmniCreatedEnvelope)},
             (401, 403, 409, 410, 422),
             omni_models.CreateMessage,
             True,
@@ -95,7 +104,7 @@ OMNI = Dialect(
             "/v1/omni-ai/threads/{thread_id}/messages",
             "listMessages",
             "A thread's immutable history",
-            {200: Ok("Messages", r.OmniMessagesEnvelope)},
+            {200: Ok("Messages", OmniMessagesEnvelope)},
             (401, 403),
             params=(path("thread_id"), *OMNI_Q, *PAGE),
         ),
@@ -104,7 +113,7 @@ OMNI = Dialect(
             "/v1/omni-ai/threads/{thread_id}/response",
             "getActiveResponse",
             "The thread's active response (null when none)",
-            {200: Ok("The active response", r.OmniActiveResponseEnvelope)},
+            {200: Ok("The active response", OmniActiveResponseEnvelope)},
             (401, 403),
             params=(path("thread_id"), *OMNI_Q),
         ),
@@ -113,7 +122,7 @@ OMNI = Dialect(
             "/v1/omni-ai/responses/{response_id}",
             "getResponse",
             "Poll a response",
-            {200: Ok("The response, partial while running", r.OmniResponseEnvelope)},
+            {200: Ok("The response, partial while running", OmniResponseEnvelope)},
             (401, 403),
             params=(path("response_id"), *OMNI_Q),
         ),
@@ -125,7 +134,7 @@ OMNI = Dialect(
             {
                 200: Ok(
                     "`canceled: true` when this call stopped it; false when it had already ended",
-                    r.OmniCancelEnvelope,
+                    OmniCancelEnvelope,
                     examples={
                         "seed": {
                             "data": {"canceled": False},

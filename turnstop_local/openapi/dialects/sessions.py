@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
 from turnstop.dialects.sessions import models as sessions_models
-from turnstop_local.openapi import responses as r
+from turnstop.dialects.sessions.answers import DeletedSession, Ledger, Session, SessionsError
+from turnstop_local.openapi.requests import CancelReason
 from turnstop_local.openapi.spec import (
     AFTER,
     BEARER,
@@ -30,14 +31,14 @@ SESSIONS = Dialect(
     "turnstop sessions API",
     "Streaming session turns and stateless `/v1/responses` over SSE, with cancel, resume and "
     'a ledger (seed 002). Errors: `{"error": {"type", "message", "request_id"}}`.',
-    r.SessionsError,
+    SessionsError,
     (
         Op(
             "POST",
             "/v1/sessions",
             "createSession",
             "Create a session",
-            {201: Ok("The session", r.Session)},
+            {201: Ok("The session", Session)},
             (401,),
             sessions_models.CreateSession,
             False,
@@ -48,7 +49,7 @@ SESSIONS = Dialect(
             "/v1/sessions/{id}",
             "deleteSession",
             "Destroy a session; its in-flight turn is cancelled",
-            {200: Ok("Deleted", r.DeletedSession)},
+            {200: Ok("Deleted", DeletedSession)},
             (401,),
             params=(SESSION_ID, *KEYED),
         ),
@@ -106,7 +107,7 @@ SESSIONS = Dialect(
             "Cancel an in-flight session turn",
             CANCEL_OK,
             (401,),
-            r.CancelReason,
+            CancelReason,
             False,
             (SESSION_ID, RID, *KEYED),
         ),
@@ -117,7 +118,7 @@ SESSIONS = Dialect(
             "Cancel an in-flight stateless turn",
             CANCEL_OK,
             (401,),
-            r.CancelReason,
+            CancelReason,
             False,
             (RID, *KEYED),
         ),
@@ -128,7 +129,7 @@ SESSIONS = Dialect(
             "Cancel the session turn an Idempotency-Key started, or the one it will start",
             CANCEL_OK,
             (401,),
-            r.CancelReason,
+            CancelReason,
             False,
             (SESSION_ID, *KEYED, START_KEY),
         ),
@@ -139,7 +140,7 @@ SESSIONS = Dialect(
             "Cancel the stateless turn an Idempotency-Key started, or the one it will start",
             CANCEL_OK,
             (401,),
-            r.CancelReason,
+            CancelReason,
             False,
             (*KEYED, START_KEY),
         ),
@@ -148,7 +149,7 @@ SESSIONS = Dialect(
             "/v1/ledger",
             "ledger",
             "The caller's usage and debit entries",
-            {200: Ok("Ledger entries", r.Ledger)},
+            {200: Ok("Ledger entries", Ledger)},
             (401,),
             params=(
                 *KEYED,

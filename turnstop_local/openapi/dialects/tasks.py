@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
 from turnstop.dialects.tasks import models as tasks_models
-from turnstop_local.openapi import responses as r
+from turnstop.dialects.tasks.answers import TaskCancelledBeforeStart, TaskList, TaskObject, TasksError
+from turnstop_local.openapi.requests import StrictCancelReason
 from turnstop_local.openapi.spec import (
     IDEMPOTENCY_KEY,
     MAX_DURATION,
@@ -24,14 +25,14 @@ TASKS = Dialect(
     "Async jobs, charged on acceptance and refunded in full on cancel or failure (seed 003). "
     'Errors: `{"object": "error", "error": {"code", "message", "retryable"}, "request_id"}`. '
     "`Idempotency-Key` on create and cancel replays the first answer exactly (`Idempotent-Replayed: true`).",
-    r.TasksError,
+    TasksError,
     (
         Op(
             "POST",
             "/v1/tasks",
             "createTask",
             "Create a task: queued, charged its estimate",
-            {202: Ok("Queued", r.TaskObject, headers=("Location",))},
+            {202: Ok("Queued", TaskObject, headers=("Location",))},
             (401, 409, 410, 422),
             tasks_models.CreateTask,
             True,
@@ -42,7 +43,7 @@ TASKS = Dialect(
             "/v1/tasks",
             "listTasks",
             "The caller's tasks, newest first",
-            {200: Ok("Tasks", r.TaskList)},
+            {200: Ok("Tasks", TaskList)},
             (401,),
             params=(
                 ON_BEHALF_OF,
@@ -62,7 +63,7 @@ TASKS = Dialect(
             "/v1/tasks/{task_id}",
             "getTask",
             "A task",
-            {200: Ok("The task", r.TaskObject)},
+            {200: Ok("The task", TaskObject)},
             (401,),
             params=(path("task_id"), ON_BEHALF_OF, STRICT_REQUEST_ID),
         ),
@@ -74,12 +75,12 @@ TASKS = Dialect(
             {
                 200: Ok(
                     "Already terminal; returns final state (idempotent), or a queued task cancelled at once",
-                    r.TaskObject,
+                    TaskObject,
                 ),
-                202: Ok("Running: cancel requested; it ends cancelled", r.TaskObject),
+                202: Ok("Running: cancel requested; it ends cancelled", TaskObject),
             },
             (401, 409, 422),
-            r.StrictCancelReason,
+            StrictCancelReason,
             False,
             (path("task_id", "Task Id"), ON_BEHALF_OF, STRICT_REQUEST_ID, IDEMPOTENCY_KEY),
         ),
@@ -89,13 +90,11 @@ TASKS = Dialect(
             "cancelTaskByKey",
             "Cancel the task an Idempotency-Key created, or the one it will create",
             {
-                200: Ok("The task", r.TaskObject),
-                202: Ok(
-                    "The task, or a tombstone when none exists yet", any_of=(r.TaskObject, r.TaskCancelledBeforeStart)
-                ),
+                200: Ok("The task", TaskObject),
+                202: Ok("The task, or a tombstone when none exists yet", any_of=(TaskObject, TaskCancelledBeforeStart)),
             },
             (401, 409),
-            r.StrictCancelReason,
+            StrictCancelReason,
             False,
             (ON_BEHALF_OF, STRICT_REQUEST_ID, START_KEY),
         ),

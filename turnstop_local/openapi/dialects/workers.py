@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 import turnstop_local.openapi.spec  # noqa: F401  (puts the layer on sys.path first)
+from turnstop.dialects.sessions.answers import SessionsError
 from turnstop.worker.api import Emit as WorkerEvents
 from turnstop.worker.api import Finish as WorkerFinish
-from turnstop_local.openapi import responses as r
 from turnstop_local.openapi.spec import Dialect, Ok, Op, path
 
 
@@ -36,7 +36,7 @@ WORKERS = Dialect(
     "turnstop worker API",
     "Remote workers serve a remote route's turns (docs/agents.md). `Authorization: Bearer <the route's "
     'worker key>`. Errors: `{"error": {"type", "message", "request_id"}}`.',
-    r.SessionsError,
+    SessionsError,
     (
         Op(
             "POST",

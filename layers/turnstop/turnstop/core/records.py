@@ -1,5 +1,5 @@
 """Domain records the store reads and writes besides turns: new turns, sessions, credentials
-and ledger entries. Plain data, no I/O. (An Idempotency-Key's claim is ``idempotency/claims.py``.)"""
+and ledger entries. Plain data, no I/O. (An Idempotency-Key's binding is ``idempotency/bindings.py``.)"""
 
 from __future__ import annotations
 

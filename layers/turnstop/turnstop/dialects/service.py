@@ -8,12 +8,12 @@ from collections.abc import Callable
 from turnstop.auth import Principal
 from turnstop.core import errors
 from turnstop.core.turn import Turn
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.idempotency.replay import replayed_turn
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
-Enqueue = Callable[[Turn, IdempotencyClaim | None], None]
+Enqueue = Callable[[Turn, KeyBinding | None], None]
 
 
 class DialectService:
@@ -28,7 +28,7 @@ class DialectService:
         self,
         write: Callable[[], Turn],
         principal: Principal,
-        idempotency: IdempotencyClaim | None,
+        idempotency: KeyBinding | None,
         *,
         queue: bool = True,
     ) -> tuple[Turn, bool]:

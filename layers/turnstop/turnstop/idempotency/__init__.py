@@ -1,7 +1,7 @@
 """Idempotency-Keys, in one place. A key is one request per tenant, for 24 h, whatever the route.
 
-    claims      a request's key bound to what it asks for (``IdempotencyClaim``, its fingerprint)
-    requests    reading the key (and the claim) from a request
+    bindings    a request's key bound to what it asks for (``KeyBinding``, its fingerprint)
+    requests    reading the key (and its binding) from a request
     keys        the key item ``IDEM#<tenant>#<key>`` / ``IDEM``: bound in a start's own
                 transaction, or a ``Tombstone`` met there; what a refused binding means
     tombstones  cancel before start: a cancel by key, before (or after) the start it names
@@ -17,4 +17,4 @@ conditional write of the key's item; and even the tasks cancel's kept answer sha
 route), which a per-function record cannot say. So the keys are turnstop's own.
 """
 
-__all__ = ["answers", "claims", "keys", "replay", "requests", "tombstones"]
+__all__ = ["answers", "bindings", "keys", "replay", "requests", "tombstones"]

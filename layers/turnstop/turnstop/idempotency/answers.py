@@ -3,15 +3,15 @@
 A request that starts a turn binds its key inside the turn's own start transaction
 (``Turns.start``). A request that changes an existing turn cannot: its change is one
 conditional UpdateItem on the head, and its answer (the task as it stood then) is not
-derivable later. So the key is claimed first, the change runs, and its answer is kept:
+derivable later. So the key is bound first, the change runs, and its answer is kept:
 
-    claim   PutItem  ``IDEM#<tenant>#<key>`` {fingerprint, state: pending}   if absent / expired
+    bind    PutItem  ``IDEM#<tenant>#<key>`` {fingerprint, state: pending}   if absent / expired
     change  the request's own write (e.g. ``Turns.request_cancel``: still one UpdateItem)
-    keep    UpdateItem {state: done, status, body}                            if still my claim
+    keep    UpdateItem {state: done, status, body}                            if still my binding
 
-A failed claim returns the record it met (``ALL_OLD``): another body → mismatch; a kept answer
-→ replay it; a claim still pending → another request with this key is running. A request that
-failed gives its claim back (``release``): it changed nothing, so a retry runs again. A claim
+A refused binding returns the record it met (``ALL_OLD``): another body → mismatch; a kept answer
+→ replay it; a binding still pending → another request with this key is running. A request that
+failed unbinds its key (``unbind``): it changed nothing, so a retry runs again. A binding
 left pending by a crash may be taken over by the same request once ``pending_until`` passes.
 Keys share the ``IDEM#`` namespace with the start transactions', so one key is one request
 per tenant whatever the route (a fingerprint names method, path and body).
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from turnstop.core import errors
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.idempotency.keys import IDEM_SK, IDEMPOTENCY_WINDOW_MS, idempotency_pk
 from turnstop.store import codec
 from turnstop.store.db import Dynamo
@@ -39,22 +39,22 @@ class KeptAnswer:
 
 @dataclass(frozen=True)
 class InProgress:
-    """The key is claimed by a request that has not answered yet."""
+    """The key is bound to a request that has not answered yet."""
 
 
 class Answers:
     def __init__(self, db: Dynamo) -> None:
         self.db = db
 
-    def claim(self, claim: IdempotencyClaim, pending_ms: int) -> KeptAnswer | InProgress | None:
+    def bind(self, binding: KeyBinding, pending_ms: int) -> KeptAnswer | InProgress | None:
         """None when this request now holds the key; else what holds it. Raises
         IdempotencyMismatch when the key was used with another request."""
         now = self.db.now()
         expires = now + IDEMPOTENCY_WINDOW_MS
         item = {
-            "pk": idempotency_pk(claim.tenant, claim.key),
+            "pk": idempotency_pk(binding.tenant, binding.key),
             "sk": IDEM_SK,
-            "fingerprint": claim.fingerprint,
+            "fingerprint": binding.fingerprint,
             "state": PENDING,
             "pending_until": now + pending_ms,
             "expires_at": expires,
@@ -67,21 +67,21 @@ class Answers:
                 "attribute_not_exists(pk) OR expires_at <= :now"
                 " OR (fingerprint = :fp AND state = :pending AND pending_until <= :now)"
             ),
-            ExpressionAttributeValues=codec.values(now=now, fp=claim.fingerprint, pending=PENDING),
+            ExpressionAttributeValues=codec.values(now=now, fp=binding.fingerprint, pending=PENDING),
         )
         if new is not None:
             return None
-        return self._held_by(claim, codec.load(old) or {})
+        return self._held_by(binding, codec.load(old) or {})
 
-    def get(self, claim: IdempotencyClaim) -> KeptAnswer | InProgress | None:
-        raw = self.db.get(idempotency_pk(claim.tenant, claim.key), IDEM_SK)
+    def get(self, binding: KeyBinding) -> KeptAnswer | InProgress | None:
+        raw = self.db.get(idempotency_pk(binding.tenant, binding.key), IDEM_SK)
         if raw is None or int(raw.get("expires_at", 0)) <= self.db.now():
             return None
-        return self._held_by(claim, raw)
+        return self._held_by(binding, raw)
 
     @staticmethod
-    def _held_by(claim: IdempotencyClaim, raw: dict[str, Any]) -> KeptAnswer | InProgress:
-        if raw.get("fingerprint") != claim.fingerprint:
+    def _held_by(binding: KeyBinding, raw: dict[str, Any]) -> KeptAnswer | InProgress:
+        if raw.get("fingerprint") != binding.fingerprint:
             raise errors.IdempotencyMismatch(
                 "Idempotency-Key was already used with a different request; use a new key for a new request"
             )
@@ -89,24 +89,24 @@ class Answers:
             return KeptAnswer(int(raw["status"]), str(raw["body"]))
         return InProgress()
 
-    def keep(self, claim: IdempotencyClaim, status: int, body: str) -> bool:
-        """Keep the answer for replays (False if the claim was lost meanwhile)."""
+    def keep(self, binding: KeyBinding, status: int, body: str) -> bool:
+        """Keep the answer for replays (False if the binding was lost meanwhile)."""
         new, _ = self.db.conditional(
             "update_item",
-            Key=codec.key(idempotency_pk(claim.tenant, claim.key), IDEM_SK),
+            Key=codec.key(idempotency_pk(binding.tenant, binding.key), IDEM_SK),
             UpdateExpression="SET state = :done, status = :status, body = :body REMOVE pending_until",
             ConditionExpression="fingerprint = :fp AND state = :pending",
             ExpressionAttributeValues=codec.values(
-                done=DONE, status=status, body=body, fp=claim.fingerprint, pending=PENDING
+                done=DONE, status=status, body=body, fp=binding.fingerprint, pending=PENDING
             ),
         )
         return new is not None
 
-    def release(self, claim: IdempotencyClaim) -> None:
-        """Give a claim back: the request failed and changed nothing."""
+    def unbind(self, binding: KeyBinding) -> None:
+        """Unbind the key: the request failed and changed nothing."""
         self.db.conditional(
             "delete_item",
-            Key=codec.key(idempotency_pk(claim.tenant, claim.key), IDEM_SK),
+            Key=codec.key(idempotency_pk(binding.tenant, binding.key), IDEM_SK),
             ConditionExpression="fingerprint = :fp AND state = :pending",
-            ExpressionAttributeValues=codec.values(fp=claim.fingerprint, pending=PENDING),
+            ExpressionAttributeValues=codec.values(fp=binding.fingerprint, pending=PENDING),
         )

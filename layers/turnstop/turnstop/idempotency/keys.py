@@ -10,7 +10,7 @@ from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.records import NewTurn
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.store.transaction import Failure, Transaction
 
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
@@ -77,16 +77,16 @@ def met(old: dict[str, Any] | None, over: Tombstone | None) -> Tombstone | None:
 
 
 def bind_key(
-    tx: Transaction, claim: IdempotencyClaim, turn_id: str, now: int, ttl: int, over: Tombstone | None = None
+    tx: Transaction, binding: KeyBinding, turn_id: str, now: int, ttl: int, over: Tombstone | None = None
 ) -> None:
     """Bind the key to the turn, if it is free (absent or expired), or still exactly the
     tombstone ``over`` this start met before."""
     expires = now + IDEMPOTENCY_WINDOW_MS
     item = {
-        "pk": idempotency_pk(claim.tenant, claim.key),
+        "pk": idempotency_pk(binding.tenant, binding.key),
         "sk": IDEM_SK,
         "turn_id": turn_id,
-        "fingerprint": claim.fingerprint,
+        "fingerprint": binding.fingerprint,
         "expires_at": expires,
         "ttl": ttl,
     }
@@ -103,13 +103,13 @@ def tombstone_met(failure: Failure, over: Tombstone | None) -> Tombstone | None:
     return met(failure.old(IDEMPOTENCY) if failure.failed(IDEMPOTENCY) else None, over)
 
 
-def refused_key(failure: Failure, claim: IdempotencyClaim) -> Exception | None:
+def refused_key(failure: Failure, binding: KeyBinding) -> Exception | None:
     """Why a start's key item was refused (None: it was not): the same request again is a
     replay of the turn it started, another request with the key a mismatch."""
     if not failure.failed(IDEMPOTENCY):
         return None
     old = failure.old(IDEMPOTENCY) or {}
-    if old.get("fingerprint") == claim.fingerprint:
+    if old.get("fingerprint") == binding.fingerprint:
         return errors.IdempotentReplay(old["turn_id"])
     return errors.IdempotencyMismatch(
         "Idempotency-Key was already used with a different request body", turn_id=old.get("turn_id")

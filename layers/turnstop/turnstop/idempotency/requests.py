@@ -1,4 +1,4 @@
-"""A request's Idempotency-Key: the claim of a request that starts a turn (or changes one, the
+"""A request's Idempotency-Key: the binding of a request that starts a turn (or changes one, the
 tasks cancel), and the key a cancel by key names. A key is at most 255 printable ASCII
 characters; the fingerprint reads the body as parsed JSON, so whitespace and key order do not
 change a match."""
@@ -11,7 +11,7 @@ from typing import Any
 
 from turnstop.core import errors
 from turnstop.http.body import headers_of, loads, raw_body
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -31,7 +31,7 @@ def start_key(event: Mapping[str, Any]) -> str:
     return _checked_key(key)
 
 
-def idempotency_claim(event: Mapping[str, Any], tenant: str, end_user: str | None) -> IdempotencyClaim | None:
+def idempotency_binding(event: Mapping[str, Any], tenant: str, end_user: str | None) -> KeyBinding | None:
     """The request's Idempotency-Key bound to what it asks for: route, path, end user and the
     body as parsed JSON (so whitespace and key order do not change a match)."""
     key = headers_of(event).get("idempotency-key") or None
@@ -44,5 +44,5 @@ def idempotency_claim(event: Mapping[str, Any], tenant: str, end_user: str | Non
     except (ValueError, RecursionError):
         pass
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
-    fingerprint = IdempotencyClaim.fingerprint_of(method, str(event.get("rawPath", "")), end_user or "", body)
-    return IdempotencyClaim(tenant, key, fingerprint)
+    fingerprint = KeyBinding.fingerprint_of(method, str(event.get("rawPath", "")), end_user or "", body)
+    return KeyBinding(tenant, key, fingerprint)

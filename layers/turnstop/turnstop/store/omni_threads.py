@@ -24,7 +24,7 @@ from turnstop.core import errors
 from turnstop.core.events import PendingEvent
 from turnstop.core.records import NewTurn
 from turnstop.core.turn import TERMINAL_STATUSES, Status, Turn
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.store import codec
 from turnstop.store.codec import META_SK, TURN_SK, turn_pk
 from turnstop.store.db import TTL_SLACK_S, Dynamo
@@ -221,7 +221,7 @@ class OmniThreads:
         user: OmniMessage,
         new: NewTurn,
         created: Callable[[Turn], PendingEvent],
-        idempotency: IdempotencyClaim | None = None,
+        idempotency: KeyBinding | None = None,
     ) -> Turn:
         """Thread, its first USER message, the turn head and its first event: one transaction."""
 
@@ -240,7 +240,7 @@ class OmniThreads:
         user: OmniMessage,
         new: NewTurn,
         created: Callable[[Turn], PendingEvent],
-        idempotency: IdempotencyClaim | None = None,
+        idempotency: KeyBinding | None = None,
     ) -> Turn:
         """A USER message and its turn, if the thread is still the one read (same counter, same
         owner, not expired) and its previous turn has ended: one transaction.

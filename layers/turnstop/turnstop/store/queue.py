@@ -9,7 +9,7 @@ from typing import Any
 
 from turnstop.core import errors
 from turnstop.core.turn import Status, Turn
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.idempotency.keys import IDEM_SK, IDEMPOTENCY, idempotency_pk
 from turnstop.store import codec, sessions
 from turnstop.store.codec import TURN_SK, turn_pk
@@ -41,7 +41,7 @@ class TurnQueue:
         """Send a turn's message again. Duplicates are harmless: only one claim can win."""
         self._send(turn_id)
 
-    def enqueue(self, turn: Turn, idempotency: IdempotencyClaim | None = None) -> None:
+    def enqueue(self, turn: Turn, idempotency: KeyBinding | None = None) -> None:
         """Hand the turn to a worker. If the queue refuses, cancel the still-queued turn, free
         its session and unbind its Idempotency-Key in one transaction (so a retry starts
         afresh and nothing waits for a message never sent), then raise Retryable. If the
@@ -60,7 +60,7 @@ class TurnQueue:
                 raise errors.Retryable("The turn could not be queued; nothing was started") from e
             log.warning("send_message failed for %s, but a worker already has it", turn.id)
 
-    def _abandon_queued(self, turn: Turn, idempotency: IdempotencyClaim | None) -> bool:
+    def _abandon_queued(self, turn: Turn, idempotency: KeyBinding | None) -> bool:
         now = self.db.now()
         tx = Transaction(self.db)
         tx.update(

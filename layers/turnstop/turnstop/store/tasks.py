@@ -17,7 +17,7 @@ from turnstop.core import errors
 from turnstop.core.events import PendingEvent
 from turnstop.core.records import LedgerEntry, NewTurn
 from turnstop.core.turn import Status, Turn
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.store import codec, ledger
 from turnstop.store.codec import INPUT_SK, TURN_SK, turn_pk
 from turnstop.store.db import Dynamo
@@ -66,7 +66,7 @@ class Tasks:
         new: NewTurn,
         created: Callable[[Turn], PendingEvent],
         charge: LedgerEntry,
-        idempotency: IdempotencyClaim | None = None,
+        idempotency: KeyBinding | None = None,
     ) -> Turn:
         """The turn, its first event, its charge [and its Idempotency-Key]: one transaction."""
         at = self.db.now()

@@ -26,7 +26,7 @@ from turnstop.core.turn import (
     outcome_from_conflict,
     outcome_from_success,
 )
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.idempotency.keys import IDEMPOTENCY_WINDOW_MS, Tombstone, bind_key, refused_key, tombstone_met
 from turnstop.observability import logkeys
 from turnstop.store import chunks, codec, ledger, sessions
@@ -50,7 +50,7 @@ class Turns(TurnReads):
     # ------------------------------------------------------------------ start
 
     def start(self, new: NewTurn, created: Callable[[Turn], PendingEvent], *,
-              idempotency: IdempotencyClaim | None = None, extra: ExtraItems | None = None, run_as: str | None = None,
+              idempotency: KeyBinding | None = None, extra: ExtraItems | None = None, run_as: str | None = None,
               lease_ms: int = 0) -> Turn:  # fmt: skip
         """Create the head and its first event in one transaction, with the session's slot
         and the Idempotency-Key binding when they apply, and a dialect's ``extra`` items.
@@ -131,7 +131,7 @@ class Turns(TurnReads):
 
     @staticmethod
     def _start_refused(
-        failure: Failure, idempotency: IdempotencyClaim | None, new: NewTurn, now: int, own: set[str]
+        failure: Failure, idempotency: KeyBinding | None, new: NewTurn, now: int, own: set[str]
     ) -> Exception:
         if idempotency is not None and (key_error := refused_key(failure, idempotency)) is not None:
             return key_error

@@ -21,7 +21,7 @@ from turnstop.dialects.llm.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
 from turnstop.http.body import max_duration_ms
 from turnstop.http.sse import live_turn_response, stream_response
-from turnstop.idempotency.requests import idempotency_claim
+from turnstop.idempotency.requests import idempotency_binding
 from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store import Store
@@ -43,7 +43,7 @@ def api_app(
         principal = require_principal(app.event, store)
         body = inputs.parse_create(app.event, settings.max_body_bytes)
         limit_ms = max_duration_ms(app.event, body.max_duration_seconds)
-        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
+        idempotency = idempotency_binding(app.event, principal.tenant, principal.end_user)
         turn, replayed = llm.create(principal, body, runner, idempotency=idempotency, max_duration_ms=limit_ms)
         # a replay, or a response born cancelled (its key was cancelled first), runs nothing here
         if body.stream and not body.background and not (replayed or turn.cancelled_before_start):

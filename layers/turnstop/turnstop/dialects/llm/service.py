@@ -21,7 +21,7 @@ from turnstop.core.turn import Turn
 from turnstop.dialects.llm import models, responses
 from turnstop.dialects.llm.renderer import KIND, created_event
 from turnstop.dialects.service import DialectService
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.providers.config import routes_for
 from turnstop.runtime.live import LiveTurn, caught_up
 from turnstop.runtime.runner import TurnRunner
@@ -61,7 +61,7 @@ class Llm(DialectService):
         body: models.CreateResponse,
         runner: TurnRunner | None = None,
         *,
-        idempotency: IdempotencyClaim | None = None,
+        idempotency: KeyBinding | None = None,
         max_duration_ms: int | None = None,
     ) -> tuple[Turn, bool]:
         """Validate against state (model, previous response), write the turn and queue it;

@@ -15,7 +15,7 @@ from turnstop.dialects.omni.service import Omni
 from turnstop.dialects.service import Enqueue
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import max_duration_ms
-from turnstop.idempotency.requests import idempotency_claim
+from turnstop.idempotency.requests import idempotency_binding
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
@@ -36,7 +36,7 @@ def api_app(store: Store, settings: Settings, enqueue: Enqueue | None = None) ->
     def create_thread() -> Response:
         principal = require_principal(app.event, store)
         body = models.parse_turn_body(app.event, models.CreateThread, settings.max_body_bytes)
-        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
+        idempotency = idempotency_binding(app.event, principal.tenant, principal.end_user)
         limit_ms = max_duration_ms(app.event)
         return _ok(app, omni.create_thread(principal, body, idempotency, max_duration_ms=limit_ms), 201)
 
@@ -57,7 +57,7 @@ def api_app(store: Store, settings: Settings, enqueue: Enqueue | None = None) ->
     def create_message(thread_id: str) -> Response:
         principal = require_principal(app.event, store)
         body = models.parse_turn_body(app.event, models.CreateMessage, settings.max_body_bytes)
-        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
+        idempotency = idempotency_binding(app.event, principal.tenant, principal.end_user)
         limit_ms = max_duration_ms(app.event)
         return _ok(app, omni.create_message(principal, thread_id, body, idempotency, max_duration_ms=limit_ms), 201)
 

@@ -22,7 +22,7 @@ from turnstop.dialects.omni.query import authorize
 from turnstop.dialects.omni.renderer import OMNI_KIND, assistant_message, created_event, text_parts
 from turnstop.dialects.omni.wire import QUERY_PREFIX, RESPONSE_NOT_FOUND, THREAD_NOT_FOUND
 from turnstop.dialects.service import DialectService
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.store.omni_threads import OmniMessage, OmniThread
 
 TITLE_CHARS = 80
@@ -103,7 +103,7 @@ class Omni(DialectService):
         self,
         principal: Principal,
         body: models.CreateThread,
-        idempotency: IdempotencyClaim | None = None,
+        idempotency: KeyBinding | None = None,
         *,
         max_duration_ms: int | None = None,
     ) -> dict[str, Any]:
@@ -143,7 +143,7 @@ class Omni(DialectService):
         principal: Principal,
         thread_id: str,
         body: models.CreateMessage,
-        idempotency: IdempotencyClaim | None = None,
+        idempotency: KeyBinding | None = None,
         *,
         max_duration_ms: int | None = None,
     ) -> dict[str, Any]:

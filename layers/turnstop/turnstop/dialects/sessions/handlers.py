@@ -18,7 +18,7 @@ from turnstop.dialects.sessions.wire import SHAPE
 from turnstop.http.api import TurnstopResolver, json_response, require_principal, sse_response
 from turnstop.http.body import headers_of, max_duration_ms, parse_body
 from turnstop.http.sse import live_turn_response, stream_response
-from turnstop.idempotency.requests import idempotency_claim
+from turnstop.idempotency.requests import idempotency_binding
 from turnstop.platform.settings import Settings
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store import Store
@@ -67,7 +67,7 @@ def stream_app(store: Store, settings: Settings, runner: TurnRunner) -> Turnstop
             body = parse_body(event, models.SendMessage, settings.max_body_bytes)
             prompt = body.message
         limit_ms = max_duration_ms(event, body.max_duration_seconds)
-        idempotency = idempotency_claim(event, principal.tenant, principal.end_user)
+        idempotency = idempotency_binding(event, principal.tenant, principal.end_user)
         turn, replayed = service.start_turn(
             principal,
             prompt=prompt,

@@ -23,7 +23,7 @@ from turnstop.dialects.sessions.ids import (
     kind_and_scope,
 )
 from turnstop.dialects.sessions.renderer import created_event
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.runtime.live import LiveTurn, caught_up
 from turnstop.runtime.runner import TurnRunner
 from turnstop.store.sessions import NO_PREVIOUS
@@ -78,7 +78,7 @@ class Sessions(DialectService):
         *,
         prompt: str,
         session_id: str | None,
-        idempotency: IdempotencyClaim | None,
+        idempotency: KeyBinding | None,
         runner: TurnRunner,
         max_duration_ms: int | None = None,
     ) -> tuple[Turn, bool]:

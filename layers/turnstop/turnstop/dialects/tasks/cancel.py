@@ -1,7 +1,7 @@
 """The tasks dialect's cancel endpoint, ``POST /v1/tasks/{task_id}/cancel``, its own function.
 
 One conditional UpdateItem (``Turns.request_cancel``) decides; its answer is the task as it
-stands then. With an Idempotency-Key the key is claimed first and the answer kept, so a
+stands then. With an Idempotency-Key the key is bound first and the answer kept, so a
 replay repeats it byte for byte (``store.answers``; see idempotency/answers.py). Only what a
 cancel needs is imported (no request models, no runtime, no webhooks).
 
@@ -27,14 +27,14 @@ from turnstop.dialects.tasks.wire import Answer
 from turnstop.http.api import TurnstopResolver, require_principal
 from turnstop.http.body import cancel_reason, json_object
 from turnstop.idempotency.answers import InProgress, KeptAnswer
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.idempotency.keys import Tombstone
-from turnstop.idempotency.requests import idempotency_claim, start_key
+from turnstop.idempotency.requests import idempotency_binding, start_key
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
 
-# a claimed cancel key is the claimant's this long (longer than the cancel function runs)
-CANCEL_CLAIM_MS = 15_000
+# a bound cancel key is its request's this long (longer than the cancel function runs)
+CANCEL_BINDING_MS = 15_000
 # a request waits for a concurrent same-key request's answer this many times this long, then 409s
 IN_PROGRESS_POLLS = 40
 IN_PROGRESS_POLL_S = 0.05
@@ -45,34 +45,32 @@ class TaskCancel:
         self.store = store
         self.sleep = sleep
 
-    def cancel(
-        self, principal: Principal, task_id: str, reason: str | None, idempotency: IdempotencyClaim | None
-    ) -> Answer:
+    def cancel(self, principal: Principal, task_id: str, reason: str | None, idempotency: KeyBinding | None) -> Answer:
         ids.check_task_id(task_id)
         if idempotency is None:
             return self._cancel(principal, task_id, reason)
-        held = self._claim(idempotency)
+        held = self._bind(idempotency)
         if held is not None:
             return Answer(held.status, held.body, replayed=True)
         try:
             answer = self._cancel(principal, task_id, reason)
         except BaseException:
-            self.store.answers.release(idempotency)  # it changed nothing: a retry runs again
+            self.store.answers.unbind(idempotency)  # it changed nothing: a retry runs again
             raise
         self.store.answers.keep(idempotency, answer.status, answer.body)
         return answer
 
-    def _claim(self, claim: IdempotencyClaim) -> KeptAnswer | None:
+    def _bind(self, binding: KeyBinding) -> KeptAnswer | None:
         """None once this request holds the key; the kept answer when another request with the
         same key and body answered first (waiting briefly for one still running)."""
-        held = self.store.answers.claim(claim, CANCEL_CLAIM_MS)
+        held = self.store.answers.bind(binding, CANCEL_BINDING_MS)
         for _ in range(IN_PROGRESS_POLLS):
             if not isinstance(held, InProgress):
                 break
             self.sleep(IN_PROGRESS_POLL_S)
-            held = self.store.answers.get(claim)
-            if held is None:  # the other request failed and gave the key back
-                held = self.store.answers.claim(claim, CANCEL_CLAIM_MS)
+            held = self.store.answers.get(binding)
+            if held is None:  # the other request failed and unbound the key
+                held = self.store.answers.bind(binding, CANCEL_BINDING_MS)
         if isinstance(held, InProgress):
             raise errors.Conflict(
                 "A request with this Idempotency-Key is still in progress; retry shortly", retryable=True
@@ -139,7 +137,7 @@ def tasks_cancel_app(store: Store, settings: Settings, sleep: Callable[[float], 
         reason = cancel_reason(
             json_object(app.event, settings.max_body_bytes, wire.BODY_MESSAGES, optional=True), others=False
         )
-        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
+        idempotency = idempotency_binding(app.event, principal.tenant, principal.end_user)
         return tasks.cancel(principal, task_id, reason, idempotency).response()
 
     @app.post("/v1/tasks/cancel")

@@ -15,7 +15,7 @@ from turnstop.dialects.tasks import ids, models, wire
 from turnstop.dialects.tasks.service import Tasks
 from turnstop.http.api import TurnstopResolver, json_response, require_principal
 from turnstop.http.body import max_duration_ms
-from turnstop.idempotency.requests import idempotency_claim
+from turnstop.idempotency.requests import idempotency_binding
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
 from turnstop.webhooks import Resolve, system_resolve
@@ -36,7 +36,7 @@ def api_app(
     def create() -> Response:
         principal = _caller(app, store)
         body = models.parse_create(app.event, settings.max_body_bytes)
-        idempotency = idempotency_claim(app.event, principal.tenant, principal.end_user)
+        idempotency = idempotency_binding(app.event, principal.tenant, principal.end_user)
         links_base = models.links_base(app.event, settings.public_base_url)
         limit_ms = max_duration_ms(app.event, body.max_duration_seconds)
         return tasks.create(principal, body, idempotency, links_base, max_duration_ms=limit_ms).response()

@@ -4,7 +4,7 @@
   transaction (``store.tasks.start`` through ``DialectService.start``, the one replay rule),
   then queued. A replay answers what the first create answered (the task as it was created).
 - cancel: one conditional UpdateItem (``Turns.request_cancel``) decides; its answer is the task
-  as it stands then. With an Idempotency-Key the key is claimed first and the answer kept, so a
+  as it stands then. With an Idempotency-Key the key is bound first and the answer kept, so a
   replay repeats it byte for byte (``store.answers``; see idempotency/answers.py).
 """
 
@@ -23,7 +23,7 @@ from turnstop.dialects.service import DialectService, Enqueue
 from turnstop.dialects.tasks import answers, ids, models, pricing, views, wire
 from turnstop.dialects.tasks.renderer import ID_PREFIX, KIND, WIRE_STATUS, created_event
 from turnstop.dialects.tasks.wire import Answer
-from turnstop.idempotency.claims import IdempotencyClaim
+from turnstop.idempotency.bindings import KeyBinding
 from turnstop.platform.settings import Settings
 from turnstop.providers.config import Route, routes_for
 from turnstop.providers.models import estimate_tokens
@@ -100,7 +100,7 @@ class Tasks(DialectService):
         self,
         principal: Principal,
         body: models.CreateTask,
-        idempotency: IdempotencyClaim | None,
+        idempotency: KeyBinding | None,
         links_base: str,
         *,
         max_duration_ms: int | None = None,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class IdempotencyClaim:
+class KeyBinding:
     tenant: str
     key: str
     fingerprint: str  # hash of method, route and body
