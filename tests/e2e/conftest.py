@@ -139,6 +139,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
+def quiet_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    """A runtime of its own for the hostile-input and OpenAPI-fuzz modules, which run one after
+    the other on it: nothing else writes to its store while they compare snapshots, and no other
+    test's turn is in flight (the shared ``local_api`` runs every other e2e test). It serves one
+    remote route, so the worker API's routes get past their key check."""
+    from tests.e2e.test_hostile_input_e2e import WORKER_ENV
+    from turnstop_local.store import choose_store_kind
+
+    with serve(tmp_path_factory.mktemp("turnstop-quiet"), choose_store_kind(ROOT), 3600, WORKER_ENV) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
 def local_api(request: pytest.FixtureRequest, servers: Servers) -> LocalApi:
     """The local runtime on the store this test is parametrized with."""
     return servers.get(request.param)

@@ -12,6 +12,7 @@ on its own while the cases run.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -27,10 +28,9 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import LocalApi, serve, sse_events, wait_for
+from tests.e2e.conftest import LocalApi, sse_events, wait_for
 from turnstop.platform.settings import Settings
 from turnstop.providers.config import SCRIPTED_ROUTES
-from turnstop_local.store import choose_store_kind
 from turnstop_local.template.facts import Template
 
 ROUTES = Template.load(ROOT / "template.yaml").routes
@@ -249,35 +249,34 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    state_dir = tmp_path_factory.mktemp("turnstop-hostile")
-    with serve(state_dir, choose_store_kind(ROOT), grace_seconds=3600, extra_env=WORKER_ENV) as api:
-        state = json.loads((api.state_dir / "local.json").read_text())
-        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=state["region"])
-        ddb = session.client("dynamodb", endpoint_url=state["dynamodb_endpoint"])
-        sqs = session.client("sqs", endpoint_url=state["sqs_endpoint"])
-        alice = {"Authorization": f"Bearer {api.key}", "X-On-Behalf-Of": "alice"}
-        admin_keys = {DEV: api.make_key("dev", admin=True), OTHER_TENANT: api.make_key("tenant-b", admin=True)}
-        with httpx.Client(base_url=api.url, headers=alice, timeout=60) as c:
-            ids = finished_turns_of_alice(c, admin_keys[DEV])
-        cookies = {DEV: signed_in(api, "alice"), OTHER_TENANT: signed_in(api, "bob")}
-        with httpx.Client(base_url=api.url, cookies={"session_id": cookies[DEV]}, timeout=60) as c:
-            reply = c.post("/chat", json={"message": NOTE})
-            assert reply.status_code == 200 and not reply.json()["requires_confirmation"], reply.text
-        queues = list(state["queue_urls"].values())
-        ids["GET /chat/threads/{thread_id}"] = {"thread_id": reply.json()["thread_id"]}
-        yield World(
-            api,
-            api.make_key("tenant-b"),
-            admin_keys,
-            ids,
-            ddb,
-            sqs,
-            state["table_name"],
-            queues,
-            cookies,
-            reply.json()["thread_id"],
-        )
+def world(quiet_api: LocalApi) -> Iterator[World]:
+    api = quiet_api
+    state = json.loads((api.state_dir / "local.json").read_text())
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=state["region"])
+    ddb = session.client("dynamodb", endpoint_url=state["dynamodb_endpoint"])
+    sqs = session.client("sqs", endpoint_url=state["sqs_endpoint"])
+    alice = {"Authorization": f"Bearer {api.key}", "X-On-Behalf-Of": "alice"}
+    admin_keys = {DEV: api.make_key("dev", admin=True), OTHER_TENANT: api.make_key("tenant-b", admin=True)}
+    with httpx.Client(base_url=api.url, headers=alice, timeout=60) as c:
+        ids = finished_turns_of_alice(c, admin_keys[DEV])
+    cookies = {DEV: signed_in(api, "alice"), OTHER_TENANT: signed_in(api, "bob")}
+    with httpx.Client(base_url=api.url, cookies={"session_id": cookies[DEV]}, timeout=60) as c:
+        reply = c.post("/chat", json={"message": NOTE})
+        assert reply.status_code == 200 and not reply.json()["requires_confirmation"], reply.text
+    queues = list(state["queue_urls"].values())
+    ids["GET /chat/threads/{thread_id}"] = {"thread_id": reply.json()["thread_id"]}
+    yield World(
+        api,
+        api.make_key("tenant-b"),
+        admin_keys,
+        ids,
+        ddb,
+        sqs,
+        state["table_name"],
+        queues,
+        cookies,
+        reply.json()["thread_id"],
+    )
 
 
 def signed_in(api: LocalApi, user: str) -> str:
@@ -288,9 +287,20 @@ def signed_in(api: LocalApi, user: str) -> str:
         return str(browser.cookies["session_id"])
 
 
+_FINISHED: dict[str, dict[str, dict[str, str]]] = {}
+
+
 def finished_turns_of_alice(c: httpx.Client, admin_key: str) -> dict[str, dict[str, str]]:
     """One finished turn in every dialect, made by end user alice (with an Idempotency-Key where
-    a cancel by key can name it), and an operator's bulk cancel of her turns; ids per route."""
+    a cancel by key can name it), and an operator's bulk cancel of her turns; ids per route.
+    Made once per runtime: the hostile-input and fuzz modules share one (``quiet_api``)."""
+    made = _FINISHED.get(str(c.base_url))
+    if made is None:
+        made = _FINISHED[str(c.base_url)] = _finish_turns_of_alice(c, admin_key)
+    return copy.deepcopy(made)
+
+
+def _finish_turns_of_alice(c: httpx.Client, admin_key: str) -> dict[str, dict[str, str]]:
 
     def keyed(name: str) -> dict[str, str]:
         return {"Idempotency-Key": START_KEYS[name]}

@@ -38,11 +38,9 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Err
 from schemathesis.schemas import APIOperation, BaseSchema
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import LocalApi, serve
+from tests.e2e.conftest import LocalApi
 from tests.e2e.test_hostile_input_e2e import (
     NOTE,
-    WORKER_ENV,
     WORKER_KEY,
     StoreView,
     finished_turns_of_alice,
@@ -50,7 +48,6 @@ from tests.e2e.test_hostile_input_e2e import (
     signed_in,
 )
 from turnstop.dialects import registry
-from turnstop_local.store import choose_store_kind
 
 # Examples per operation and mode: about 40 operations, twice, within the tier's budget.
 # TURNSTOP_FUZZ_EXAMPLES=50 runs a longer hunt (docs/openapi.md).
@@ -68,15 +65,6 @@ class Target:
     spare_cookie: str  # another browser's, for sign-out
     ids: dict[str, dict[str, str]]  # "METHOD /path" -> path parameter -> a real id of alice's
     store: StoreView
-
-
-@pytest.fixture(scope="module")
-def quiet_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
-    """A runtime of its own: nothing else writes to its store while a snapshot is compared, and
-    no other test's turn of alice's is in flight (the shared ``local_api`` runs every e2e test)."""
-    state_dir = tmp_path_factory.mktemp("turnstop-fuzz")
-    with serve(state_dir, choose_store_kind(ROOT), grace_seconds=3600, extra_env=WORKER_ENV) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")
