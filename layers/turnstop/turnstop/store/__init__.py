@@ -5,7 +5,7 @@ several items must land together, named so a failure is read by name). A failed 
 returns the old item (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) instead of a read
 before the write; ``ClientError`` codes become domain errors in ``store.db`` and nowhere else.
 
-    store.turns        start, cancel, claim, commit, finish, read     (store/turns.py)
+    store.turns        start, cancel, claim, commit, finish, read     (store/turns.py, turn_starts.py)
     store.queue        enqueue, requeue, undo a refused start         (store/queue.py)
     store.sweep        stalled in-flight turns                        (store/sweep.py)
     store.sessions     sessions and their one-turn slot               (store/sessions.py)
@@ -187,7 +187,7 @@ class Store:
 
 # The facade, and the modules other packages may import: the aggregates behind it whose types
 # and helpers they need, the item codec, the DynamoDB adapter and transactions. The rest
-# (cancels, ledger, offers, queue, rates, signins, sweep, turn_reads) is private to the store.
+# (cancels, ledger, offers, queue, rates, signins, sweep, turn_reads, turn_starts) is private to the store.
 __all__ = [
     "Store",
     "bulk",
