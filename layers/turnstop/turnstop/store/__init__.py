@@ -18,7 +18,7 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.tombstones   cancels by Idempotency-Key, before the start   (idempotency/tombstones.py)
     store.live         a tenant's in-flight turns, for bulk cancels   (store/live.py)
     store.bulk         bulk cancels' reports and pages                (store/bulk.py)
-    store.chat         chat threads, messages, actions; their cancels (store/chat.py)
+    store.chat         chat threads, messages, actions; their cancels (store/chat.py, chat_cancels.py)
     store.signins      browser sessions and sign-ins in progress      (store/signins.py)
     store.rates        per-subject request counts per window          (store/rates.py)
     store.offers       remote workers' offers and their emits         (store/offers.py)
@@ -193,6 +193,7 @@ __all__ = [
     "bulk",
     "callbacks",
     "chat",
+    "chat_cancels",
     "chunks",
     "codec",
     "credentials",
