@@ -21,11 +21,12 @@ import typer
 from rich.text import Text
 
 from turnstop_cli.client import Api
-from turnstop_cli.dialects import DIALECT, TailOptions, resolve
+from turnstop_cli.dialects import DIALECT, resolve
 from turnstop_cli.errors import CliError, ExitCode, usage
 from turnstop_cli.output import Out
 from turnstop_cli.routing import BULK, TurnRef, check_bulk, classify
 from turnstop_cli.target import CHECKOUT, Target, check_api_key, discover
+from turnstop_cli.verbs import TailOptions
 
 app = typer.Typer(
     name="turnstop",

@@ -1,4 +1,4 @@
-"""Each dialect's own endpoints behind three verbs: ``status``, ``cancel`` and ``tail``.
+"""Each dialect's own endpoints behind the three verbs of ``verbs.py``: ``status``, ``cancel``, ``tail``.
 
 Streams (sessions, llm) are followed over SSE and resumed from the last event on a drop
 (``Last-Event-ID`` / ``starting_after``); the others (omni, tasks, chat) have no stream to
@@ -17,58 +17,16 @@ import httpx
 from httpx_sse import ServerSentEvent, SSEError
 
 from turnstop_cli.client import Api, parse_data
-from turnstop_cli.errors import CliError, ExitCode, usage
+from turnstop_cli.errors import CliError, ExitCode
 from turnstop_cli.output import Out
 from turnstop_cli.routing import TurnRef
+from turnstop_cli.verbs import TERMINAL, Dialect, TailOptions, backoff, cancel_summary, retryable, terminal_state
 
-TERMINAL = ("completed", "cancelled", "failed", "incomplete")
 # `status` of a sessions turn replays its events: a replay silent this long, or still going
 # after REPLAY_BUDGET_SECONDS, means the turn is still running (readers other than the first see
 # a running turn's events once a flush makes them durable: every 2 s by default, TURNSTOP_FLUSH_MS).
 REPLAY_IDLE_SECONDS = 3.0
 REPLAY_BUDGET_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class TailOptions:
-    after: int = 0  # resume after this event (sessions: its id; llm: its sequence_number)
-    interval: float = 0.5  # seconds between polls (omni, tasks, chat)
-    max_reconnects: int = 10  # consecutive failed reconnects (or polls) before giving up
-
-
-def terminal_state(event: str) -> str | None:
-    """``message.cancelled`` -> ``cancelled``; None for an event that does not end a turn."""
-    suffix = event.rsplit(".", 1)[-1]
-    return suffix if "." in event and suffix in TERMINAL else None
-
-
-def retryable(error: CliError) -> bool:
-    """An answer worth asking again after a pause: the API is overloaded or failing for now (5xx, 429)."""
-    return error.status is not None and (error.status == 429 or error.status >= 500)
-
-
-def backoff(failures: int) -> float:
-    return float(min(0.25 * 2 ** (failures - 1), 5.0))
-
-
-class Dialect:
-    name = ""
-
-    def status(self, api: Api, ref: TurnRef) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def cancel(self, api: Api, ref: TurnRef, reason: str | None) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def tail(self, api: Api, ref: TurnRef, out: Out, options: TailOptions) -> str:
-        raise NotImplementedError
-
-    def _no_reason(self, reason: str | None) -> None:
-        if reason is not None:
-            raise usage(
-                f"the {self.name} dialect's cancel endpoint records no reason: drop --reason",
-                hint="sessions and tasks cancels take a reason; so does a bulk cancel (--scope) and the cancel queue",
-            )
 
 
 # ------------------------------------------------------------------------------- streams
@@ -288,22 +246,37 @@ class PollDialect(Dialect):
             terminal = view.state in TERMINAL
             if view.status != last_status and not terminal:
                 out.tail_event(
-                    turn=ref.id, dialect=self.name, event=f"{self.name}.{view.status}", seq=None, data=obj,
-                    delta=None, state=None,
-                )  # fmt: skip
+                    turn=ref.id,
+                    dialect=self.name,
+                    event=f"{self.name}.{view.status}",
+                    seq=None,
+                    data=obj,
+                    delta=None,
+                    state=None,
+                )
                 last_status = view.status
             if len(view.text) > len(shown) and view.text.startswith(shown):
                 delta = view.text[len(shown) :]
                 out.tail_event(
-                    turn=ref.id, dialect=self.name, event=f"{self.name}.delta", seq=None, data={"delta": delta},
-                    delta=delta, state=None,
-                )  # fmt: skip
+                    turn=ref.id,
+                    dialect=self.name,
+                    event=f"{self.name}.delta",
+                    seq=None,
+                    data={"delta": delta},
+                    delta=delta,
+                    state=None,
+                )
                 shown = view.text
             if terminal:
                 out.tail_event(
-                    turn=ref.id, dialect=self.name, event=f"{self.name}.{view.status}", seq=None, data=obj,
-                    delta=None, state=view.state,
-                )  # fmt: skip
+                    turn=ref.id,
+                    dialect=self.name,
+                    event=f"{self.name}.{view.status}",
+                    seq=None,
+                    data=obj,
+                    delta=None,
+                    state=view.state,
+                )
                 return view.state
             time.sleep(options.interval)
 
@@ -429,10 +402,6 @@ class Chat(PollDialect):
 
 
 DIALECT: dict[str, Dialect] = {d.name: d for d in (Sessions(), Llm(), Omni(), Tasks(), Chat())}
-
-
-def cancel_summary(ref: TurnRef, dialect: str, http_status: int, outcome: str, answer: Any) -> dict[str, Any]:
-    return {"id": ref.id, "dialect": dialect, "outcome": outcome, "http_status": http_status, "detail": answer}
 
 
 def resolve(api: Api, ref: TurnRef) -> tuple[Dialect, TurnRef]:

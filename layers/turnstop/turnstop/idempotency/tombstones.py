@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import CancelOutcome, CancelRequest, Turn
@@ -53,34 +54,31 @@ class Tombstones:
         self.turns = turns
 
     def cancel(
-        self, tenant: str, key: str, *, scope: Scope, end_user: str | None, req: CancelRequest, with_old: bool = False,
+        self,
+        tenant: str,
+        key: str,
+        *,
+        scope: Scope,
+        end_user: str | None,
+        req: CancelRequest,
+        with_old: bool = False,
         check: Callable[[Transaction, int], None] | None = None,
-    ) -> KeyCancel:  # fmt: skip
+    ) -> KeyCancel:
         """Cancel what ``key`` started, or will start: a tombstone, or the turn's cancel.
         ``check`` adds a condition on another item (at a time) to the tombstone's write, in one
         transaction: when it fails (the session is not the caller's), nothing is written."""
         now = self.db.now()
         expires = now + IDEMPOTENCY_WINDOW_MS
         tomb = Tombstone(now, expires, str(scope), end_user, req.reason, req.actor, req.source)
-        item = {
-            "pk": idempotency_pk(tenant, key),
-            "sk": IDEM_SK,
-            "kind": KIND,
-            "scope": tomb.scope,
-            "end_user": end_user,
-            "cancel_requested_at": now,
-            "cancel_source": req.source,
-            "cancel_reason": req.reason,
-            "cancel_actor": req.actor,
-            "expires_at": expires,
-            "ttl": self.db.ttl(expires),
-        }
+        item = _tombstone_item(tenant, key, tomb, self.db.ttl(expires))
         free = "attribute_not_exists(pk) OR expires_at <= :now"
         if check is None:
             written, old = self.db.conditional(
-                "put_item", Item=codec.dump(item), ConditionExpression=free,
+                "put_item",
+                Item=codec.dump(item),
+                ConditionExpression=free,
                 ExpressionAttributeValues=codec.values(now=now),
-            )  # fmt: skip
+            )
             if written is not None:
                 return tomb
             raw = codec.load(old) or {}
@@ -93,6 +91,21 @@ class Tombstones:
             if set(failure.failed_names) - {TOMBSTONE}:
                 return None  # the checked item refused: nothing of the caller's there
             raw = failure.old(TOMBSTONE) or {}
+        return self._refused_by(raw, tomb, tenant, scope=scope, end_user=end_user, req=req, with_old=with_old)
+
+    def _refused_by(
+        self,
+        raw: dict[str, Any],
+        tomb: Tombstone,
+        tenant: str,
+        *,
+        scope: Scope,
+        end_user: str | None,
+        req: CancelRequest,
+        with_old: bool,
+    ) -> KeyCancel:
+        """What the key's item that refused the tombstone ``tomb`` means: an earlier tombstone,
+        or a binding whose turn gets the one conditional cancel."""
         earlier = tombstone_of(raw)
         if earlier is not None:  # cancelled by key before: the same answer, if it is this caller's
             same = earlier.scope == tomb.scope and (end_user is None or earlier.end_user == end_user)
@@ -104,3 +117,20 @@ class Tombstones:
             str(turn_id), tenant=tenant, req=req, scope=scope, end_user=end_user, with_old=with_old
         )
         return ByTurn(str(turn_id), outcome, turn)
+
+
+def _tombstone_item(tenant: str, key: str, tomb: Tombstone, ttl: int) -> dict[str, Any]:
+    """The key's item as a tombstone: the cancel's flag, for whatever starts with the key."""
+    return {
+        "pk": idempotency_pk(tenant, key),
+        "sk": IDEM_SK,
+        "kind": KIND,
+        "scope": tomb.scope,
+        "end_user": tomb.end_user,
+        "cancel_requested_at": tomb.requested_at,
+        "cancel_source": tomb.source,
+        "cancel_reason": tomb.reason,
+        "cancel_actor": tomb.actor,
+        "expires_at": tomb.expires_at,
+        "ttl": ttl,
+    }

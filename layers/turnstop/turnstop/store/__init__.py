@@ -5,7 +5,7 @@ several items must land together, named so a failure is read by name). A failed 
 returns the old item (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) instead of a read
 before the write; ``ClientError`` codes become domain errors in ``store.db`` and nowhere else.
 
-    store.turns        start, cancel, claim, commit, finish, read     (store/turns.py)
+    store.turns        start, cancel, claim, commit, finish, read     (store/turns.py, turn_starts.py)
     store.queue        enqueue, requeue, undo a refused start         (store/queue.py)
     store.sweep        stalled in-flight turns                        (store/sweep.py)
     store.sessions     sessions and their one-turn slot               (store/sessions.py)
@@ -18,7 +18,7 @@ before the write; ``ClientError`` codes become domain errors in ``store.db`` and
     store.tombstones   cancels by Idempotency-Key, before the start   (idempotency/tombstones.py)
     store.live         a tenant's in-flight turns, for bulk cancels   (store/live.py)
     store.bulk         bulk cancels' reports and pages                (store/bulk.py)
-    store.chat         chat threads, messages, actions; their cancels (store/chat.py)
+    store.chat         chat threads, messages, actions; their cancels (store/chat.py, chat_cancels.py)
     store.signins      browser sessions and sign-ins in progress      (store/signins.py)
     store.rates        per-subject request counts per window          (store/rates.py)
     store.offers       remote workers' offers and their emits         (store/offers.py)
@@ -187,12 +187,13 @@ class Store:
 
 # The facade, and the modules other packages may import: the aggregates behind it whose types
 # and helpers they need, the item codec, the DynamoDB adapter and transactions. The rest
-# (cancels, ledger, offers, queue, rates, signins, sweep, turn_reads) is private to the store.
+# (cancels, ledger, offers, queue, rates, signins, sweep, turn_reads, turn_starts) is private to the store.
 __all__ = [
     "Store",
     "bulk",
     "callbacks",
     "chat",
+    "chat_cancels",
     "chunks",
     "codec",
     "credentials",

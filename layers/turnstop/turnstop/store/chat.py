@@ -29,15 +29,12 @@ from typing import Any
 
 from turnstop.core.events import PendingEvent
 from turnstop.core.records import NewTurn
-from turnstop.core.scopes import Scope
-from turnstop.core.turn import CancelOutcome, CancelRequest, Status, Turn, outcome_from_conflict
-from turnstop.observability import logkeys
+from turnstop.core.turn import Status, Turn
 from turnstop.store import codec
-from turnstop.store.cancels import cancel_write
+from turnstop.store.chat_cancels import ChatCancels
 from turnstop.store.codec import META_SK, TURN_SK, turn_pk
-from turnstop.store.db import TTL_SLACK_S, Dynamo
+from turnstop.store.db import TTL_SLACK_S
 from turnstop.store.transaction import Transaction
-from turnstop.store.turns import Turns
 
 THREAD_KIND = "chat_thread"
 MESSAGE_KIND = "chat_message"
@@ -172,30 +169,8 @@ class PlannedAction:
     record: ActionRecord
 
 
-@dataclass(frozen=True)
-class CancelTarget:
-    """A turn in flight on a thread, by name (``action``, ``reply``); ``only_queued`` for an
-    action, which only a cancel before its confirmation may stop."""
-
-    name: str
-    turn_id: str
-    only_queued: bool
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    """``landed``: every target was flagged, by one write. Otherwise nothing was written and
-    ``refused`` says why each refused target's condition failed (targets that would have been
-    flagged are not in it)."""
-
-    landed: bool
-    refused: dict[str, tuple[CancelOutcome, Turn | None]]
-
-
-class Chat:
-    def __init__(self, db: Dynamo, turns: Turns) -> None:
-        self.db = db
-        self.turns = turns
+class Chat(ChatCancels):
+    """A chat thread's writes and reads (its cancel in ``ChatCancels``)."""
 
     # ------------------------------------------------------------------ writes
 
@@ -234,19 +209,7 @@ class Chat:
                 tx.put(THREAD, _thread_item(after, now), condition="attribute_not_exists(pk)")
             else:
                 self._advance(tx, thread, now, after)
-                if thread.reply:
-                    tx.check(
-                        PREVIOUS_REPLY, turn_pk(thread.reply), TURN_SK,
-                        "attribute_not_exists(pk) OR attribute_exists(cancel_requested_at)"
-                        " OR NOT status IN (:queued, :running)",
-                        values={"queued": Status.QUEUED.value, "running": Status.RUNNING.value},
-                    )  # fmt: skip
-                if thread.action:
-                    tx.check(
-                        PENDING_ACTION, turn_pk(thread.action), TURN_SK,
-                        "attribute_not_exists(pk) OR attribute_exists(cancel_requested_at) OR status <> :queued",
-                        values={"queued": Status.QUEUED.value},
-                    )  # fmt: skip
+                self._previous_ended(tx, thread)
             user = ChatMessage(seq, "user", text, now)
             item = message_item(thread.id, thread.expires_at, user, reply.id)
             tx.put(USER_MESSAGE, item, condition="attribute_not_exists(pk)")
@@ -261,9 +224,15 @@ class Chat:
     def _advance(self, tx: Transaction, thread: ChatThread, now: int, after: ChatThread) -> None:
         """The thread as read becomes ``after``, if it still is as read."""
         sets = "next_seq = :nxt, updated_at = :now, reply = :reply"
-        values: dict[str, Any] = {"nxt": after.next_seq, "now": now, "reply": after.reply,
-                                  "kind": THREAD_KIND, "tenant": thread.tenant, "user": thread.user,
-                                  "seq": thread.next_seq}  # fmt: skip
+        values: dict[str, Any] = {
+            "nxt": after.next_seq,
+            "now": now,
+            "reply": after.reply,
+            "kind": THREAD_KIND,
+            "tenant": thread.tenant,
+            "user": thread.user,
+            "seq": thread.next_seq,
+        }
         if after.action:
             sets += ", action = :action"
             values["action"] = after.action
@@ -271,11 +240,37 @@ class Chat:
         else:
             update = f"SET {sets} REMOVE action"
         tx.update(
-            THREAD, thread_pk(thread.id), META_SK, update,
-            condition=("attribute_exists(pk) AND kind = :kind AND tenant = :tenant AND end_user = :user"
-                       " AND next_seq = :seq AND expires_at > :now"),
+            THREAD,
+            thread_pk(thread.id),
+            META_SK,
+            update,
+            condition=(
+                "attribute_exists(pk) AND kind = :kind AND tenant = :tenant AND end_user = :user"
+                " AND next_seq = :seq AND expires_at > :now"
+            ),
             values=values,
-        )  # fmt: skip
+        )
+
+    def _previous_ended(self, tx: Transaction, thread: ChatThread) -> None:
+        """Checks that the turns of the thread's previous message are out of the way: its reply
+        ended or cancelled, its action no longer waiting for confirmation."""
+        if thread.reply:
+            tx.check(
+                PREVIOUS_REPLY,
+                turn_pk(thread.reply),
+                TURN_SK,
+                "attribute_not_exists(pk) OR attribute_exists(cancel_requested_at)"
+                " OR NOT status IN (:queued, :running)",
+                values={"queued": Status.QUEUED.value, "running": Status.RUNNING.value},
+            )
+        if thread.action:
+            tx.check(
+                PENDING_ACTION,
+                turn_pk(thread.action),
+                TURN_SK,
+                "attribute_not_exists(pk) OR attribute_exists(cancel_requested_at) OR status <> :queued",
+                values={"queued": Status.QUEUED.value},
+            )
 
     def reply_ended(self, thread_id: str, reply_id: str) -> bool:
         """The thread forgets a reply that has ended (if it is still its latest), so a cancel
@@ -291,42 +286,6 @@ class Chat:
         )
         return new is not None
 
-    def cancel_together(
-        self, targets: list[CancelTarget], *, tenant: str, scope: Scope, end_user: str, req: CancelRequest
-    ) -> CancelResult:
-        """Set the cancel flag of every target in one write — an UpdateItem for one target, a
-        transaction for several — so either all of them are flagged or none is. No read first:
-        a refused condition returns the old heads, which say why."""
-        logkeys.bind(turn_id=targets[0].turn_id, tenant=tenant, cancel_source=req.source, dialect=scope.kind.dialect)
-        if len(targets) == 1:
-            (target,) = targets
-            outcome, old = self.turns.request_cancel(
-                target.turn_id, tenant=tenant, req=req, scope=scope, end_user=end_user, only_queued=target.only_queued
-            )
-            if outcome in (CancelOutcome.CANCELLED, CancelOutcome.CANCELLING):
-                return CancelResult(True, {})
-            return CancelResult(False, {target.name: (outcome, old)})
-        now = self.db.now()
-        writes = {
-            t.name: cancel_write(t.turn_id, tenant=tenant, req=req, scope=scope, end_user=end_user,
-                                 only_queued=t.only_queued, now=now)
-            for t in targets
-        }  # fmt: skip
-        tx = Transaction(self.db)
-        for t in targets:
-            w = writes[t.name]
-            tx.update(t.name, turn_pk(t.turn_id), TURN_SK, w.update, condition=w.condition, values=w.values)
-        failure = tx.commit()
-        if failure is None:
-            return CancelResult(True, {})
-        refused: dict[str, tuple[CancelOutcome, Turn | None]] = {}
-        for t in targets:
-            if failure.failed(t.name):
-                old = codec.turn_from_item(failure.old(t.name))
-                outcome = outcome_from_conflict(old, now, tenant, scope, end_user, t.only_queued)
-                refused[t.name] = (outcome, None if outcome is CancelOutcome.NOT_FOUND else old)
-        return CancelResult(False, refused)
-
     # ------------------------------------------------------------------ reads
 
     def get_thread(self, thread_id: str) -> ChatThread | None:
@@ -339,13 +298,17 @@ class Chat:
             return []
         items = self.db.query_all(
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues=codec.values(pk=thread_pk(thread_id), lo=msg_sk(max(1, seq - at_most)),
-                                                   hi=msg_sk(seq - 1)),
+            ExpressionAttributeValues=codec.values(
+                pk=thread_pk(thread_id), lo=msg_sk(max(1, seq - at_most)), hi=msg_sk(seq - 1)
+            ),
             ConsistentRead=True,
-        )  # fmt: skip
+        )
         raws = [codec.load(item) or {} for item in items]
-        found = [ChatMessage(int(r["seq"]), r["role"], r["content"], int(r["created_at"])) for r in raws
-                 if r.get("kind") == MESSAGE_KIND]  # fmt: skip
+        found = [
+            ChatMessage(int(r["seq"]), r["role"], r["content"], int(r["created_at"]))
+            for r in raws
+            if r.get("kind") == MESSAGE_KIND
+        ]
         return sorted(found, key=lambda m: m.seq)
 
     def history(self, thread_id: str) -> tuple[ChatThread | None, list[ChatMessage], list[ActionRecord]]:

@@ -1,8 +1,8 @@
 """A new turn's items: its head (queued, or running under a lease), its first event and its
 request, and the indexes a head joins (the in-flight index the sweeper reads, the live index of
-scoped bulk cancels). ``store.turns`` writes them in a turn's start; ``queued_turn_items`` gives
-them to a transaction another turn writes (a chat reply's finish, for the action its agent asks a
-person to approve)."""
+scoped bulk cancels). ``store.turn_starts`` writes them in a turn's start;
+``queued_turn_items`` gives them to a transaction another turn writes (a chat reply's finish, for
+the action its agent asks a person to approve)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,18 @@ from turnstop.store.live import live_keys
 if TYPE_CHECKING:
     from turnstop.idempotency.keys import Tombstone
 
-__all__ = ["INFLIGHT_PREFIX", "INFLIGHT_SHARDS", "inflight_pk", "kept_until", "new_head", "queued_turn_items", "typed"]
+__all__ = [
+    "HEAD",
+    "INFLIGHT_PREFIX",
+    "INFLIGHT_SHARDS",
+    "inflight_pk",
+    "kept_until",
+    "new_head",
+    "queued_turn_items",
+    "typed",
+]
 
+HEAD = "head"  # the head's name in every turn transaction
 INFLIGHT_PREFIX = "INFLIGHT#"
 INFLIGHT_SHARDS = 8
 

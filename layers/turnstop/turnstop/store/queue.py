@@ -14,8 +14,8 @@ from turnstop.idempotency.keys import IDEM_SK, IDEMPOTENCY, idempotency_pk
 from turnstop.store import codec, sessions
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import Dynamo, client
+from turnstop.store.heads import HEAD
 from turnstop.store.transaction import Transaction
-from turnstop.store.turns import HEAD
 
 log = logging.getLogger(__name__)
 

@@ -2,20 +2,18 @@
 ``EV#<last seq>`` (see ``store/chunks.py``).
 
 Every state change is one conditional write: start (a transaction with the first event and
-whatever must land with it), cancel, claim, publish (a chunk, then the head that makes it
-visible), renew and finish (final chunk + head + ledger). A failed condition returns the old
-head, which says why; nothing here reads before it writes. The head stays small (no request,
-no output), so each of its updates costs one write unit.
+whatever must land with it, ``store/turn_starts.py``), cancel, claim, publish (a chunk, then the
+head that makes it visible), renew and finish (final chunk + head + ledger). A failed condition
+returns the old head, which says why; nothing here reads before it writes. The head stays small
+(no request, no output), so each of its updates costs one write unit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from turnstop.core import errors
-from turnstop.core.events import Event, PendingEvent
-from turnstop.core.records import NewTurn
+from turnstop.core.events import Event
 from turnstop.core.scopes import Scope
 from turnstop.core.turn import (
     CancelOutcome,
@@ -26,123 +24,19 @@ from turnstop.core.turn import (
     outcome_from_conflict,
     outcome_from_success,
 )
-from turnstop.idempotency.bindings import KeyBinding
-from turnstop.idempotency.keys import IDEMPOTENCY_WINDOW_MS, Tombstone, bind_key, refused_key, tombstone_met
 from turnstop.observability import logkeys
 from turnstop.store import chunks, codec, ledger, sessions
 from turnstop.store.cancels import cancel_write
 from turnstop.store.codec import TURN_SK, turn_pk
 from turnstop.store.db import MAX_TURN_LIFE_S
 from turnstop.store.finish import Closing, FinishMode, MyLease, finish_condition
-from turnstop.store.heads import kept_until, new_head, typed
+from turnstop.store.heads import HEAD, kept_until
 from turnstop.store.transaction import Failure, Transaction
-from turnstop.store.turn_reads import TurnReads
-
-HEAD = "head"  # the head's name in every turn transaction
-SLOT_ATTEMPTS = 3  # a start retries when the session's slot changed hands meanwhile
-
-ExtraItems = Callable[[Transaction], None]  # adds a dialect's named items to a start transaction
+from turnstop.store.turn_starts import TurnStarts
 
 
-class Turns(TurnReads):
-    """Every write of a turn (reads in ``TurnReads``)."""
-
-    # ------------------------------------------------------------------ start
-
-    def start(self, new: NewTurn, created: Callable[[Turn], PendingEvent], *,
-              idempotency: KeyBinding | None = None, extra: ExtraItems | None = None, run_as: str | None = None,
-              lease_ms: int = 0) -> Turn:  # fmt: skip
-        """Create the head and its first event in one transaction, with the session's slot
-        and the Idempotency-Key binding when they apply, and a dialect's ``extra`` items.
-        ``created`` renders the first event from the head being written, so both carry the
-        same times. A session slot held by a turn that has been cancelled is taken over at
-        once (the cancelled turn may still be writing its last step). Raises
-        IdempotentReplay, IdempotencyMismatch, NotFound / Conflict (the session),
-        ExtraItemsRejected or Retryable; on any of them nothing was written.
-
-        ``run_as`` starts the turn already running under that owner's lease (a streaming
-        request runs its turn itself); its request is then kept in memory only. A start whose
-        key was cancelled before it (a tombstone) is written born cancelled instead.
-        """
-        now = self.db.now()
-        after: str | None = None  # the cancelled turn whose session slot this one takes over
-        over: Tombstone | None = None  # a cancel by this start's key that came first (idempotency/tombstones.py)
-        for _ in range(SLOT_ATTEMPTS + 1):  # + 1: a tombstone is met at most once
-            born = over if over is not None and over.applies_to(new) else None
-            owner = None if born else run_as  # a turn born cancelled never runs
-            head = new_head(new, now, owner, lease_ms, born)
-            turn = codec.turn_from_item(head, new.input)
-            assert turn is not None
-            first = Event(1, *typed(created(turn)))
-            tx = Transaction(self.db)
-            if idempotency is not None:
-                bind_key(tx, idempotency, new.id, now, self.db.ttl(now + IDEMPOTENCY_WINDOW_MS), over)
-            if new.scope.session_id is not None:
-                if born:  # it holds no slot: the session only has to be there
-                    sessions.check_live(tx, new.scope.session_id, new.tenant, new.end_user, now)
-                else:
-                    sessions.take_slot(tx, new.scope.session_id, new.id, new.tenant, new.end_user, now, after,
-                                       new.input.get("previous_turn"))  # fmt: skip
-            # a turn a worker runs needs its request stored; so does a session's (for the turns after it)
-            keep = owner is None or new.scope.session_id is not None or new.keep_request
-            self._put_new(tx, new, head, first, now, writer=owner or "start", keep_input=keep)
-            own = set(tx.names)
-            if extra is not None:
-                extra(tx)
-            failure = tx.commit()
-            if failure is None:
-                return turn
-            met = None if idempotency is None else tombstone_met(failure, over)
-            if met is not None:
-                over = met
-                continue
-            error = self._start_refused(failure, idempotency, new, now, own)
-            if not (failure.failed(sessions.SLOT) and isinstance(error, errors.Conflict)):
-                raise error
-            holder = error.details.get("active_turn")
-            if (following := sessions.follow_latest(new, error)) is not None:
-                new, after = following, None if holder is None else str(holder)
-                continue
-            if holder == after:
-                raise error
-            # The slot changed hands: take it over if its holder was cancelled (or retry idle).
-            after = None if holder is None else str(holder)
-        raise errors.Conflict("A turn is already running in this session")
-
-    def stage(self, tx: Transaction, new: NewTurn, created: Callable[[Turn], PendingEvent], *, prefix: str) -> Turn:
-        """Add a second, queued turn (head, first event, request) to another turn's start
-        transaction, its items named ``<prefix>head`` and so on: two turns that start together
-        or not at all (a chat reply and the action it plans). Returns the staged turn."""
-        now = self.db.now()
-        head = new_head(new, now, None, 0)
-        turn = codec.turn_from_item(head, new.input)
-        assert turn is not None
-        self._put_new(tx, new, head, Event(1, *typed(created(turn))), now, writer="start", keep_input=True,
-                      prefix=prefix)  # fmt: skip
-        return turn
-
-    def _put_new(self, tx: Transaction, new: NewTurn, head: dict[str, Any], first: Event, now: int, *, writer: str,
-                 keep_input: bool, prefix: str = "") -> None:  # fmt: skip
-        tx.put(prefix + HEAD, head, condition="attribute_not_exists(pk)")
-        ttl = head["ttl"]
-        tx.put(prefix + "created", chunks.chunk_item(new.id, [first], writer, ttl))
-        if keep_input and new.input:
-            tx.put(prefix + "input", codec.input_item(new.id, new.input, ttl))
-
-    @staticmethod
-    def _start_refused(
-        failure: Failure, idempotency: KeyBinding | None, new: NewTurn, now: int, own: set[str]
-    ) -> Exception:
-        if idempotency is not None and (key_error := refused_key(failure, idempotency)) is not None:
-            return key_error
-        if failure.failed(sessions.SLOT):
-            return sessions.refused_slot(failure.old(sessions.SLOT), new.tenant, new.end_user, now)
-        if failure.failed(sessions.PREVIOUS):
-            return errors.Conflict("A turn is already running in this session")
-        theirs = {n: failure.old(n) for n in failure.failed_names if n not in own}
-        if theirs:
-            return errors.ExtraItemsRejected(theirs)
-        return errors.Retryable()
+class Turns(TurnStarts):
+    """Every write of a turn (its start in ``TurnStarts``, reads in ``TurnReads``)."""
 
     # ------------------------------------------------------------------ cancel
 
@@ -164,11 +58,16 @@ class Turns(TurnReads):
         ``only_queued``: cancel it only if no work has started (a chat action awaiting
         confirmation, whose confirmation is its claim); a running one is ``already_started``."""
         # every cancel path comes through here: its log lines say which turn and why
-        logkeys.bind(turn_id=turn_id, tenant=tenant, cancel_source=req.source,
-                     dialect=scope.kind.dialect if scope is not None else None)  # fmt: skip
+        logkeys.bind(
+            turn_id=turn_id,
+            tenant=tenant,
+            cancel_source=req.source,
+            dialect=scope.kind.dialect if scope is not None else None,
+        )
         now = self.db.now()
-        write = cancel_write(turn_id, tenant=tenant, req=req, scope=scope, end_user=end_user,
-                             only_queued=only_queued, now=now)  # fmt: skip
+        write = cancel_write(
+            turn_id, tenant=tenant, req=req, scope=scope, end_user=end_user, only_queued=only_queued, now=now
+        )
         new, old = self.db.conditional(
             "update_item",
             Key=codec.key(turn_pk(turn_id), TURN_SK),
@@ -234,8 +133,9 @@ class Turns(TurnReads):
         if new is None:
             raise errors.CommitRejected(codec.turn_from_item(old))
 
-    def publish(self, turn_id: str, owner: str, events: list[Event], base: int, usage: Usage, lease_ms: int,
-                keep_until: int = 0) -> int:  # fmt: skip
+    def publish(
+        self, turn_id: str, owner: str, events: list[Event], base: int, usage: Usage, lease_ms: int, keep_until: int = 0
+    ) -> int:
         """Make events durable: put their chunk, then move the head's seq over it (renewing the
         lease). Two plain writes, no transaction: a chunk beyond the head's seq is invisible,
         so a refused head update (a cancel, a lost lease) leaves nothing half-written.
@@ -260,9 +160,19 @@ class Turns(TurnReads):
 
     # ------------------------------------------------------------------ finish
 
-    def finish(self, turn: Turn, status: Status, closing: Closing, *, usage: Usage, mode: FinishMode,
-               error: dict[str, Any] | None = None, at: int | None = None, writer: str = "finish",
-               observed_at: int | None = None) -> Turn:  # fmt: skip
+    def finish(
+        self,
+        turn: Turn,
+        status: Status,
+        closing: Closing,
+        *,
+        usage: Usage,
+        mode: FinishMode,
+        error: dict[str, Any] | None = None,
+        at: int | None = None,
+        writer: str = "finish",
+        observed_at: int | None = None,
+    ) -> Turn:
         """Write the last events (the last one is the terminal event) as one chunk and the
         terminal state together, with the ledger entries and the dialect's closing items, and
         give a session turn's slot back. ``turn.seq`` is the committed seq the events follow.
@@ -275,6 +185,43 @@ class Turns(TurnReads):
         expires = done_at + turn.grace_ms
         seq = closing.events[-1].seq
         tx = Transaction(self.db)
+        self._put_last_events(tx, turn, closing, mode, writer, expires)
+        observed = observed_at if status is Status.CANCELLED else None
+        self._finish_head(
+            tx,
+            turn,
+            status,
+            mode,
+            now,
+            done_at=done_at,
+            expires=expires,
+            seq=seq,
+            usage=usage,
+            error=error,
+            observed_at=observed,
+            upstream=closing.upstream,
+        )
+        holds_slot = self._put_closing(tx, turn, closing, now)
+        failure = self._commit_finish(tx, holds_slot)
+        if failure is not None:
+            return self._landed_before(failure, status, seq, done_at)
+        return turn.replace(
+            stored_status=status,
+            finished_at=done_at,
+            stored_expires_at=expires,
+            seq=seq,
+            usage=usage,
+            lease_owner=None,
+            lease_expires_at=None,
+            error=error,
+            cancel_observed_at=observed,
+            upstream=closing.upstream or turn.upstream,
+        )
+
+    def _put_last_events(
+        self, tx: Transaction, turn: Turn, closing: Closing, mode: FinishMode, writer: str, expires: int
+    ) -> None:
+        """The closing events as chunks, long outputs stored by reference."""
         stored = closing.events[: -closing.closing] + chunks.by_reference(
             closing.events[-closing.closing :], closing.output
         )
@@ -288,40 +235,61 @@ class Turns(TurnReads):
             tx.put(
                 name, chunks.chunk_item(turn.id, part, writer, self.db.ttl(max(expires, kept_until(turn.input))), refs)
             )
-        observed = observed_at if status is Status.CANCELLED else None
-        self._finish_head(
-            tx, turn, status, mode, now, done_at=done_at, expires=expires, seq=seq, usage=usage, error=error,
-            observed_at=observed, upstream=closing.upstream,
-        )  # fmt: skip
+
+    @staticmethod
+    def _put_closing(tx: Transaction, turn: Turn, closing: Closing, now: int) -> bool:
+        """What lands with the terminal head: the ledger entries, the dialect's closing items and
+        the session's slot given back. Returns whether the turn held a slot."""
         ledger.add_entries(tx, turn, closing.ledger, now)
         for i, item in enumerate(closing.items):
             tx.put(f"closing:{i}", item, condition="attribute_not_exists(pk)")
-        holds_slot = sessions.release_slot(tx, turn)
+        return sessions.release_slot(tx, turn)
+
+    @staticmethod
+    def _commit_finish(tx: Transaction, holds_slot: bool) -> Failure | None:
+        """The finish's transaction; once more without the slot if only the slot refused."""
         failure = tx.commit()
         if failure is not None and holds_slot and failure.failed_names == [sessions.SLOT]:
             # The session is gone or has moved on to another turn; the turn still has to end.
             failure = tx.without(sessions.SLOT).commit()
-        if failure is not None:
-            old = codec.turn_from_item(failure.old(HEAD))
-            if (
-                old is not None
-                and old.terminal
-                and (old.stored_status, old.seq, old.finished_at) == (status, seq, done_at)
-            ):
-                return old  # this very finish landed before: its answer was lost (a timeout), not its write
-            raise errors.CommitRejected(old)
-        return turn.replace(
-            stored_status=status, finished_at=done_at, stored_expires_at=expires, seq=seq, usage=usage,
-            lease_owner=None, lease_expires_at=None, error=error, cancel_observed_at=observed,
-            upstream=closing.upstream or turn.upstream,
-        )  # fmt: skip
+        return failure
 
-    def _finish_head(self, tx: Transaction, turn: Turn, status: Status, mode: FinishMode, now: int, *, done_at: int,
-                     expires: int, seq: int, usage: Usage, error: dict[str, Any] | None,
-                     observed_at: int | None = None, upstream: dict[str, Any] | None = None) -> None:  # fmt: skip
+    @staticmethod
+    def _landed_before(failure: Failure, status: Status, seq: int, done_at: int) -> Turn:
+        """The head a refused finish met, if it is this very finish's: it landed before and only
+        its answer was lost (a timeout), not its write. Raises CommitRejected with it otherwise."""
+        old = codec.turn_from_item(failure.old(HEAD))
+        if old is not None and old.terminal and (old.stored_status, old.seq, old.finished_at) == (status, seq, done_at):
+            return old
+        raise errors.CommitRejected(old)
+
+    def _finish_head(
+        self,
+        tx: Transaction,
+        turn: Turn,
+        status: Status,
+        mode: FinishMode,
+        now: int,
+        *,
+        done_at: int,
+        expires: int,
+        seq: int,
+        usage: Usage,
+        error: dict[str, Any] | None,
+        observed_at: int | None = None,
+        upstream: dict[str, Any] | None = None,
+    ) -> None:
         cond, cond_vals = finish_condition(mode, status, now)
-        vals: dict[str, Any] = {"status": status.value, "done": done_at, "exp": expires, "ttl": self.db.ttl(max(expires, kept_until(turn.input))),
-                                "seq": seq, "usage": usage.to_item(), "base": turn.seq, **cond_vals}  # fmt: skip
+        vals: dict[str, Any] = {
+            "status": status.value,
+            "done": done_at,
+            "exp": expires,
+            "ttl": self.db.ttl(max(expires, kept_until(turn.input))),
+            "seq": seq,
+            "usage": usage.to_item(),
+            "base": turn.seq,
+            **cond_vals,
+        }
         sets = "status = :status, finished_at = :done, expires_at = :exp, ttl = :ttl, seq = :seq, usage = :usage"
         if error is not None:
             sets += ", error = :error"

@@ -26,7 +26,7 @@ from turnstop.dialects.chat.web import ChatUser, Origins, count_request, signed_
 from turnstop.http.api import TurnstopResolver, json_response
 from turnstop.platform.settings import Settings
 from turnstop.store import Store
-from turnstop.store.chat import CancelTarget
+from turnstop.store.chat_cancels import CancelTarget
 from turnstop.store.db import error_code
 
 log = logging.getLogger(__name__)

@@ -111,43 +111,97 @@ class Chat(DialectService):
             thread = self._thread(user, body.thread_id)
         agent_asks = self.agent_route()  # the route's own agent plans, and may ask for approval
         plan = agent.Plan(None) if agent_asks else agent.plan(body.message)
-        seq, scope = thread.next_seq, scopes.chat(thread.id)
         grace_ms = max(MIN_GRACE_MS, thread.expires_at - now)  # its turns stay readable as long as it
         planned: PlannedAction | None = None
         asks: dict[str, Any] | None = None
         if plan.action is not None:
-            a = plan.action
-            action_id = new_id(ACTION_PREFIX)
-            details = {"type": a.type, "summary": a.summary, "confirmation": a.confirmation, "result": a.result,
-                       "params": a.params}  # fmt: skip
-            new_action = NewTurn(
-                id=action_id, kind=ACTION_KIND, tenant=user.tenant, scope=scope, grace_ms=grace_ms, end_user=user.user,
-                input={"action": details, "outcome_seq": seq + 2, "expires_at": thread.expires_at}, swept=False,
-            )  # fmt: skip
-            planned = PlannedAction(
-                new_action, action_planned, ActionRecord(action_id, seq + 2, a.type, a.summary, now)
-            )
-            asks = {"id": action_id, "confirmation": a.confirmation}
+            planned = self._action_turn(plan.action, user, thread, grace_ms, now)
+            asks = {"id": planned.new.id, "confirmation": plan.action.confirmation}
         reply_id = new_id(REPLY_PREFIX)
         slot = ACTION_PREFIX + reply_id.removeprefix(REPLY_PREFIX) if agent_asks else None
-        reply = NewTurn(
-            id=reply_id, kind=REPLY_KIND, tenant=user.tenant, scope=scope, grace_ms=grace_ms,
-            end_user=user.user, input_tokens=count_tokens(body.message), max_duration_ms=max_duration_ms,
-            input={"prompt": body.message, "assistant_seq": seq + 1, "expires_at": thread.expires_at, "action": asks,
-                   **({"asks_slot": {"id": slot, "outcome_seq": seq + 2}} if slot else {})},
-        )  # fmt: skip
+        reply = self._reply_turn(reply_id, user, body.message, thread, grace_ms, max_duration_ms, asks=asks, slot=slot)
         try:
             turn, _ = self.store.chat.send(
-                thread, is_new=body.thread_id is None, text=body.message, reply=reply, reply_created=reply_created,
-                action=planned, run_as=runner.owner, lease_ms=runner.lease_ms, asks_slot=slot,
-            )  # fmt: skip
+                thread,
+                is_new=body.thread_id is None,
+                text=body.message,
+                reply=reply,
+                reply_created=reply_created,
+                action=planned,
+                run_as=runner.owner,
+                lease_ms=runner.lease_ms,
+                asks_slot=slot,
+            )
         except errors.ExtraItemsRejected as rejected:
             raise self._refused(rejected, thread, body.thread_id is None, user, now) from None
         return Sent(turn, thread.id, plan.action)
 
     @staticmethod
-    def _refused(rejected: errors.ExtraItemsRejected, thread: ChatThread, is_new: bool, user: ChatUser,
-                 now: int) -> errors.TurnstopError:  # fmt: skip
+    def _action_turn(
+        action: agent.Action, user: ChatUser, thread: ChatThread, grace_ms: int, now: int
+    ) -> PlannedAction:
+        """The turn of an action a message plans, never swept (only a confirmation starts it),
+        and its record in the thread; its outcome takes the message's third seq."""
+        seq = thread.next_seq
+        action_id = new_id(ACTION_PREFIX)
+        details = {
+            "type": action.type,
+            "summary": action.summary,
+            "confirmation": action.confirmation,
+            "result": action.result,
+            "params": action.params,
+        }
+        new_action = NewTurn(
+            id=action_id,
+            kind=ACTION_KIND,
+            tenant=user.tenant,
+            scope=scopes.chat(thread.id),
+            grace_ms=grace_ms,
+            end_user=user.user,
+            input={"action": details, "outcome_seq": seq + 2, "expires_at": thread.expires_at},
+            swept=False,
+        )
+        return PlannedAction(
+            new_action, action_planned, ActionRecord(action_id, seq + 2, action.type, action.summary, now)
+        )
+
+    @staticmethod
+    def _reply_turn(
+        reply_id: str,
+        user: ChatUser,
+        message: str,
+        thread: ChatThread,
+        grace_ms: int,
+        max_duration_ms: int | None,
+        *,
+        asks: dict[str, Any] | None,
+        slot: str | None,
+    ) -> NewTurn:
+        """The reply turn of a message; its answer takes the message's second seq. ``asks``: the
+        action the message planned; ``slot``: the action its agent may ask for, and its seq."""
+        seq = thread.next_seq
+        return NewTurn(
+            id=reply_id,
+            kind=REPLY_KIND,
+            tenant=user.tenant,
+            scope=scopes.chat(thread.id),
+            grace_ms=grace_ms,
+            end_user=user.user,
+            input_tokens=count_tokens(message),
+            max_duration_ms=max_duration_ms,
+            input={
+                "prompt": message,
+                "assistant_seq": seq + 1,
+                "expires_at": thread.expires_at,
+                "action": asks,
+                **({"asks_slot": {"id": slot, "outcome_seq": seq + 2}} if slot else {}),
+            },
+        )
+
+    @staticmethod
+    def _refused(
+        rejected: errors.ExtraItemsRejected, thread: ChatThread, is_new: bool, user: ChatUser, now: int
+    ) -> errors.TurnstopError:
         if PENDING_ACTION in rejected.failed:
             return errors.Conflict(
                 "An action on this thread is waiting for confirmation: confirm it or cancel it first",
@@ -187,8 +241,9 @@ class Chat(DialectService):
             running.join()
         if last is None or last.type not in ("done", "cancelled"):
             data = last.data if last is not None and last.type == "error" else {}
-            raise errors.TurnstopError(str(data.get("message", "The reply was interrupted")),
-                                       code=str(data.get("error", "reply_failed")))  # fmt: skip
+            raise errors.TurnstopError(
+                str(data.get("message", "The reply was interrupted")), code=str(data.get("error", "reply_failed"))
+            )
         return wire.chat_answer(sent.thread_id, "".join(text), question if last.type == "done" else None)
 
     def stream(self, sent: Sent, runner: TurnRunner, remaining_ms: Callable[[], int] | None) -> LiveTurn:
@@ -213,9 +268,12 @@ class Chat(DialectService):
         except CommitRejected as refused:
             old = refused.old
             lapsed = (
-                old is not None and old.stored_status is Status.RUNNING and not old.cancel_requested
-                and old.lease_expires_at is not None and old.lease_expired(self.store.now())
-            )  # fmt: skip
+                old is not None
+                and old.stored_status is Status.RUNNING
+                and not old.cancel_requested
+                and old.lease_expires_at is not None
+                and old.lease_expired(self.store.now())
+            )
             if not lapsed or old is None or old.lease_expires_at is None:
                 raise errors.Conflict(self._why_not(old), code="nothing_to_confirm") from None
             # a confirm that won and then died before carrying it out: finish its work
@@ -227,9 +285,10 @@ class Chat(DialectService):
         executed = action_executed(turn, result)
         outcome = ChatMessage(int(turn.input["outcome_seq"]), "assistant", result, self.store.now())
         closing = Closing(
-            [Event(turn.seq + 1, executed.type, executed.data)], [],
+            [Event(turn.seq + 1, executed.type, executed.data)],
+            [],
             [message_item(thread.id, int(turn.input["expires_at"]), outcome, turn.id)],
-        )  # fmt: skip
+        )
         try:
             self.store.turns.finish(turn, Status.COMPLETED, closing, usage=turn.usage, mode=mode, writer=owner)
         except CommitRejected as refused:
@@ -263,8 +322,9 @@ class Chat(DialectService):
             for r in records
             if r.id in heads
         ]
-        return wire.thread_body(thread.id, [wire.message_body(m.role, m.content, m.created_at) for m in messages],
-                                actions)  # fmt: skip
+        return wire.thread_body(
+            thread.id, [wire.message_body(m.role, m.content, m.created_at) for m in messages], actions
+        )
 
     def _thread(self, user: ChatUser, thread_id: str) -> ChatThread:
         return owned_thread(self.store, user, thread_id)
