@@ -110,5 +110,17 @@ def updates(*names: str) -> Callable[[dict[str, Any]], bool]:
     return match
 
 
+def publishes(at_least: int) -> Callable[[dict[str, Any]], bool]:
+    """Matches a publish's head update that moves ``seq`` to ``at_least`` or beyond (an earlier
+    publish, which a loaded machine's keeper may make before the model gets that far, passes)."""
+
+    def match(kw: dict[str, Any]) -> bool:
+        seq = kw.get("ExpressionAttributeValues", {}).get(":seq")
+        value = seq.get("N") if isinstance(seq, dict) else seq
+        return updates("seq")(kw) and value is not None and int(value) >= at_least
+
+    return match
+
+
 def puts_chunk(kw: dict[str, Any]) -> bool:
     return str(kw.get("Item", {}).get("sk", {}).get("S", "")).startswith("EV#")

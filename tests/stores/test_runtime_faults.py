@@ -24,7 +24,17 @@ from tests.cases.turns import (
     start,
     until_ended,
 )
-from tests.faults import Fault, FaultyClient, conflict, over_capacity, puts_chunk, throttled, timeout, updates
+from tests.faults import (
+    Fault,
+    FaultyClient,
+    conflict,
+    over_capacity,
+    publishes,
+    puts_chunk,
+    throttled,
+    timeout,
+    updates,
+)
 from turnstop.core.turn import Status, Turn, TurnEnd
 from turnstop.runtime.runner import TurnRunner
 
@@ -150,7 +160,8 @@ def test_a_publish_that_landed_unanswered_and_a_cancel_right_after_end_cancelled
         cancel(env, turn.id)
         return timeout(op)
 
-    faulty.inject(Fault("update_item", lost_answer_then_cancel, after=True, match=updates("seq")))
+    # the publish that covers the first 10 words (the model waits for it at word 10)
+    faulty.inject(Fault("update_item", lost_answer_then_cancel, after=True, match=publishes(11)))
     seen_cancel = lambda: eventually(  # noqa: E731
         lambda: (h := env.store.turns.head(turn.id)) is not None and h.terminal, "the cancelled end"
     )
