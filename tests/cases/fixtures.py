@@ -4,11 +4,13 @@ moto in the unit tier, DynamoDB Local in the integration tier)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.conftest import CallCounter, create_table
@@ -23,6 +25,22 @@ DYNAMODB_LOCAL = pytest.param("dynamodb_local", marks=pytest.mark.integration, i
 # For a case that needs the real engine: conditional writes serialized under concurrency (moto
 # does not serialize concurrent writers), consumed capacity per index, the table's stream.
 only_on_dynamodb_local = pytest.mark.parametrize("store_kind", [DYNAMODB_LOCAL], indirect=True)
+
+
+@functools.cache
+def client_for(endpoint: str | None) -> Any:
+    """One DynamoDB client per endpoint for the whole run (a client costs about 50 ms to make,
+    every case makes a table of its own). Under moto, calls reach moto's stubber whenever a
+    ``mock_aws`` is active, and each case's ``mock_aws`` starts from an empty backend; a case
+    that hooks the client's events unhooks them (``CallCounter``, ``CapacityMeter.close``)."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
 
 _MOTO_LOCK = threading.RLock()
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from tests.cases.fixtures import DYNAMODB_LOCAL, MOTO, env, serialize_aws_calls  # noqa: F401
+from tests.cases.fixtures import DYNAMODB_LOCAL, MOTO, client_for, env, serialize_aws_calls  # noqa: F401
 
 
 @pytest.fixture(params=[MOTO, DYNAMODB_LOCAL])
@@ -37,7 +36,6 @@ def ddb_client(store_kind: str, request: pytest.FixtureRequest, monkeypatch: pyt
     if store_kind == "moto":
         serialize_aws_calls(monkeypatch)
         with mock_aws():
-            yield boto3.client("dynamodb", region_name="us-east-1")
+            yield client_for(None)
     else:
-        endpoint = request.getfixturevalue("local_store").dynamodb_endpoint
-        yield boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+        yield client_for(request.getfixturevalue("local_store").dynamodb_endpoint)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from tests.cases.fixtures import env, serialize_aws_calls  # noqa: F401
+from tests.cases.fixtures import client_for, env, serialize_aws_calls  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -20,4 +19,4 @@ def one_aws_call_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def ddb_client() -> Iterator[Any]:
     with mock_aws():
-        yield boto3.client("dynamodb", region_name="us-east-1")
+        yield client_for(None)
