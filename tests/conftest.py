@@ -40,14 +40,18 @@ def create_table(client: Any, template: Any) -> str:
 
 
 class CallCounter:
-    """Counts DynamoDB API calls by operation name, through botocore's event hooks."""
+    """Counts DynamoDB API calls by operation name, through botocore's event hooks: with ``table``,
+    only the calls on that table (the tests share one client per endpoint, so a call another
+    case's leftover Python thread makes on its own table is never counted here)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, table: str | None = None) -> None:
         self.calls: list[str] = []
+        self.table = table
         client.meta.events.register("before-call.dynamodb.*", self._record)
 
-    def _record(self, model: Any, **_: Any) -> None:
-        self.calls.append(model.name)
+    def _record(self, model: Any, params: Any = None, **_: Any) -> None:
+        if self.table is None or self.table in repr(params):
+            self.calls.append(model.name)
 
     def reset(self) -> None:
         self.calls.clear()

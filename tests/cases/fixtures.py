@@ -71,7 +71,7 @@ class Env:
 def env(ddb_client: Any, template: Any) -> Iterator[Env]:
     table = create_table(ddb_client, template)
     clock = FakeClock()
-    counter = CallCounter(ddb_client)
+    counter = CallCounter(ddb_client, table)
     store = Store(table, clock=clock, dynamodb=ddb_client)
     yield Env(store, clock, counter, ddb_client)
     ddb_client.meta.events.unregister("before-call.dynamodb.*", counter._record)

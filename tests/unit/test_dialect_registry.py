@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from tests.cases.fixtures import Env
 from tests.conftest import ROOT
@@ -21,7 +22,9 @@ from tests.unit.test_template_policy import is_cancel
 from turnstop.dialects import registry
 from turnstop.dialects.registry import Api, Dialect
 from turnstop.http.errors import ErrorShape
+from turnstop.platform.settings import Settings
 from turnstop.runtime.renderer import Renderer
+from turnstop.store import Store
 from turnstop_local.openapi.spec import Dialect as OpenApiTable
 from turnstop_local.template import Template
 
@@ -154,6 +157,28 @@ def test_each_function_on_a_shared_handler_serves_an_app_of_the_dialect_its_rout
     assert [f.logical_id for f in template.functions.values() if f.code_dir not in SHARED_HANDLERS and f.app] == []
 
 
+def test_each_function_on_a_shared_handler_routes_every_route_the_template_sends_it(template: Template) -> None:
+    """The app a function's TURNSTOP_APP names answers each of the function's routes (unsigned, so
+    its dialect's 401 or a public route's answer), never a "no such route" 404: a swapped app
+    (the session cancel's for the response cancel's, the sessions API's for its stream) fails here."""
+    from turnstop.composition import function_app
+
+    unrouted: list[str] = []
+    with mock_aws():
+        store, settings = Store("routes-table"), Settings(table="routes-table")
+        for f in [f for f in template.functions.values() if f.code_dir in SHARED_HANDLERS]:
+            served = function_app(store, settings, {"TURNSTOP_APP": f.app or ""})
+            for r in [r for r in template.routes if r.function_id == f.logical_id]:
+                event = http_event(r.method, re.sub(r"\{[^}]+\}", "x_1", r.path), tenant=None)
+                if f.code_dir.name == "stream":
+                    status = served.app.stream(event).status_code
+                else:
+                    status = served.app.resolve(event, None)["statusCode"]
+                if status == 404:
+                    unrouted.append(f"{f.logical_id}: {r.method} {r.path}")
+    assert unrouted == []
+
+
 @pytest.mark.parametrize(
     ("value", "says"),
     [
@@ -232,12 +257,10 @@ def test_a_toy_dialect_registered_in_one_entry_is_whole_and_served_like_the_othe
     from turnstop.core import scopes
     from turnstop.core.events import PendingEvent
     from turnstop.core.records import NewTurn
-    from turnstop.platform.settings import Settings
     from turnstop.providers.config import DEFAULT_ROUTES
     from turnstop.providers.models import Models
     from turnstop.runtime.keeper import Cadence
     from turnstop.runtime.runner import TurnRunner
-    from turnstop.store import Store
     from turnstop_local.openapi.dialects import tables
 
     store = Store(env.store.table, dynamodb=env.client)  # the real clock: a worker runs a turn below

@@ -176,3 +176,21 @@ def test_a_cancel_function_imports_its_dialects_cancel_module_and_nothing_heavy(
 def test_with_tracing_on_the_other_functions_do_load_the_tracer() -> None:
     """The check above runs with tracing really on: a function that traces from its cold start loads the SDK."""
     assert "aws_xray_sdk.core" in modules_loaded_by("sessions_api")
+
+
+# The API functions whose app runs no turn in the request: the shared handler adds nothing to what
+# their app's own modules load (the composition root builds a runner only for a factory that takes one).
+RUNNERLESS_APIS = ("sessions_api", "omni_api", "tasks_api", "chat_auth")
+
+
+@pytest.mark.parametrize("function", RUNNERLESS_APIS)
+def test_an_api_function_that_runs_no_turn_builds_no_runner(function: str) -> None:
+    assert FUNCTIONS[function].code_dir == ROOT / "functions" / "api"
+    loaded = modules_loaded_by(function)
+    assert "turnstop.composition.apps" in loaded
+    assert "turnstop.composition.runners" not in loaded
+
+
+def test_an_api_function_whose_app_runs_turns_builds_its_runner() -> None:
+    """The check above would pass for a function that builds nothing: chat's API runs its replies."""
+    assert "turnstop.composition.runners" in modules_loaded_by("chat_api")

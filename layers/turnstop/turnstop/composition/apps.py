@@ -11,13 +11,15 @@ import inspect
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from turnstop.composition.runners import turn_runner
 from turnstop.dialects.registry import dialect_of_module, served
-from turnstop.http.api import TurnstopResolver
-from turnstop.platform.settings import Settings
-from turnstop.runtime.runner import TurnRunner
-from turnstop.store import Store
+
+if TYPE_CHECKING:
+    from turnstop.http.api import TurnstopResolver
+    from turnstop.platform.settings import Settings
+    from turnstop.runtime.runner import TurnRunner
+    from turnstop.store import Store
 
 __all__ = ["FunctionApp", "function_app"]
 
@@ -33,6 +35,8 @@ def function_app(store: Store, settings: Settings, environ: Mapping[str, str] = 
     factory = served(environ)
     if "runner" not in inspect.signature(factory).parameters:
         return FunctionApp(factory(store, settings), None)
+    from turnstop.composition.runners import turn_runner  # only here: the runtime and the providers
+
     dialect = dialect_of_module(factory.__module__)
     runner = turn_runner(store, settings, dialect.renderers(), on_finished=dialect.hook(store))
     return FunctionApp(factory(store, settings, runner), runner)
