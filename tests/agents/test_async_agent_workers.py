@@ -13,8 +13,8 @@ import pytest
 
 from examples import openai_agents_agent, pydantic_ai_agent
 from tests.cases.fixtures import Env
-from tests.cases.turns import FAST, LEASE_MS, cancel, events, ledger_kinds, start
-from turnstop.dialects.sessions.renderer import RENDERERS
+from tests.cases.turns import cancel, events, ledger_kinds, start, streamed
+from tests.cases.turns import runner as runner_of
 from turnstop.providers.config import parse
 from turnstop.providers.models import Models
 from turnstop.runtime.runner import TurnRunner
@@ -32,20 +32,7 @@ def runner(env: Env, example: ModuleType) -> TurnRunner:
     name = example.__name__.rpartition(".")[2]
     route = {"provider": "external", "queue": f"{name}-test", "handler": f"{example.__name__}:handle"}
     models = Models(parse({"routes": {"agent": route}}), scripted_step_ms=0)
-    provider = models.provider(models.routes.default_route)
-    return TurnRunner(
-        env.store,
-        lambda turn: provider,
-        renderers=RENDERERS,
-        lease_ms=LEASE_MS,
-        owner="w",
-        cadence=FAST,
-        upstream=models.upstream,
-    )
-
-
-def streamed(env: Env, turn_id: str) -> str:
-    return "".join(e.data.get("delta", "") for e in events(env, turn_id) if e.type == "response.delta")
+    return runner_of(env, models.provider(models.routes.default_route), owner="w", upstream=models.upstream)
 
 
 def test_an_agent_streams_its_steps_and_its_usage_is_the_turns(env: Env, example: ModuleType) -> None:

@@ -9,9 +9,9 @@ import threading
 
 from examples import strands_agent
 from tests.cases.fixtures import Env
-from tests.cases.turns import FAST, LEASE_MS, cancel, events, ledger_kinds, start
+from tests.cases.turns import cancel, events, ledger_kinds, start, streamed
+from tests.cases.turns import runner as runner_of
 from turnstop.core.turn import Usage
-from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.providers.config import parse
 from turnstop.providers.models import Models
 from turnstop.runtime.runner import TurnRunner
@@ -23,20 +23,7 @@ ROUTES = {
 
 def runner(env: Env) -> TurnRunner:
     models = Models(parse(ROUTES), scripted_step_ms=0)
-    provider = models.provider(models.routes.default_route)
-    return TurnRunner(
-        env.store,
-        lambda turn: provider,
-        renderers=RENDERERS,
-        lease_ms=LEASE_MS,
-        owner="w",
-        cadence=FAST,
-        upstream=models.upstream,
-    )
-
-
-def streamed(env: Env, turn_id: str) -> str:
-    return "".join(e.data.get("delta", "") for e in events(env, turn_id) if e.type == "response.delta")
+    return runner_of(env, models.provider(models.routes.default_route), owner="w", upstream=models.upstream)
 
 
 def test_a_strands_agent_streams_its_steps_and_its_usage_is_the_turns(env: Env) -> None:

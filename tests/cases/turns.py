@@ -81,10 +81,31 @@ class HookModel:
 FAST = Cadence(flush_ms=20, check_ms=5, lease_ms=LEASE_MS)
 
 
-def runner(env: Env, model: Any, owner: str = "worker-a", cadence: Cadence = FAST) -> TurnRunner:
+def runner(
+    env: Env,
+    model: Any,
+    owner: str = "worker-a",
+    cadence: Cadence = FAST,
+    *,
+    upstream: Any = None,
+    on_finished: Callable[[Turn, Any], None] | None = None,
+) -> TurnRunner:
+    """A runner of the sessions dialect's turns with ``model`` (a provider or a scripted model) behind every turn."""
     return TurnRunner(
-        env.store, lambda turn: model, renderers=RENDERERS, lease_ms=LEASE_MS, owner=owner, cadence=cadence
+        env.store,
+        lambda turn: model,
+        renderers=RENDERERS,
+        lease_ms=LEASE_MS,
+        owner=owner,
+        cadence=cadence,
+        on_finished=on_finished,
+        upstream=upstream,
     )
+
+
+def streamed(env: Env, turn_id: str) -> str:
+    """The text a turn's readers were sent: its ``response.delta`` events joined."""
+    return "".join(e.data.get("delta", "") for e in events(env, turn_id) if e.type == "response.delta")
 
 
 def eventually(check: Callable[[], Any], what: str, within_s: float = 10.0) -> Any:

@@ -13,14 +13,12 @@ import pytest
 
 from tests.cases.fixtures import Env
 from tests.cases.turns import (
-    FAST,
-    LEASE_MS,
-    RENDERERS,
     HookModel,
     cancel,
     events,
     eventually,
     ledger_kinds,
+    runner,
     start,
     until_ended,
 )
@@ -36,7 +34,6 @@ from tests.faults import (
     updates,
 )
 from turnstop.core.turn import Status, Turn, TurnEnd
-from turnstop.runtime.runner import TurnRunner
 
 WORDS = 30
 FAULTS = {
@@ -66,15 +63,7 @@ class Heard:
 
 
 def run(env: Env, model: Any, turn_id: str, heard: Heard | None = None) -> str:
-    return TurnRunner(
-        env.store,
-        lambda t: model,
-        renderers=RENDERERS,
-        lease_ms=LEASE_MS,
-        owner="worker-a",
-        cadence=FAST,
-        on_finished=heard,
-    ).handle(turn_id)
+    return runner(env, model, on_finished=heard).handle(turn_id)
 
 
 def published(env: Env, turn_id: str, seq: int) -> Callable[[], object]:

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from tests.cases.fixtures import Env
-from tests.cases.turns import FAST, LEASE_MS, cancel, events, eventually, start
+from tests.cases.turns import LEASE_MS, cancel, events, eventually, runner, start
 from turnstop.core.turn import Status, Usage
-from turnstop.dialects.sessions.renderer import RENDERERS
 from turnstop.providers.base import (
     CallAborted,
     Chunk,
@@ -79,15 +78,7 @@ class FakeProvider:
 
 
 def run_with(env: Env, provider: Any, upstream: Any = None) -> TurnRunner:
-    return TurnRunner(
-        env.store,
-        lambda turn: provider,
-        renderers=RENDERERS,
-        lease_ms=LEASE_MS,
-        owner="w",
-        cadence=FAST,
-        upstream=upstream,
-    )
+    return runner(env, provider, owner="w", upstream=upstream)
 
 
 def models() -> Models:
