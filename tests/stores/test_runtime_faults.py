@@ -15,12 +15,12 @@ from tests.cases.fixtures import Env
 from tests.cases.turns import (
     HookModel,
     cancel,
+    cancel_then_go_quiet,
     events,
     eventually,
     ledger_kinds,
     runner,
     start,
-    until_ended,
 )
 from tests.faults import (
     Fault,
@@ -125,12 +125,7 @@ def test_a_cancelled_finish_that_meets_a_fault_still_ends_cancelled_and_bills_no
     turn = start(env, f"Write a {WORDS}-word note")
     faulty.inject(Fault("transact_write_items", error, after=landed, times=1 if landed else 4))
     heard = Heard()
-
-    def cancel_and_go_quiet() -> None:
-        cancel(env, turn.id)
-        until_ended(env, turn.id)
-
-    model = HookModel(WORDS, hooks={12: cancel_and_go_quiet})
+    model = HookModel(WORDS, hooks={12: cancel_then_go_quiet(env, turn.id)})
     assert run(env, model, turn.id, heard) == "cancelled"
     assert_whole(env, turn.id, Status.CANCELLED, words=12)
     assert ledger_kinds(env, turn.id) == []
