@@ -8,6 +8,7 @@ answers in that dialect's words (docs/cli.md).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -224,6 +225,7 @@ class PollDialect(Dialect):
     def tail(self, api: Api, ref: TurnRef, out: Out, options: TailOptions) -> str:
         shown, last_status, failures, polls = "", None, 0, 0
         changed_at, last_text = time.monotonic(), ""
+        emit = functools.partial(out.tail_event, turn=ref.id, dialect=self.name, seq=None)  # a poll has no cursor
         while True:
             try:
                 obj = self.fetch(api, ref)
@@ -245,38 +247,14 @@ class PollDialect(Dialect):
                 view = PollView("incomplete", view.status, view.text)
             terminal = view.state in TERMINAL
             if view.status != last_status and not terminal:
-                out.tail_event(
-                    turn=ref.id,
-                    dialect=self.name,
-                    event=f"{self.name}.{view.status}",
-                    seq=None,
-                    data=obj,
-                    delta=None,
-                    state=None,
-                )
+                emit(event=f"{self.name}.{view.status}", data=obj, delta=None, state=None)
                 last_status = view.status
             if len(view.text) > len(shown) and view.text.startswith(shown):
                 delta = view.text[len(shown) :]
-                out.tail_event(
-                    turn=ref.id,
-                    dialect=self.name,
-                    event=f"{self.name}.delta",
-                    seq=None,
-                    data={"delta": delta},
-                    delta=delta,
-                    state=None,
-                )
+                emit(event=f"{self.name}.delta", data={"delta": delta}, delta=delta, state=None)
                 shown = view.text
             if terminal:
-                out.tail_event(
-                    turn=ref.id,
-                    dialect=self.name,
-                    event=f"{self.name}.{view.status}",
-                    seq=None,
-                    data=obj,
-                    delta=None,
-                    state=view.state,
-                )
+                emit(event=f"{self.name}.{view.status}", data=obj, delta=None, state=view.state)
                 return view.state
             time.sleep(options.interval)
 
