@@ -17,10 +17,7 @@ built-in turn's. ``make bench-agents`` writes bench/results/agents.json and agen
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import random
 import sys
 import time
@@ -32,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
 from bench.streaming import pct  # noqa: E402
-from bench.tables import on_a_local_table  # noqa: E402
+from bench.tables import on_a_local_table, run_alone_args, write_alone  # noqa: E402
 from bench.upstream import TENANT, Reader, _read  # noqa: E402
 from turnstop.composition import turn_runner  # noqa: E402
 from turnstop.core.turn import CancelOutcome, CancelRequest  # noqa: E402
@@ -147,28 +144,10 @@ def lines(result: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a few samples per route (a smoke run)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "agents.json"))
-    args = ap.parse_args(argv)
+    args = run_alone_args(argv, __doc__, "agents", "a few samples per route (a smoke run)")
     with on_a_local_table("bench-agents") as local:
         result = measure(local.store, quick=args.quick)
-        results = {
-            "store": local.kind,
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs",
-            "agents": result,
-        }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    head = [
-        "# Cancels of your own agent's turns",
-        "",
-        f"store: {results['store']}, Python {results['python']} on {results['machine']}",
-    ]
-    out.with_suffix(".md").write_text("\n".join(head + lines(result)) + "\n")
-    print(out.with_suffix(".md").read_text())
+    print(write_alone(args.out, local.kind, "agents", result, "Cancels of your own agent's turns", lines(result)))
 
 
 if __name__ == "__main__":

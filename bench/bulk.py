@@ -8,10 +8,6 @@ bench/results/bulk.json and bulk.md.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
 from bench.streaming import cost_of  # noqa: E402
-from bench.tables import on_a_local_table  # noqa: E402
+from bench.tables import on_a_local_table, run_alone_args, write_alone  # noqa: E402
 from tests.conftest import CapacityMeter  # noqa: E402
 from turnstop.cancels.bulk import BulkCancel, Page  # noqa: E402
 from turnstop.core import scopes  # noqa: E402
@@ -135,10 +131,7 @@ def measure(store: Store, meter: CapacityMeter, *, target: int = TARGET, in_flig
 def main(argv: list[str] | None = None) -> None:
     from bench import report
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="100 turns among 1,000 (a smoke run)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "bulk.json"))
-    args = ap.parse_args(argv)
+    args = run_alone_args(argv, __doc__, "bulk", "100 turns among 1,000 (a smoke run)")
     with on_a_local_table("bench-bulk") as local:
         meter = CapacityMeter(local.ddb)
         try:
@@ -150,18 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         finally:
             meter.close()
-        results = {
-            "store": local.kind,
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs",
-            "bulk_cancel": result,
-        }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Bulk cancel", "", f"store: {results['store']}, Python {results['python']} on {results['machine']}"]
-    out.with_suffix(".md").write_text("\n".join(lines + report.bulk_lines(result)) + "\n")
-    print(out.with_suffix(".md").read_text())
+    print(write_alone(args.out, local.kind, "bulk_cancel", result, "Bulk cancel", report.bulk_lines(result)))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ importers put the layer on the path first, as every benchmark does."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,3 +47,30 @@ def on_a_local_table(prefix: str) -> Iterator[LocalTable]:
             yield LocalTable(Store(table, dynamodb=ddb), ddb, local.kind)
         finally:
             ddb.delete_table(TableName=table)
+
+
+def run_alone_args(argv: list[str] | None, doc: str, name: str, quick: str) -> argparse.Namespace:
+    """The options of a benchmark run on its own: ``--quick`` (what it then does: ``quick``) and
+    ``--out`` (default ``bench/results/<name>.json``)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / f"{name}.json"))
+    return ap.parse_args(argv)
+
+
+def write_alone(out: Path | str, kind: str, key: str, result: dict[str, Any], title: str, body: list[str]) -> str:
+    """Write a benchmark run on its own: ``out`` (its result under ``key``, with the store and the
+    machine it ran on) and the same name in ``.md`` (``title``, then ``body``); returns the page."""
+    results = {
+        "store": kind,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs",
+        key: result,
+    }
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    head = [f"# {title}", "", f"store: {kind}, Python {results['python']} on {results['machine']}"]
+    page = "\n".join(head + body) + "\n"
+    path.with_suffix(".md").write_text(page)
+    return page

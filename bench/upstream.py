@@ -25,10 +25,8 @@ it writes bench/results/upstream.json and upstream.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import random
 import sys
 import threading
@@ -41,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "turnstop"), str(ROOT)]
 
 from bench.streaming import pct  # noqa: E402
-from bench.tables import on_a_local_table  # noqa: E402
+from bench.tables import on_a_local_table, run_alone_args, write_alone  # noqa: E402
 from turnstop.composition import turn_runner  # noqa: E402
 from turnstop.core import scopes  # noqa: E402
 from turnstop.core.ids import new_id  # noqa: E402
@@ -312,28 +310,11 @@ def measure(store: Store, *, quick: bool = False, seed: int = 19) -> dict[str, A
 def main(argv: list[str] | None = None) -> None:
     from bench import report
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a few samples per phase (a smoke run)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "upstream.json"))
-    args = ap.parse_args(argv)
+    args = run_alone_args(argv, __doc__, "upstream", "a few samples per phase (a smoke run)")
     with on_a_local_table("bench-upstream") as local:
         result = measure(local.store, quick=args.quick)
-        results = {
-            "store": local.kind,
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {os.cpu_count() or 0} CPUs",
-            "upstream": result,
-        }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    lines = [
-        "# Cancels that reach the model server",
-        "",
-        f"store: {results['store']}, Python {results['python']} on {results['machine']}",
-    ]
-    out.with_suffix(".md").write_text("\n".join(lines + report.upstream_lines(result)) + "\n")
-    print(out.with_suffix(".md").read_text())
+    title = "Cancels that reach the model server"
+    print(write_alone(args.out, local.kind, "upstream", result, title, report.upstream_lines(result)))
 
 
 if __name__ == "__main__":
