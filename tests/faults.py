@@ -43,6 +43,16 @@ def timeout(op: str) -> Exception:
     return ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com/")
 
 
+# Each store fault a write can meet, and whether the write landed first (its answer lost).
+FAULTS = {
+    "throttled": (throttled, False),
+    "over-capacity": (over_capacity, False),
+    "transaction-in-flight": (conflict, False),
+    "timeout-before-the-write": (timeout, False),
+    "timeout-after-the-write": (timeout, True),
+}
+
+
 OPERATIONS = {
     "get_item": "GetItem",
     "put_item": "PutItem",

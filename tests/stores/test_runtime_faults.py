@@ -23,26 +23,17 @@ from tests.cases.turns import (
     start,
 )
 from tests.faults import (
+    FAULTS,
     Fault,
     FaultyClient,
-    conflict,
-    over_capacity,
     publishes,
     puts_chunk,
-    throttled,
     timeout,
     updates,
 )
 from turnstop.core.turn import Status, Turn, TurnEnd
 
 WORDS = 30
-FAULTS = {
-    "throttled": (throttled, False),
-    "over-capacity": (over_capacity, False),
-    "transaction-in-flight": (conflict, False),
-    "timeout-before-the-write": (timeout, False),
-    "timeout-after-the-write": (timeout, True),
-}
 
 
 @pytest.fixture

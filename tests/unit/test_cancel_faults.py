@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.cases.replies import header
-from tests.faults import Fault, FaultyClient, conflict, over_capacity, throttled, timeout, updates
+from tests.faults import FAULTS, Fault, FaultyClient, conflict, updates
 from tests.unit.functions_harness import Aws, Context, aws, load_event, wait_for_turn_threads  # noqa: F401
 from turnstop.core.signin import WebSession, secret_hash
 from turnstop.core.turn import Status
@@ -119,13 +119,6 @@ DIALECTS = {
         lambda b: b["object"] == "error" and b["error"]["retryable"] is True,
         lambda status, b: status in (200, 202) and b["cancel_requested_at"] is not None,
     ),
-}
-FAULTS = {
-    "throttled": (throttled, False),
-    "over-capacity": (over_capacity, False),
-    "transaction-in-flight": (conflict, False),
-    "timeout-before-the-write": (timeout, False),
-    "timeout-after-the-write": (timeout, True),
 }
 
 
