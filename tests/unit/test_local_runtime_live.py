@@ -494,6 +494,12 @@ def test_handler_exception_redelivers_the_batch(live: tuple[LocalRuntime, Path])
 # --------------------------------------------------------------------------------------- CLI
 
 
+def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m turnstop_local <args>``, as a user runs it; it must succeed within a minute."""
+    command = [sys.executable, "-m", "turnstop_local", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=True)
+
+
 def _cli_env(state_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     env.update(
@@ -544,53 +550,26 @@ def test_cli_serve_keys_and_invoke(tmp_path: Path) -> None:
         item = dynamodb.get_item(TableName=state["table_name"], Key={"pk": {"S": "KEY#ts_dev_fixed"}})["Item"]
         assert item["tenant"] == {"S": "dev"} and item["accounts"] == {"S": "1,2"}
 
-        created = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "turnstop_local",
-                "keys",
-                "create",
-                "--template",
-                str(template),
-                "--tenant",
-                "acme",
-                "--accounts",
-                "7",
-                "--key",
-                "k-acme",
-            ],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
+        created = run_cli(
+            tmp_path,
+            env,
+            "keys",
+            "create",
+            "--template",
+            str(template),
+            "--tenant",
+            "acme",
+            "--accounts",
+            "7",
+            "--key",
+            "k-acme",
         )
         assert created.stdout.strip() == "k-acme"
         assert "Item" in dynamodb.get_item(TableName=state["table_name"], Key={"pk": {"S": "KEY#k-acme"}})
 
         event_file = tmp_path / "event.json"
         event_file.write_text(json.dumps({"headers": {"authorization": "Bearer good"}}))
-        invoked = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "turnstop_local",
-                "invoke",
-                "GateFunction",
-                "-e",
-                str(event_file),
-                "--template",
-                str(template),
-            ],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
+        invoked = run_cli(tmp_path, env, "invoke", "GateFunction", "-e", str(event_file), "--template", str(template))
         assert json.loads(invoked.stdout) == {"isAuthorized": True, "context": {"tenant": "t1", "who": "fakelib"}}
         assert "using the running local instance" in invoked.stderr
     finally:
@@ -605,24 +584,15 @@ def test_cli_invoke_streaming_function_without_a_running_instance(tmp_path: Path
     (tmp_path / "repo" / "gate-cli").touch()  # let the stream run to its end at once
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps({"pathParameters": {"name": "cli"}}))
-    invoked = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "turnstop_local",
-            "invoke",
-            "StreamFunction",
-            "-e",
-            str(event_file),
-            "--template",
-            str(tmp_path / "repo" / "template.yaml"),
-        ],
-        cwd=tmp_path,
-        env=_cli_env(tmp_path / "state"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    invoked = run_cli(
+        tmp_path,
+        _cli_env(tmp_path / "state"),
+        "invoke",
+        "StreamFunction",
+        "-e",
+        str(event_file),
+        "--template",
+        str(tmp_path / "repo" / "template.yaml"),
     )
     assert invoked.stdout == "data: first\n\ndata: second\n\n"
     assert "started an embedded moto store" in invoked.stderr
